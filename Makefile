@@ -1,0 +1,48 @@
+# Two commands: `make run` and `make test`. Both create .venv when missing and install the project;
+# a stamp keyed on pyproject.toml makes a second call with nothing changed reinstall nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/default.yaml
+QT_DEBS := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core \
+           xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
+           libxcb-xinerama0 libxcb-randr0 libxcb-xkb1 libxcb-cursor0 libglib2.0-0
+PYTEST_ARGS ?=
+
+.PHONY: run test venv debs bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.stamp-run
+
+venv: $(VENV)/.stamp-run
+
+# Debian packages Qt needs (offscreen and Xvfb); installed only when missing and we are root.
+debs:
+	@missing=""; for p in $(QT_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
+	  else echo "note: missing Debian packages (not root, skipped):$$missing"; fi; \
+	fi
+
+run: $(VENV)/.stamp-run
+	$(BIN)/python main.py gui --config $(CONFIG)
+
+test: debs $(VENV)/.stamp-test
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.stamp-test
+	$(BIN)/python benchmarks/pricing.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,66 @@
+"""Trade signals: a mispricing worth acting on, and its lifecycle."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
+
+from .contracts import Contract
+from .orders import Side
+
+
+class SignalState(str, Enum):
+    """NEW -> APPROVED | REJECTED | EXPIRED; APPROVED -> ORDERED."""
+
+    NEW = "NEW"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    ORDERED = "ORDERED"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (SignalState.NEW, SignalState.APPROVED)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A contract whose market price strays from the model by more than its costs, persistently.
+
+    edge_dollars is per contract (x multiplier); edge_vol in vol points; zscore of the IV residual
+    against that contract's own history; quantity is the suggested size.
+    """
+
+    signal_id: str
+    contract: Contract
+    side: Side
+    created_at: datetime
+    bid: float
+    ask: float
+    model_price: float
+    edge_dollars: float
+    edge_vol: float
+    zscore: float
+    vega: float
+    quantity: int
+    state: SignalState = SignalState.NEW
+    reason: str = ""
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", Side(self.side))
+        object.__setattr__(self, "state", SignalState(self.state))
+        for name in ("model_price", "edge_dollars", "edge_vol"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"Signal.{name} must be finite, got {getattr(self, name)!r}")
+        if self.quantity < 0:
+            raise ValueError("Signal.quantity must be >= 0")
+
+    def with_state(self, state: SignalState, at: datetime, reason: str = "") -> "Signal":
+        return replace(self, state=SignalState(state), updated_at=at, reason=reason or self.reason)
+
+    @property
+    def limit_reference(self) -> float:
+        """The side of the market the signal would trade against (ask to buy, bid to sell)."""
+        return self.ask if self.side is Side.BUY else self.bid

@@ -1,0 +1,177 @@
+"""ChainSnapshot: one instant of an option chain, stored as columnar numpy arrays (one row per option)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .contracts import Contract, Right, SecType, Settlement
+from .quotes import Quote
+
+NEW_YORK = ZoneInfo("America/New_York")
+AM_SETTLEMENT = time(9, 30)
+PM_SETTLEMENT = time(16, 0)
+SECONDS_PER_YEAR = 365.0 * 24 * 3600
+
+# name -> dtype of every per-option column
+COLUMNS: dict[str, np.dtype] = {
+    "contract_id": np.dtype(np.int64),
+    "trading_class": np.dtype("<U8"),
+    "expiry": np.dtype("datetime64[D]"),
+    "strike": np.dtype(np.float64),
+    "is_call": np.dtype(np.bool_),
+    "bid": np.dtype(np.float64),
+    "ask": np.dtype(np.float64),
+    "bid_size": np.dtype(np.int64),
+    "ask_size": np.dtype(np.int64),
+    "am_settled": np.dtype(np.bool_),
+    "multiplier": np.dtype(np.float64),
+    "quote_time": np.dtype("datetime64[ms]"),
+}
+
+
+def settlement_instant(expiry: date, am_settled: bool) -> datetime:
+    """UTC instant an option expiring on `expiry` settles: 09:30 ET (AM, SPX monthlies) or 16:00 ET (PM)."""
+    local = datetime.combine(expiry, AM_SETTLEMENT if am_settled else PM_SETTLEMENT, tzinfo=NEW_YORK)
+    return local.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, eq=False)
+class ChainSnapshot:
+    """Quotes for a whole chain at `timestamp`; per-option columns are read-only numpy arrays of equal length.
+
+    Prices are in index points (premium per unit; multiply by `multiplier` for dollars). Missing bids or asks
+    are NaN. `future` is the hedge instrument's quote when the feed has one.
+    """
+
+    timestamp: datetime
+    underlying: str
+    underlying_price: float
+    contract_id: np.ndarray
+    trading_class: np.ndarray
+    expiry: np.ndarray
+    strike: np.ndarray
+    is_call: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+    am_settled: np.ndarray
+    multiplier: np.ndarray
+    quote_time: np.ndarray
+    source: str = "sim"
+    future: Quote | None = None
+    future_contract: Contract | None = None
+    sequence: int = 0
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None:
+            raise ValueError("ChainSnapshot.timestamp must be timezone-aware")
+        if not np.isfinite(self.underlying_price) or self.underlying_price <= 0:
+            raise ValueError(f"ChainSnapshot.underlying_price must be > 0, got {self.underlying_price!r}")
+        n = len(self.contract_id)
+        for name, dtype in COLUMNS.items():
+            arr = np.asarray(getattr(self, name))
+            if arr.ndim != 1 or len(arr) != n:
+                raise ValueError(f"ChainSnapshot.{name} must be 1-D of length {n}, got shape {arr.shape}")
+            if arr.dtype != dtype:
+                arr = arr.astype(dtype)
+            else:
+                arr = arr.copy() if arr.flags.writeable else arr
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+        if n and np.any(self.strike <= 0):
+            raise ValueError("ChainSnapshot.strike must be > 0")
+
+    @classmethod
+    def from_columns(cls, *, timestamp: datetime, underlying: str, underlying_price: float,
+                     columns: dict[str, np.ndarray], **extra) -> "ChainSnapshot":
+        """Build from a dict of columns; `am_settled`, `multiplier` and `quote_time` have defaults."""
+        n = len(columns["contract_id"])
+        cols = dict(columns)
+        cols.setdefault("am_settled", np.zeros(n, dtype=bool))
+        cols.setdefault("multiplier", np.full(n, 100.0))
+        cols.setdefault("quote_time", np.full(n, np.datetime64(timestamp.replace(tzinfo=None), "ms")))
+        missing = set(COLUMNS) - set(cols)
+        if missing:
+            raise ValueError(f"ChainSnapshot columns missing: {sorted(missing)}")
+        return cls(timestamp=timestamp, underlying=underlying, underlying_price=underlying_price,
+                   **{k: cols[k] for k in COLUMNS}, **extra)
+
+    def __len__(self) -> int:
+        return len(self.contract_id)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The per-option columns by name."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    @cached_property
+    def mid(self) -> np.ndarray:
+        """Mid price; NaN where a side is missing or the bid is zero."""
+        ok = np.isfinite(self.bid) & np.isfinite(self.ask) & (self.bid > 0)
+        return np.where(ok, 0.5 * (self.bid + self.ask), np.nan)
+
+    @cached_property
+    def maturity(self) -> np.ndarray:
+        """Years (ACT/365, to the settlement instant) from `timestamp` to each option's settlement."""
+        out = np.empty(len(self), dtype=np.float64)
+        if not len(self):
+            return out
+        keys = self.expiry.astype(np.int64) * 2 + self.am_settled.astype(np.int64)
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        values = np.empty(len(uniq))
+        for j, key in enumerate(uniq):
+            expiry = np.datetime64(int(key) // 2, "D").astype(date)
+            instant = settlement_instant(expiry, bool(key % 2))
+            values[j] = (instant - self.timestamp).total_seconds() / SECONDS_PER_YEAR
+        out[:] = values[inverse]
+        return out
+
+    def select(self, mask: np.ndarray) -> "ChainSnapshot":
+        """A snapshot with only the rows where `mask` is true (or the given indices)."""
+        cols = {name: arr[mask] for name, arr in self.columns().items()}
+        return ChainSnapshot(timestamp=self.timestamp, underlying=self.underlying,
+                             underlying_price=self.underlying_price, **cols, source=self.source,
+                             future=self.future, future_contract=self.future_contract,
+                             sequence=self.sequence, metadata=dict(self.metadata))
+
+    def index_of(self, contract_id: int) -> int | None:
+        """Row of `contract_id`, or None when the snapshot does not quote it."""
+        lookup = self._row_by_id
+        return lookup.get(int(contract_id))
+
+    @cached_property
+    def _row_by_id(self) -> dict[int, int]:
+        return {int(cid): i for i, cid in enumerate(self.contract_id)}
+
+    def contract(self, row: int) -> Contract:
+        """The Contract of row `row`."""
+        return Contract(
+            contract_id=int(self.contract_id[row]), symbol=self.underlying, sec_type=SecType.OPTION,
+            trading_class=str(self.trading_class[row]), expiry=self.expiry[row].astype(date),
+            strike=float(self.strike[row]), right=Right.CALL if self.is_call[row] else Right.PUT,
+            multiplier=float(self.multiplier[row]),
+            settlement=Settlement.AM if self.am_settled[row] else Settlement.PM)
+
+    def quote(self, row: int) -> Quote:
+        """The Quote of row `row`."""
+        return Quote(int(self.contract_id[row]), float(self.bid[row]), float(self.ask[row]),
+                     int(self.bid_size[row]), int(self.ask_size[row]), self.timestamp)
+
+    def equals(self, other: "ChainSnapshot") -> bool:
+        """Exact equality of header and every column (NaN == NaN); used to check record/replay round trips."""
+        if (self.timestamp, self.underlying, self.underlying_price, len(self)) != (
+                other.timestamp, other.underlying, other.underlying_price, len(other)):
+            return False
+        for name in COLUMNS:
+            a, b = getattr(self, name), getattr(other, name)
+            if a.dtype.kind == "f":
+                if not np.array_equal(a, b, equal_nan=True):
+                    return False
+            elif not np.array_equal(a, b):
+                return False
+        return True
