@@ -66,6 +66,7 @@ class MarketConfig(Section):
     max_expiry_days: float = Field(400.0, gt=0, description="Longest expiry to request, calendar days.")
     strike_window: float = Field(0.25, gt=0, le=1.0, description="Strikes within +-this fraction of spot.")
     stale_after_s: float = Field(30.0, gt=0, description="Data older than this is stale (alert, no trading).")
+    max_rel_spread: float = Field(0.5, gt=0, description="Quotes wider than this fraction of mid are unusable.")
     replay_path: Path | None = Field(None, description="Recording directory or Cboe CSV for source=replay.")
     replay_speed: float = Field(0.0, ge=0, description="Replay pace: 1 = as recorded, 0 = as fast as possible.")
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
@@ -202,6 +203,7 @@ class EmailConfig(Section):
     sender: str = Field("heston-workstation@localhost", description="From address.")
     recipients: list[str] = Field(default_factory=list, description="To addresses.")
     min_severity: Literal["INFO", "WARNING", "ERROR", "CRITICAL"] = "ERROR"
+    timeout_s: float = Field(10.0, gt=0, description="SMTP connect/read timeout, seconds.")
 
 
 class WebhookConfig(Section):
@@ -232,6 +234,12 @@ class AlertsConfig(Section):
     loop_lag_ms: float = Field(250.0, gt=0, description="Alert when the event loop lags more than this.")
     disk_free_mb: float = Field(500.0, ge=0, description="Alert when the data disk has less free space.")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint on 127.0.0.1.")
+    retry_backoff_s: float = Field(1.0, gt=0, description="First retry delay of a failed delivery; doubles each "
+                                   "retry (capped at 60 s).")
+    console_min_severity: Literal["INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Lowest severity printed on the console in headless mode.")
+    log_max_bytes: int = Field(1_000_000, ge=10_000, description="Rotate the alerts log at this size.")
+    log_backups: int = Field(5, ge=0, description="Rotated alerts logs kept.")
 
 
 # --------------------------------------------------------------------------------------------- ib

@@ -1,0 +1,64 @@
+"""Logging, configured once: console plus a rotating file in the user log dir, with secrets masked."""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+from pathlib import Path
+
+from .config import ENV_SECRETS
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_configured = False
+
+
+class SecretMasker(logging.Filter):
+    """Replaces the values of secret environment variables with '***' in every record."""
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        super().__init__()
+        found = [os.environ.get(name, "") for name in ENV_SECRETS] if secrets is None else secrets
+        self.secrets = [s for s in found if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            masked = message
+            for secret in self.secrets:
+                masked = masked.replace(secret, "***")
+            if masked != message:
+                record.msg, record.args = masked, None
+        return True
+
+
+def configure_logging(level: str = "INFO", log_dir: Path | None = None, console: bool = True) -> Path | None:
+    """Install the handlers on the root logger (idempotent); return the log file path, if any."""
+    global _configured
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    if _configured:
+        return None
+    masker = SecretMasker()
+    formatter = logging.Formatter(FORMAT)
+    if console:
+        stream = logging.StreamHandler()
+        stream.setFormatter(formatter)
+        stream.addFilter(masker)
+        root.addHandler(stream)
+    log_file = None
+    if log_dir is not None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = log_dir / "workstation.log"
+            handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=5,
+                                                           encoding="utf-8")
+            handler.setFormatter(formatter)
+            handler.addFilter(masker)
+            root.addHandler(handler)
+        except OSError as exc:
+            logging.getLogger(__name__).warning("log file disabled: cannot write %s (%s)", log_dir, exc)
+            log_file = None
+    for noisy in ("numba", "asyncio", "ib_async", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    _configured = True
+    return log_file

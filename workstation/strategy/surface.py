@@ -1,0 +1,177 @@
+"""The market surface of one snapshot: forwards from put-call parity, bid/mid/ask implied vols, filters.
+
+The forward of each expiry is computed here and nowhere else (one home for each fact).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from ..config import CalibrationConfig, MarketConfig
+from ..domain import ChainSnapshot
+from ..pricing import implied_vol
+
+SECONDS_PER_DAY = 86_400.0
+
+
+class Filter(IntEnum):
+    """Why a quote is not usable (0 = usable). The first reason that applies is recorded."""
+
+    OK = 0
+    NON_FINITE = 1
+    NO_BID = 2
+    CROSSED = 3
+    TOO_WIDE = 4
+    STALE = 5
+    EXPIRY_WINDOW = 6
+    MONEYNESS_WINDOW = 7
+    NO_FORWARD = 8
+    NO_IV = 9
+
+
+@dataclass(frozen=True)
+class ExpiryForward:
+    """Forward and discount factor of one expiry series, with how well parity held."""
+
+    expiry: np.datetime64
+    am_settled: bool
+    maturity: float
+    forward: float
+    discount: float
+    pairs: int
+    max_residual: float
+    reliable: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Surface:
+    """Per-option arrays aligned with `snapshot` rows, plus the per-expiry forwards."""
+
+    snapshot: ChainSnapshot
+    maturity: np.ndarray
+    forward: np.ndarray
+    discount: np.ndarray
+    iv_bid: np.ndarray
+    iv_mid: np.ndarray
+    iv_ask: np.ndarray
+    filter_reason: np.ndarray          # Filter codes
+    calibration_mask: np.ndarray       # quotes the Heston fit uses
+    expiries: list[ExpiryForward] = field(default_factory=list)
+
+    @property
+    def usable(self) -> np.ndarray:
+        return self.filter_reason == Filter.OK
+
+    @property
+    def filter_counts(self) -> dict[str, int]:
+        """Quotes dropped per reason (and how many are usable)."""
+        codes, counts = np.unique(self.filter_reason, return_counts=True)
+        return {Filter(int(c)).name: int(n) for c, n in zip(codes, counts)}
+
+    @property
+    def moneyness(self) -> np.ndarray:
+        return self.snapshot.strike / self.forward
+
+    def expiry_index(self) -> np.ndarray:
+        """For each row, the index of its series in `expiries` (-1 when it has none)."""
+        keys = {(e.expiry, e.am_settled): i for i, e in enumerate(self.expiries)}
+        snap = self.snapshot
+        return np.array([keys.get((x, bool(a)), -1) for x, a in zip(snap.expiry, snap.am_settled)], dtype=np.int64)
+
+
+def parity_forward(strike: np.ndarray, call_mid: np.ndarray, put_mid: np.ndarray,
+                   spot: float) -> tuple[float, float, int, float]:
+    """Robust fit of C - P = DF*(F - K) over near-the-money pairs: returns (F, DF, pairs used, max |resid|).
+
+    Least squares of C-P on K, then pairs with residuals beyond 3 robust sigmas are dropped and the
+    fit repeated (closing quotes carry a few stale pairs). NaN when fewer than 3 pairs remain.
+    """
+    y = call_mid - put_mid
+    k = strike.astype(np.float64)
+    keep = np.isfinite(y)
+    for _ in range(3):
+        if keep.sum() < 3:
+            return np.nan, np.nan, int(keep.sum()), np.nan
+        slope, intercept = np.polyfit(k[keep], y[keep], 1)
+        resid = y - (intercept + slope * k)
+        mad = np.median(np.abs(resid[keep] - np.median(resid[keep])))
+        scale = max(1.4826 * mad, 0.05 + 1e-4 * spot * 0.001)
+        new_keep = keep & (np.abs(resid) <= 3.0 * scale)
+        if new_keep.sum() == keep.sum():
+            break
+        keep = new_keep
+    discount = -slope
+    if not (0.5 < discount < 1.2):
+        return np.nan, np.nan, int(keep.sum()), np.nan
+    forward = intercept / discount
+    return float(forward), float(discount), int(keep.sum()), float(np.max(np.abs(resid[keep])))
+
+
+def _series_forwards(snap: ChainSnapshot, maturity: np.ndarray, mid: np.ndarray,
+                     window: float) -> tuple[list[ExpiryForward], np.ndarray, np.ndarray]:
+    """Forward and discount per expiry series (expiry, AM/PM), broadcast back to rows."""
+    forward = np.full(len(snap), np.nan)
+    discount = np.full(len(snap), np.nan)
+    out: list[ExpiryForward] = []
+    spot = snap.underlying_price
+    keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        t = float(maturity[rows[0]])
+        near = rows[np.abs(snap.strike[rows] / spot - 1.0) <= window]
+        calls = near[snap.is_call[near]]
+        puts = near[~snap.is_call[near]]
+        common, ci, pi = np.intersect1d(snap.strike[calls], snap.strike[puts], return_indices=True)
+        f, df, n, resid = parity_forward(common, mid[calls[ci]], mid[puts[pi]], spot)
+        reliable = np.isfinite(f) and n >= 3 and abs(f / spot - 1.0) < 0.2
+        if not reliable:
+            f, df = np.nan, np.nan
+        out.append(ExpiryForward(np.datetime64(int(key) // 2, "D"), bool(key % 2), t, f, df, n, resid,
+                                 bool(reliable)))
+        forward[rows] = f
+        discount[rows] = df
+    return out, forward, discount
+
+
+def build_surface(snap: ChainSnapshot, market: MarketConfig, calibration: CalibrationConfig,
+                  parity_window: float = 0.1) -> Surface:
+    """Forwards, implied vols and quality filters for one snapshot (vectorised over the chain)."""
+    maturity = snap.maturity
+    bid, ask = snap.bid, snap.ask
+    mid = snap.mid
+    expiries, forward, discount = _series_forwards(snap, maturity, mid, parity_window)
+
+    reason = np.zeros(len(snap), dtype=np.int8)
+
+    def mark(mask: np.ndarray, why: Filter) -> None:
+        reason[(reason == Filter.OK) & mask] = why
+
+    days = maturity * 365.0
+    age_s = (np.datetime64(snap.timestamp.replace(tzinfo=None), "ms") - snap.quote_time).astype(np.float64) / 1e3
+    mark(~np.isfinite(ask) | ~np.isfinite(maturity) | (maturity <= 0), Filter.NON_FINITE)
+    mark(~np.isfinite(bid) | (bid <= 0), Filter.NO_BID)
+    mark(bid >= ask, Filter.CROSSED)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel_spread = (ask - bid) / mid
+    mark(~(rel_spread <= market.max_rel_spread), Filter.TOO_WIDE)
+    mark(age_s > market.stale_after_s, Filter.STALE)
+    mark((days < market.min_expiry_days) | (days > market.max_expiry_days), Filter.EXPIRY_WINDOW)
+    mark(np.abs(snap.strike / snap.underlying_price - 1.0) > market.strike_window, Filter.MONEYNESS_WINDOW)
+    mark(~np.isfinite(forward), Filter.NO_FORWARD)
+
+    iv = {}
+    for name, price in (("bid", bid), ("mid", mid), ("ask", ask)):
+        iv[name] = implied_vol(price, forward, snap.strike, maturity, discount, snap.is_call)
+    mark(~np.isfinite(iv["mid"]), Filter.NO_IV)
+
+    money = snap.strike / forward
+    otm = np.where(snap.is_call, money >= 1.0, money < 1.0)
+    calib = ((reason == Filter.OK)
+             & (days >= calibration.min_expiry_days) & (days <= calibration.max_expiry_days)
+             & (money >= calibration.min_moneyness) & (money <= calibration.max_moneyness)
+             & (rel_spread <= calibration.max_rel_spread) & (bid >= calibration.min_bid))
+    if calibration.otm_only:
+        calib &= otm
+    return Surface(snap, maturity, forward, discount, iv["bid"], iv["mid"], iv["ask"], reason, calib, expiries)
