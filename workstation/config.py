@@ -140,19 +140,27 @@ class RiskConfig(Section):
     price_band_min: float = Field(0.5, ge=0, description="...or within this many points, whichever is wider.")
     duplicate_window_s: float = Field(2.0, ge=0, description="Same contract/side/qty within this is a duplicate.")
     max_daily_loss: float = Field(25_000.0, gt=0, description="Daily loss limit, $ (breach halts trading).")
-    max_delta_dollars: float = Field(500_000.0, gt=0, description="|Portfolio delta| limit, $ per 1.0 index move x spot.")
-    max_gamma_dollars: float = Field(50_000.0, gt=0, description="|Dollar gamma| limit, $ per 1% move.")
-    max_vega_dollars: float = Field(50_000.0, gt=0, description="|Vega| limit, $ per vol point.")
+    max_delta_dollars: float = Field(500_000.0, gt=0, description="|Portfolio delta$| limit: $ P&L of a 1% "
+                                     "move of the forward (delta x F x 1% x multiplier x qty).")
+    max_gamma_dollars: float = Field(50_000.0, gt=0, description="|Portfolio gamma$| limit: change of delta$ "
+                                     "for a 1% move (gamma x (1% F)^2 x multiplier x qty).")
+    max_vega_dollars: float = Field(50_000.0, gt=0, description="|Portfolio vega$| limit: $ P&L of +1 vol point.")
     max_var_99: float = Field(100_000.0, gt=0, description="1-day 99% VaR limit, $.")
     daily_loss_action: Literal["HALTED", "REDUCING"] = Field("HALTED", description="State after a daily-loss breach.")
     limit_breach_action: Literal["REDUCING", "HALTED", "NONE"] = Field(
         "REDUCING", description="State after a Greek or VaR limit breach.")
+    auto_resume_limits: bool = Field(True, description="Lift a Greek/VaR breach state by itself once every "
+                                     "Greek and VaR limit is back inside (else the trader resumes).")
     restricted_underlyings: list[str] = Field(default_factory=list, description="Underlyings we must not trade.")
     restricted_expiries: list[date] = Field(default_factory=list, description="Expiry dates we must not trade.")
     restricted_strikes: list[float] = Field(default_factory=list, description="Strikes we must not trade.")
     min_days_to_expiry: float = Field(0.5, ge=0, description="No options closer to expiry than this (0-day guard).")
     allow_uncovered_shorts: bool = Field(False, description="Allow net short options not covered by longs.")
     buying_power: float = Field(1_000_000.0, gt=0, description="Account buying power for the margin check, $.")
+    future_margin_rate: float = Field(0.06, gt=0, le=1, description="Margin of a future as a fraction of its "
+                                      "notional (a stand-in for SPAN) in the Reg-T style estimate.")
+    var_scenarios: int = Field(2000, ge=100, le=100_000, description="Simulated 1-day Heston scenarios for VaR.")
+    var_seed: int = Field(11, description="Random seed of the VaR scenarios (same book, same VaR).")
     enforce_trading_hours: bool = Field(True, description="Deny orders outside the contract's trading hours.")
 
 
@@ -186,9 +194,9 @@ class HedgingConfig(Section):
 
     enabled: bool = Field(True, description="Keep portfolio delta inside the band.")
     instrument: Literal["future", "ES", "MES", "SPY"] = Field("future", description="Hedge instrument.")
-    band_delta: float = Field(50.0, gt=0, description="Hedge when |delta| exceeds this, in index deltas "
-                              "(1 = one point of index per point move, i.e. $100 per option delta).")
-    target_delta: float = Field(0.0, description="Delta to hedge back to.")
+    band_delta: float = Field(250.0, gt=0, description="Hedge when |delta - target| exceeds this, in dollars "
+                              "per index point (one SPX option of delta 0.5 = $50; one ES future = $50).")
+    target_delta: float = Field(0.0, description="Delta to hedge back to, dollars per index point.")
     min_interval_s: float = Field(30.0, ge=0, description="Minimum time between hedges.")
 
 

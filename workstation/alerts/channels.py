@@ -15,16 +15,20 @@ import smtplib
 import ssl
 import sys
 import threading
+import time
 import urllib.request
 from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Callable, Iterable, TextIO
+from typing import TYPE_CHECKING, Callable, Iterable, TextIO
 
 from pydantic import SecretStr
 
 from workstation.domain.alerts import Alert, Severity
+
+if TYPE_CHECKING:
+    from workstation.config import AlertsConfig
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +122,12 @@ class Channel:
         if self._thread is None:
             self._stop.set()
             return
+        deadline = time.monotonic() + timeout
         try:
-            self._queue.put_nowait(_STOP)
+            self._queue.put(_STOP, timeout=max(0.0, timeout))
         except queue.Full:
             pass
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
 
     def close(self) -> None:
@@ -337,3 +342,43 @@ class WebhookChannel(Channel):
         text = super().describe_error(error)
         url = _secret(self._url)
         return text.replace(url, "<webhook url>") if url else text
+
+
+CHANNEL_NAMES = ("panel", "tray", "log", "email", "webhook", "console")
+
+
+def build_channel(name: str, config: "AlertsConfig", *, log_dir: Path | None = None,
+                  tray_notify: Callable[[str, str, Severity], None] | None = None,
+                  stream: TextIO | None = None, on_failure: FailureHandler | None = None) -> Channel:
+    """One channel from the alerts config (ignores `enabled`: the caller decides which to build)."""
+    common = dict(max_retries=config.max_retries, backoff_s=config.retry_backoff_s, on_failure=on_failure)
+    if name == "panel":
+        return PanelChannel(on_failure=on_failure)
+    if name == "tray":
+        if tray_notify is None:
+            raise ValueError("the tray channel needs a notify callback from the GUI")
+        return TrayChannel(tray_notify, min_severity=config.tray_min_severity, **common)
+    if name == "console":
+        return ConsoleChannel(stream=stream, min_severity=config.console_min_severity, **common)
+    if name == "log":
+        path = Path(config.log_file)
+        if not path.is_absolute():
+            path = Path(log_dir if log_dir is not None else default_log_dir()) / path
+        return LogFileChannel(path, max_bytes=config.log_max_bytes, backup_count=config.log_backups, **common)
+    if name == "email":
+        e = config.email
+        return EmailChannel(e.host, e.port, e.sender, e.recipients, username=e.username, password=e.password,
+                            starttls=e.starttls, timeout_s=e.timeout_s, min_severity=e.min_severity, **common)
+    if name == "webhook":
+        w = config.webhook
+        if w.url is None:
+            raise ValueError("the webhook channel needs HESTON_WEBHOOK_URL in the environment")
+        return WebhookChannel(w.url, timeout_s=w.timeout_s, min_severity=w.min_severity, **common)
+    raise ValueError(f"unknown alert channel {name!r}; expected one of {', '.join(CHANNEL_NAMES)}")
+
+
+def default_log_dir() -> Path:
+    """The user log directory (platformdirs), where the alerts log lives by default."""
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("heston-workstation", appauthor=False))

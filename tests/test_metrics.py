@@ -1,0 +1,115 @@
+"""The Prometheus endpoint serves the expected series, fed by explicit calls and by the bus."""
+from __future__ import annotations
+
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from workstation import bus as topics
+from workstation.alerts import AlertRouter, Metrics
+from workstation.bus import EventBus
+from workstation.domain import OrderEvent, OrderStatus, Severity, TradingState
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def value(text: str, series: str) -> float:
+    """The value of one exact series line, e.g. 'heston_fills_total'."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{series} not in scrape:\n{text}")
+
+
+@pytest.fixture
+def metrics():
+    m = Metrics()
+    yield m
+    m.stop()
+
+
+def test_explicit_methods_are_served_over_http(metrics):
+    port = metrics.start(0)
+    assert port > 0 and metrics._server.server_address[0] == "127.0.0.1"
+    metrics.observe_snapshot(datetime.now(timezone.utc) - timedelta(seconds=3))
+    metrics.observe_fit(120.0, 0.8)
+    metrics.observe_fit(2500.0, 9.0, ok=False)
+    metrics.inc_signals("NEW")
+    metrics.inc_orders("SUBMITTED")
+    metrics.inc_orders("FILLED")
+    metrics.inc_fills(3)
+    metrics.inc_rejects("risk")
+    metrics.set_pnl(realised=1500.0, unrealised=-250.0)
+    metrics.set_greeks(delta=12.5, gamma=-3.0, vega=840.0, theta=-120.0)
+    metrics.set_trading_state("REDUCING")
+    metrics.set_loop_lag(40.0)
+    metrics.set_loop_lag(10.0)
+    text = scrape(port)
+    assert 3 <= value(text, "heston_snapshot_age_seconds") < 10
+    assert value(text, "heston_fit_seconds_count") == 2
+    assert value(text, 'heston_fit_seconds_bucket{le="0.25"}') == 1
+    assert value(text, "heston_fit_rmse_vol") == 0.8                    # a failed fit does not overwrite
+    assert value(text, 'heston_fits_total{result="failed"}') == 1
+    assert value(text, 'heston_signals_total{state="NEW"}') == 1
+    assert value(text, 'heston_orders_total{state="FILLED"}') == 1
+    assert value(text, "heston_fills_total") == 1 and value(text, "heston_filled_contracts_total") == 3
+    assert value(text, 'heston_rejects_total{by="risk"}') == 1
+    assert value(text, 'heston_pnl_dollars{kind="total"}') == 1250.0
+    assert value(text, 'heston_portfolio_greek{greek="vega"}') == 840.0
+    assert value(text, 'heston_trading_state{heston_trading_state="REDUCING"}') == 1
+    assert value(text, 'heston_trading_state{heston_trading_state="ACTIVE"}') == 0
+    assert value(text, "heston_loop_lag_seconds") == 0.01 and value(text, "heston_loop_lag_max_seconds") == 0.04
+
+
+def test_bus_feeding_during_a_simulated_headless_run(metrics):
+    """The engine's topics (payloads read tolerantly) drive the series; odd payloads are skipped."""
+    bus = EventBus()
+    metrics.attach(bus)
+    router = AlertRouter(bus)
+    port = metrics.start(0)
+    now = datetime.now(timezone.utc)
+    for cycle in range(3):
+        bus.publish(topics.SNAPSHOT, SimpleNamespace(timestamp=now))
+        bus.publish(topics.FIT, SimpleNamespace(elapsed_ms=80.0 + cycle, rmse_iv=0.6, ok=True))
+    bus.publish(topics.FIT, {"duration_s": 3.0, "ok": False})
+    bus.publish(topics.SIGNAL, SimpleNamespace(state=SimpleNamespace(value="APPROVED")))
+    bus.publish(topics.ORDER_EVENT, OrderEvent("o-1", OrderStatus.SUBMITTED, now))
+    bus.publish(topics.ORDER_EVENT, OrderEvent("o-2", OrderStatus.REJECTED, now, reason="margin"))
+    bus.publish(topics.RISK_DECISION, SimpleNamespace(approved=False, reason="max_position"))
+    bus.publish(topics.FILL, SimpleNamespace(quantity=-2))
+    bus.publish(topics.BOOK, SimpleNamespace(realized_pnl=lambda: 100.0, unrealized_pnl=lambda: 50.0))
+    bus.publish(topics.RISK, SimpleNamespace(greeks={"delta_dollars": 1.5e5, "vega": 900.0}))
+    bus.publish(topics.TRADING_STATE, TradingState.HALTED)
+    bus.publish(topics.FIT, "nonsense")                               # skipped, never raised
+    router.raise_alert("DATA_STALE", Severity.WARNING, "feed", "old")
+    text = scrape(port)
+    assert value(text, "heston_snapshots_total") == 3 and value(text, "heston_snapshot_age_seconds") < 5
+    assert value(text, "heston_fit_seconds_count") == 4 and value(text, "heston_fit_rmse_vol") == 0.6
+    assert value(text, 'heston_signals_total{state="APPROVED"}') == 1
+    assert value(text, 'heston_orders_total{state="REJECTED"}') == 1
+    assert value(text, 'heston_rejects_total{by="broker"}') == 1 and value(text, 'heston_rejects_total{by="risk"}') == 1
+    assert value(text, "heston_filled_contracts_total") == 2
+    assert value(text, 'heston_pnl_dollars{kind="total"}') == 150.0
+    assert value(text, 'heston_portfolio_greek{greek="delta"}') == 1.5e5
+    assert value(text, 'heston_trading_state{heston_trading_state="HALTED"}') == 1
+    assert value(text, 'heston_alerts_total{code="DATA_STALE",severity="WARNING"}') == 1
+    router.stop()
+
+
+def test_two_instances_have_separate_registries_and_stop_frees_the_port():
+    a, b = Metrics(), Metrics()
+    try:
+        pa, pb = a.start(0), b.start(0)
+        a.inc_fills(1)
+        assert value(scrape(pa), "heston_fills_total") == 1 and value(scrape(pb), "heston_fills_total") == 0
+        assert "heston_snapshot_age_seconds NaN" in scrape(pb)           # no snapshot yet
+    finally:
+        a.stop()
+        b.stop()
+    with pytest.raises(OSError):
+        scrape(pa)

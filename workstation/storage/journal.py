@@ -1,0 +1,524 @@
+"""The journal: a crash-safe SQLite record of orders, their events, fills, signals, alerts, fits,
+risk-check results and settings changes, from which the book and working orders are rebuilt on start.
+
+Durability. The database runs in WAL mode with `synchronous=FULL`: every COMMIT appends to the WAL and
+fsyncs it before returning. `synchronous=NORMAL` would already keep a committed transaction across a
+SIGKILL of our process (the WAL write has reached the OS once COMMIT returns), but not across a power
+cut or kernel crash; FULL keeps it across those too, and the journal writes a few rows a second, so the
+fsync per commit is cheap insurance for the one record the trader cannot lose: a fill. Reads never
+block writes in WAL mode, so the GUI can read while the engine writes.
+
+Write-ahead. Callers record a fact *before* acting on it (an order before it is sent, a transition
+before it is applied); each `record_*` call is one transaction, and `transaction()` groups several
+(e.g. an order, its risk checks and its first event) so a crash leaves all or none.
+
+Threads. One connection shared behind a re-entrant lock (`check_same_thread=False`): the asyncio
+thread and a worker thread may both call any method; a transaction holds the lock until it ends.
+Every SQLite failure surfaces as `JournalError`, which the engine turns into an alert.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..domain import Alert, Fill, HestonParams, Order, OrderEvent, OrderStatus, Position, Signal
+from .codec import contract_from_json, contract_to_json, dumps, iso, parse_iso, to_jsonable
+from .schema import CURRENT_VERSION, migrate, read_version
+
+
+class JournalError(RuntimeError):
+    """A journal read or write failed; nothing of the failed transaction was stored."""
+
+
+class JournalVersionError(JournalError):
+    """The journal was written by a newer workstation (or is not a journal); it was left untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class FitRecord:
+    """One calibration attempt: params (None when it failed), IV RMSE, time, quotes used, outcome."""
+
+    timestamp: datetime
+    params: HestonParams | None
+    rmse: float
+    elapsed_ms: float
+    quotes_used: int
+    accepted: bool = True
+    stale: bool = False
+    underlying: str = ""
+    detail: str = ""
+    fit_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskCheckRecord:
+    """The result of one pre-trade check for one order: reason is the named code when it failed."""
+
+    client_order_id: str
+    name: str
+    passed: bool
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChange:
+    """Who (`source`) changed which setting (dotted `path`) when, from `old` to `new` (plain JSON values)."""
+
+    timestamp: datetime
+    path: str
+    old: Any
+    new: Any
+    source: str
+
+
+def apply_fill(position: Position | None, fill: Fill) -> Position:
+    """Average-cost accounting, as the book does it: adding to a position re-averages the cost; reducing
+    it realises (price - avg_cost) x closed x multiplier dollars; crossing through zero opens the rest at
+    the fill price. Commissions are kept apart (not in realised P&L), as in `portfolio.book`."""
+    qty = position.quantity if position else 0
+    avg = position.avg_cost if position else 0.0
+    realized = position.realized_pnl if position else 0.0
+    signed = fill.signed_quantity
+    new_qty = qty + signed
+    if qty == 0 or (qty > 0) == (signed > 0):
+        avg = (avg * abs(qty) + fill.price * abs(signed)) / abs(new_qty)
+    else:
+        closed = min(abs(signed), abs(qty))
+        direction = 1 if qty > 0 else -1
+        realized += closed * (fill.price - avg) * direction * fill.contract.multiplier
+        if new_qty == 0:
+            avg = 0.0
+        elif (new_qty > 0) != (qty > 0):
+            avg = fill.price
+    return Position(fill.contract, new_qty, avg, realized)
+
+
+def rebuild_positions(fills: Iterable[Fill]) -> dict[int, Position]:
+    """The book from fills alone, in the order given; flat positions stay (they carry realised P&L)."""
+    book: dict[int, Position] = {}
+    for fill in fills:
+        cid = fill.contract.contract_id
+        book[cid] = apply_fill(book.get(cid), fill)
+    return book
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Journal:
+    """SQLite journal at `path` (created with its directory when missing, migrated to the current schema)."""
+
+    def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn: sqlite3.Connection | None = self._open()
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, refuse a newer or foreign database before changing anything, then migrate."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            self._check_version(conn)
+            conn.row_factory = sqlite3.Row
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"journal {self.path}: could not enable WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+            raise
+        return conn
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        """Schema version of `conn`, raising JournalVersionError for a newer or foreign database."""
+        version = read_version(conn)
+        if version is None:
+            raise JournalVersionError(f"{self.path} is not a Heston Workstation journal (no meta table); "
+                                      "refusing to touch it")
+        if version > CURRENT_VERSION:
+            raise JournalVersionError(
+                f"journal {self.path} has schema version {version}, newer than this workstation's "
+                f"{CURRENT_VERSION}; upgrade the workstation or point --data-dir elsewhere (file left untouched)")
+        return version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply the forward migrations in one transaction (re-checking the version under the write lock)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._check_version(conn)
+            if version < CURRENT_VERSION:
+                migrate(conn, version)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._scalar("SELECT value FROM meta WHERE key = 'schema_version'"))
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed into the main file)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes atomically; nests (inner blocks are savepoints). Holds the lock until the end."""
+        with self._lock:
+            conn = self._connection()
+            outer = self._depth == 0
+            savepoint = f"sp{self._depth}"
+            self._run(conn, "BEGIN IMMEDIATE" if outer else f"SAVEPOINT {savepoint}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                self._undo(conn, outer, savepoint)
+                raise
+            self._depth -= 1
+            try:
+                self._run(conn, "COMMIT" if outer else f"RELEASE {savepoint}")
+            except JournalError:
+                self._undo(conn, outer, savepoint)
+                raise
+
+    def _undo(self, conn: sqlite3.Connection, outer: bool, savepoint: str) -> None:
+        """Roll back the failed (outer or nested) transaction; never masks the original error."""
+        statements = ("ROLLBACK",) if outer else (f"ROLLBACK TO {savepoint}", f"RELEASE {savepoint}")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+        except sqlite3.Error:
+            pass
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(f"journal {self.path} is closed")
+        return self._conn
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal: {exc} in {sql.split('(')[0].strip()[:60]!r}") from exc
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """One statement in its own transaction (or the caller's)."""
+        with self.transaction():
+            return self._run(self._connection(), sql, params)
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._run(self._connection(), sql, params).fetchall()
+
+    def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def _now(self) -> str:
+        return iso(self._clock())
+
+    def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` verdict ('ok' when sound)."""
+        return str(self._scalar("PRAGMA integrity_check"))
+
+    # ---- orders ----------------------------------------------------------------------------------
+
+    def record_order(self, order: Order) -> bool:
+        """Store an order before it is sent; False when its client order id was already stored."""
+        cur = self._write(
+            "INSERT INTO orders(client_order_id, contract_id, contract, side, quantity, order_type, limit_price,"
+            " created_at, purpose, signal_id, model_price, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(client_order_id) DO NOTHING",
+            (order.client_order_id, order.contract.contract_id, contract_to_json(order.contract),
+             order.side.value, order.quantity, order.order_type.value, order.limit_price,
+             _iso_or_none(order.created_at), order.purpose.value, order.signal_id, order.model_price,
+             self._now()))
+        return cur.rowcount == 1
+
+    def record_order_event(self, event: OrderEvent) -> None:
+        """Store a transition before it is acted on; the order must already be journaled."""
+        self._write(
+            "INSERT INTO order_events(client_order_id, status, timestamp, filled_quantity, remaining_quantity,"
+            " avg_fill_price, reason, broker_order_id, limit_price, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (event.client_order_id, event.status.value, iso(event.timestamp), event.filled_quantity,
+             event.remaining_quantity, _finite_or_none(event.avg_fill_price), event.reason,
+             event.broker_order_id, event.limit_price, self._now()))
+
+    def record_risk_checks(self, client_order_id: str, results: Iterable[Any]) -> None:
+        """Store each pre-trade check's result for an order, all in one transaction.
+
+        A result is any object or mapping with `name` (or `check`), `passed` (or `ok`), and optionally
+        `reason` (or `code`, an enum is stored by value) and `detail` (or `message`)."""
+        rows = [_risk_row(client_order_id, r) for r in results]
+        with self.transaction():
+            for row in rows:
+                self._run(self._connection(),
+                          "INSERT INTO risk_checks(client_order_id, name, passed, reason, detail, recorded_at)"
+                          " VALUES (?,?,?,?,?,?)", (*row, self._now()))
+
+    def next_client_order_id(self, prefix: str = "HW") -> str:
+        """A client order id never issued before by this journal: `prefix-00000042`, monotonic per prefix."""
+        with self.transaction():
+            value = self._run(self._connection(), "INSERT INTO counters(name, value) VALUES (?, 1)"
+                              " ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                              (f"client_order_id:{prefix}",)).fetchone()[0]
+        return f"{prefix}-{value:08d}"
+
+    def orders(self) -> list[Order]:
+        """Every journaled order, in the order they were recorded."""
+        return [_order(r) for r in self._rows("SELECT * FROM orders ORDER BY rowid")]
+
+    def order(self, client_order_id: str) -> Order | None:
+        rows = self._rows("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return _order(rows[0]) if rows else None
+
+    def order_events(self, client_order_id: str | None = None) -> list[OrderEvent]:
+        """Transitions in journal order, of one order or of all."""
+        if client_order_id is None:
+            rows = self._rows("SELECT * FROM order_events ORDER BY id")
+        else:
+            rows = self._rows("SELECT * FROM order_events WHERE client_order_id = ? ORDER BY id",
+                              (client_order_id,))
+        return [_order_event(r) for r in rows]
+
+    def order_states(self) -> dict[str, OrderEvent]:
+        """Latest event of every order; an order with no event yet gets a synthetic NEW event
+        (it was journaled but may or may not have reached the broker: reconcile it)."""
+        states = {o.client_order_id: OrderEvent(o.client_order_id, OrderStatus.NEW,
+                                                o.created_at or _EPOCH, 0, o.quantity) for o in self.orders()}
+        rows = self._rows("SELECT e.* FROM order_events e JOIN (SELECT MAX(id) AS id FROM order_events"
+                          " GROUP BY client_order_id) last ON e.id = last.id ORDER BY e.id")
+        states.update((r["client_order_id"], _order_event(r)) for r in rows)
+        return states
+
+    def working_orders(self) -> list[Order]:
+        """Orders whose latest status is NEW, SUBMITTED or PARTIALLY_FILLED, in recorded order."""
+        states = self.order_states()
+        return [o for o in self.orders() if states[o.client_order_id].status.is_working]
+
+    def risk_checks(self, client_order_id: str) -> list[RiskCheckRecord]:
+        rows = self._rows("SELECT * FROM risk_checks WHERE client_order_id = ? ORDER BY id", (client_order_id,))
+        return [RiskCheckRecord(r["client_order_id"], r["name"], bool(r["passed"]), r["reason"], r["detail"])
+                for r in rows]
+
+    # ---- fills and positions ---------------------------------------------------------------------
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a fill before the book applies it; False (and nothing changes) when its fill_id is known."""
+        cur = self._write(
+            "INSERT INTO fills(fill_id, client_order_id, contract_id, contract, side, quantity, price, timestamp,"
+            " commission, liquidity, metadata, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(fill_id) DO NOTHING",
+            (fill.fill_id, fill.client_order_id, fill.contract.contract_id, contract_to_json(fill.contract),
+             fill.side.value, fill.quantity, fill.price, iso(fill.timestamp), fill.commission, fill.liquidity,
+             json.dumps(to_jsonable(fill.metadata), default=str), self._now()))
+        return cur.rowcount == 1
+
+    def has_fill(self, fill_id: str) -> bool:
+        return self._scalar("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)) is not None
+
+    def fills(self, since: datetime | None = None) -> list[Fill]:
+        """Fills in the order they were journaled (the order the book applied them), optionally from `since`."""
+        if since is None:
+            rows = self._rows("SELECT * FROM fills ORDER BY id")
+        else:
+            rows = self._rows("SELECT * FROM fills WHERE timestamp >= ? ORDER BY id", (iso(since),))
+        return [_fill(r) for r in rows]
+
+    def positions_from_fills(self) -> dict[int, Position]:
+        """The book rebuilt from the journaled fills alone (average cost, realised P&L in dollars)."""
+        return rebuild_positions(self.fills())
+
+    def record_positions(self, positions: Iterable[Position]) -> None:
+        """Replace the stored book snapshot (a convenience for display; the fills are the truth)."""
+        now = self._now()
+        with self.transaction():
+            conn = self._connection()
+            self._run(conn, "DELETE FROM positions")
+            for p in positions:
+                self._run(conn, "INSERT INTO positions(contract_id, contract, quantity, avg_cost, realized_pnl,"
+                                " updated_at) VALUES (?,?,?,?,?,?)",
+                          (p.contract.contract_id, contract_to_json(p.contract), p.quantity, p.avg_cost,
+                           p.realized_pnl, now))
+
+    def positions(self) -> dict[int, Position]:
+        """The last stored book snapshot."""
+        rows = self._rows("SELECT * FROM positions ORDER BY contract_id")
+        return {r["contract_id"]: Position(contract_from_json(r["contract"]), r["quantity"], r["avg_cost"],
+                                           r["realized_pnl"]) for r in rows}
+
+    # ---- signals, alerts, fits, settings ---------------------------------------------------------
+
+    def record_signal(self, signal: Signal) -> None:
+        """Store a signal, or its new state when it is already stored."""
+        self._write(
+            "INSERT INTO signals(signal_id, contract_id, contract, side, created_at, bid, ask, model_price,"
+            " edge_dollars, edge_vol, zscore, vega, quantity, state, reason, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(signal_id) DO UPDATE SET"
+            " state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at,"
+            " quantity = excluded.quantity",
+            (signal.signal_id, signal.contract.contract_id, contract_to_json(signal.contract), signal.side.value,
+             iso(signal.created_at), _finite_or_none(signal.bid), _finite_or_none(signal.ask), signal.model_price,
+             signal.edge_dollars, signal.edge_vol, _finite_or_none(signal.zscore), _finite_or_none(signal.vega),
+             signal.quantity, signal.state.value, signal.reason, _iso_or_none(signal.updated_at)))
+
+    def signals(self, state: str | None = None, since: datetime | None = None,
+                limit: int | None = None) -> list[Signal]:
+        """Signals, newest first, optionally of one state and created at or after `since`."""
+        sql, params = "SELECT * FROM signals WHERE 1=1", []
+        if state is not None:
+            sql, params = sql + " AND state = ?", [*params, getattr(state, "value", state)]
+        if since is not None:
+            sql, params = sql + " AND created_at >= ?", [*params, iso(since)]
+        sql += " ORDER BY created_at DESC, rowid DESC" + (" LIMIT ?" if limit is not None else "")
+        return [_signal(r) for r in self._rows(sql, params + ([limit] if limit is not None else []))]
+
+    def record_alert(self, alert: Alert) -> None:
+        """Store an alert; one with an alert_id already stored is updated (count, acknowledgement, message)."""
+        self._write(
+            "INSERT INTO alerts(alert_id, code, severity, source, message, timestamp, count, acknowledged)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(alert_id) WHERE alert_id <> '' DO UPDATE SET"
+            " message = excluded.message, timestamp = excluded.timestamp, count = excluded.count,"
+            " acknowledged = excluded.acknowledged, severity = excluded.severity",
+            (alert.alert_id, alert.code, int(alert.severity), alert.source, alert.message, iso(alert.timestamp),
+             alert.count, int(alert.acknowledged)))
+
+    def alerts(self, limit: int = 100) -> list[Alert]:
+        """The latest `limit` alerts, newest first."""
+        rows = self._rows("SELECT * FROM alerts ORDER BY timestamp DESC, id DESC LIMIT ?", (limit,))
+        return [Alert(r["code"], r["severity"], r["source"], r["message"], parse_iso(r["timestamp"]), r["count"],
+                      bool(r["acknowledged"]), r["alert_id"]) for r in rows]
+
+    def record_fit(self, params: HestonParams | None, *, rmse: float, elapsed_ms: float, quotes_used: int,
+                   accepted: bool = True, stale: bool = False, timestamp: datetime | None = None,
+                   underlying: str = "", detail: str = "") -> int:
+        """Store one calibration attempt (params None when it failed); returns its fit id."""
+        values = [None] * 5 if params is None else list(params.as_array())
+        cur = self._write(
+            "INSERT INTO fits(timestamp, v0, kappa, theta, sigma, rho, rmse, elapsed_ms, quotes_used, accepted,"
+            " stale, underlying, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (iso(timestamp or self._clock()), *values, _finite_or_none(rmse), elapsed_ms, quotes_used,
+             int(accepted), int(stale), underlying, detail))
+        return int(cur.lastrowid)
+
+    def fits(self, limit: int = 100) -> list[FitRecord]:
+        """The latest `limit` fits, newest first."""
+        rows = self._rows("SELECT * FROM fits ORDER BY id DESC LIMIT ?", (limit,))
+        return [_fit(r) for r in rows]
+
+    def record_setting_change(self, path: str, old: Any, new: Any, source: str,
+                              at: datetime | None = None) -> None:
+        """Store who (`source`, e.g. 'settings-dialog') changed the setting at dotted `path`, and how."""
+        self._write("INSERT INTO settings_changes(timestamp, path, old, new, source) VALUES (?,?,?,?,?)",
+                    (iso(at or self._clock()), path, dumps(old), dumps(new), source))
+
+    def settings_changes(self) -> list[SettingChange]:
+        """Every settings change, oldest first."""
+        rows = self._rows("SELECT * FROM settings_changes ORDER BY id")
+        return [SettingChange(parse_iso(r["timestamp"]), r["path"], json.loads(r["old"]), json.loads(r["new"]),
+                              r["source"]) for r in rows]
+
+
+# ---- row <-> value helpers -----------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _iso_or_none(ts: datetime | None) -> str | None:
+    return None if ts is None else iso(ts)
+
+
+def _ts_or_none(text: str | None) -> datetime | None:
+    return None if text is None else parse_iso(text)
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    """SQLite stores NaN as NULL anyway; say so explicitly."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _nan_if_none(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _field(result: Any, *names: str) -> Any:
+    for name in names:
+        value = result.get(name) if isinstance(result, Mapping) else getattr(result, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _risk_row(client_order_id: str, result: Any) -> tuple[str, str, int, str, str]:
+    name, passed = _field(result, "name", "check"), _field(result, "passed", "ok")
+    if name is None or passed is None:
+        raise JournalError(f"risk check result for {client_order_id} needs a name and passed/ok: {result!r}")
+    reason = _field(result, "reason", "code", "reason_code")
+    detail = _field(result, "detail", "message")
+    return (client_order_id, str(getattr(name, "value", name)), int(bool(passed)),
+            "" if reason is None else str(getattr(reason, "value", reason)), "" if detail is None else str(detail))
+
+
+def _order(r: sqlite3.Row) -> Order:
+    return Order(r["client_order_id"], contract_from_json(r["contract"]), r["side"], r["quantity"], r["order_type"],
+                 r["limit_price"], _ts_or_none(r["created_at"]), r["purpose"], r["signal_id"], r["model_price"])
+
+
+def _order_event(r: sqlite3.Row) -> OrderEvent:
+    return OrderEvent(r["client_order_id"], r["status"], parse_iso(r["timestamp"]), r["filled_quantity"],
+                      r["remaining_quantity"], _nan_if_none(r["avg_fill_price"]), r["reason"],
+                      r["broker_order_id"], r["limit_price"])
+
+
+def _fill(r: sqlite3.Row) -> Fill:
+    return Fill(r["fill_id"], r["client_order_id"], contract_from_json(r["contract"]), r["side"], r["quantity"],
+                r["price"], parse_iso(r["timestamp"]), r["commission"], r["liquidity"], json.loads(r["metadata"]))
+
+
+def _signal(r: sqlite3.Row) -> Signal:
+    return Signal(r["signal_id"], contract_from_json(r["contract"]), r["side"], parse_iso(r["created_at"]),
+                  _nan_if_none(r["bid"]), _nan_if_none(r["ask"]), r["model_price"], r["edge_dollars"],
+                  r["edge_vol"], _nan_if_none(r["zscore"]), _nan_if_none(r["vega"]), r["quantity"], r["state"],
+                  r["reason"], _ts_or_none(r["updated_at"]))
+
+
+def _fit(r: sqlite3.Row) -> FitRecord:
+    values = [r[k] for k in ("v0", "kappa", "theta", "sigma", "rho")]
+    params = None if any(v is None for v in values) else HestonParams.from_array(values)
+    return FitRecord(parse_iso(r["timestamp"]), params, _nan_if_none(r["rmse"]), r["elapsed_ms"], r["quotes_used"],
+                     bool(r["accepted"]), bool(r["stale"]), r["underlying"], r["detail"], r["id"])
