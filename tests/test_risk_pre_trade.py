@@ -1,0 +1,205 @@
+"""Pre-trade risk: every reason code fires on its own, every check reports, state rules hold."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from workstation.config import RiskConfig
+from workstation.domain import Contract, Order, OrderPurpose, OrderType, Position, SecType, Side, TradingState
+from workstation.portfolio.greeks import DollarGreeks
+from workstation.risk import ContractMarket, RiskCode, RiskContext, check
+from workstation.risk import hours, margin
+
+NY = ZoneInfo("America/New_York")
+NOW = datetime(2025, 10, 1, 11, 0, tzinfo=NY)            # a Wednesday, mid-session
+CALL = Contract(1001, "SPX", trading_class="SPXW", expiry=date(2025, 10, 17), strike=6700.0, right="C")
+OTHER = Contract(1002, "SPX", trading_class="SPXW", expiry=date(2025, 10, 17), strike=6800.0, right="C")
+FUTURE = Contract(2001, "SPX", sec_type=SecType.FUTURE, trading_class="ES", expiry=date(2025, 12, 19),
+                  multiplier=50.0, exchange="CME")
+MARKET = ContractMarket(bid=50.0, ask=52.0, model_price=51.0, underlying_price=6700.0,
+                        greeks=DollarGreeks(delta=3_000.0, gamma=500.0, vega=700.0, theta=-100.0))
+FUT_MARKET = ContractMarket(bid=6750.0, ask=6750.25, model_price=6750.125, underlying_price=6700.0,
+                            greeks=DollarGreeks(delta=6750.0 * 0.01 * 50))
+
+
+def order(**kw) -> Order:
+    base = dict(client_order_id="o-1", contract=CALL, side=Side.BUY, quantity=2, limit_price=51.5,
+                created_at=NOW, purpose=OrderPurpose.SIGNAL)
+    base.update(kw)
+    return Order(**base)
+
+
+def ctx(**kw) -> RiskContext:
+    base = dict(settings=RiskConfig(), now=NOW, market=MARKET)
+    base.update(kw)
+    return RiskContext(**base)
+
+
+def cfg(**kw) -> RiskConfig:
+    return RiskConfig(**kw)
+
+
+def test_baseline_order_is_approved_and_every_check_reports():
+    decision = check(order(), ctx())
+    assert decision.approved, decision.failures
+    assert decision.reasons == []
+    codes = {r.code for r in decision.results}
+    expected = set(RiskCode) - {RiskCode.VAR_LIMIT, RiskCode.STOP_LOSS}      # monitor-only codes
+    assert codes == expected
+    assert decision.what_if == DollarGreeks(6_000.0, 1_000.0, 1_400.0, -200.0)
+    assert decision.margin == pytest.approx(2 * 51.5 * 100)
+
+
+HELD_5 = {CALL.contract_id: Position(CALL, 5, 40.0)}
+
+CASES = {
+    RiskCode.TRADING_DISABLED: (order(), ctx(trading_enabled=False)),
+    RiskCode.TRADING_HALTED: (order(), ctx(trading_state=TradingState.HALTED)),
+    RiskCode.REDUCING_ONLY: (order(), ctx(trading_state=TradingState.REDUCING)),
+    RiskCode.BAD_ORDER: (order(quantity=0), ctx()),
+    RiskCode.NO_MARKET: (order(), ctx(market=replace(MARKET, bid=math.nan, ask=math.nan, model_price=math.nan))),
+    RiskCode.MAX_QUANTITY: (order(), ctx(settings=cfg(max_order_quantity=1))),
+    RiskCode.MAX_PREMIUM: (order(), ctx(settings=cfg(max_order_premium=5_000.0))),
+    RiskCode.MAX_POSITION: (order(), ctx(settings=cfg(max_position=6), positions=HELD_5)),
+    RiskCode.MAX_TOTAL_CONTRACTS: (order(), ctx(settings=cfg(max_total_contracts=3),
+                                                positions={OTHER.contract_id: Position(OTHER, 2, 10.0)})),
+    RiskCode.MAX_OPEN_ORDERS: (order(), ctx(settings=cfg(max_open_orders=1),
+                                            open_orders=[order(client_order_id="w-1", contract=OTHER,
+                                                               side=Side.SELL, quantity=1, limit_price=20.0)],
+                                            positions={OTHER.contract_id: Position(OTHER, 3, 10.0)})),
+    RiskCode.RATE_THROTTLE: (order(), ctx(settings=cfg(max_orders_per_minute=2), recent_orders=[
+        order(client_order_id=f"r-{i}", contract=OTHER, quantity=1, limit_price=20.0,
+              created_at=NOW - timedelta(seconds=10 + i)) for i in range(2)])),
+    RiskCode.PRICE_BAND: (order(limit_price=80.0), ctx()),
+    RiskCode.DUPLICATE_ORDER: (order(), ctx(recent_orders=[order(client_order_id="o-0",
+                                                                 created_at=NOW - timedelta(seconds=1))])),
+    RiskCode.DAILY_LOSS: (order(), ctx(day_pnl=-30_000.0)),
+    RiskCode.DELTA_LIMIT: (order(), ctx(portfolio_greeks=DollarGreeks(delta=499_000.0))),
+    RiskCode.GAMMA_LIMIT: (order(), ctx(portfolio_greeks=DollarGreeks(gamma=49_500.0))),
+    RiskCode.VEGA_LIMIT: (order(), ctx(portfolio_greeks=DollarGreeks(vega=49_500.0))),
+    RiskCode.TRADING_HOURS: (order(), ctx(now=NOW.replace(hour=17))),
+    RiskCode.RESTRICTED_UNDERLYING: (order(), ctx(settings=cfg(restricted_underlyings=["spx"]))),
+    RiskCode.RESTRICTED_EXPIRY: (order(), ctx(settings=cfg(restricted_expiries=[date(2025, 10, 17)]))),
+    RiskCode.RESTRICTED_STRIKE: (order(), ctx(settings=cfg(restricted_strikes=[6700.0]))),
+    RiskCode.MIN_DAYS_TO_EXPIRY: (order(), ctx(settings=cfg(min_days_to_expiry=30.0))),
+    RiskCode.UNCOVERED_SHORT: (order(side=Side.SELL, limit_price=50.5), ctx()),
+    RiskCode.MARGIN: (order(), ctx(buying_power_used=995_000.0)),
+}
+
+
+@pytest.mark.parametrize("code", list(CASES), ids=lambda c: c.value)
+def test_each_reason_code_fires_alone(code):
+    o, c = CASES[code]
+    decision = check(o, c)
+    assert not decision.approved
+    assert decision.reasons == [code], [r.detail for r in decision.failures]
+    assert len(decision.results) == len(check(order(), ctx()).results)
+
+
+def test_every_pre_trade_code_has_a_case():
+    assert set(CASES) == set(RiskCode) - {RiskCode.VAR_LIMIT, RiskCode.STOP_LOSS}
+
+
+def test_all_failures_are_reported_together():
+    decision = check(order(quantity=30, limit_price=90.0),
+                     ctx(trading_state=TradingState.HALTED, day_pnl=-1e6, now=NOW.replace(hour=20)))
+    assert {RiskCode.TRADING_HALTED, RiskCode.MAX_QUANTITY, RiskCode.MAX_PREMIUM, RiskCode.PRICE_BAND,
+            RiskCode.DAILY_LOSS, RiskCode.TRADING_HOURS} <= set(decision.reasons)
+    assert decision.as_dict()["reasons"] == [c.value for c in decision.reasons]
+
+
+def test_halted_denies_everything_even_exits_and_hedges():
+    halted = dict(trading_state=TradingState.HALTED, positions=HELD_5)
+    exit_ = check(order(side=Side.SELL, limit_price=50.5, purpose=OrderPurpose.EXIT), ctx(**halted))
+    hedge = check(order(contract=FUTURE, side=Side.SELL, quantity=1, limit_price=6750.0,
+                        purpose=OrderPurpose.HEDGE),
+                  ctx(market=FUT_MARKET, portfolio_greeks=DollarGreeks(delta=20_000.0), **halted))
+    assert exit_.reasons == [RiskCode.TRADING_HALTED]
+    assert hedge.reasons == [RiskCode.TRADING_HALTED]
+
+
+def test_reducing_lets_exits_and_hedges_through_and_stops_the_rest():
+    reducing = dict(trading_state=TradingState.REDUCING, positions=HELD_5)
+    exit_ = check(order(side=Side.SELL, limit_price=50.5, purpose=OrderPurpose.EXIT), ctx(**reducing))
+    assert exit_.approved and exit_.reduces_risk
+    # an exit larger than the position would flip it: not risk-reducing
+    flip = check(order(side=Side.SELL, quantity=8, limit_price=50.5, purpose=OrderPurpose.EXIT), ctx(**reducing))
+    assert RiskCode.REDUCING_ONLY in flip.reasons
+    # two working exits of 3 and a third: the stacked exits would flip the position of 5
+    stacked = check(order(client_order_id="x-3", side=Side.SELL, quantity=3, limit_price=50.5,
+                          purpose=OrderPurpose.EXIT),
+                    ctx(open_orders=[order(client_order_id="x-1", side=Side.SELL, quantity=3, limit_price=50.5,
+                                           created_at=NOW - timedelta(seconds=30))], **reducing))
+    assert RiskCode.REDUCING_ONLY in stacked.reasons
+    hedge = check(order(contract=FUTURE, side=Side.SELL, quantity=1, limit_price=6750.0,
+                        purpose=OrderPurpose.HEDGE),
+                  ctx(market=FUT_MARKET, portfolio_greeks=DollarGreeks(delta=20_000.0), **reducing))
+    assert hedge.approved, hedge.failures
+    wrong_way = check(order(contract=FUTURE, side=Side.BUY, quantity=1, limit_price=6750.0,
+                            purpose=OrderPurpose.HEDGE),
+                      ctx(market=FUT_MARKET, portfolio_greeks=DollarGreeks(delta=20_000.0), **reducing))
+    assert wrong_way.reasons == [RiskCode.REDUCING_ONLY]
+    opening = check(order(), ctx(**reducing))
+    assert opening.reasons == [RiskCode.REDUCING_ONLY]
+
+
+def test_exits_pass_daily_loss_and_restrictions():
+    settings = cfg(restricted_underlyings=["SPX"], restricted_strikes=[6700.0], min_days_to_expiry=30.0)
+    d = check(order(side=Side.SELL, limit_price=50.5, purpose=OrderPurpose.EXIT),
+              ctx(settings=settings, positions=HELD_5, day_pnl=-40_000.0))
+    assert d.approved, d.failures
+
+
+def test_limits_are_no_worse_than_now():
+    """A lowered limit must not trap a position: reducing trades pass even when still beyond it."""
+    big = {CALL.contract_id: Position(CALL, 10, 40.0)}
+    d = check(order(side=Side.SELL, limit_price=50.5), ctx(settings=cfg(max_position=3), positions=big,
+                                                           portfolio_greeks=DollarGreeks(delta=900_000.0)))
+    assert d.approved, d.failures
+
+
+def test_market_order_uses_far_side_and_needs_it():
+    mkt = order(order_type=OrderType.MARKET, limit_price=None)
+    assert check(mkt, ctx()).approved
+    one_sided = check(mkt, ctx(market=replace(MARKET, ask=math.nan)))
+    assert RiskCode.NO_MARKET in one_sided.reasons
+
+
+def test_trading_hours_rules():
+    wed = datetime(2025, 10, 1, tzinfo=NY)
+    at = lambda d, h, m=0: (wed + timedelta(days=d)).replace(hour=h, minute=m)  # noqa: E731
+    assert not hours.is_open(CALL, at(0, 9, 29)) and hours.is_open(CALL, at(0, 9, 30))
+    assert hours.is_open(CALL, at(0, 16, 14)) and not hours.is_open(CALL, at(0, 16, 15))
+    assert not hours.is_open(CALL, at(3, 12))                          # Saturday
+    expiry_day = datetime(2025, 10, 17, 16, 5, tzinfo=NY)
+    assert not hours.is_open(CALL, expiry_day) and hours.is_open(CALL, expiry_day.replace(hour=15))
+    assert hours.is_open(FUTURE, at(0, 3)) and hours.is_open(FUTURE, at(0, 20))
+    assert not hours.is_open(FUTURE, at(0, 17, 30))                    # daily break
+    assert not hours.is_open(FUTURE, at(3, 12))                        # Saturday
+    assert hours.is_open(FUTURE, at(4, 18, 30)) and not hours.is_open(FUTURE, at(4, 17, 30))  # Sunday
+    index = Contract(1, "SPX", sec_type=SecType.INDEX)
+    assert not hours.is_open(index, at(0, 12))
+
+
+def test_margin_estimate_long_naked_and_spread():
+    u = 6700.0
+    long_ = margin.estimate([margin.Leg(CALL, 1, 50.0)], u)
+    assert long_.margin == pytest.approx(5_000.0) and long_.naked_shorts == 0
+    naked = margin.estimate([margin.Leg(OTHER, -1, 20.0)], u)           # 100 points OTM call
+    assert naked.margin == pytest.approx((20.0 + max(0.15 * u - 100.0, 0.10 * u)) * 100)
+    assert naked.naked_shorts == 1
+    spread = margin.estimate([margin.Leg(CALL, -1, 50.0), margin.Leg(OTHER, 1, 20.0)], u)
+    assert spread.naked_shorts == 0
+    assert spread.margin == pytest.approx(20.0 * 100 + 100.0 * 100)
+    put = Contract(1003, "SPX", expiry=date(2025, 10, 17), strike=5000.0, right="P")
+    far_otm_put = margin.estimate([margin.Leg(put, -1, 1.0)], u)
+    assert far_otm_put.margin == pytest.approx((1.0 + 0.10 * 5000.0) * 100)
+
+
+def test_covered_short_is_allowed():
+    d = check(order(side=Side.SELL, limit_price=50.5), ctx(positions={OTHER.contract_id: Position(OTHER, 2, 20.0)}))
+    assert d.approved, d.failures

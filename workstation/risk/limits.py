@@ -1,0 +1,79 @@
+"""Named reason codes and the outcome of the pre-trade checks: every check reports, failed or not."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from workstation.portfolio.greeks import DollarGreeks
+
+
+class RiskCode(str, Enum):
+    """Why a check failed (or, for the monitor, which limit was breached). Stable: journaled and shown."""
+
+    TRADING_DISABLED = "TRADING_DISABLED"        # execution.trading_enabled is off (read-only)
+    TRADING_HALTED = "TRADING_HALTED"            # state HALTED: every order denied
+    REDUCING_ONLY = "REDUCING_ONLY"              # state REDUCING: the order does not reduce risk
+    BAD_ORDER = "BAD_ORDER"                      # qty <= 0, non-finite or non-positive price, not tradable
+    NO_MARKET = "NO_MARKET"                      # no usable quote or model price for the contract
+    MAX_QUANTITY = "MAX_QUANTITY"                # order larger than max_order_quantity
+    MAX_PREMIUM = "MAX_PREMIUM"                  # option premium of the order above max_order_premium
+    MAX_POSITION = "MAX_POSITION"                # |position| in the contract would exceed max_position
+    MAX_TOTAL_CONTRACTS = "MAX_TOTAL_CONTRACTS"  # sum of |option positions| would exceed the limit
+    MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"          # too many working orders
+    RATE_THROTTLE = "RATE_THROTTLE"              # too many orders in the last minute
+    PRICE_BAND = "PRICE_BAND"                    # limit price too far from mid or model (fat finger)
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"          # same id, or same contract/side/qty just sent
+    DAILY_LOSS = "DAILY_LOSS"                    # day P&L beyond the daily loss limit
+    DELTA_LIMIT = "DELTA_LIMIT"                  # portfolio |delta$| after the trade above the limit
+    GAMMA_LIMIT = "GAMMA_LIMIT"                  # portfolio |gamma$| after the trade above the limit
+    VEGA_LIMIT = "VEGA_LIMIT"                    # portfolio |vega$| after the trade above the limit
+    VAR_LIMIT = "VAR_LIMIT"                      # 1-day 99% VaR above the limit (monitor only)
+    STOP_LOSS = "STOP_LOSS"                      # a position lost more than its stop (monitor only)
+    TRADING_HOURS = "TRADING_HOURS"              # outside the contract's regular trading hours
+    RESTRICTED_UNDERLYING = "RESTRICTED_UNDERLYING"
+    RESTRICTED_EXPIRY = "RESTRICTED_EXPIRY"
+    RESTRICTED_STRIKE = "RESTRICTED_STRIKE"
+    MIN_DAYS_TO_EXPIRY = "MIN_DAYS_TO_EXPIRY"    # too close to expiry (0-day guard)
+    UNCOVERED_SHORT = "UNCOVERED_SHORT"          # would leave short options not covered by longs
+    MARGIN = "MARGIN"                            # margin needed above the buying power left
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check on one order: its name, whether it passed, the code it fails with, and a line of why."""
+
+    name: str
+    passed: bool
+    code: RiskCode
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "code": self.code.value, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """The verdict on an order: approved only when every check passed; `what_if` is the portfolio's
+    dollar Greeks if the order fills in full; `margin` the estimated margin it needs ($)."""
+
+    client_order_id: str
+    approved: bool
+    results: tuple[CheckResult, ...]
+    what_if: DollarGreeks = field(default_factory=DollarGreeks)
+    margin: float = 0.0
+    reduces_risk: bool = False
+
+    @property
+    def reasons(self) -> list[RiskCode]:
+        """Codes of the failed checks, in check order."""
+        return [r.code for r in self.results if not r.passed]
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    def as_dict(self) -> dict:
+        """JSON-ready record for the journal and the GUI."""
+        return {"client_order_id": self.client_order_id, "approved": self.approved,
+                "reasons": [c.value for c in self.reasons], "results": [r.as_dict() for r in self.results],
+                "what_if": self.what_if.as_dict(), "margin": self.margin, "reduces_risk": self.reduces_risk}
