@@ -1,8 +1,20 @@
-"""Pricing core (pure numerics): Black-76, implied volatility, Heston pricing, Greeks and calibration."""
+"""Pricing core (pure numerics, numpy + numba): Black-76, implied volatility, Heston pricing, Greeks, calibration.
+
+Every function works per option on the forward of its expiry (Black-76 convention: spot users pass
+forward = S exp((r - q) T) and discount = exp(-r T)), takes arrays or scalars that broadcast, returns NaN
+for a bad element instead of raising, and is vectorised over the whole chain with nogil numba kernels.
+"""
 from workstation.domain.heston import HestonParams
 
 from .black import black_greeks, black_price
+from .calibration import calibrate_heston
+from .heston import heston_greeks, heston_implied_vol, heston_price, heston_price_gradient
 from .implied_vol import implied_vol
 from .results import CalibrationResult, Greeks
 
-__all__ = ["HestonParams", "Greeks", "CalibrationResult", "black_price", "black_greeks", "implied_vol"]
+__all__ = [
+    "HestonParams", "Greeks", "CalibrationResult",
+    "black_price", "black_greeks", "implied_vol",
+    "heston_price", "heston_greeks", "heston_implied_vol", "heston_price_gradient",
+    "calibrate_heston",
+]

@@ -19,7 +19,7 @@ from .black import valid_contract
 from .normal import INV_SQRT_2PI, norm_cdf, normalised_black_otm
 
 _MAX_STEPS = 30
-_REL_TOL = 4.0 * 2.220446049250313e-16
+_STEP_TOL = 1e-6
 
 
 @njit(nogil=True, cache=True)
@@ -52,81 +52,96 @@ def _upper_gap(x: float, s: float) -> float:
 
 
 @njit(nogil=True, cache=True)
-def normalised_implied_sd(beta: float, x: float) -> float:
-    """Total standard deviation s with b(x, s) = beta, for x <= 0 and 0 < beta < e^{x/2}."""
-    ax = -x
-    s_c = math.sqrt(2.0 * ax)
-    b_c = normalised_black_otm(x, s_c) if ax > 0.0 else 0.0
-    if beta < b_c:
-        # lower branch: f(s) = ln b(s) - ln beta, s in (0, s_c]
-        lnb = math.log(beta)
-        s = ax / math.sqrt(-2.0 * lnb)
-        for _ in range(2):  # fixed point on ln beta ~ -x^2/(2 s^2) - s^2/8 + ln(n(0) s^3 / x^2)
-            rhs = math.log(INV_SQRT_2PI * s * s * s / (ax * ax)) - 0.125 * s * s - lnb
-            if rhs <= 0.0:
-                break
-            s = ax / math.sqrt(2.0 * rhs)
-        s = min(max(s, 1e-3 * s_c), s_c)
-        lo, hi = 0.0, s_c
-        for _ in range(_MAX_STEPS):
-            b = normalised_black_otm(x, s)
-            if b <= 0.0:
-                lo = s
-                s = 0.5 * (s + hi) if s * 2.0 > hi else 2.0 * s
-                continue
-            h = x / s
-            vega = INV_SQRT_2PI * math.exp(-0.5 * h * h - 0.125 * s * s)
-            f = math.log(b) - lnb
-            if f < 0.0:
-                lo = s
-            else:
-                hi = s
-            f1 = vega / b
-            f2 = f1 * (ax * ax / (s * s * s) - 0.25 * s) - f1 * f1
-            step = -f / f1
-            denom = 1.0 + 0.5 * step * f2 / f1
-            if denom > 0.5:
-                step /= denom
-            s_new = s + step
-            if not (lo < s_new < hi):
-                s_new = 0.5 * (lo + hi)
-            if abs(s_new - s) <= _REL_TOL * s_new:
-                return s_new
-            s = s_new
-        return s
-    # upper branch: f(s) = ln(b_max - b(s)) - ln(b_max - beta), s >= s_c
-    bmax = math.exp(0.5 * x)
-    gap_target = bmax - beta
-    ln_gap_target = math.log(gap_target)
-    # at x = 0: gap = 2 N(-s/2); use it as the guess for all x in this branch
-    s = max(-2.0 * _inverse_norm_cdf(0.5 * gap_target / bmax), s_c)
-    lo, hi = s_c, np.inf
+def _lower_objective(x: float, s: float, ln_beta: float) -> tuple[float, float, float]:
+    """f = ln b(s) - ln beta and its first two derivatives in s (lower branch)."""
+    b = normalised_black_otm(x, s)
+    if b <= 0.0:
+        return -np.inf, np.inf, 0.0
+    h = x / s
+    f1 = INV_SQRT_2PI * math.exp(-0.5 * h * h - 0.125 * s * s) / b
+    f2 = f1 * (x * x / (s * s * s) - 0.25 * s) - f1 * f1
+    return math.log(b) - ln_beta, f1, f2
+
+
+@njit(nogil=True, cache=True)
+def _upper_objective(x: float, s: float, ln_gap: float) -> tuple[float, float, float]:
+    """f = ln(b_max - b(s)) - ln(b_max - beta) and its first two derivatives in s (upper branch)."""
+    gap = _upper_gap(x, s)
+    if gap <= 0.0:
+        return -np.inf, -np.inf, 0.0
+    h = x / s
+    f1 = -INV_SQRT_2PI * math.exp(-0.5 * h * h - 0.125 * s * s) / gap
+    f2 = f1 * (x * x / (s * s * s) - 0.25 * s) - f1 * f1
+    return math.log(gap) - ln_gap, f1, f2
+
+
+@njit(nogil=True, cache=True)
+def _halley(x: float, target: float, s: float, lo: float, hi: float, upper: bool) -> float:
+    """Safeguarded Halley iteration on the branch objective inside the bracket [lo, hi]."""
     for _ in range(_MAX_STEPS):
-        gap = _upper_gap(x, s)
-        if gap <= 0.0:
-            hi = s
-            s = 0.5 * (lo + s)
+        if upper:
+            f, f1, f2 = _upper_objective(x, s, target)
+        else:
+            f, f1, f2 = _lower_objective(x, s, target)
+        if f == 0.0:
+            return s
+        if not math.isfinite(f) or not math.isfinite(f1):
+            # underflow at the lower end: the root lies above s
+            lo = s
+            s = 0.5 * (lo + hi) if hi < np.inf else 2.0 * s
             continue
-        h = x / s
-        vega = INV_SQRT_2PI * math.exp(-0.5 * h * h - 0.125 * s * s)
-        f = math.log(gap) - ln_gap_target
-        if f > 0.0:
+        # f is increasing in s on the lower branch and decreasing on the upper one
+        if (f < 0.0) != upper:
             lo = s
         else:
             hi = s
-        f1 = -vega / gap
-        f2 = f1 * (ax * ax / (s * s * s) - 0.25 * s) - f1 * f1
         step = -f / f1
         denom = 1.0 + 0.5 * step * f2 / f1
         if denom > 0.5:
             step /= denom
         s_new = s + step
-        if not (lo < s_new < hi):
-            s_new = 0.5 * (lo + hi) if hi < np.inf else 2.0 * max(s, lo)
-        if abs(s_new - s) <= _REL_TOL * s_new:
+        # Halley converges cubically: once a step is below 1e-6 relative the next error is ~1e-18
+        if abs(step) <= _STEP_TOL * s_new and lo <= s_new <= hi:
             return s_new
+        if not (lo <= s_new <= hi):
+            s_new = 0.5 * (lo + hi) if hi < np.inf else 2.0 * max(s, lo)
         s = s_new
     return s
+
+
+@njit(nogil=True, cache=True)
+def normalised_implied_sd(beta: float, x: float) -> float:
+    """Total standard deviation s with b(x, s) = beta, for x <= 0 and 0 < beta < e^{x/2}."""
+    ax = -x
+    s_c = math.sqrt(2.0 * ax)
+    b_c = normalised_black_otm(x, s_c) if ax > 0.0 else 0.0
+    vega_c = INV_SQRT_2PI * math.exp(-0.5 * ax) if ax > 0.0 else INV_SQRT_2PI
+    tangent = s_c + (beta - b_c) / vega_c  # Newton step on b from s_c: a bound by convexity/concavity
+    if beta < b_c:
+        ln_beta = math.log(beta)
+        s = ax / math.sqrt(-2.0 * ln_beta)
+        for _ in range(2):  # fixed point on ln beta ~ -x^2/(2 s^2) - s^2/8 + ln(n(0) s^3 / x^2)
+            rhs = math.log(INV_SQRT_2PI * s * s * s / (ax * ax)) - 0.125 * s * s - ln_beta
+            if rhs <= 0.0:
+                break
+            s = ax / math.sqrt(2.0 * rhs)
+        s = min(s, s_c)
+        if 0.0 < tangent < s_c:
+            f_asym = _lower_objective(x, s, ln_beta)[0]
+            f_tan = _lower_objective(x, tangent, ln_beta)[0]
+            if abs(f_tan) < abs(f_asym):
+                s = tangent
+        return _halley(x, ln_beta, s, 0.0, s_c, False)
+    bmax = math.exp(0.5 * x)
+    gap_target = bmax - beta
+    ln_gap = math.log(gap_target)
+    s = max(-2.0 * _inverse_norm_cdf(0.5 * gap_target / bmax), s_c)  # exact when x = 0
+    if tangent > s_c and ax > 0.0:
+        f_guess = _upper_objective(x, s, ln_gap)[0]
+        f_tan = _upper_objective(x, tangent, ln_gap)[0]
+        if abs(f_tan) < abs(f_guess):
+            s = tangent
+    return _halley(x, ln_gap, s, s_c, np.inf, True)
 
 
 @njit(nogil=True, cache=True)

@@ -1,0 +1,211 @@
+"""The simulated market: clock, listing, quotes, smile, mispricings, determinism and speed."""
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from workstation.config import MarketConfig, SimulatorConfig
+from workstation.domain import settlement_instant
+from workstation.domain.snapshot import NEW_YORK
+from workstation.sim.clock import SimClock, is_session_open
+from workstation.sim.listing import build_listing, contract_id_for, pm_expiries, spx_monthlies, third_friday
+from workstation.sim.market import SimMarket, on_tick
+
+DAY = date(2025, 10, 1)   # a Wednesday
+
+
+def make_market(**overrides) -> tuple[SimClock, SimMarket]:
+    cfg = SimulatorConfig(start_date=DAY, **overrides)
+    clock = SimClock.from_config(cfg, manual=True)
+    return clock, SimMarket(cfg, clock.now())
+
+
+def chain(market: SimMarket, window: float = 0.25):
+    rows = market.select_rows("SPX", 0, 400, window)
+    return market.snapshot(rows, "SPX"), market.quote_rows(rows)
+
+
+# ------------------------------------------------------------------------------------------- clock
+def test_clock_starts_at_the_open_of_the_configured_day_and_runs_at_speed():
+    ticks = iter([100.0, 110.0])
+    clock = SimClock.from_config(SimulatorConfig(start_date=DAY, speed=30), wall=lambda: next(ticks))
+    assert clock.start.astimezone(NEW_YORK) == datetime(2025, 10, 1, 9, 30, tzinfo=NEW_YORK)
+    assert clock.now() - clock.start == timedelta(seconds=300)    # 10 wall seconds x 30
+
+
+def test_clock_default_day_is_the_last_weekday_and_manual_mode_advances():
+    clock = SimClock.from_config(SimulatorConfig(), manual=True, today=date(2025, 10, 5))  # a Sunday
+    assert clock.trade_date() == date(2025, 10, 3)
+    assert clock.is_open()
+    clock.advance(6.5 * 3600)
+    assert not clock.is_open()                                     # 16:00: closed
+    assert is_session_open(clock.now(), always_open=True)
+
+
+# ----------------------------------------------------------------------------------------- listing
+def test_spx_monthlies_are_third_fridays_am_settled_and_spxw_is_pm():
+    lst = build_listing(DAY, 5900.0, 400)
+    spx = lst.trading_class == "SPX"
+    for exp in np.unique(lst.expiry[spx]).astype(date):
+        assert exp == third_friday(exp.year, exp.month) and exp.weekday() == 4
+    assert lst.am_settled[spx].all() and not lst.am_settled[~spx].any()
+    pm = set(np.unique(lst.expiry[lst.trading_class == "SPXW"]).astype(date))
+    assert DAY in pm                                               # 0DTE
+    weekdays = {DAY + timedelta(days=i) for i in range(14) if (DAY + timedelta(days=i)).weekday() < 5}
+    assert weekdays <= pm                                          # dailies for the near two weeks
+    assert max(pm) - DAY >= timedelta(days=365) or max(np.unique(lst.expiry).astype(date)) - DAY >= timedelta(365)
+    assert date(2025, 10, 31) in pm and date(2025, 12, 31) in pm  # end of month / quarterly
+
+
+def test_strikes_every_5_near_the_money_and_coarser_far_out():
+    lst = build_listing(DAY, 5900.0, 400)
+    short = np.unique(lst.strike[lst.expiry == np.datetime64("2025-10-03")])
+    near = short[np.abs(short - 5900) <= 30]
+    assert set(np.diff(near)) == {5.0}
+    far = short[short < 5600]
+    assert np.all(np.diff(far) >= 25) and np.all(far % 25 == 0)
+    long = np.unique(lst.strike[lst.expiry == lst.expiry.max()])
+    assert np.all(long % 25 == 0)
+
+
+def test_contract_ids_are_stable_unique_and_readable():
+    a, b = build_listing(DAY, 5900.0, 400, ("SPX", "XSP")), build_listing(DAY, 5900.0, 400, ("SPX", "XSP"))
+    assert np.array_equal(a.contract_id, b.contract_id)
+    assert len(np.unique(a.contract_id)) == len(a)
+    row = a.row_of(contract_id_for("SPXW", date(2025, 10, 3), 5900.0, True))
+    assert row is not None and a.contract(row).description == "SPXW 03Oct25 5900 C"
+    xsp = a.underlying == "XSP"
+    assert xsp.any() and np.all(a.strike[xsp] < 1000) and np.all(a.multiplier[xsp] == 100)
+
+
+def test_expiry_calendar_helpers():
+    assert spx_monthlies(date(2025, 10, 17), 40) == [date(2025, 11, 21)]   # an AM monthly is gone on its day
+    assert pm_expiries(date(2025, 10, 17), 3)[0] == date(2025, 10, 17)
+
+
+def test_default_chain_holds_1500_to_2500_options():
+    m = MarketConfig()
+    _, market = make_market()
+    rows = market.select_rows(m.underlying, m.min_expiry_days, m.max_expiry_days, m.strike_window)
+    assert 1500 <= len(rows) <= 2500
+
+
+# ------------------------------------------------------------------------------------------ quotes
+def test_quotes_on_tick_never_crossed_or_locked_with_zero_bid_wings():
+    clock, market = make_market()
+    market.advance_to(clock.advance(1800))
+    snap, _ = chain(market)
+    assert np.all(snap.ask > snap.bid)
+    for px in np.concatenate([snap.bid[snap.bid > 0], snap.ask]):
+        assert on_tick(float(px)), px
+    zero = snap.bid == 0
+    assert zero.any() and np.all(snap.bid_size[zero] == 0)
+    assert np.all(snap.ask[zero] <= 0.25)                         # 0 bid, a few ticks offered
+    assert np.all(snap.ask_size > 0)
+    assert snap.future is not None and snap.future.ask - snap.future.bid == 0.25
+    assert snap.future_contract.trading_class == "ES" and snap.future_contract.multiplier == 50
+
+
+def test_spreads_widen_away_from_the_money_and_at_short_maturity():
+    _, market = make_market(mispricing_rate=0)
+    snap, q = chain(market, 0.3)
+    days = snap.maturity * 365
+    k = np.log(snap.strike / q.forward)
+    otm = np.where(snap.is_call, k > 0, k < 0) & (snap.bid > 0)
+    month = otm & (np.abs(days - 50) < 10)
+    rel = (snap.ask - snap.bid) / snap.mid
+    atm_rel = np.median(rel[month & (np.abs(k) < 0.02)])
+    wing_rel = np.median(rel[month & (np.abs(k) > 0.10)])
+    assert wing_rel > 2 * atm_rel
+    # in vol terms, short-dated options are quoted wider than long-dated ones
+    from workstation.sim.smile import black76
+    _, vega = black76(q.forward, snap.strike, q.years, q.vol, np.exp(-0.04 * q.years), snap.is_call)
+    spread_vol = (snap.ask - snap.bid) / vega
+    atm = np.abs(k) < 0.01
+    assert np.median(spread_vol[atm & (days < 3)]) > np.median(spread_vol[atm & (days > 200)])
+
+
+def test_smile_has_put_skew_steeper_at_short_maturity():
+    _, market = make_market(mispricing_rate=0)
+    snap, q = chain(market, 0.3)
+    days = snap.maturity * 365
+    k = np.log(snap.strike / q.forward)
+
+    def skew(lo, hi):
+        m = (days > lo) & (days < hi) & ~snap.is_call
+        slope = np.polyfit(k[m & (np.abs(k) < 0.05)], q.fair_vol[m & (np.abs(k) < 0.05)], 1)[0]
+        return slope
+
+    assert skew(5, 10) < skew(200, 400) < 0
+
+
+# ------------------------------------------------------------------------------------- mispricings
+def test_mispricings_are_where_the_market_says():
+    clock_a, plain = make_market(mispricing_rate=0)
+    clock_b, mis = make_market(mispricing_rate=0.05, mispricing_size_vol=0.05)
+    plain.advance_to(clock_a.advance(900))
+    mis.advance_to(clock_b.advance(900))
+    assert plain.spot == mis.spot                       # mispricings have their own random streams
+    offsets = mis.mispricings()
+    assert len(offsets) >= 10
+    rows = mis.select_rows("SPX", 0, 400, 0.25)
+    a, b = plain.quote_rows(rows), mis.quote_rows(rows)
+    ids = mis.listing.contract_id[rows]
+    hit = np.isin(ids, list(offsets))
+    assert np.array_equal(a.fair_vol, b.fair_vol)
+    np.testing.assert_allclose(b.vol[hit] - b.fair_vol[hit], [offsets[int(c)] for c in ids[hit]], atol=1e-12)
+    assert np.array_equal(a.bid[~hit], b.bid[~hit]) and np.array_equal(a.ask[~hit], b.ask[~hit])
+    big = hit & (np.abs(b.vol - b.fair_vol) > 0.01)
+    sign = np.sign((b.fair - a.fair)[big])
+    assert np.all(sign == np.sign((b.vol - b.fair_vol)[big]))
+
+
+def test_mispricings_decay_with_the_half_life():
+    clock, market = make_market(mispricing_rate=0.05, mispricing_half_life_s=300)
+    market.advance_to(clock.advance(600))
+    before = market.mispricings()
+    market.cfg.mispricing_rate = 0.0
+    market.advance_to(clock.advance(300))
+    after = market.mispricings()
+    for cid, off in after.items():
+        assert off == pytest.approx(before[cid] / 2, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------- determinism
+def test_same_seed_same_market_regardless_of_how_time_is_sliced():
+    c1, m1 = make_market()
+    c2, m2 = make_market()
+    m1.advance_to(c1.advance(600))
+    for _ in range(6):
+        m2.advance_to(c2.advance(100))
+    s1, s2 = chain(m1)[0], chain(m2)[0]
+    assert s1.equals(s2) and m1.mispricings() == m2.mispricings()
+    c3, m3 = make_market(seed=8)
+    m3.advance_to(c3.advance(600))
+    assert m3.spot != m1.spot
+
+
+def test_index_is_frozen_when_closed_and_settlement_prints_are_recorded():
+    clock, market = make_market()
+    market.advance_to(clock.advance(6.5 * 3600))
+    close = market.settlement_price(DAY, am_settled=False)
+    assert close == market.spot
+    market.advance_to(clock.advance(3600))
+    assert market.spot == close
+
+
+def test_snapshot_of_2000_options_takes_at_most_5ms():
+    clock, market = make_market()
+    market.advance_to(clock.advance(60))
+    rows = market.select_rows("SPX", 0, 400, 0.3)[:2000]
+    market.snapshot(rows, "SPX")
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        market.snapshot(rows, "SPX")
+        times.append(time.perf_counter() - t0)
+    assert len(rows) == 2000
+    assert np.median(times) < 0.005 * 3   # 3x headroom for a busy shared CI machine; the benchmark checks 5 ms

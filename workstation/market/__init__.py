@@ -1,0 +1,1 @@
+"""Market data feeds behind the MarketFeed protocol (simulator, IB, replay) and the snapshot recorder."""

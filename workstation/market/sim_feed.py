@@ -1,0 +1,91 @@
+"""SimulatedFeed: the MarketFeed of the built-in simulator.
+
+Real-time clock: a snapshot every `interval_s` wall seconds (the market moves `interval_s * speed` simulated
+seconds in between). Manual clock ("as fast as possible", backtests): each snapshot first advances the clock by
+`interval_s * speed` simulated seconds, with no waiting. Outside the session the feed reports STALE ("market
+closed") and keeps sending the last quotes.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import AsyncIterator
+
+from workstation.domain import ChainSnapshot
+from workstation.market.feed import FeedState, StatusMixin
+from workstation.sim.world import SimWorld
+
+
+class SimulatedFeed(StatusMixin):
+    """Chain snapshots of the simulated market of `world`."""
+
+    source = "sim"
+
+    def __init__(self, world: SimWorld, interval_s: float = 5.0, underlying: str = "SPX",
+                 min_expiry_days: float = 0.0, max_expiry_days: float = 400.0, strike_window: float = 0.25) -> None:
+        self.world = world
+        self.interval_s = interval_s
+        self._chain = (underlying, min_expiry_days, max_expiry_days, strike_window)
+        self._closed = asyncio.Event()
+        self._sequence = 0
+        self._init_status()
+
+    @classmethod
+    def from_settings(cls, settings, world: SimWorld | None = None, manual: bool = False) -> "SimulatedFeed":
+        m = settings.market
+        return cls(world or SimWorld.from_settings(settings, manual=manual), m.snapshot_interval_s, m.underlying,
+                   m.min_expiry_days, m.max_expiry_days, m.strike_window)
+
+    async def connect(self) -> None:
+        self._closed.clear()
+        self._update_status()
+
+    async def close(self) -> None:
+        self._closed.set()
+        self._set_status(FeedState.DISCONNECTED, self.world.market.now, "closed")
+
+    def select_chain(self, underlying: str, min_expiry_days: float, max_expiry_days: float,
+                     strike_window: float) -> None:
+        if underlying not in self.world.market.underlyings:
+            raise ValueError(f"the simulator lists {list(self.world.market.underlyings)}, not {underlying!r}")
+        self._chain = (underlying, float(min_expiry_days), float(max_expiry_days), float(strike_window))
+
+    def _update_status(self) -> None:
+        market = self.world.market
+        if market.is_open:
+            self._set_status(FeedState.CONNECTED, market.now, "simulated market open")
+        else:
+            self._set_status(FeedState.STALE, market.now, "market closed")
+
+    def snapshot_now(self) -> ChainSnapshot:
+        """Sync the world and take one snapshot of the chosen chain."""
+        self.world.sync()
+        underlying = self._chain[0]
+        rows = self.world.market.select_rows(*self._chain)
+        self._sequence += 1
+        snap = self.world.market.snapshot(rows, underlying, self._sequence)
+        self._update_status()
+        return snap
+
+    async def snapshots(self) -> AsyncIterator[ChainSnapshot]:
+        clock = self.world.clock
+        if self.status.state is FeedState.DISCONNECTED:
+            await self.connect()
+        next_at = time.monotonic()
+        first = True
+        while not self._closed.is_set():
+            if clock.manual:
+                if not first:
+                    clock.advance(self.interval_s * clock.speed)
+                await asyncio.sleep(0)
+            else:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self._closed.wait(), delay)
+                        return
+                    except asyncio.TimeoutError:
+                        pass
+                next_at += self.interval_s
+            first = False
+            yield self.snapshot_now()

@@ -1,0 +1,275 @@
+"""Heston prices, Greeks and parameter gradients of a whole chain, one characteristic-function pass per expiry.
+
+Lewis single-integral form with a Black-76 control variate:
+    C = Black76(F, K, w) - sqrt(F K)/pi * Int_0^inf Re(e^{iux} [phi_H(u - i/2) - phi_B(u - i/2)]) / (u^2 + 1/4) du
+with x = ln(F/K) and w the expected integrated variance (so phi_B removes the bulk of the integrand and
+short expiries stay exact). Puts use the same correction added to the Black-76 put (parity holds for both).
+The characteristic function and its derivatives are evaluated once per expiry at the quadrature nodes
+(see `quadrature`); each strike then costs 8 sin/cos pairs and a few multiply-adds per node.
+
+Greeks (all discounted, per option): delta = dP/dF per 1.0 of forward, gamma = d2P/dF2, vega = price change
+per 1 vol point for a parallel shift of sqrt(v0) and sqrt(theta) by 0.01 (equals Black vega when the
+variance curve is flat), theta = price change per calendar day, forward and rate r = -ln(discount)/T held.
+Parameter derivatives hold the control-variate variance w fixed: the exact price does not depend on w.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from workstation.domain.heston import HestonParams
+
+from ._inputs import broadcast_chain, shaped
+from .black import DAYS_PER_YEAR, VOL_POINT, black_undiscounted, valid_contract
+from .charfunc import MATURITY, N_GRAD, THETA, V0, black_variance, heston_log_cf
+from .implied_vol import implied_vol
+from .normal import norm_cdf, norm_pdf
+from .quadrature import GL_TAU, GL_WEIGHT, HALF_PANEL, expiry_layout
+from .results import Greeks
+
+MODE_PRICE, MODE_GREEKS, MODE_GRADIENT = 0, 1, 2
+_CHANNELS = (1, 6, 6)
+
+
+@njit(nogil=True, cache=True)
+def _fill_channels(mode, prm, t, w, u_max, panels, gl_tau, gl_weight, sr, si, dr, di, grad):
+    """Integrand weights per node and channel, folded into sums/differences of the symmetric node pairs.
+
+    Channels: price mode (psi); greeks mode (psi, (1/2+iu) psi, (1/2+iu)^2 psi, dphi/dv0, dphi/dtheta,
+    dphi/dT); gradient mode (psi, dphi/d(v0, kappa, theta, sigma, rho)); psi = phi_H - phi_B; all / (u^2+1/4).
+    """
+    v0, kappa, theta, sigma, rho = prm[0], prm[1], prm[2], prm[3], prm[4]
+    h = u_max / panels
+    want_grad = mode != 0
+    n_ch = sr.shape[0]
+    vals_p = np.empty(n_ch, dtype=np.complex128)
+    for p in range(panels):
+        centre = h * (p + 0.5)
+        for j in range(HALF_PANEL):
+            for side in range(2):
+                u = centre + (0.5 * h * gl_tau[j] if side == 0 else -0.5 * h * gl_tau[j])
+                q = u * u + 0.25
+                log_cf = heston_log_cf(u, v0, kappa, theta, sigma, rho, t, grad, want_grad)
+                phi = np.exp(log_cf)
+                base = 0.5 * h * gl_weight[j] / q
+                psi = (phi - math.exp(-0.5 * w * q)) * base
+                vals_p[0] = psi
+                if mode == 1:
+                    iz = complex(0.5, u)
+                    vals_p[1] = iz * psi
+                    vals_p[2] = iz * iz * psi
+                    vals_p[3] = phi * grad[V0] * base
+                    vals_p[4] = phi * grad[THETA] * base
+                    vals_p[5] = phi * grad[MATURITY] * base
+                elif mode == 2:
+                    for k in range(5):
+                        vals_p[1 + k] = phi * grad[k] * base
+                sgn = 1.0 if side == 0 else -1.0
+                for c in range(n_ch):
+                    v = vals_p[c]
+                    if side == 0:
+                        sr[c, p, j] = v.real
+                        si[c, p, j] = v.imag
+                        dr[c, p, j] = v.real
+                        di[c, p, j] = v.imag
+                    else:
+                        sr[c, p, j] += v.real
+                        si[c, p, j] += v.imag
+                        dr[c, p, j] -= v.real
+                        di[c, p, j] -= v.imag
+
+
+_TWO_OVER_PI = 2.0 / math.pi
+_PIO2_HI = 1.5707963267948966
+_PIO2_LO = 6.123233995736766e-17
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _sincos(a: float) -> tuple[float, float]:
+    """sin and cos for the small angles of the strike loop (|a| < ~50): branch-free so loops vectorise."""
+    n = math.floor(a * _TWO_OVER_PI + 0.5)
+    r = (a - n * _PIO2_HI) - n * _PIO2_LO
+    r2 = r * r
+    s = r + r * r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (1.0 / 362880 + r2 * (
+        -1.0 / 39916800 + r2 * (1.0 / 6227020800 + r2 * (-1.0 / 1307674368000 + r2 / 355687428096000)))))))
+    c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (1.0 / 40320 + r2 * (
+        -1.0 / 3628800 + r2 * (1.0 / 479001600 + r2 * (-1.0 / 87178291200 + r2 / 20922789888000)))))))
+    quadrant = int(n) & 3
+    sin_a = s if quadrant == 0 else (c if quadrant == 1 else (-s if quadrant == 2 else -c))
+    cos_a = c if quadrant == 0 else (-s if quadrant == 1 else (-c if quadrant == 2 else s))
+    return sin_a, cos_a
+
+
+@njit(nogil=True, cache=True)
+def _strike_sums(x, h, panels, gl_tau, sr, si, dr, di, out):
+    """out[c, k] = Int_0^U Re(e^{iu x_k} V_c(u)) du for all strikes k of one expiry.
+
+    Vectorised across strikes; e^{iux} = e^{i c_p x} (cos + i sin)(half-offset), the panel centres' factor
+    built by recurrence, the 8 half-offsets' cos/sin computed once per strike.
+    """
+    n_ch = sr.shape[0]
+    m = x.size
+    cosj = np.empty((HALF_PANEL, m))
+    sinj = np.empty((HALF_PANEL, m))
+    er = np.empty(m)
+    ei = np.empty(m)
+    rr = np.empty(m)
+    ri = np.empty(m)
+    ar = np.empty(m)
+    ai = np.empty(m)
+    for j in range(HALF_PANEL):
+        scale = 0.5 * h * gl_tau[j]
+        for k in range(m):
+            sinj[j, k], cosj[j, k] = _sincos(scale * x[k])
+    for k in range(m):
+        ei[k], er[k] = _sincos(0.5 * h * x[k])
+        ri[k], rr[k] = _sincos(h * x[k])
+    out[:, :] = 0.0
+    for p in range(panels):
+        for c in range(n_ch):
+            ar[:] = 0.0
+            ai[:] = 0.0
+            for j in range(HALF_PANEL):
+                s_r = sr[c, p, j]
+                s_i = si[c, p, j]
+                d_r = dr[c, p, j]
+                d_i = di[c, p, j]
+                cj = cosj[j]
+                sj = sinj[j]
+                for k in range(m):
+                    ar[k] += cj[k] * s_r - sj[k] * d_i
+                    ai[k] += cj[k] * s_i + sj[k] * d_r
+            oc = out[c]
+            for k in range(m):
+                oc[k] += er[k] * ar[k] - ei[k] * ai[k]
+        for k in range(m):
+            e_r = er[k] * rr[k] - ei[k] * ri[k]
+            ei[k] = er[k] * ri[k] + ei[k] * rr[k]
+            er[k] = e_r
+
+
+@njit(nogil=True, cache=True)
+def _intrinsic_row(mode, f, k, d, call, row):
+    """Expired option (T = 0): discounted intrinsic value, step delta, zero gamma/vega/theta/gradient."""
+    itm = (f > k) if call else (f < k)
+    row[:] = 0.0
+    row[0] = d * (max(f - k, 0.0) if call else max(k - f, 0.0))
+    if mode == 1 and itm:
+        row[1] = d if call else -d
+
+
+@njit(nogil=True, cache=True)
+def heston_chain_kernel(mode, prm, forward, strike, maturity, discount, is_call, out):
+    """Fill out[i, :] for every option: price mode (price); greeks mode (price, delta, gamma, vega, theta);
+    gradient mode (price, dP/dv0, dP/dkappa, dP/dtheta, dP/dsigma, dP/drho). Bad rows are NaN."""
+    n = forward.size
+    n_ch = 1 if mode == 0 else 6
+    grad = np.zeros(N_GRAD, dtype=np.complex128)
+    v0, theta = prm[0], prm[2]
+    params_ok = True
+    for k in range(5):
+        if not math.isfinite(prm[k]):
+            params_ok = False
+    if not (v0 >= 0.0 and prm[1] > 0.0 and theta >= 0.0 and prm[3] > 0.0 and -1.0 < prm[4] < 1.0):
+        params_ok = False
+    live = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        if not params_ok or not valid_contract(forward[i], strike[i], maturity[i], discount[i]):
+            out[i, :] = np.nan
+        elif maturity[i] == 0.0:
+            _intrinsic_row(mode, forward[i], strike[i], discount[i], is_call[i] != 0.0, out[i])
+        else:
+            live[i] = True
+    idx = np.where(live)[0]
+    order = idx[np.argsort(maturity[idx], kind="mergesort")]
+    start = 0
+    while start < order.size:
+        t = maturity[order[start]]
+        stop = start
+        max_abs_x = 0.0
+        while stop < order.size and maturity[order[stop]] == t:
+            i = order[stop]
+            max_abs_x = max(max_abs_x, abs(math.log(forward[i] / strike[i])))
+            stop += 1
+        w = black_variance(v0, prm[1], theta, t)
+        u_max, panels = expiry_layout(v0, prm[1], theta, prm[3], prm[4], t, w, max_abs_x, grad)
+        h = u_max / panels
+        sr = np.empty((n_ch, panels, HALF_PANEL))
+        si = np.empty_like(sr)
+        dr = np.empty_like(sr)
+        di = np.empty_like(sr)
+        _fill_channels(mode, prm, t, w, u_max, panels, GL_TAU, GL_WEIGHT, sr, si, dr, di, grad)
+        sd = math.sqrt(max(w, 0.0))
+        group = order[start:stop]
+        xs = np.empty(group.size)
+        for m in range(group.size):
+            xs[m] = math.log(forward[group[m]] / strike[group[m]])
+        sums = np.empty((n_ch, group.size))
+        _strike_sums(xs, h, panels, GL_TAU, sr, si, dr, di, sums)
+        for m in range(group.size):
+            i = group[m]
+            f, k, d = forward[i], strike[i], discount[i]
+            call = is_call[i] != 0.0
+            x = xs[m]
+            scale = -math.sqrt(f * k) / math.pi
+            undiscounted = black_undiscounted(f, k, sd, call) + scale * sums[0, m]
+            out[i, 0] = d * undiscounted
+            if mode == 1:
+                d1 = x / sd + 0.5 * sd
+                delta_b = norm_cdf(d1) if call else -norm_cdf(-d1)
+                gamma_b = norm_pdf(d1) / (f * sd)
+                cx = scale * sums[1, m]
+                cxx = scale * sums[2, m]
+                out[i, 1] = d * (delta_b + cx / f)
+                out[i, 2] = d * (gamma_b + (cxx - cx) / (f * f))
+                dv0 = scale * sums[3, m]
+                dtheta = scale * sums[4, m]
+                out[i, 3] = d * (dv0 * 2.0 * math.sqrt(v0) + dtheta * 2.0 * math.sqrt(theta)) * VOL_POINT
+                rate = -math.log(d) / t
+                dprice_dt = -rate * d * undiscounted + d * scale * sums[5, m]
+                out[i, 4] = -dprice_dt / DAYS_PER_YEAR
+            elif mode == 2:
+                for c in range(5):
+                    out[i, 1 + c] = d * scale * sums[1 + c, m]
+        start = stop
+
+
+def _params_vector(params: HestonParams | np.ndarray) -> np.ndarray:
+    if isinstance(params, HestonParams):
+        return params.as_array()
+    return np.ascontiguousarray(params, dtype=np.float64).reshape(5)
+
+
+def heston_chain(mode: int, params, forward, strike, maturity, discount, is_call) -> tuple[tuple[int, ...], np.ndarray]:
+    """Run the chain kernel in `mode`; returns the broadcast shape and the (n, columns) result."""
+    shape, (f, k, t, d, c) = broadcast_chain(forward, strike, maturity, discount, is_call)
+    out = np.empty((f.size, 1 if mode == MODE_PRICE else _CHANNELS[mode] if mode == MODE_GRADIENT else 5))
+    heston_chain_kernel(mode, _params_vector(params), f, k, t, d, c, out)
+    return shape, out
+
+
+def heston_price(params: HestonParams, forward, strike, maturity, discount, is_call) -> np.ndarray:
+    """Heston (1993) price of European options on the forward of each expiry (discounted). NaN for bad elements."""
+    shape, out = heston_chain(MODE_PRICE, params, forward, strike, maturity, discount, is_call)
+    return shaped(out[:, 0], shape)
+
+
+def heston_greeks(params: HestonParams, forward, strike, maturity, discount, is_call) -> Greeks:
+    """Heston Greeks: delta per 1.0 of forward, gamma per 1.0 of forward squared, vega per vol point
+    (parallel shift of sqrt(v0) and sqrt(theta) by 0.01), theta per calendar day (forward and rate held)."""
+    shape, out = heston_chain(MODE_GREEKS, params, forward, strike, maturity, discount, is_call)
+    return Greeks(*(shaped(np.ascontiguousarray(out[:, c]), shape) for c in range(1, 5)))
+
+
+def heston_price_gradient(params, forward, strike, maturity, discount, is_call) -> tuple[np.ndarray, np.ndarray]:
+    """Prices (n,) and their gradient (n, 5) in (v0, kappa, theta, sigma, rho), flattened over the chain."""
+    _, out = heston_chain(MODE_GRADIENT, params, forward, strike, maturity, discount, is_call)
+    return out[:, 0].copy(), np.ascontiguousarray(out[:, 1:])
+
+
+def heston_implied_vol(params: HestonParams, forward, strike, maturity, discount, is_call) -> np.ndarray:
+    """Black-76 implied volatility of the Heston price (the model smile); NaN where it has none."""
+    price = heston_price(params, forward, strike, maturity, discount, is_call)
+    return implied_vol(price, forward, strike, maturity, discount, is_call)

@@ -1,0 +1,99 @@
+"""The simulated clock: its own date and time, running `speed` times faster than the wall clock, or driven by hand.
+
+By default the simulated day starts at the 09:30 ET open of the configured (or last) weekday whatever the
+wall-clock time, so the market is live when someone tries the app at night. In manual mode (tests, backtests)
+time moves only when the driver calls `advance`/`set` — "as fast as possible".
+"""
+from __future__ import annotations
+
+import time as _time
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Callable
+
+from workstation.domain.snapshot import NEW_YORK
+
+SESSION_OPEN = time(9, 30)
+SESSION_CLOSE = time(16, 0)
+
+
+def last_weekday(day: date) -> date:
+    """`day` itself when a weekday, else the Friday before."""
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def session_bounds(day: date) -> tuple[datetime, datetime]:
+    """UTC open and close of the regular session on `day` (09:30-16:00 America/New_York)."""
+    return (datetime.combine(day, SESSION_OPEN, tzinfo=NEW_YORK).astimezone(timezone.utc),
+            datetime.combine(day, SESSION_CLOSE, tzinfo=NEW_YORK).astimezone(timezone.utc))
+
+
+def is_session_open(at: datetime, always_open: bool = False) -> bool:
+    """True inside the regular session of a weekday (holidays are not modelled), or always in demo mode."""
+    if always_open:
+        return True
+    local = at.astimezone(NEW_YORK)
+    if local.weekday() >= 5:
+        return False
+    return SESSION_OPEN <= local.time() < SESSION_CLOSE
+
+
+class SimClock:
+    """Simulated time. Real-time mode: `now = start + speed * wall seconds elapsed`. Manual mode: `advance()`."""
+
+    def __init__(self, start: datetime, speed: float = 1.0, always_open: bool = False, manual: bool = False,
+                 wall: Callable[[], float] = _time.monotonic) -> None:
+        if start.tzinfo is None:
+            raise ValueError("SimClock start must be timezone-aware")
+        if speed <= 0:
+            raise ValueError(f"SimClock speed must be > 0, got {speed}")
+        self.start = start.astimezone(timezone.utc)
+        self.speed = float(speed)
+        self.always_open = always_open
+        self.manual = manual
+        self._wall = wall
+        self._wall0 = wall()
+        self._base = self.start          # simulated time at `_wall0` (or the manual time)
+
+    @classmethod
+    def from_config(cls, cfg, manual: bool = False, today: date | None = None,
+                    wall: Callable[[], float] = _time.monotonic) -> "SimClock":
+        """Build from a `SimulatorConfig`: start at the session open of `start_date` (default: last weekday)."""
+        now_ny = datetime.now(NEW_YORK)
+        if cfg.start == "now" and cfg.start_date is None:
+            start = now_ny
+        else:
+            day = cfg.start_date or last_weekday(today or now_ny.date())
+            start = session_bounds(day)[0]
+        return cls(start, speed=cfg.speed, always_open=cfg.always_open, manual=manual, wall=wall)
+
+    def now(self) -> datetime:
+        """The current simulated time (UTC)."""
+        if self.manual:
+            return self._base
+        return self._base + timedelta(seconds=(self._wall() - self._wall0) * self.speed)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move simulated time forward by `seconds` (manual mode only); returns the new time."""
+        if not self.manual:
+            raise RuntimeError("SimClock.advance is for manual mode; a real-time clock runs by itself")
+        if seconds < 0:
+            raise ValueError("time does not run backwards")
+        self._base = self._base + timedelta(seconds=seconds)
+        return self._base
+
+    def set_speed(self, speed: float) -> None:
+        """Change the speed without a jump in simulated time."""
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self._base, self._wall0 = self.now(), self._wall()
+        self.speed = float(speed)
+
+    def is_open(self, at: datetime | None = None) -> bool:
+        """Is the regular session open (always, in demo mode)?"""
+        return is_session_open(at or self.now(), self.always_open)
+
+    def trade_date(self, at: datetime | None = None) -> date:
+        """New York calendar date of `at` (default now)."""
+        return (at or self.now()).astimezone(NEW_YORK).date()

@@ -1,0 +1,271 @@
+"""The paper exchange: limit and market orders matched against the simulated quotes.
+
+A buy fills when its limit reaches the ask, at the ask (a sell at the bid), up to the displayed size (what one
+order takes is gone for that simulated second); the rest keeps working. Every request reaches the exchange after
+`latency_ms` of simulated time, where it is validated: a bad order is REJECTED with a reason, never raised.
+Positions and cash are the exchange's (the broker's truth); options and futures are cash-settled at expiry
+at intrinsic value of the opening (AM) or closing (PM) print.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from workstation.domain import (Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side,
+                                settlement_instant)
+from workstation.sim.listing import FUTURE_TICK
+from workstation.sim.market import SimMarket, on_tick, tick_for
+
+Event = OrderEvent | Fill
+
+
+@dataclass
+class _Working:
+    """An order resting at the exchange."""
+
+    order: Order
+    broker_id: str
+    limit: float | None
+    quantity: int
+    filled: int = 0
+    notional: float = 0.0
+    status: OrderStatus = OrderStatus.SUBMITTED
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled
+
+    @property
+    def avg_price(self) -> float:
+        return round(self.notional / self.filled, 6) if self.filled else math.nan
+
+
+@dataclass(order=True)
+class _Request:
+    due: float
+    seq: int
+    kind: str = field(compare=False)           # "new" | "cancel" | "modify"
+    payload: tuple = field(compare=False)
+
+
+class PaperExchange:
+    """Matching, positions, cash and settlement on top of a `SimMarket`. Call `step()` after advancing the market."""
+
+    def __init__(self, market: SimMarket, config) -> None:
+        self.market = market
+        self.config = config
+        self.orders: dict[str, _Working] = {}
+        self.positions: dict[int, int] = {}
+        self.contracts: dict[int, Contract] = {}
+        self.cash = 0.0
+        self.fills: list[Fill] = []
+        self._requests: list[_Request] = []
+        self._seq = itertools.count(1)
+        self._taken: dict[tuple[int, Side, int], int] = {}
+
+    # ------------------------------------------------------------------------------------ requests
+    def submit(self, order: Order) -> None:
+        """Send a new order; it reaches the exchange after the latency."""
+        self._send("new", (order,))
+
+    def cancel(self, client_order_id: str) -> None:
+        self._send("cancel", (client_order_id,))
+
+    def modify(self, client_order_id: str, limit_price: float | None = None, quantity: int | None = None) -> None:
+        self._send("modify", (client_order_id, limit_price, quantity))
+
+    def _send(self, kind: str, payload: tuple) -> None:
+        due = self.market.now.timestamp() + self.config.latency_ms / 1000.0
+        heapq.heappush(self._requests, _Request(due, next(self._seq), kind, payload))
+
+    def open_orders(self) -> list[Order]:
+        """Working orders as they stand now (limit and quantity after modifications)."""
+        return [replace(w.order, limit_price=w.limit, quantity=w.quantity)
+                for w in self.orders.values() if w.status.is_working]
+
+    # ---------------------------------------------------------------------------------------- step
+    def step(self) -> list[Event]:
+        """Deliver requests that have arrived, match working orders, settle expired positions."""
+        events: list[Event] = []
+        now = self.market.now.timestamp()
+        while self._requests and self._requests[0].due <= now:
+            req = heapq.heappop(self._requests)
+            at = datetime.fromtimestamp(req.due, timezone.utc)
+            events += getattr(self, f"_on_{req.kind}")(at, *req.payload)
+        for w in list(self.orders.values()):
+            c = w.order.contract
+            if w.status.is_working and c.expiry is not None and \
+                    settlement_instant(c.expiry, c.settlement.value == "AM") <= self.market.now:
+                w.status = OrderStatus.CANCELLED
+                events.append(self._event(w, self.market.now, "contract expired"))
+        events += self._settle()
+        if self.market.is_open:
+            for w in list(self.orders.values()):
+                if w.status.is_working:
+                    events += self._match(w)
+        return events
+
+    def _event(self, w: _Working, at: datetime, reason: str = "", status: OrderStatus | None = None) -> OrderEvent:
+        return OrderEvent(w.order.client_order_id, status or w.status, at, w.filled, w.remaining if
+                          (status or w.status).is_working else 0, w.avg_price, reason, w.broker_id, w.limit)
+
+    def _reject(self, order: Order, at: datetime, reason: str) -> list[Event]:
+        return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "",
+                           order.limit_price)]
+
+    def _on_new(self, at: datetime, order: Order) -> list[Event]:
+        reason = self._check(order, at)
+        if reason:
+            return self._reject(order, at, reason)
+        w = _Working(order, f"P{next(self._seq)}", order.limit_price, order.quantity)
+        self.orders[order.client_order_id] = w
+        self.contracts[order.contract.contract_id] = order.contract
+        return [self._event(w, at)]
+
+    def _check(self, order: Order, at: datetime) -> str:
+        """Why the exchange refuses `order`, or '' when it accepts it."""
+        if order.client_order_id in self.orders:
+            return f"duplicate order id {order.client_order_id}"
+        if order.quantity <= 0:
+            return f"quantity must be > 0, got {order.quantity}"
+        c = order.contract
+        if c.expiry is not None and settlement_instant(c.expiry, c.settlement.value == "AM") <= at:
+            return f"expired contract {c.description} (expired {c.expiry})"
+        if not self._known(c):
+            return f"unknown contract {c.contract_id} ({c.description})"
+        if order.order_type is OrderType.LIMIT:
+            price = float(order.limit_price)
+            if price <= 0:
+                return f"limit price must be > 0, got {price:g}"
+            if not self._on_tick(c, price):
+                return f"bad tick: {price:g} is not a multiple of {self._tick(c, price):g}"
+        if not self.market.is_open:
+            return "market closed"
+        if order.order_type is OrderType.MARKET:
+            bid, ask, _, _ = self._touch(c)
+            if order.side is Side.SELL and bid <= 0:
+                return "no bid: a market sell cannot fill"
+            if order.side is Side.BUY and not ask > 0:
+                return "no offer: a market buy cannot fill"
+        return ""
+
+    def _known(self, c: Contract) -> bool:
+        lst = self.market.listing
+        if c.sec_type is SecType.FUTURE:
+            return c.contract_id == lst.future.contract_id
+        row = lst.row_of(c.contract_id)
+        return row is not None and float(lst.strike[row]) == c.strike and bool(lst.is_call[row]) == c.is_call
+
+    @staticmethod
+    def _tick(c: Contract, price: float) -> float:
+        return FUTURE_TICK if c.sec_type is SecType.FUTURE else float(tick_for(price))
+
+    def _on_tick(self, c: Contract, price: float) -> bool:
+        if c.sec_type is SecType.FUTURE:
+            return abs(price / FUTURE_TICK - round(price / FUTURE_TICK)) < 1e-6
+        return on_tick(price)
+
+    def _on_cancel(self, at: datetime, client_order_id: str) -> list[Event]:
+        w = self.orders.get(client_order_id)
+        if w is None:
+            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="cancel rejected: unknown order")]
+        if not w.status.is_working:
+            return [self._event(w, at, f"cancel rejected: order is already {w.status.value}")]
+        w.status = OrderStatus.CANCELLED
+        return [self._event(w, at, "cancelled")]
+
+    def _on_modify(self, at: datetime, client_order_id: str, limit: float | None, qty: int | None) -> list[Event]:
+        w = self.orders.get(client_order_id)
+        if w is None:
+            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="modify rejected: unknown order")]
+        if not w.status.is_working:
+            return [self._event(w, at, f"modify rejected: order is already {w.status.value}")]
+        c = w.order.contract
+        if limit is not None:
+            if w.order.order_type is OrderType.MARKET:
+                return [self._event(w, at, "modify rejected: a market order has no limit")]
+            if not (math.isfinite(limit) and limit > 0 and self._on_tick(c, limit)):
+                return [self._event(w, at, f"modify rejected: bad tick or price {limit!r}")]
+        if qty is not None and (not isinstance(qty, int) or qty <= w.filled):
+            return [self._event(w, at, f"modify rejected: quantity must exceed the {w.filled} filled, got {qty!r}")]
+        w.limit = limit if limit is not None else w.limit
+        w.quantity = qty if qty is not None else w.quantity
+        return [self._event(w, at, "modified")]
+
+    # ------------------------------------------------------------------------------------ matching
+    def _touch(self, c: Contract) -> tuple[float, float, int, int]:
+        """Bid, ask and displayed sizes of a contract now."""
+        if c.sec_type is SecType.FUTURE:
+            q = self.market.future_quote()
+            return q.bid, q.ask, q.bid_size, q.ask_size
+        row = self.market.listing.row_of(c.contract_id)
+        q = self.market.quote_rows([row])
+        return float(q.bid[0]), float(q.ask[0]), int(q.bid_size[0]), int(q.ask_size[0])
+
+    def _match(self, w: _Working) -> list[Event]:
+        c, side = w.order.contract, w.order.side
+        bid, ask, bid_size, ask_size = self._touch(c)
+        price, shown = (ask, ask_size) if side is Side.BUY else (bid, bid_size)
+        if not price > 0 or shown <= 0:
+            return []
+        if w.limit is not None and (price > w.limit + 1e-9 if side is Side.BUY else price < w.limit - 1e-9):
+            return []
+        key = (c.contract_id, side, int(self.market.now.timestamp()))
+        available = shown - self._taken.get(key, 0)
+        qty = min(w.remaining, available)
+        if qty <= 0:
+            return []
+        self._taken = {k: v for k, v in self._taken.items() if k[2] == key[2]}
+        self._taken[key] = self._taken.get(key, 0) + qty
+        slip = self.config.slippage_ticks * self._tick(c, price)
+        fill_price = max(round(price + side.sign * slip, 2), 0.0)
+        w.filled += qty
+        w.notional += qty * fill_price
+        w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        fill = self._book(w.order.client_order_id, c, side, qty, fill_price, w.broker_id, "taker")
+        return [fill, self._event(w, self.market.now)]
+
+    def _commission(self, c: Contract, qty: int) -> float:
+        if c.sec_type is SecType.FUTURE:
+            return self.config.future_commission * qty
+        return (self.config.commission_per_contract + self.config.fees_per_contract) * qty
+
+    def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, broker_id: str,
+              liquidity: str, commission: float | None = None) -> Fill:
+        """Record a fill: position, cash, fill list."""
+        fee = self._commission(c, qty) if commission is None else commission
+        fill = Fill(f"{broker_id}-{next(self._seq)}", coid, c, side, qty, price, self.market.now, fee, liquidity)
+        self.contracts[c.contract_id] = c
+        pos = self.positions.get(c.contract_id, 0) + side.sign * qty
+        if pos:
+            self.positions[c.contract_id] = pos
+        else:
+            self.positions.pop(c.contract_id, None)
+        self.cash -= side.sign * qty * price * c.multiplier + fee
+        self.fills.append(fill)
+        return fill
+
+    # ---------------------------------------------------------------------------------- settlement
+    def _settle(self) -> list[Event]:
+        """Cash-settle positions whose settlement print is known, at intrinsic value."""
+        events: list[Event] = []
+        for cid, pos in list(self.positions.items()):
+            c = self.contracts[cid]
+            am = c.settlement.value == "AM"
+            if c.expiry is None or settlement_instant(c.expiry, am) > self.market.now:
+                continue
+            index = self.market.settlement_price(c.expiry, am)
+            if index is None:
+                continue
+            if c.sec_type is SecType.FUTURE:
+                price = round(index / FUTURE_TICK) * FUTURE_TICK
+            else:
+                level = index * (0.1 if c.symbol == "XSP" else 1.0)
+                price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
+            side = Side.SELL if pos > 0 else Side.BUY
+            events.append(self._book(f"settlement-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),
+                                     f"S{cid}", "settlement", 0.0))
+        return events

@@ -1,0 +1,260 @@
+"""The simulated SPX/XSP market: Heston index path, SSVI fair values, Cboe-like quotes and decaying mispricings.
+
+`SimMarket` is a pure function of (seed, config, the times it is advanced to): the index moves on a fixed
+one-second grid with its own random streams, so the same seed and the same clock give the same quotes.
+Quotes are computed on demand for any set of listing rows (a chain snapshot, or one contract for the exchange).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+
+from workstation.domain import ChainSnapshot, Quote, settlement_instant
+from workstation.domain.snapshot import NEW_YORK
+from workstation.sim.clock import is_session_open, session_bounds
+from workstation.sim.dynamics import GRID_SECONDS, SECONDS_PER_YEAR, heston_path, open_mask
+from workstation.sim.listing import FUTURE_TICK, Listing, build_listing
+from workstation.sim.smile import SmileParams, atm_total_variance, black76, ssvi_vol
+
+TICK_SMALL, TICK_LARGE, TICK_BREAK = 0.05, 0.10, 3.00
+MISPRICING_FLOOR = 0.0005         # mispricings below 0.05 vol points are forgotten
+SPREAD_VOL = 0.0010               # ATM one-month bid/ask spread, in vol (0.1 vol points) before widening
+
+
+def tick_for(price: np.ndarray | float) -> np.ndarray | float:
+    """Cboe SPX tick: 0.05 below 3.00, 0.10 from 3.00."""
+    return np.where(np.asarray(price) < TICK_BREAK, TICK_SMALL, TICK_LARGE)
+
+
+def on_tick(price: float) -> bool:
+    """Is `price` a valid option price on the Cboe tick grid?"""
+    tick = float(tick_for(price))
+    return price > 0 and abs(price / tick - round(price / tick)) < 1e-6
+
+
+@dataclass(frozen=True)
+class RowQuotes:
+    """Quotes of some listing rows at one instant (prices per unit of the index of each row)."""
+
+    rows: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+    fair: np.ndarray
+    vol: np.ndarray          # quoted vol (fair smile + mispricing)
+    fair_vol: np.ndarray     # smile vol without the mispricing
+    forward: np.ndarray
+    years: np.ndarray
+
+
+class SimMarket:
+    """State of the simulated world: index level, variance, today's listing, active mispricings."""
+
+    def __init__(self, cfg, start: datetime, smile: SmileParams | None = None) -> None:
+        self.cfg = cfg
+        self.smile = smile or SmileParams(rho=max(-0.95, min(0.0, cfg.rho)))
+        seq = np.random.SeedSequence(cfg.seed)
+        path_seq, arrival_seq, choice_seq = seq.spawn(3)
+        self._path_rng = np.random.default_rng(path_seq)
+        self._arrival_rng = np.random.default_rng(arrival_seq)
+        self._choice_rng = np.random.default_rng(choice_seq)
+        self.underlyings = tuple(cfg.underlyings)
+        self._grid_epoch = math.floor(start.timestamp())       # last simulated grid second
+        self.now = start.astimezone(timezone.utc)
+        self.spot = float(cfg.spot)
+        self.var = float(cfg.v0)
+        self._mis: dict[int, tuple[float, float]] = {}          # contract id -> (epoch, vol offset then)
+        self.prints: dict[date, dict[str, float]] = {}           # day -> {"open": S, "close": S}
+        self._listing = build_listing(self.trade_date, self.spot, cfg.max_expiry_days, self.underlyings)
+        if self.now == session_bounds(self.trade_date)[0]:       # started at the open: that is the opening print
+            self.prints.setdefault(self.trade_date, {})["open"] = self.spot
+
+    # ---------------------------------------------------------------------------------------- time
+    @property
+    def trade_date(self) -> date:
+        return self.now.astimezone(NEW_YORK).date()
+
+    @property
+    def is_open(self) -> bool:
+        return is_session_open(self.now, self.cfg.always_open)
+
+    @property
+    def listing(self) -> Listing:
+        """Today's listing, built at New York midnight (or the start) around the index level of that moment."""
+        return self._listing
+
+    def advance_to(self, at: datetime) -> None:
+        """Simulate the index and the mispricings up to `at` (a time in the past is ignored)."""
+        if at <= self.now:
+            return
+        target = math.floor(at.timestamp())
+        while True:
+            midnight = datetime.combine(self.trade_date + timedelta(days=1), datetime.min.time(), tzinfo=NEW_YORK)
+            stop = min(target, math.floor(midnight.timestamp()))
+            n = int(stop - self._grid_epoch)
+            if n > 0:
+                self._simulate(n)
+            if stop == target:
+                break
+            self.now = midnight.astimezone(timezone.utc)     # a new trade date: list its chain
+            self._listing = build_listing(self.trade_date, self.spot, self.cfg.max_expiry_days, self.underlyings)
+        self.now = max(self.now, at.astimezone(timezone.utc))
+
+    def _simulate(self, n: int) -> None:
+        cfg = self.cfg
+        epochs = self._grid_epoch + np.arange(n, dtype=np.float64)           # step start times
+        if cfg.always_open:
+            moving = np.ones(n, dtype=np.bool_)
+            boundaries = np.zeros(0)
+        else:
+            first = datetime.fromtimestamp(epochs[0], timezone.utc).date() - timedelta(days=1)
+            last = datetime.fromtimestamp(epochs[-1], timezone.utc).date() + timedelta(days=1)
+            days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+            boundaries = np.array([b.timestamp() for d in days if d.weekday() < 5 for b in session_bounds(d)])
+            moving = open_mask(epochs, boundaries)
+        z = self._path_rng.standard_normal(2 * n)
+        dt = GRID_SECONDS / SECONDS_PER_YEAR
+        s_path, v_path = heston_path(self.spot, self.var, z[0::2].copy(), z[1::2].copy(), moving, dt,
+                                     cfg.rate - cfg.dividend_yield, cfg.kappa, cfg.theta, cfg.sigma, cfg.rho)
+        self._record_prints(epochs, s_path, boundaries)
+        self._arrivals(epochs, moving, s_path, v_path)
+        self.spot, self.var = float(s_path[-1]), float(v_path[-1])
+        self._grid_epoch += n
+
+    def _record_prints(self, epochs: np.ndarray, s_path: np.ndarray, boundaries: np.ndarray) -> None:
+        """Opening and closing prints of the index (the settlement values of AM and PM options)."""
+        end = epochs[-1] + GRID_SECONDS
+        for j, b in enumerate(boundaries):
+            if epochs[0] < b <= end:
+                i = int(b - epochs[0]) - 1                     # the step that ends at b
+                day = datetime.fromtimestamp(b, timezone.utc).astimezone(NEW_YORK).date()
+                self.prints.setdefault(day, {})["open" if j % 2 == 0 else "close"] = float(s_path[i])
+
+    def _arrivals(self, epochs: np.ndarray, moving: np.ndarray, s_path: np.ndarray, v_path: np.ndarray) -> None:
+        """Poisson arrivals of new mispricings (only while the market moves)."""
+        cfg = self.cfg
+        counts = self._arrival_rng.poisson(cfg.mispricing_rate * GRID_SECONDS, size=len(epochs))
+        counts[~moving] = 0
+        for i in np.flatnonzero(counts):
+            for _ in range(int(counts[i])):
+                u, sign, size = self._choice_rng.random(), self._choice_rng.random(), self._choice_rng.normal()
+                at = float(epochs[i] + GRID_SECONDS)
+                rows = self._eligible(at, float(s_path[i]), float(v_path[i]))
+                if not len(rows):
+                    continue
+                cid = int(self.listing.contract_id[rows[int(u * len(rows))]])
+                amp = (1.0 if sign < 0.5 else -1.0) * cfg.mispricing_size_vol * math.exp(0.35 * size)
+                self._mis[cid] = (at, self._offset(cid, at) + amp)
+
+    def _eligible(self, at: float, spot: float, var: float) -> np.ndarray:
+        """Options that may be mispriced: at least a day to go, within two stdevs of the money."""
+        lst = self.listing
+        years = (lst.settle_epoch - at) / SECONDS_PER_YEAR
+        sd = math.sqrt(max(var, 1e-4)) * np.sqrt(np.maximum(years, 1e-8))
+        z = np.abs(np.log(lst.strike / (spot * lst.scale))) / sd
+        return np.flatnonzero((years > 1.0 / 365.0) & (z < 2.0))
+
+    def _offset(self, cid: int, at: float) -> float:
+        if cid not in self._mis:
+            return 0.0
+        t0, amp = self._mis[cid]
+        return amp * 0.5 ** ((at - t0) / self.cfg.mispricing_half_life_s)
+
+    def mispricings(self) -> dict[int, float]:
+        """Contract id -> current vol offset of the quoted price from fair value (0.01 = one vol point)."""
+        at = self.now.timestamp()
+        out = {cid: self._offset(cid, at) for cid in self._mis}
+        for cid, off in list(out.items()):
+            if abs(off) < MISPRICING_FLOOR:
+                del out[cid], self._mis[cid]
+        return out
+
+    def settlement_price(self, expiry: date, am_settled: bool) -> float | None:
+        """SPX opening (AM) or closing (PM) print of `expiry`, None until it is known."""
+        return self.prints.get(expiry, {}).get("open" if am_settled else "close")
+
+    # -------------------------------------------------------------------------------------- quotes
+    def quote_rows(self, rows: np.ndarray | None = None) -> RowQuotes:
+        """Bid/ask, sizes and fair values of listing `rows` (default: all) at the current time."""
+        lst, cfg = self.listing, self.cfg
+        rows = np.arange(len(lst)) if rows is None else np.asarray(rows, dtype=np.int64)
+        now = self.now.timestamp()
+        years = np.maximum((lst.settle_epoch[rows] - now) / SECONDS_PER_YEAR, 1e-7)
+        scale, strike, is_call = lst.scale[rows], lst.strike[rows], lst.is_call[rows]
+        forward = self.spot * scale * np.exp((cfg.rate - cfg.dividend_yield) * years)
+        discount = np.exp(-cfg.rate * years)
+        k = np.log(strike / forward)
+        atm_w = atm_total_variance(self.var, years, cfg.kappa, cfg.theta)
+        fair_vol = ssvi_vol(k, years, atm_w, self.smile)
+        offsets = np.zeros(len(rows))
+        if self._mis:
+            mis = self.mispricings()
+            if mis:
+                ids = lst.contract_id[rows]
+                hit = np.isin(ids, np.fromiter(mis.keys(), dtype=np.int64))
+                offsets[hit] = [mis[int(c)] for c in ids[hit]]
+        vol = np.maximum(fair_vol + offsets, 0.01)
+        fair, vega = black76(forward, strike, years, vol, discount, is_call)
+        days = years * 365.0
+        z = np.abs(k) / (np.sqrt(atm_w) + 1e-12)
+        atm_vol = np.sqrt(atm_w / years)
+        spread_vol = SPREAD_VOL * (1.0 + 0.5 * np.minimum(z, 8.0)) * (1.0 + 0.5 / np.sqrt(np.maximum(days, 0.1))) \
+            * (atm_vol / 0.15)
+        spread = spread_vol * vega + 0.002 * fair + 0.04 * scale
+        half = 0.5 * spread
+        lo, hi = fair - half, fair + half
+        tick_lo, tick_hi = tick_for(lo), tick_for(hi)
+        bid = np.round(np.floor(lo / tick_lo + 1e-9) * tick_lo, 2)
+        ask = np.round(np.ceil(hi / tick_hi - 1e-9) * tick_hi, 2)
+        bid = np.where(bid < TICK_SMALL - 1e-9, 0.0, bid)
+        ask = np.maximum(ask, np.round(bid + tick_for(bid), 2))
+        ask = np.maximum(ask, TICK_SMALL)
+        bid_size, ask_size = self._sizes(rows, z)
+        bid_size = np.where(bid > 0, bid_size, 0)
+        return RowQuotes(rows, bid, ask, bid_size, ask_size, fair, vol, fair_vol, forward, years)
+
+    def _sizes(self, rows: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Displayed sizes: deeper near the money, fresh every simulated second (deterministic per seed)."""
+        rng = np.random.default_rng([self.cfg.seed, 7, int(self._grid_epoch)])
+        u = rng.random((2, len(self.listing)))[:, rows]
+        depth = 10.0 + 40.0 * np.exp(-0.5 * z)
+        return (1 + (u[0] * depth)).astype(np.int64), (1 + (u[1] * depth)).astype(np.int64)
+
+    def future_quote(self) -> Quote:
+        """The hedge future: fair = index forward to its expiry, one tick wide."""
+        fut = self.listing.future
+        years = max((settlement_instant(fut.expiry, True) - self.now).total_seconds() / SECONDS_PER_YEAR, 0.0)
+        fair = self.spot * math.exp((self.cfg.rate - self.cfg.dividend_yield) * years)
+        bid = math.floor(fair / FUTURE_TICK) * FUTURE_TICK
+        rng = np.random.default_rng([self.cfg.seed, 11, int(self._grid_epoch)])
+        sizes = rng.integers(20, 300, size=2)
+        return Quote(fut.contract_id, bid, bid + FUTURE_TICK, int(sizes[0]), int(sizes[1]), self.now)
+
+    def select_rows(self, underlying: str, min_expiry_days: float, max_expiry_days: float,
+                    strike_window: float) -> np.ndarray:
+        """Listing rows of one chain, not yet settled, in the expiry window and within +-window of the index."""
+        lst = self.listing
+        now = self.now.timestamp()
+        days = (lst.settle_epoch - now) / 86_400.0
+        index = self.spot * (0.1 if underlying == "XSP" else 1.0)
+        mask = (lst.underlying == underlying) & (days > 0) & (days >= min_expiry_days) & \
+            (days <= max_expiry_days) & (np.abs(lst.strike / index - 1.0) <= strike_window)
+        return np.flatnonzero(mask)
+
+    def snapshot(self, rows: np.ndarray, underlying: str, sequence: int = 0) -> ChainSnapshot:
+        """A ChainSnapshot of listing `rows` (from `select_rows`) with the future quote."""
+        lst = self.listing
+        q = self.quote_rows(rows)
+        qt = np.datetime64(self.now.replace(tzinfo=None), "ms")
+        return ChainSnapshot(
+            timestamp=self.now, underlying=underlying,
+            underlying_price=self.spot * (0.1 if underlying == "XSP" else 1.0),
+            contract_id=lst.contract_id[rows], trading_class=lst.trading_class[rows], expiry=lst.expiry[rows],
+            strike=lst.strike[rows], is_call=lst.is_call[rows], bid=q.bid, ask=q.ask, bid_size=q.bid_size,
+            ask_size=q.ask_size, am_settled=lst.am_settled[rows], multiplier=lst.multiplier[rows],
+            quote_time=np.full(len(rows), qt), source="sim", future=self.future_quote(),
+            future_contract=lst.future, sequence=sequence)

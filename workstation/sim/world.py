@@ -1,0 +1,43 @@
+"""The simulated world in one object: clock, market and paper exchange, shared by the sim feed and paper broker.
+
+Whoever moves the world forward (`sync`) — the feed at each snapshot, the broker's pump — advances the market to
+the clock and matches orders; the exchange's events go to every `on_event` listener (the paper broker).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Callable
+
+from workstation.sim.clock import SimClock
+from workstation.sim.exchange import Event, PaperExchange
+from workstation.sim.market import SimMarket
+
+log = logging.getLogger(__name__)
+
+
+class SimWorld:
+    """Clock + market + exchange. `manual=True`: time moves only through `clock.advance` (tests, backtests)."""
+
+    def __init__(self, simulator, paper, manual: bool = False, today: date | None = None,
+                 clock: SimClock | None = None) -> None:
+        self.clock = clock or SimClock.from_config(simulator, manual=manual, today=today)
+        self.market = SimMarket(simulator, self.clock.now())
+        self.exchange = PaperExchange(self.market, paper)
+        self.on_event: list[Callable[[Event], None]] = []
+
+    @classmethod
+    def from_settings(cls, settings, manual: bool = False, today: date | None = None) -> "SimWorld":
+        return cls(settings.market.simulator, settings.execution.paper, manual=manual, today=today)
+
+    def sync(self) -> list[Event]:
+        """Advance the market to the clock, run the exchange, hand its events to the listeners."""
+        self.market.advance_to(self.clock.now())
+        events = self.exchange.step()
+        for event in events:
+            for listener in list(self.on_event):
+                try:
+                    listener(event)
+                except Exception:  # one broken listener must not stop the exchange
+                    log.exception("sim event listener %r failed", listener)
+        return events
