@@ -44,11 +44,8 @@ def _quantlib_prices(ql, params, forward, strikes, days, discount, calls):
 
 HARD_REGIMES = [
     HestonParams(0.04, 1.5, 0.04, 0.3, -0.7),        # ordinary equity index
-    pytest.param(HestonParams(0.09, 0.5, 0.04, 2.0, -0.95), marks=pytest.mark.xfail(
-        reason="known limitation: narrow analyticity strip (early moment explosion) needs finer panels near u=0; "
-               "deep OTM calls off by up to 7.5e-7", strict=False)),  # vol of vol 2, strong skew, Feller violated
-    pytest.param(HestonParams(0.09, 0.5, 0.04, 1.0, -0.9), marks=pytest.mark.xfail(
-        reason="same limitation, milder", strict=False)),
+    HestonParams(0.09, 0.5, 0.04, 2.0, -0.95),       # vol of vol 2, strong skew, Feller violated: narrow strip
+    HestonParams(0.09, 0.5, 0.04, 1.0, -0.9),        # same, milder (needs the fine zone near u = 0)
     HestonParams(0.02, 3.0, 0.06, 1.5, 0.5),         # positive correlation
     HestonParams(0.04, 2.0, 0.04, 1e-3, -0.5),       # tiny sigma (near Black)
     HestonParams(0.25, 5.0, 0.05, 1.0, -0.8),        # stressed short end
@@ -98,3 +95,26 @@ def test_tiny_sigma_converges_to_black_with_integrated_variance():
     iv = heston_implied_vol(params, 100.0, k, 1.0, 1.0, k >= 100)
     np.testing.assert_allclose(iv, 0.2, atol=1e-9)
     assert implied_vol is not None
+
+
+@pytest.mark.parametrize("p", [-0.5, -2.0, 1.5, 4.0])
+def test_moment_explosion_time_matches_riccati(p):
+    """The fine zone near u = 0 is sized from the critical moments: check T*(p) against the Riccati ODE."""
+    from workstation.pricing.quadrature import analyticity_half_width, explosion_time
+    kappa, sigma, rho = 0.5, 2.0, -0.95
+    k = kappa - rho * sigma * p
+    rhs = lambda b: 0.5 * p * (p - 1.0) - k * b + 0.5 * sigma * sigma * b * b  # noqa: E731
+    b, t, dt = 0.0, 0.0, 1e-4
+    while b < 1e4 and t < 50.0:
+        k1 = rhs(b); k2 = rhs(b + 0.5 * dt * k1); k3 = rhs(b + 0.5 * dt * k2); k4 = rhs(b + dt * k3)  # noqa: E702
+        b += dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6.0
+        t += dt
+    expected = t if b >= 1e4 else np.inf
+    got = explosion_time(p, kappa, sigma, rho)
+    if np.isinf(expected):
+        assert got > 50.0
+    else:
+        assert got == pytest.approx(expected, rel=2e-3)
+        # at maturity T*(p) the singularity of phi(u - i/2) sits at distance |p - 1/2| (or closer)
+        assert analyticity_half_width(kappa, sigma, rho, got, 100.0) <= abs(p - 0.5) * (1 + 1e-2)
+        assert analyticity_half_width(kappa, sigma, rho, got, 100.0) >= 0.5

@@ -50,6 +50,9 @@ class SimulatorConfig(Section):
     max_expiry_days: int = Field(400, ge=30, le=1200, description="Longest listed expiry, calendar days.")
     underlyings: list[Literal["SPX", "XSP"]] = Field(["SPX"], min_length=1,
                                                      description="Index chains the simulator lists.")
+    min_wall_interval_s: float = Field(0.5, gt=0, le=60, description="Fastest snapshot pace in wall-clock "
+                                       "seconds: snapshots come every market.snapshot_interval_s of simulated "
+                                       "time, compressed by speed, but never faster than this.")
     mispricing_rate: float = Field(0.02, ge=0, le=10, description="New mispricings per simulated second.")
     mispricing_size_vol: float = Field(0.03, ge=0, le=0.5,
                                        description="Typical size of a mispricing, in vol (0.03 = 3 points).")
@@ -61,7 +64,8 @@ class MarketConfig(Section):
 
     source: Literal["sim", "ib", "replay"] = Field("sim", description="Market data feed.")
     underlying: Literal["SPX", "XSP"] = Field("SPX", description="Index whose options we trade.")
-    snapshot_interval_s: float = Field(5.0, gt=0, le=3600, description="Seconds between chain snapshots.")
+    snapshot_interval_s: float = Field(5.0, gt=0, le=3600, description="Seconds of market time between chain "
+                                       "snapshots (the simulator compresses them by its speed).")
     min_expiry_days: float = Field(0.0, ge=0, description="Shortest expiry to request, calendar days.")
     max_expiry_days: float = Field(400.0, gt=0, description="Longest expiry to request, calendar days.")
     strike_window: float = Field(0.25, gt=0, le=1.0, description="Strikes within +-this fraction of spot.")
@@ -114,6 +118,8 @@ class SignalsConfig(Section):
     min_expiry_days: float = Field(1.0, ge=0, description="Shortest expiry that may signal, days.")
     max_expiry_days: float = Field(180.0, gt=0, description="Longest expiry that may signal, days.")
     max_age_s: float = Field(60.0, gt=0, description="A signal not acted on within this expires.")
+    cooldown_s: float = Field(120.0, ge=0, description="After a signal closes, the same contract and side "
+                              "may not signal again for this long (market seconds).")
     max_open_signals: int = Field(50, ge=1, description="Most signals shown at once (best edge first).")
     base_quantity: int = Field(1, ge=1, description="Contracts per signal before scaling by edge.")
     max_quantity: int = Field(10, ge=1, description="Largest suggested size of one signal.")
@@ -161,6 +167,8 @@ class RiskConfig(Section):
                                       "notional (a stand-in for SPAN) in the Reg-T style estimate.")
     var_scenarios: int = Field(2000, ge=100, le=100_000, description="Simulated 1-day Heston scenarios for VaR.")
     var_seed: int = Field(11, description="Random seed of the VaR scenarios (same book, same VaR).")
+    retry_denied_s: float = Field(30.0, ge=0, description="An exit or hedge the checks denied is retried "
+                                  "after this long, not every cycle.")
     enforce_trading_hours: bool = Field(True, description="Deny orders outside the contract's trading hours.")
 
 

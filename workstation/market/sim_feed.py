@@ -22,9 +22,11 @@ class SimulatedFeed(StatusMixin):
     source = "sim"
 
     def __init__(self, world: SimWorld, interval_s: float = 5.0, underlying: str = "SPX",
-                 min_expiry_days: float = 0.0, max_expiry_days: float = 400.0, strike_window: float = 0.25) -> None:
+                 min_expiry_days: float = 0.0, max_expiry_days: float = 400.0, strike_window: float = 0.25,
+                 min_wall_interval_s: float = 0.5) -> None:
         self.world = world
-        self.interval_s = interval_s
+        self.interval_s = interval_s                     # market time between snapshots
+        self.min_wall_interval_s = min_wall_interval_s
         self._chain = (underlying, min_expiry_days, max_expiry_days, strike_window)
         self._closed = asyncio.Event()
         self._sequence = 0
@@ -34,7 +36,7 @@ class SimulatedFeed(StatusMixin):
     def from_settings(cls, settings, world: SimWorld | None = None, manual: bool = False) -> "SimulatedFeed":
         m = settings.market
         return cls(world or SimWorld.from_settings(settings, manual=manual), m.snapshot_interval_s, m.underlying,
-                   m.min_expiry_days, m.max_expiry_days, m.strike_window)
+                   m.min_expiry_days, m.max_expiry_days, m.strike_window, m.simulator.min_wall_interval_s)
 
     async def connect(self) -> None:
         self._closed.clear()
@@ -57,6 +59,12 @@ class SimulatedFeed(StatusMixin):
         else:
             self._set_status(FeedState.STALE, market.now, "market closed")
 
+    @property
+    def wall_interval_s(self) -> float:
+        """Wall-clock seconds between snapshots: the market-time interval compressed by the clock's speed,
+        but never under `min_wall_interval_s` (so a fast simulation does not outrun the engine)."""
+        return max(self.interval_s / self.world.clock.speed, self.min_wall_interval_s)
+
     def snapshot_now(self) -> ChainSnapshot:
         """Sync the world and take one snapshot of the chosen chain."""
         self.world.sync()
@@ -76,7 +84,7 @@ class SimulatedFeed(StatusMixin):
         while not self._closed.is_set():
             if clock.manual:
                 if not first:
-                    clock.advance(self.interval_s * clock.speed)
+                    clock.advance(self.wall_interval_s * clock.speed)
                 await asyncio.sleep(0)
             else:
                 delay = next_at - time.monotonic()
@@ -86,6 +94,6 @@ class SimulatedFeed(StatusMixin):
                         return
                     except asyncio.TimeoutError:
                         pass
-                next_at += self.interval_s
+                next_at += self.wall_interval_s
             first = False
             yield self.snapshot_now()

@@ -34,19 +34,19 @@ _CHANNELS = (1, 6, 6)
 
 
 @njit(nogil=True, cache=True)
-def _fill_channels(mode, prm, t, w, u_max, panels, gl_tau, gl_weight, sr, si, dr, di, grad):
-    """Integrand weights per node and channel, folded into sums/differences of the symmetric node pairs.
+def _fill_channels(mode, prm, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr, di, grad):
+    """Integrand weights per node and channel on panels [u0 + p h, u0 + (p + 1) h], folded into
+    sums/differences of the symmetric node pairs.
 
     Channels: price mode (psi); greeks mode (psi, (1/2+iu) psi, (1/2+iu)^2 psi, dphi/dv0, dphi/dtheta,
     dphi/dT); gradient mode (psi, dphi/d(v0, kappa, theta, sigma, rho)); psi = phi_H - phi_B; all / (u^2+1/4).
     """
     v0, kappa, theta, sigma, rho = prm[0], prm[1], prm[2], prm[3], prm[4]
-    h = u_max / panels
     want_grad = mode != 0
     n_ch = sr.shape[0]
     vals_p = np.empty(n_ch, dtype=np.complex128)
     for p in range(panels):
-        centre = h * (p + 0.5)
+        centre = u0 + h * (p + 0.5)
         for j in range(HALF_PANEL):
             for side in range(2):
                 u = centre + (0.5 * h * gl_tau[j] if side == 0 else -0.5 * h * gl_tau[j])
@@ -103,8 +103,8 @@ def _sincos(a: float) -> tuple[float, float]:
 
 
 @njit(nogil=True, cache=True)
-def _strike_sums(x, h, panels, gl_tau, sr, si, dr, di, out):
-    """out[c, k] = Int_0^U Re(e^{iu x_k} V_c(u)) du for all strikes k of one expiry.
+def _strike_sums(x, u0, h, panels, gl_tau, sr, si, dr, di, out):
+    """out[c, k] += Int_{u0}^{u0 + panels h} Re(e^{iu x_k} V_c(u)) du for all strikes k of one expiry.
 
     Vectorised across strikes; e^{iux} = e^{i c_p x} (cos + i sin)(half-offset), the panel centres' factor
     built by recurrence, the 8 half-offsets' cos/sin computed once per strike.
@@ -124,9 +124,8 @@ def _strike_sums(x, h, panels, gl_tau, sr, si, dr, di, out):
         for k in range(m):
             sinj[j, k], cosj[j, k] = _sincos(scale * x[k])
     for k in range(m):
-        ei[k], er[k] = _sincos(0.5 * h * x[k])
+        ei[k], er[k] = _sincos((u0 + 0.5 * h) * x[k])
         ri[k], rr[k] = _sincos(h * x[k])
-    out[:, :] = 0.0
     for p in range(panels):
         for c in range(n_ch):
             ar[:] = 0.0
@@ -194,20 +193,32 @@ def heston_chain_kernel(mode, prm, forward, strike, maturity, discount, is_call,
             max_abs_x = max(max_abs_x, abs(math.log(forward[i] / strike[i])))
             stop += 1
         w = black_variance(v0, prm[1], theta, t)
-        u_max, panels = expiry_layout(v0, prm[1], theta, prm[3], prm[4], t, w, max_abs_x, grad)
+        u_max, panels, fine = expiry_layout(v0, prm[1], theta, prm[3], prm[4], t, w, max_abs_x, grad)
         h = u_max / panels
-        sr = np.empty((n_ch, panels, HALF_PANEL))
+        # the first panel [0, h] is split into `fine` sub-panels when the analyticity strip is narrow
+        start_main = h if fine > 1 else 0.0
+        n_main = panels - 1 if fine > 1 else panels
+        sr = np.empty((n_ch, n_main, HALF_PANEL))
         si = np.empty_like(sr)
         dr = np.empty_like(sr)
         di = np.empty_like(sr)
-        _fill_channels(mode, prm, t, w, u_max, panels, GL_TAU, GL_WEIGHT, sr, si, dr, di, grad)
+        _fill_channels(mode, prm, t, w, start_main, h, n_main, GL_TAU, GL_WEIGHT, sr, si, dr, di, grad)
+        if fine > 1:
+            h_fine = h / fine
+            fsr = np.empty((n_ch, fine, HALF_PANEL))
+            fsi = np.empty_like(fsr)
+            fdr = np.empty_like(fsr)
+            fdi = np.empty_like(fsr)
+            _fill_channels(mode, prm, t, w, 0.0, h_fine, fine, GL_TAU, GL_WEIGHT, fsr, fsi, fdr, fdi, grad)
         sd = math.sqrt(max(w, 0.0))
         group = order[start:stop]
         xs = np.empty(group.size)
         for m in range(group.size):
             xs[m] = math.log(forward[group[m]] / strike[group[m]])
-        sums = np.empty((n_ch, group.size))
-        _strike_sums(xs, h, panels, GL_TAU, sr, si, dr, di, sums)
+        sums = np.zeros((n_ch, group.size))
+        _strike_sums(xs, start_main, h, n_main, GL_TAU, sr, si, dr, di, sums)
+        if fine > 1:
+            _strike_sums(xs, 0.0, h_fine, fine, GL_TAU, fsr, fsi, fdr, fdi, sums)
         for m in range(group.size):
             i = group[m]
             f, k, d = forward[i], strike[i], discount[i]

@@ -174,7 +174,17 @@ def _implied_vol_kernel(price, forward, strike, maturity, discount, is_call, out
 def implied_vol(price, forward, strike, maturity, discount, is_call) -> np.ndarray:
     """Black-76 implied volatility (annualised). NaN below intrinsic, at or above the bound
     (forward for calls, strike for puts, undiscounted) and for bad inputs; 0 exactly at intrinsic."""
-    shape, (p, f, k, t, d, c) = broadcast_chain(price, forward, strike, maturity, discount, is_call)
+    values = [np.asarray(v, dtype=np.float64) for v in (price, forward, strike, maturity, discount, is_call)]
+    try:
+        shape = np.broadcast_shapes(*(v.shape for v in values))
+    except ValueError:
+        shape = None
+    if shape is not None and len(shape) == 1:
+        # 1-d chains (the common case, e.g. a million prices against scalar forward/discount): stride-0 views
+        # instead of materialised copies of the broadcast scalars
+        p, f, k, t, d, c = (np.broadcast_to(v, shape) for v in values)
+    else:
+        shape, (p, f, k, t, d, c) = broadcast_chain(*values)
     out = np.empty(p.size)
     _implied_vol_kernel(p, f, k, t, d, c, out)
     return shaped(out, shape)

@@ -1,0 +1,930 @@
+"""The trading engine: one cycle per snapshot, from quotes to risk-checked, hedged orders. Qt-free.
+
+snapshot -> surface (forwards, IVs, filters) -> Heston fit (worker thread, warm start) -> model values
+-> signals (edge + z-score) -> auto-approve / exits / hedge, each through risk.pre_trade -> orders
+-> broker events -> fills -> book -> journal; the monitor (Greeks, stress, VaR) runs beside the cycle.
+
+Every step publishes on the bus; the GUI, the journal, the alert router and the metrics subscribe. If a
+cycle is still running when newer snapshots arrive, only the newest is processed and the rest are counted
+as skipped. The GUI, headless mode and backtests drive this same class; only feed, broker and clock differ.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import bus as topics
+from .bus import EventBus
+from .config import Settings, save_overrides
+from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
+                     SecType, Severity, Side, Signal, SignalState, TradingState)
+from .events import CycleReport, FitEvent, OrderPreview
+from .execution.hedger import Hedger
+from .execution.orders import OrderManager, OrderRecord
+from .execution.pricing_rules import initial_limit, reprice_bound
+from .portfolio.book import Book, trading_day_of
+from .portfolio.greeks import DollarGreeks, dollar_greeks
+from .risk import margin, monitor
+from .risk.limits import RiskDecision
+from .risk.pre_trade import ContractMarket, RiskContext, check
+from .risk.state import Lift, StateChange, TradingStateMachine
+from .strategy.calibrator import Calibrator, ModelValues
+from .strategy.signals import SignalBook, SignalModel
+from .strategy.surface import Surface, build_surface
+
+log = logging.getLogger(__name__)
+
+RECENT_ORDERS_S = 60.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Entry:
+    """When and why we got into a position (for the exit rules)."""
+
+    opened_at: datetime
+    from_signal: bool
+
+
+class Engine:
+    """Composes surface, calibration, signals, risk, orders, book, hedger and monitor around one bus."""
+
+    def __init__(self, settings: Settings, feed: Any, broker: Any, journal: Any, *, bus: EventBus | None = None,
+                 clock: Callable[[], datetime] = utcnow, connection: str = "simulated",
+                 overrides_path: Path | None = None, executor: ThreadPoolExecutor | None = None) -> None:
+        self.settings = settings
+        self.feed, self.broker, self.journal = feed, broker, journal
+        self.bus = bus or EventBus()
+        self.clock = clock
+        self.connection = connection
+        self.overrides_path = overrides_path
+        self._base_settings = settings
+        self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="numerics")
+        self.calibrator = Calibrator(settings.calibration, self.executor)
+        self.signal_model = SignalModel(settings.signals)
+        self.signals = SignalBook(settings.signals, self._on_signal)
+        self.signals.prefix = f"S{int(time.time()) % 10**7}-"
+        self.book = Book()
+        self.trading = TradingStateMachine()
+        self.hedger = Hedger(settings.hedging)
+        self.orders = OrderManager(broker, journal, settings.execution, self._on_order_event_applied,
+                                   self._on_fill_applied, lambda o: self.bus.publish(topics.ORDER, o), self.clock)
+        self.auto_execute = settings.signals.auto_execute
+        self.read_only = not settings.execution.trading_enabled
+        self.last_snapshot: ChainSnapshot | None = None
+        self.last_surface: Surface | None = None
+        self.last_model: ModelValues | None = None
+        self.last_fit: FitEvent | None = None
+        self.last_risk: dict | None = None
+        self.fit_history: deque[FitEvent] = deque(maxlen=500)
+        self.cycle_ms: deque[float] = deque(maxlen=10_000)
+        self.fit_ms: list[float] = []
+        self.fit_rmse: list[float] = []
+        self.snapshots = 0
+        self.skipped = 0
+        self.alert_counts: dict[str, int] = {}
+        self.entries: dict[int, Entry] = {}
+        self._denied_until: dict[tuple, datetime] = {}
+        self._latest: ChainSnapshot | None = None
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._running = False
+        self._monitor_busy = False
+        self._cycle_seq = 0
+        self.stopped = asyncio.Event()
+        self.closers: list[Callable[[], Any]] = []   # run at stop (journal, alert router, metrics)
+        self.alert_router: Any = None
+        self.health: Any = None
+        self.metrics: Any = None
+        broker.on_order_event.append(self._broker_event)
+        broker.on_fill.append(self._broker_fill)
+        if hasattr(feed, "on_status"):
+            feed.on_status.append(self._feed_status)
+
+    # ================================================================== lifecycle
+    async def start(self) -> None:
+        """Recover from the journal, connect, reconcile with the broker, then run cycles in the background."""
+        self._recover_from_journal()
+        await self.feed.connect()
+        await self.broker.connect()
+        await self.reconcile()
+        m = self.settings.market
+        self.feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, m.strike_window)
+        self._running = True
+        self._spawn(self._pump(), "feed pump")
+        self._spawn(self._cycle_loop(), "cycle loop")
+        self.publish_status()
+
+    async def stop(self) -> None:
+        """Stop cycling; cancel working orders if the config says so; close the feed and the broker."""
+        if not self._running and self.stopped.is_set():
+            return
+        self._running = False
+        self._wake.set()
+        if self.settings.execution.on_exit == "cancel" and self.broker.connected:
+            n = await self.orders.cancel_all()
+            if n:
+                await asyncio.sleep(0.2)   # let the cancels be acknowledged and journaled
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for closer in (self.feed.close, self.broker.close):
+            try:
+                await closer()
+            except Exception:
+                log.exception("closing %s failed", closer)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for close in self.closers:
+            try:
+                close()
+            except Exception:
+                log.exception("closing %s failed", close)
+        self.stopped.set()
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed", name, exc_info=t.exception())
+                self.alert("ENGINE_ERROR", Severity.ERROR, f"{name} failed: {t.exception()}")
+        task.add_done_callback(done)
+        return task
+
+    async def _pump(self) -> None:
+        """Keep only the newest snapshot; count the ones a slow cycle made us skip."""
+        async for snapshot in self.feed.snapshots():
+            if not self._running:
+                break
+            if self._latest is not None:
+                self.skipped += 1
+            self._latest = snapshot
+            self._wake.set()
+
+    async def _cycle_loop(self) -> None:
+        while self._running:
+            await self._wake.wait()
+            self._wake.clear()
+            snapshot, self._latest = self._latest, None
+            if snapshot is None:
+                continue
+            try:
+                await self.run_cycle(snapshot)
+            except Exception as exc:   # one bad snapshot must not stop the engine
+                log.exception("cycle failed")
+                self.alert("CYCLE_FAILED", Severity.ERROR, f"cycle failed: {exc}")
+
+    # ================================================================== the cycle
+    async def run_cycle(self, snapshot: ChainSnapshot) -> CycleReport:
+        """One full cycle on `snapshot` (also called directly by backtests, deterministically)."""
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t
+            now_t = time.perf_counter()
+            timings[name] = (now_t - t) * 1e3
+            t = now_t
+
+        now = snapshot.timestamp
+        self.snapshots += 1
+        self.last_snapshot = snapshot
+        self.bus.publish(topics.SNAPSHOT, snapshot)
+        self._new_day_if_needed(now)
+
+        surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
+        self.last_surface = surface
+        self.bus.publish(topics.SURFACE, surface)
+        lap("surface")
+
+        fit, model = await self._calibrate(surface, now)
+        lap("calibration")
+
+        with self.journal.transaction():      # one commit for the cycle's signal changes
+            if model is not None:
+                self.last_model = model
+                candidates = self.signal_model.scan(surface, model, self._signal_budget)
+                self.signals.update(candidates, surface, now)
+            else:
+                self.signals.update([], surface, now)
+        if model is not None and self.auto_execute and self.state is TradingState.ACTIVE:
+            self._auto_approve(now)
+        lap("signals")
+
+        self._mark_book(surface, model)
+        lap("book")
+
+        self._exits(now)
+        self._hedge(now)
+        await self.orders.work_orders(now)
+        lap("orders")
+
+        if model is not None and not self._monitor_busy:
+            self._spawn(self._monitor(now, surface, fit.params), "monitor")
+        self.publish_status()
+        self._cycle_seq += 1
+        report = CycleReport(self._cycle_seq, now, len(snapshot), int(surface.usable.sum()), timings, self.skipped,
+                             len(self.signals.open), surface.filter_counts)
+        self.cycle_ms.append(report.total_ms)
+        self.bus.publish(topics.CYCLE, report)
+        return report
+
+    async def _calibrate(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
+        if not self.settings.calibration.enabled and self.calibrator.last_good is not None:
+            from .strategy.calibrator import evaluate_model
+            return self.last_fit, evaluate_model(self.calibrator.last_good, surface)
+        fit, model = await self.calibrator.fit_async(surface, now)
+        self.last_fit = fit
+        self.fit_history.append(fit)
+        self.fit_ms.append(fit.elapsed_ms)
+        if fit.accepted:
+            self.fit_rmse.append(fit.rmse_iv)
+        try:
+            self.journal.record_fit(fit.params, rmse=fit.rmse_iv, elapsed_ms=fit.elapsed_ms,
+                                    quotes_used=fit.quotes_used, accepted=fit.accepted, stale=fit.stale,
+                                    timestamp=now, underlying=surface.snapshot.underlying, detail=fit.message)
+        except Exception as exc:
+            self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"fit not journaled: {exc}")
+        self.bus.publish(topics.FIT, fit)
+        if not fit.accepted:
+            self.alert("FIT_FAILED", Severity.WARNING,
+                       f"fit rejected ({fit.message}); model stale, keeping the last good parameters")
+        elif fit.elapsed_ms > self.settings.calibration.timeout_s * 1e3:
+            self.alert("FIT_SLOW", Severity.WARNING, f"fit took {fit.elapsed_ms:.0f} ms")
+        return fit, model
+
+    def _mark_book(self, surface: Surface, model: ModelValues | None) -> None:
+        """Marks and dollar Greeks of every position from this snapshot and the model."""
+        snap = surface.snapshot
+        self.book.mark_snapshot(snap, model.price if model is not None else None)
+        ids, d, g, v, th, fwd = [], [], [], [], [], []
+        for cid, pos in self.book.positions.items():
+            if not pos.quantity:
+                continue
+            row = snap.index_of(cid)
+            ids.append(cid)
+            if pos.contract.sec_type is SecType.FUTURE:
+                price = self.book.mark_of(cid)
+                d.append(1.0), g.append(0.0), v.append(0.0), th.append(0.0), fwd.append(price)
+            elif row is not None and model is not None:
+                d.append(model.delta[row]), g.append(model.gamma[row]), v.append(model.vega[row])
+                th.append(model.theta[row]), fwd.append(surface.forward[row])
+            else:
+                d.append(np.nan), g.append(np.nan), v.append(np.nan), th.append(np.nan), fwd.append(np.nan)
+        self.book.set_greeks(ids, np.array(d, float), np.array(g, float), np.array(v, float),
+                             np.array(th, float), np.array(fwd, float))
+        self.bus.publish(topics.BOOK, self.book_summary())
+
+    async def _monitor(self, now: datetime, surface: Surface, params) -> None:
+        """Greeks, stress grid and VaR in the worker thread; breaches change the state on the loop thread."""
+        self._monitor_busy = True
+        try:
+            positions = [p for p in self.book.positions.values() if p.quantity]
+            fwd, df, mat = self._position_markets(positions, surface)
+            exposure = monitor.Exposure.from_positions(positions, fwd, df, mat)
+            cfg = self.settings.risk
+
+            def measure():
+                greeks, _ = monitor.portfolio_greeks(exposure, params)
+                return greeks, monitor.stress_grid(exposure, params), \
+                    monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed)
+
+            loop = asyncio.get_running_loop()
+            greeks, stress, var = await loop.run_in_executor(self.executor, measure)
+            breaches = monitor.limit_breaches(greeks, var.var99, self.book.day_pnl, cfg)
+            changes = monitor.apply_breaches(self.trading, breaches, cfg, now)
+            for change in changes:
+                self._state_changed(change)
+            for b in breaches:
+                code = "RISK_DAILY_LOSS" if b.code.value == "DAILY_LOSS" else "RISK_LIMIT_BREACH"
+                self.alert(code, Severity.CRITICAL if code == "RISK_DAILY_LOSS" else Severity.ERROR, b.message)
+            self.last_risk = {
+                "at": now.isoformat(), "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
+                "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
+                           "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
+                "var95": var.var95, "var99": var.var99, "stress": stress.as_dict(),
+                "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
+                "day_pnl": self.book.day_pnl,
+            }
+            self.bus.publish(topics.RISK, self.last_risk)
+        finally:
+            self._monitor_busy = False
+
+    def _position_markets(self, positions, surface: Surface) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward, discount and maturity per position (futures: their mark; expired/unquoted: NaN)."""
+        snap = surface.snapshot
+        fwd, df, mat = [], [], []
+        for p in positions:
+            row = snap.index_of(p.contract.contract_id)
+            if row is not None:
+                fwd.append(surface.forward[row]), df.append(surface.discount[row]), mat.append(surface.maturity[row])
+            else:
+                fwd.append(self.book.mark_of(p.contract.contract_id)), df.append(1.0), mat.append(0.0)
+        return np.array(fwd, float), np.array(df, float), np.array(mat, float)
+
+    # ================================================================== orders: build, check, route
+    def market_for(self, contract: Contract) -> ContractMarket | None:
+        """Bid, ask, model value and per-contract dollar Greeks of `contract` from the last cycle."""
+        snap, surface, model = self.last_snapshot, self.last_surface, self.last_model
+        if snap is None:
+            return None
+        if contract.sec_type is SecType.FUTURE:
+            q = snap.future
+            if q is None:
+                return None
+            mid = 0.5 * (q.bid + q.ask)
+            return ContractMarket(q.bid, q.ask, mid, DollarGreeks(mid * 0.01 * contract.multiplier, 0, 0, 0),
+                                  snap.underlying_price)
+        row = snap.index_of(contract.contract_id)
+        if row is None or surface is None:
+            return None
+        price = float(model.price[row]) if model is not None else math.nan
+        if model is not None:
+            d, g, v, th = dollar_greeks(model.delta[row], model.gamma[row], model.vega[row], model.theta[row],
+                                        surface.forward[row], contract.multiplier, 1)
+            greeks = DollarGreeks(float(d), float(g), float(v), float(th))
+        else:
+            greeks = DollarGreeks()
+        return ContractMarket(float(snap.bid[row]), float(snap.ask[row]), price, greeks, snap.underlying_price)
+
+    def contract_by_id(self, contract_id: int) -> Contract | None:
+        snap = self.last_snapshot
+        if snap is not None:
+            row = snap.index_of(contract_id)
+            if row is not None:
+                return snap.contract(row)
+            if snap.future_contract is not None and snap.future_contract.contract_id == contract_id:
+                return snap.future_contract
+        pos = self.book.position(contract_id)
+        return pos.contract if pos else None
+
+    def risk_context(self, market: ContractMarket | None) -> RiskContext:
+        now = self.clock()
+        working = self.orders.working()
+        cutoff = now - timedelta(seconds=max(RECENT_ORDERS_S, self.settings.risk.duplicate_window_s))
+        recent = [r.order for r in self.orders.records.values()
+                  if r.order.created_at and r.order.created_at >= cutoff and r.status is not OrderStatus.REJECTED
+                  or (r.order.created_at and r.order.created_at >= cutoff and not r.risk_codes)]
+        risk_cfg = self.settings.risk
+        if self.connection == "simulated" and self.settings.market.simulator.always_open:
+            risk_cfg = risk_cfg.model_copy(update={"enforce_trading_hours": False})
+        return RiskContext(
+            settings=risk_cfg, now=now, trading_state=self.state, positions=self.book.positions,
+            open_orders=[r.order for r in working], filled={r.order.client_order_id: r.filled for r in working},
+            recent_orders=recent, market=market, portfolio_greeks=self.book.greeks, day_pnl=self.book.day_pnl,
+            buying_power_used=self._margin_used(), marks=self.book.marks,
+            trading_enabled=not self.read_only)
+
+    def _margin_used(self) -> float:
+        legs = [margin.Leg(p.contract, p.quantity, self.book.mark_of(cid))
+                for cid, p in self.book.positions.items() if p.quantity]
+        if not legs or self.last_snapshot is None:
+            return 0.0
+        return margin.estimate(legs, self.last_snapshot.underlying_price, self.settings.risk.future_margin_rate).margin
+
+    def build_order(self, contract: Contract, side: Side, quantity: int, limit_price: float | None,
+                    purpose: OrderPurpose, signal_id: str | None = None) -> tuple[Order | None, ContractMarket | None, str]:
+        """An order with our next client id; limit from mid/model when `limit_price` is None."""
+        market = self.market_for(contract)
+        if limit_price is None:
+            if market is None:
+                return None, None, "no market for this contract"
+            limit_price = initial_limit(side, market.bid, market.ask, self._price_cap(purpose, market),
+                                        self.settings.execution.aggressiveness,
+                                        tick=0.25 if contract.sec_type is SecType.FUTURE else None)
+        try:
+            order = Order(self.orders.new_client_order_id(), contract, side, int(quantity), OrderType.LIMIT,
+                          float(limit_price), self.clock(), purpose, signal_id,
+                          market.model_price if market else None)
+        except (ValueError, TypeError) as exc:
+            return None, market, f"bad order: {exc}"
+        return order, market, ""
+
+    @staticmethod
+    def _price_cap(purpose: OrderPurpose, market: ContractMarket) -> float:
+        """Entries never pay past the model (that is the edge); exits and hedges must get done: no cap."""
+        return market.model_price if purpose in (OrderPurpose.SIGNAL, OrderPurpose.MANUAL) else math.nan
+
+    def preview(self, order: Order, market: ContractMarket | None) -> OrderPreview:
+        """The pre-trade decision for `order` (nothing is sent, nothing journaled)."""
+        decision = check(order, self.risk_context(market))
+        mid = market.mid if market else math.nan
+        model = market.model_price if market else math.nan
+        edge = (model - order.limit_price) * order.side.sign * order.contract.multiplier \
+            if order.limit_price is not None and math.isfinite(model) else math.nan
+        return OrderPreview(order, decision, model, mid, edge)
+
+    def route(self, order: Order, market: ContractMarket | None) -> OrderPreview:
+        """Check `order` and, when approved, journal it and send it (the send runs as a task)."""
+        pv = self.preview(order, market)
+        self.bus.publish(topics.RISK_DECISION, pv.decision)
+        if not pv.approved:
+            self.orders.record_denied(order, pv.decision)
+            codes = ", ".join(c.value for c in pv.decision.reasons)
+            self.alert("RISK_DENIED", Severity.WARNING,
+                       f"{order.purpose.value} order {order.side.value} {order.quantity} "
+                       f"{order.contract.description} denied: {codes}")
+            return replace(pv, message=f"denied: {codes}")
+        bound = math.nan
+        if market is not None:
+            bound = reprice_bound(order.side, market.bid, market.ask, self._price_cap(order.purpose, market),
+                                  self.settings.execution.max_slippage)
+        self.orders.register(order, pv.decision, bound)
+        self._spawn(self.orders.place(order), f"place {order.client_order_id}")
+        return replace(pv, sent=True, message="sent")
+
+    # ================================================================== signals
+    def _on_signal(self, signal: Signal, state_changed: bool) -> None:
+        if state_changed:
+            try:
+                self.journal.record_signal(signal)
+            except Exception as exc:
+                self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"signal not journaled: {exc}")
+        self.bus.publish(topics.SIGNAL, signal)
+
+    def _signal_budget(self, contract_id: int, side: Side, vega_per_contract: float) -> int:
+        """Contracts a new signal may still add: position room and vega room."""
+        cfg = self.settings.risk
+        held = self.book.quantity(contract_id) * side.sign
+        room = cfg.max_position - max(held, 0)
+        if side is Side.SELL and not cfg.allow_uncovered_shorts:
+            room = min(room, max(self.book.quantity(contract_id), 0))   # only sell what we hold
+        if vega_per_contract > 0:
+            vega_now = self.book.greeks.vega
+            vega_room = cfg.max_vega_dollars - abs(vega_now)
+            room = min(room, int(max(vega_room, 0) // vega_per_contract))
+        if self.orders.working_for(contract_id):
+            return 0
+        return max(room, 0)
+
+    def _auto_approve(self, now: datetime) -> None:
+        cfg = self.settings.signals
+        for signal in self.signals.new_signals():
+            premium = signal.limit_reference * signal.quantity * signal.contract.multiplier
+            if signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
+                self.approve_signal(signal.signal_id, by="auto")
+
+    def open_signals(self) -> list[Signal]:
+        return list(self.signals.open.values())
+
+    def preview_signal(self, signal_id: str) -> OrderPreview:
+        signal = self.signals.get(signal_id)
+        if signal is None:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"unknown signal {signal_id}")
+        order, market, why = self.build_order(signal.contract, signal.side, signal.quantity, None,
+                                              OrderPurpose.SIGNAL, signal.signal_id)
+        if order is None:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
+        return self.preview(order, market)
+
+    def approve_signal(self, signal_id: str, by: str = "trader") -> OrderPreview:
+        """APPROVED, then an order through the risk checks; ORDERED when it was sent, else back to REJECTED."""
+        signal = self.signals.get(signal_id)
+        now = self.clock()
+        if signal is None or signal.state is not SignalState.NEW:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"signal {signal_id} is not open for approval")
+        self.signals.transition(signal_id, SignalState.APPROVED, now, f"approved by {by}")
+        order, market, why = self.build_order(signal.contract, signal.side, signal.quantity, None,
+                                              OrderPurpose.SIGNAL, signal_id)
+        if order is None:
+            self.signals.transition(signal_id, SignalState.REJECTED, now, why)
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
+        pv = self.route(order, market)
+        if pv.sent:
+            self.signals.transition(signal_id, SignalState.ORDERED, now, order.client_order_id)
+        else:
+            self.signals.transition(signal_id, SignalState.REJECTED, now, pv.message)
+        return pv
+
+    def reject_signal(self, signal_id: str, reason: str = "") -> bool:
+        return self.signals.transition(signal_id, SignalState.REJECTED, self.clock(),
+                                       reason or "rejected by trader") is not None
+
+    def set_auto_execute(self, on: bool) -> None:
+        self.auto_execute = bool(on)
+        self.alert("AUTO_EXECUTE", Severity.INFO, f"auto-execute {'on' if on else 'off'}")
+        self.publish_status()
+
+    # ================================================================== manual orders
+    def preview_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None) -> OrderPreview:
+        contract = self.contract_by_id(contract_id)
+        if contract is None:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"unknown contract {contract_id}")
+        try:
+            side = Side(side)
+        except ValueError:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"bad side {side!r}")
+        order, market, why = self.build_order(contract, side, quantity, limit_price, OrderPurpose.MANUAL)
+        if order is None:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
+        return self.preview(order, market)
+
+    def submit_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None) -> OrderPreview:
+        pv = self.preview_order(contract_id, side, quantity, limit_price)
+        if pv.order is None:
+            return pv
+        return self.route(pv.order, self.market_for(pv.order.contract))
+
+    def close_position(self, contract_id: int, quantity: int | None = None) -> OrderPreview:
+        pos = self.book.position(contract_id)
+        if pos is None or not pos.quantity:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message="no position to close")
+        qty = min(abs(pos.quantity), quantity or abs(pos.quantity))
+        side = Side.SELL if pos.quantity > 0 else Side.BUY
+        order, market, why = self.build_order(pos.contract, side, qty, None, OrderPurpose.EXIT)
+        if order is None:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
+        return self.route(order, market)
+
+    def cancel_order(self, client_order_id: str) -> None:
+        self._spawn(self.orders.cancel(client_order_id), f"cancel {client_order_id}")
+
+    def modify_order(self, client_order_id: str, limit_price: float | None = None, quantity: int | None = None) -> None:
+        self._spawn(self.orders.modify(client_order_id, limit_price, quantity), f"modify {client_order_id}")
+
+    def order_records(self) -> list[OrderRecord]:
+        return list(self.orders.records.values())
+
+    # ================================================================== exits and hedging
+    def _may_retry(self, key: tuple, now: datetime) -> bool:
+        """False while an exit/hedge for `key` was denied less than risk.retry_denied_s ago."""
+        until = self._denied_until.get(key)
+        return until is None or now >= until
+
+    def _denied(self, key: tuple, now: datetime) -> None:
+        self._denied_until[key] = now + timedelta(seconds=self.settings.risk.retry_denied_s)
+
+    def _exits(self, now: datetime) -> None:
+        """Close positions on convergence, stop-loss, time stop or the days-before-expiry rule."""
+        cfg = self.settings.signals
+        snap = self.last_snapshot
+        for cid, pos in list(self.book.positions.items()):
+            if not pos.quantity or pos.contract.sec_type is not SecType.OPTION or self.orders.working_for(cid):
+                continue
+            entry = self.entries.get(cid)
+            reason = ""
+            days_left = (pos.contract.expiry - trading_day_of(now)).days if pos.contract.expiry else 99
+            unrealized = pos.unrealized_pnl(self.book.mark_of(cid))
+            if days_left < cfg.close_days_before_expiry:
+                reason = f"{days_left} day(s) to expiry"
+            elif unrealized < -cfg.stop_loss_dollars:
+                reason = f"stop-loss: {unrealized:,.0f} $"
+            elif entry and (now - entry.opened_at).total_seconds() > cfg.time_stop_minutes * 60:
+                reason = "time stop"
+            elif entry and entry.from_signal and (now - entry.opened_at).total_seconds() > 0:
+                dev = self.signal_model.deviation(cid)
+                if math.isfinite(dev) and abs(dev) < cfg.exit_converged_vol:
+                    reason = f"converged ({dev:+.2f} vol pts)"
+            if not reason or snap is None or not self._may_retry(("exit", cid), now):
+                continue
+            side = Side.SELL if pos.quantity > 0 else Side.BUY
+            order, market, why = self.build_order(pos.contract, side, abs(pos.quantity), None, OrderPurpose.EXIT)
+            if order is not None:
+                log.info("exit %s: %s", pos.contract.description, reason)
+                if not self.route(order, market).sent:
+                    self._denied(("exit", cid), now)
+
+    def _hedge(self, now: datetime) -> None:
+        snap = self.last_snapshot
+        if snap is None or snap.future_contract is None:
+            return
+        delta_points = self.book.greeks.delta / (0.01 * snap.underlying_price)   # $ per index point
+        if any(r.order.purpose is OrderPurpose.HEDGE for r in self.orders.working()) \
+                or not self._may_retry(("hedge",), now):
+            return
+        proposal = self.hedger.propose(delta_points, snap.future_contract, snap.future, now)
+        if proposal is None:
+            return
+        quantity = min(proposal.quantity, self.settings.risk.max_order_quantity)   # the rest next interval
+        order, market, why = self.build_order(proposal.contract, proposal.side, quantity,
+                                              proposal.limit_price, OrderPurpose.HEDGE)
+        if order is None:
+            return
+        pv = self.route(order, market)
+        if pv.sent:
+            self.hedger.hedged(now)
+        else:
+            self._denied(("hedge",), now)
+
+    # ================================================================== broker events
+    def _broker_event(self, event: OrderEvent) -> None:
+        try:
+            self.orders.apply_event(event)
+        except Exception as exc:
+            log.exception("order event not applied")
+            self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"order event not journaled: {exc}")
+
+    def _broker_fill(self, fill: Fill) -> None:
+        try:
+            self.orders.apply_fill(fill)
+        except Exception as exc:
+            log.exception("fill not applied")
+            self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"fill {fill.fill_id} not journaled: {exc}")
+
+    def _on_order_event_applied(self, event: OrderEvent) -> None:
+        self.bus.publish(topics.ORDER_EVENT, event)
+        if event.status is OrderStatus.REJECTED and not event.reason.startswith("risk:"):
+            self.alert("ORDER_REJECTED", Severity.WARNING, f"order {event.client_order_id} rejected: {event.reason}")
+
+    def _on_fill_applied(self, fill: Fill) -> None:
+        """A new fill: book it, remember the entry, publish."""
+        cid = fill.contract.contract_id
+        before = self.book.quantity(cid)
+        self.book.apply_fill(fill)
+        after = self.book.quantity(cid)
+        record = self.orders.records.get(fill.client_order_id)
+        if after == 0:
+            self.entries.pop(cid, None)
+        elif before == 0 or (before > 0) != (after > 0):
+            from_signal = record is not None and record.order.purpose is OrderPurpose.SIGNAL
+            self.entries[cid] = Entry(fill.timestamp, from_signal)
+        self.bus.publish(topics.FILL, fill)
+        self.bus.publish(topics.BOOK, self.book_summary())
+
+    def _feed_status(self, status: Any) -> None:
+        state = getattr(status, "state", None)
+        value = getattr(state, "value", str(state))
+        if value in ("disconnected", "stale") and self._running:
+            self.alert("DATA_STALE" if value == "stale" else "FEED_DISCONNECTED", Severity.WARNING,
+                       f"market data {value}: {getattr(status, 'message', '')}")
+        self.publish_status()
+
+    # ================================================================== recovery
+    def _recover_from_journal(self) -> None:
+        """Rebuild the book from journaled fills and adopt working orders (before connecting)."""
+        fills = self.journal.fills()
+        self.book.apply_fills(fills)
+        for fill in fills:
+            cid = fill.contract.contract_id
+            if self.book.quantity(cid) and cid not in self.entries:
+                self.entries[cid] = Entry(fill.timestamp, False)
+        states = self.journal.order_states()
+        for order in self.journal.working_orders():
+            self.orders.adopt(order, states.get(order.client_order_id))
+        for order in self.journal.orders():
+            if order.client_order_id not in self.orders.records:
+                ev = states.get(order.client_order_id)
+                record = self.orders.adopt(order, ev)
+                if ev is not None:
+                    record.status = ev.status
+        log.info("recovered %d fills, %d working orders from the journal", len(fills), len(self.orders.working()))
+
+    async def reconcile(self) -> dict:
+        """Bring the journal and book in line with the broker's truth: missing fills, orphan orders, positions."""
+        since = datetime.now(timezone.utc) - timedelta(days=7)
+        report = {"missing_fills": 0, "closed_orders": 0, "position_mismatches": 0}
+        try:
+            broker_fills = await self.broker.fills_since(since)
+        except Exception as exc:
+            self.alert("RECONCILE_MISMATCH", Severity.ERROR, f"cannot read executions: {exc}")
+            broker_fills = []
+        for fill in broker_fills:
+            if not self.journal.has_fill(fill.fill_id):
+                if fill.client_order_id not in self.orders.records and self.journal.order(fill.client_order_id) is None:
+                    log.warning("fill %s for an order we never journaled", fill.fill_id)
+                self.orders.apply_fill(fill)
+                report["missing_fills"] += 1
+        open_at_broker = {o.client_order_id for o in await self.broker.open_orders()}
+        for record in self.orders.working():
+            cid = record.order.client_order_id
+            if cid not in open_at_broker:
+                status = OrderStatus.FILLED if record.fill_quantity >= record.order.quantity else OrderStatus.CANCELLED
+                self.orders.apply_event(OrderEvent(cid, status, self.clock(), record.filled,
+                                                   record.remaining if status is OrderStatus.CANCELLED else 0,
+                                                   reason="reconciled: not working at the broker"))
+                report["closed_orders"] += 1
+        broker_positions = await self.broker.positions()
+        mine = {cid: p.quantity for cid, p in self.book.positions.items() if p.quantity}
+        for cid in set(mine) | set(broker_positions):
+            if mine.get(cid, 0) != broker_positions.get(cid, 0):
+                report["position_mismatches"] += 1
+                self.alert("RECONCILE_MISMATCH", Severity.ERROR,
+                           f"position {cid}: journal {mine.get(cid, 0)} vs broker {broker_positions.get(cid, 0)}")
+        if any(report.values()):
+            self.alert("RECONCILED", Severity.WARNING, f"reconciled with the broker: {report}")
+        return report
+
+    # ================================================================== state, kill switch, settings
+    @property
+    def state(self) -> TradingState:
+        return self.trading.state
+
+    def _state_changed(self, change: StateChange | None) -> None:
+        if change is None:
+            return
+        self.alert("TRADING_STATE_CHANGED", Severity.CRITICAL if change.state is TradingState.HALTED else Severity.WARNING,
+                   f"{change.previous.value} -> {change.state.value}: {change.reason} ({change.by})")
+        self.bus.publish(topics.TRADING_STATE, change.state)
+
+    def kill_switch(self, by: str = "trader") -> None:
+        """Cancel every working order and HALT (only the trader can resume)."""
+        self._state_changed(self.trading.kill_switch(self.clock(), by=by))
+        self.alert("KILL_SWITCH", Severity.CRITICAL, f"kill switch by {by}: cancelling all working orders")
+        self._spawn(self.orders.cancel_all(), "kill switch cancel")
+        self.publish_status()
+
+    def resume_trading(self, override: bool = False) -> bool:
+        change = self.trading.resume(self.clock(), by="trader", override=override)
+        self._state_changed(change)
+        self.publish_status()
+        return change is not None
+
+    def _new_day_if_needed(self, now: datetime) -> None:
+        day = trading_day_of(now)
+        if self.book.trading_day is not None and day > self.book.trading_day:
+            self._state_changed(self.trading.new_trading_day(day, now))
+
+    def apply_settings(self, new: Settings, source: str = "settings dialog") -> list[str]:
+        """Take new settings from the next cycle on; journal every changed field and write the overrides file."""
+        from .config import ConfigError, validate
+        try:
+            new = validate(new.model_dump())
+        except ConfigError as exc:
+            return exc.problems
+        changes = _changed_fields(self.settings.model_dump(mode="json"), new.model_dump(mode="json"))
+        for path, old, value in changes:
+            self.journal.record_setting_change(path, old, value, source)
+        self.settings = new
+        self.calibrator.config = new.calibration
+        self.signal_model.config = new.signals
+        self.signals.config = new.signals
+        self.hedger.config = new.hedging
+        self.orders.config = new.execution
+        self.read_only = not new.execution.trading_enabled
+        if self.overrides_path is not None:
+            try:
+                save_overrides(new, self._base_settings, self.overrides_path)
+            except OSError as exc:
+                return [f"settings applied but not saved to {self.overrides_path}: {exc}"]
+        self.bus.publish(topics.SETTINGS, new)
+        return []
+
+    # ================================================================== reporting
+    def alert(self, code: str, severity: Severity, message: str, source: str = "engine") -> None:
+        """Publish an alert (the router folds and routes it; the journal keeps it)."""
+        self.alert_counts[code] = self.alert_counts.get(code, 0) + 1
+        alert = Alert(code, severity, source, message, self.clock())
+        try:
+            self.journal.record_alert(alert)
+        except Exception:
+            log.exception("alert not journaled")
+        self.bus.publish(topics.ALERT, alert)
+
+    def publish_status(self) -> None:
+        snap = self.last_snapshot
+        feed_status = getattr(self.feed, "status", None)
+        self.bus.publish(topics.STATUS, {
+            "connection": self.connection,
+            "connected": bool(getattr(self.broker, "connected", False)),
+            "feed": getattr(getattr(feed_status, "state", None), "value", "unknown"),
+            "data_age_s": (self.clock() - snap.timestamp).total_seconds() if snap else None,
+            "sim_time": self.clock().isoformat(),
+            "trading_state": self.state.value,
+            "auto_execute": self.auto_execute,
+            "read_only": self.read_only,
+            "day_pnl": self.book.day_pnl,
+        })
+
+    def book_summary(self) -> dict:
+        return self.book.to_summary()
+
+    def positions(self) -> list[dict]:
+        return self.book_summary()["positions"]
+
+    def chain(self) -> ChainSnapshot | None:
+        return self.last_snapshot
+
+    def summary(self) -> dict:
+        """The headless summary (JSON keys are an interface: see the README)."""
+        cyc = np.array(self.cycle_ms) if self.cycle_ms else np.array([np.nan])
+        fits = np.array(self.fit_ms) if self.fit_ms else np.array([np.nan])
+        book = self.book_summary()
+        return {
+            "snapshots": self.snapshots,
+            "skipped_snapshots": self.skipped,
+            "fits": {"count": len(self.fit_ms), "accepted": len(self.fit_rmse),
+                     "median_ms": _r(np.nanmedian(fits)), "p95_ms": _r(np.nanpercentile(fits, 95)),
+                     "median_rmse_iv": _r(np.median(self.fit_rmse)) if self.fit_rmse else None,
+                     "params": self.calibrator.last_good.as_dict() if self.calibrator.last_good else None},
+            "signals": dict(self.signals.counts),
+            "orders": self.orders.counts(),
+            "orders_by_purpose": _count(r.order.purpose.value for r in self.orders.records.values()),
+            "fills": book["fills"],
+            "positions": book["positions"],
+            "pnl": book["pnl"],
+            "greeks": book["greeks"],
+            "risk": {k: self.last_risk[k] for k in ("var95", "var99")} if self.last_risk else None,
+            "trading_state": self.state.value,
+            "alerts": dict(self.alert_counts),
+            "cycle_ms": {"p50": _r(np.nanpercentile(cyc, 50)), "p95": _r(np.nanpercentile(cyc, 95)),
+                         "max": _r(np.nanmax(cyc))},
+        }
+
+
+def _r(x: float) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else round(float(x), 3)
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+def _changed_fields(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    out = []
+    for key, value in new.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            out += _changed_fields(old[key], value, path + ".")
+        elif old.get(key) != value:
+            out.append((path, old.get(key), value))
+    return out
+
+
+# ====================================================================== wiring
+def connection_label(settings: Settings) -> str:
+    """'simulated', 'ib-paper' or 'ib-live' (the status bar colours live unmistakably)."""
+    if settings.market.source != "ib" and settings.execution.broker != "ib":
+        return "simulated" if settings.market.source == "sim" else settings.market.source
+    return "ib-live" if settings.ib.live else "ib-paper"
+
+
+def build_engine(settings: Settings, data_dir: Path, speed: float | None = None, *, console_alerts: bool = False,
+                 metrics_port: int | None = None, log_dir: Path | None = None) -> Engine:
+    """The engine with the feed, broker, journal, alert router and metrics that `settings` ask for."""
+    from .alerts import AlertRouter, HealthChecks, Metrics
+    from .storage import Journal
+    from .storage.paths import overrides_path
+
+    if speed is not None:
+        sim = settings.market.simulator.model_copy(update={"speed": float(speed)})
+        settings = settings.model_copy(update={"market": settings.market.model_copy(update={"simulator": sim})})
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(data_dir / settings.storage.journal_file)
+    feed, broker, clock = _feed_and_broker(settings)
+    engine = Engine(settings, feed, broker, journal, clock=clock, connection=connection_label(settings),
+                    overrides_path=overrides_path())
+    router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
+    router.start()
+    engine.alert_router = router
+    health = HealthChecks.from_settings(router, settings, data_dir)
+    engine.health = health
+    closers: list[Callable[[], Any]] = [router.stop, journal.close]
+    port = metrics_port or settings.alerts.metrics_port
+    if port:
+        metrics = Metrics()
+        metrics.attach(engine.bus)
+        metrics.start(port)
+        engine.metrics = metrics
+        closers.insert(0, metrics.stop)
+    engine.closers = closers
+    return engine
+
+
+def _feed_and_broker(settings: Settings) -> tuple[Any, Any, Callable[[], datetime]]:
+    """Feed and broker per settings; in the simulator both share one world and its clock."""
+    source, route = settings.market.source, settings.execution.broker
+    world = None
+    if source == "sim" or route == "paper":
+        from .sim.world import SimWorld
+        world = SimWorld.from_settings(settings)
+    ib = None
+    if source == "ib" or route == "ib":
+        from .market.ib import IBConnection
+        ib = IBConnection(settings)
+    if source == "sim":
+        from .market.sim_feed import SimulatedFeed
+        feed = SimulatedFeed.from_settings(settings, world=world)
+    elif source == "ib":
+        from .market.ib import IBFeed
+        feed = IBFeed(settings, ib)
+    else:
+        from .market.replay import ReplayFeed
+        feed = ReplayFeed.from_settings(settings)
+    if route == "paper":
+        from .execution.paper import PaperBroker
+        broker = PaperBroker(world)
+    else:
+        from .execution.ib import IBBroker
+        broker = IBBroker(settings, ib)
+    clock = world.clock.now if world is not None and source == "sim" else utcnow
+    return feed, broker, clock

@@ -1,0 +1,64 @@
+"""`python main.py headless --duration SECONDS [--speed X] [--json FILE]`: the engine without a window."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_for(settings: Settings, data_dir: Path, duration: float, speed: float | None = None,
+                  metrics_port: int | None = None, console_alerts: bool = True) -> dict:
+    """Start the engine, let it trade for `duration` wall-clock seconds, stop it cleanly, return the summary."""
+    from .engine import build_engine
+    from .storage.paths import default_log_dir
+    engine = build_engine(settings, data_dir, speed, console_alerts=console_alerts, metrics_port=metrics_port,
+                          log_dir=default_log_dir())
+    engine.auto_execute = True   # nobody is there to approve: headless trades within the auto limits
+    await engine.start()
+    log.info("headless run: %s feed, %s broker, %.0f s", settings.market.source, settings.execution.broker, duration)
+    try:
+        await asyncio.sleep(duration)
+    finally:
+        await engine.stop()
+    return engine.summary()
+
+
+def format_summary(summary: dict) -> str:
+    """A few lines a trader can read at a glance."""
+    fits, cyc, pnl = summary["fits"], summary["cycle_ms"], summary["pnl"]
+    lines = [
+        f"snapshots {summary['snapshots']} (skipped {summary.get('skipped_snapshots', 0)})",
+        f"fits {fits['count']} (accepted {fits.get('accepted')}), median {fits['median_ms']} ms, "
+        f"p95 {fits['p95_ms']} ms, median RMSE {fits['median_rmse_iv']} vol pts",
+        "signals " + ", ".join(f"{k} {v}" for k, v in summary["signals"].items() if v),
+        "orders " + ", ".join(f"{k} {v}" for k, v in summary["orders"].items() if v),
+        f"fills {summary['fills']}, open positions {sum(1 for p in summary['positions'] if p['quantity'])}",
+        f"P&L total {pnl['total']:,.2f} $ (realised {pnl['realized']:,.2f}, unrealised {pnl['unrealized']:,.2f}, "
+        f"commissions {pnl['commissions']:,.2f}), day {pnl['day']:,.2f} $",
+        "greeks $ " + ", ".join(f"{k} {v:,.0f}" for k, v in summary["greeks"].items()),
+        f"trading state {summary['trading_state']}",
+        "alerts " + (", ".join(f"{k} {v}" for k, v in summary["alerts"].items()) or "none"),
+        f"cycle ms p50 {cyc['p50']}, p95 {cyc['p95']}, max {cyc['max']}",
+    ]
+    return "\n".join(lines)
+
+
+def run_headless(settings: Settings, args: argparse.Namespace) -> int:
+    from .cli import data_dir_for
+    if args.duration <= 0:
+        print("error: --duration must be > 0 seconds")
+        return 2
+    summary = asyncio.run(run_for(settings, data_dir_for(args), args.duration, args.speed,
+                                  getattr(args, "metrics_port", None)))
+    print(format_summary(summary))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        print(f"summary written to {args.json}")
+    return 0

@@ -1,0 +1,132 @@
+"""Runs the Heston fit on a surface, warm-started, and decides whether the new fit replaces the model.
+
+A failed or much worse fit keeps the last good parameters and marks the model stale. The fit itself
+runs in a worker thread (numba kernels release the GIL), so the event loop never waits on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from ..config import CalibrationConfig
+from ..domain import HestonParams
+from ..events import FitEvent
+from ..pricing import calibrate_heston, heston_greeks, heston_price, implied_vol
+from .surface import Surface
+
+DEFAULT_START = HestonParams(v0=0.03, kappa=2.0, theta=0.04, sigma=0.8, rho=-0.7)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelValues:
+    """The fitted model on every row of a surface (NaN where the row has no forward)."""
+
+    price: np.ndarray
+    iv: np.ndarray
+    delta: np.ndarray
+    gamma: np.ndarray
+    vega: np.ndarray       # per vol point, per unit of premium
+    theta: np.ndarray      # per calendar day
+
+
+def thin_evenly(rows: np.ndarray, cap: int) -> np.ndarray:
+    """At most `cap` of `rows`, spread evenly (keeps every expiry represented in order)."""
+    if len(rows) <= cap:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, cap).round().astype(np.int64)]
+
+
+def evaluate_model(params: HestonParams, surface: Surface) -> ModelValues:
+    """Model prices, IVs and Greeks for the whole chain (one vectorised call per quantity)."""
+    snap = surface.snapshot
+    ok = np.isfinite(surface.forward) & np.isfinite(surface.discount) & (surface.maturity > 0)
+    price = np.full(len(snap), np.nan)
+    iv = np.full(len(snap), np.nan)
+    greeks = [np.full(len(snap), np.nan) for _ in range(4)]
+    if ok.any():
+        args = (surface.forward[ok], snap.strike[ok], surface.maturity[ok], surface.discount[ok], snap.is_call[ok])
+        price[ok] = heston_price(params, *args)
+        iv[ok] = implied_vol(price[ok], *args)
+        g = heston_greeks(params, *args)
+        for out, value in zip(greeks, (g.delta, g.gamma, g.vega, g.theta)):
+            out[ok] = value
+    return ModelValues(price, iv, *greeks)
+
+
+class Calibrator:
+    """Keeps the last good fit and produces a FitEvent per surface."""
+
+    def __init__(self, config: CalibrationConfig, executor: Executor | None = None) -> None:
+        self.config = config
+        self.executor = executor
+        self.last_good: HestonParams | None = None
+        self.last_good_rmse: float = math.nan
+
+    async def fit_async(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
+        """`fit` in the worker executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.fit, surface, now)
+
+    def fit(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
+        """Calibrate to the surface's calibration quotes, accept or reject, and evaluate the model."""
+        rows = thin_evenly(np.flatnonzero(surface.calibration_mask), self.config.max_quotes)
+        snap = surface.snapshot
+        if len(rows) < 10:
+            return self._rejected(now, f"only {len(rows)} usable quotes", len(rows), surface)
+        try:
+            result = calibrate_heston(
+                surface.forward[rows], snap.strike[rows], surface.maturity[rows], surface.discount[rows],
+                snap.is_call[rows], snap.mid[rows], initial=self.last_good or DEFAULT_START)
+        except Exception as exc:  # the numerics must not take the engine down
+            return self._rejected(now, f"calibration error: {exc}", len(rows), surface)
+        rmse = float(result.rmse_iv)
+        per_expiry = self._per_expiry(result, surface, rows)
+        reason = ""
+        if not result.converged:
+            reason = f"did not converge: {result.message}"
+        elif not math.isfinite(rmse) or rmse > self.config.max_rmse_iv:
+            reason = f"IV RMSE {rmse:.2f} above the {self.config.max_rmse_iv:.2f} limit"
+        elif math.isfinite(self.last_good_rmse) and rmse > self.config.worse_factor * max(self.last_good_rmse, 0.1):
+            reason = f"IV RMSE {rmse:.2f} much worse than the last good {self.last_good_rmse:.2f}"
+        if reason:
+            return self._rejected(now, reason, len(rows), surface, result, per_expiry)
+        self.last_good, self.last_good_rmse = result.params, rmse
+        event = FitEvent(now, result.params, rmse, float(result.max_abs_iv_error), per_expiry,
+                         int(result.iterations), float(result.elapsed_s) * 1e3, len(rows), True, False,
+                         result.message, result.params.feller_ok)
+        return event, evaluate_model(result.params, surface)
+
+    def _rejected(self, now: datetime, reason: str, quotes: int, surface: Surface, result=None,
+                  per_expiry: dict[str, float] | None = None) -> tuple[FitEvent, ModelValues | None]:
+        params = self.last_good or DEFAULT_START
+        event = FitEvent(now, params, float(result.rmse_iv) if result else math.nan,
+                         float(result.max_abs_iv_error) if result else math.nan, per_expiry or {},
+                         int(result.iterations) if result else 0,
+                         float(result.elapsed_s) * 1e3 if result else 0.0, quotes, False, True, reason,
+                         params.feller_ok)
+        values = evaluate_model(self.last_good, surface) if self.last_good else None
+        return event, values
+
+    @staticmethod
+    def _per_expiry(result, surface: Surface, rows: np.ndarray) -> dict[str, float]:
+        """RMSE per expiry label ('2025-10-17 PM'), whatever shape the pricing layer returns."""
+        raw = result.per_expiry_rmse
+        labels = {}
+        snap = surface.snapshot
+        for r in rows:
+            labels.setdefault(round(float(surface.maturity[r]), 10),
+                              f"{snap.expiry[r]} {'AM' if snap.am_settled[r] else 'PM'}")
+        out: dict[str, float] = {}
+        if isinstance(raw, dict):
+            for key, value in raw.items():
+                label = labels.get(round(float(key), 10), str(key)) if not isinstance(key, str) else key
+                out[label] = float(value)
+        else:
+            for label, value in zip(labels.values(), np.asarray(raw, dtype=float)):
+                out[label] = float(value)
+        return out

@@ -1,0 +1,170 @@
+"""Mispricing signals: edge against the model beyond costs, confirmed by the residual's own history.
+
+edge to buy  = model - ask, edge to sell = bid - model (per unit of premium; x multiplier for dollars).
+A candidate needs edge >= max(min_edge_vol x vega, spread_multiple x half-spread, min_edge_dollars) and
+|z| >= min_zscore for its IV residual against that contract's recent history, on the side that agrees.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Callable
+
+import numpy as np
+
+from ..config import SignalsConfig
+from ..domain import Side, Signal, SignalState
+from .calibrator import ModelValues
+from .residuals import ResidualHistory
+from .surface import Surface
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A row of the chain that passes every signal test this cycle."""
+
+    row: int
+    contract_id: int
+    side: Side
+    edge: float            # per unit of premium
+    edge_dollars: float    # per contract
+    edge_vol: float        # vol points
+    zscore: float
+    vega: float            # dollars per vol point per contract
+    model_price: float
+    quantity: int
+
+
+# (contract_id, side, vega per contract) -> contracts the risk budget still allows
+Budget = Callable[[int, Side, float], int]
+
+
+class SignalModel:
+    """Scans a surface and its model values for candidates; keeps the residual history."""
+
+    def __init__(self, config: SignalsConfig) -> None:
+        self.config = config
+        self.history = ResidualHistory(config.history_length)
+        self._deviation: dict[int, float] = {}
+
+    def deviation(self, contract_id: int) -> float:
+        """Latest IV residual of a contract minus its usual level (vol points); NaN when unknown.
+
+        A position opened on a mispricing has converged when this is back near zero."""
+        return self._deviation.get(int(contract_id), float("nan"))
+
+    def scan(self, surface: Surface, model: ModelValues, budget: Budget | None = None) -> list[Candidate]:
+        cfg = self.config
+        snap = surface.snapshot
+        residual = (surface.iv_mid - model.iv) * 100.0               # vol points
+        z, count, median = self.history.zscores(snap.contract_id, residual)
+        self.history.append(snap.contract_id, residual)
+        self._deviation = dict(zip(snap.contract_id.tolist(), (residual - median).tolist()))
+
+        mult = snap.multiplier
+        half_spread = 0.5 * (snap.ask - snap.bid)
+        vega_pt = model.vega                                          # per vol point, per unit
+        threshold = np.maximum.reduce([cfg.min_edge_vol * vega_pt, cfg.spread_multiple * half_spread,
+                                       cfg.min_edge_dollars / mult])
+        days = surface.maturity * 365.0
+        eligible = (surface.usable & np.isfinite(model.price) & np.isfinite(z) & (count >= cfg.min_history)
+                    & (vega_pt * mult >= cfg.min_vega)
+                    & (days >= cfg.min_expiry_days) & (days <= cfg.max_expiry_days))
+        buy_edge = model.price - snap.ask
+        sell_edge = snap.bid - model.price
+        with np.errstate(invalid="ignore"):
+            buy = eligible & (buy_edge >= threshold) & (z <= -cfg.min_zscore) & (snap.ask_size >= cfg.min_size)
+            sell = eligible & (sell_edge >= threshold) & (z >= cfg.min_zscore) & (snap.bid_size >= cfg.min_size)
+
+        out: list[Candidate] = []
+        for side, mask, edge, iv_side in ((Side.BUY, buy, buy_edge, surface.iv_ask),
+                                          (Side.SELL, sell, sell_edge, surface.iv_bid)):
+            for row in np.flatnonzero(mask):
+                edge_vol = abs(model.iv[row] - iv_side[row]) * 100.0
+                vega_c = float(vega_pt[row] * mult[row])
+                size = int(min(cfg.max_quantity, cfg.base_quantity * max(1.0, edge[row] / threshold[row])))
+                if budget is not None:
+                    size = min(size, budget(int(snap.contract_id[row]), side, vega_c))
+                if size < 1:
+                    continue
+                out.append(Candidate(int(row), int(snap.contract_id[row]), side, float(edge[row]),
+                                     float(edge[row] * mult[row]), float(edge_vol), float(z[row]), vega_c,
+                                     float(model.price[row]), size))
+        out.sort(key=lambda c: -c.edge_dollars * c.quantity)
+        return out[: cfg.max_open_signals]
+
+
+class SignalBook:
+    """Open signals and their lifecycle: NEW -> APPROVED / REJECTED / EXPIRED -> ORDERED."""
+
+    def __init__(self, config: SignalsConfig, publish: Callable[[Signal, bool], None]) -> None:
+        self.config = config
+        self.publish = publish          # (signal, state_changed): updates of a NEW signal's edge are not changes
+        self._quiet_until: dict[tuple[int, Side], datetime] = {}
+        self._ids = itertools.count(1)
+        self.prefix = "S"
+        self.open: dict[str, Signal] = {}
+        self._by_key: dict[tuple[int, Side], str] = {}
+        self.counts: dict[str, int] = {s.value: 0 for s in SignalState}
+
+    def update(self, candidates: list[Candidate], surface: Surface, now: datetime) -> list[Signal]:
+        """Refresh NEW signals from this cycle's candidates; expire the rest. Returns newly created ones."""
+        snap = surface.snapshot
+        seen: set[tuple[int, Side]] = set()
+        created = []
+        for c in candidates:
+            key = (c.contract_id, c.side)
+            seen.add(key)
+            sid = self._by_key.get(key)
+            if sid is None and self._quiet_until.get(key, now) > now:
+                continue            # the same idea was just rejected, expired or ordered: let it rest
+            fields = dict(bid=float(snap.bid[c.row]), ask=float(snap.ask[c.row]), model_price=c.model_price,
+                          edge_dollars=c.edge_dollars, edge_vol=c.edge_vol, zscore=c.zscore, vega=c.vega,
+                          quantity=c.quantity)
+            if sid is None:
+                signal = Signal(f"{self.prefix}{next(self._ids)}", snap.contract(c.row), c.side, now, **fields)
+                self._add(signal)
+                created.append(signal)
+            elif self.open[sid].state is SignalState.NEW:
+                self.open[sid] = replace(self.open[sid], **fields, updated_at=now)
+                self.publish(self.open[sid], False)
+        for sid, signal in list(self.open.items()):
+            if signal.state is not SignalState.NEW:
+                continue
+            age = (now - signal.created_at).total_seconds()
+            if (signal.contract.contract_id, signal.side) not in seen:
+                self.transition(sid, SignalState.EXPIRED, now, "edge gone")
+            elif age > self.config.max_age_s:
+                self.transition(sid, SignalState.EXPIRED, now, "timed out")
+        return created
+
+    def _add(self, signal: Signal) -> None:
+        self.open[signal.signal_id] = signal
+        self._by_key[(signal.contract.contract_id, signal.side)] = signal.signal_id
+        self.counts[signal.state.value] += 1
+        self.publish(signal, True)
+
+    def transition(self, signal_id: str, state: SignalState, now: datetime, reason: str = "") -> Signal | None:
+        """Move a signal to `state`; closed states leave the open set. None when the id is unknown."""
+        signal = self.open.get(signal_id)
+        if signal is None:
+            return None
+        signal = signal.with_state(state, now, reason)
+        self.counts[state.value] += 1
+        if state.is_open:
+            self.open[signal_id] = signal
+        else:
+            del self.open[signal_id]
+            key = (signal.contract.contract_id, signal.side)
+            if self._by_key.get(key) == signal_id:
+                del self._by_key[key]
+            self._quiet_until[key] = now + timedelta(seconds=self.config.cooldown_s)
+        self.publish(signal, True)
+        return signal
+
+    def get(self, signal_id: str) -> Signal | None:
+        return self.open.get(signal_id)
+
+    def new_signals(self) -> list[Signal]:
+        return [s for s in self.open.values() if s.state is SignalState.NEW]

@@ -1,0 +1,94 @@
+"""Start-up: QApplication on a qasync event loop, dark theme, the engine, the main window.
+
+`run_gui(settings, args)` is what `python main.py gui` calls. With `--screenshot FILE --after SECONDS`
+it saves a PNG of the whole window after that many seconds and exits 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QApplication
+
+from .theme import apply_dark_theme
+
+log = logging.getLogger(__name__)
+
+
+def make_app() -> QApplication:
+    """The one QApplication, themed."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Heston Workstation")
+    app.setOrganizationName("heston-workstation")
+    apply_dark_theme(app)
+    return app
+
+
+def create_engine(settings: Any, data_dir: Path, speed: float | None) -> Any:
+    """The engine for this window (None, with a log line, while the engine module is not built yet)."""
+    try:
+        from ..engine import build_engine
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("workstation.engine"):
+            log.error("the trading engine is not available in this build: the window shows no data")
+            return None
+        raise
+    return build_engine(settings, data_dir, speed=speed)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future) else value
+
+
+async def run_window(window, engine, screenshot: Path | None, after: float) -> int:
+    """Start the engine, wait for the window to close (or take the screenshot), stop the engine."""
+    closed = asyncio.get_running_loop().create_future()
+    window.closed.connect(lambda: closed.done() or closed.set_result(True))
+    if engine is not None:
+        await _maybe_await(engine.start())
+    code = 0
+    try:
+        if screenshot is not None:
+            await asyncio.sleep(after)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            ok = window.save_screenshot(screenshot)
+            log.info("screenshot %s %s", screenshot, "saved" if ok else "FAILED")
+            code = 0 if ok else 1
+            window.close()
+        else:
+            await closed
+    finally:
+        if engine is not None:
+            await _maybe_await(engine.stop())
+    return code
+
+
+def run_gui(settings: Any, args: Any) -> int:
+    """Open the workstation window on `settings`; returns the process exit code."""
+    import qasync
+
+    from ..cli import data_dir_for
+    from .main_window import MainWindow
+
+    app = make_app()
+    app.setQuitOnLastWindowClosed(False)     # the coroutine ends the loop, after the engine has stopped
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    engine = create_engine(settings, data_dir_for(args), getattr(args, "speed", None))
+    screenshot = Path(args.screenshot) if getattr(args, "screenshot", None) else None
+    store = None
+    if screenshot is not None:   # the default layout at a fixed size; the user's saved layout is left alone
+        import tempfile
+
+        from PySide6.QtCore import QSettings
+        store = QSettings(str(Path(tempfile.mkdtemp(prefix="heston-shot-")) / "layout.ini"), QSettings.IniFormat)
+    window = MainWindow(engine, settings, store)
+    if screenshot is not None:
+        window.resize(1680, 1000)
+    window.show()
+    with loop:
+        code = loop.run_until_complete(run_window(window, engine, screenshot, float(getattr(args, "after", 5.0))))
+    return code

@@ -1,0 +1,164 @@
+"""The engine-to-GUI bridge: bus topics become Qt signals, engine commands come back through one place.
+
+Each topic is one line, `bus.subscribe(topic, signal.emit)`. The bridge lives in the GUI thread, so a
+publish from the engine's worker thread is delivered as a queued call on the GUI thread (Qt's
+AutoConnection); a publish from the loop thread is delivered directly. Panels never touch the bus.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from .. import bus as topics
+
+log = logging.getLogger(__name__)
+
+
+def pick(obj: Any, *names: str, default: Any = None) -> Any:
+    """The first present attribute or key of `obj` among `names` (engine records may be dicts or objects)."""
+    for name in names:
+        if isinstance(obj, dict):
+            if name in obj and obj[name] is not None:
+                return obj[name]
+        else:
+            value = getattr(obj, name, None)
+            if value is not None:
+                return value
+    return default
+
+
+class CommandError(RuntimeError):
+    """An engine command failed; the message is fit to show the trader."""
+
+
+class Bridge(QObject):
+    """Qt signals for every bus topic, plus the engine commands the panels may call."""
+
+    snapshot = Signal(object)
+    surface = Signal(object)
+    fit = Signal(object)
+    signal = Signal(object)
+    order = Signal(object)
+    order_event = Signal(object)
+    risk_decision = Signal(object)
+    fill = Signal(object)
+    book = Signal(object)
+    risk = Signal(object)
+    trading_state = Signal(object)
+    alert = Signal(object)
+    status = Signal(object)
+    cycle = Signal(object)
+    settings = Signal(object)
+
+    def __init__(self, engine: Any = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------------------------ events
+    def attach(self, bus: Any) -> None:
+        """Subscribe every topic's Qt signal to the bus."""
+        pairs = {
+            topics.SNAPSHOT: self.snapshot, topics.SURFACE: self.surface, topics.FIT: self.fit,
+            topics.SIGNAL: self.signal, topics.ORDER: self.order, topics.ORDER_EVENT: self.order_event,
+            topics.RISK_DECISION: self.risk_decision, topics.FILL: self.fill, topics.BOOK: self.book,
+            topics.RISK: self.risk, topics.TRADING_STATE: self.trading_state, topics.ALERT: self.alert,
+            topics.STATUS: self.status, topics.CYCLE: self.cycle, topics.SETTINGS: self.settings,
+        }
+        for topic, qt_signal in pairs.items():
+            self._unsubscribe.append(bus.subscribe(topic, qt_signal.emit))
+
+    def detach(self) -> None:
+        """Unsubscribe everything (before the window goes away, so no emit reaches a dead object)."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    def replay_state(self) -> None:
+        """Emit what the engine already knows, so panels opened after start-up are not empty."""
+        eng = self.engine
+        if eng is None:
+            return
+        for name, qt_signal in (("settings", self.settings), ("state", self.trading_state)):
+            value = getattr(eng, name, None)
+            if value is not None:
+                qt_signal.emit(value)
+        for fit in list(getattr(eng, "fit_history", None) or [])[-200:]:
+            self.fit.emit(fit)
+        if getattr(eng, "last_surface", None) is not None:
+            self.surface.emit(eng.last_surface)
+        for sig in self._query("open_signals", []):
+            self.signal.emit(sig)
+        getter = "order_records" if hasattr(eng, "order_records") else "orders"
+        for record in self._query(getter, []):
+            self.order.emit(record)
+
+    def model_iv(self, surface: Any) -> Any:
+        """Model IV per row of `surface` from the engine's last model values (None when not aligned)."""
+        model = getattr(self.engine, "last_model", None)
+        iv = getattr(model, "iv", None)
+        if iv is None or surface is None or len(iv) != len(surface.iv_mid):
+            return None
+        return iv
+
+    def _query(self, name: str, default: Any) -> Any:
+        method = getattr(self.engine, name, None)
+        if not callable(method):
+            return default
+        try:
+            result = method()
+        except Exception:
+            log.exception("engine.%s() failed", name)
+            return default
+        return default if inspect.isawaitable(result) else result
+
+    # ---------------------------------------------------------------------------------- commands
+    def command(self, name: str, *args: Any, on_done: Callable[[Any], None] | None = None,
+                on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Any:
+        """Call `engine.<name>(*args)`. Sync results are returned (and passed to `on_done`); coroutine
+        results are scheduled on the running loop and `on_done` gets the value when it is ready.
+        Failures become `on_error(message)`, or CommandError when no `on_error` is given."""
+        method = getattr(self.engine, name, None)
+
+        def fail(message: str) -> None:
+            log.warning("command %s failed: %s", name, message)
+            if on_error is None:
+                raise CommandError(message)
+            on_error(message)
+
+        if method is None:
+            fail(f"the engine has no '{name}' command")
+            return None
+        try:
+            result = method(*args, **kwargs)
+        except Exception as exc:  # the engine names the reason; the GUI shows it
+            fail(str(exc) or type(exc).__name__)
+            return None
+        if inspect.isawaitable(result):
+            import asyncio
+
+            task = asyncio.ensure_future(result)
+
+            def finished(t: "asyncio.Future") -> None:
+                if t.cancelled():
+                    return
+                if t.exception() is not None:
+                    fail(str(t.exception()))
+                elif on_done is not None:
+                    on_done(t.result())
+
+            task.add_done_callback(finished)
+            return None
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    def query(self, name: str, default: Any = None) -> Any:
+        """Read a property or call a no-argument getter of the engine; `default` when absent or failing."""
+        value = getattr(self.engine, name, None)
+        if callable(value):
+            return self._query(name, default)
+        return default if value is None else value

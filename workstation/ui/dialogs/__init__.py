@@ -1,0 +1,1 @@
+"""Modal dialogs: what-if before an order, settings, the live-trading guard."""

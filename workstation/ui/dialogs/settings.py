@@ -1,0 +1,236 @@
+"""Settings dialog: fields generated from the pydantic config models (descriptions become tooltips),
+validated inline by the same models; Apply hands the new Settings to the running engine."""
+from __future__ import annotations
+
+import typing
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QLabel,
+                               QLineEdit, QMessageBox, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
+
+from .. import theme
+
+# tab title -> (section path, fields to show or None for all)
+TABS: list[tuple[str, list[tuple[str, list[str] | None]]]] = [
+    ("Risk limits", [("risk", None)]),
+    ("Signals", [("signals", None)]),
+    ("Execution", [("execution", None)]),
+    ("Hedging", [("hedging", None)]),
+    ("Alerts", [("alerts", ["fold_window_s", "tray_min_severity", "stale_data_s", "loop_lag_ms", "disk_free_mb",
+                            "max_retries", "retry_backoff_s", "console_min_severity", "email", "webhook"])]),
+    ("Connection", [("market", ["source", "underlying", "snapshot_interval_s", "stale_after_s"]),
+                    ("ib", None)]),
+]
+CONNECTION_FIELDS = {("market", "source"), ("execution", "broker"), ("ib", "host"), ("ib", "port"),
+                     ("ib", "client_id"), ("ib", "live")}
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) \
+            and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else annotation), True
+    return annotation, False
+
+
+def _resolve(root: BaseModel, path: tuple[str, ...]) -> BaseModel:
+    obj = root
+    for part in path:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _problem_text(exc: ValidationError) -> str:
+    try:
+        from ...config import _describe   # the same wording as config file errors
+        return "; ".join(_describe(e).split(": ", 1)[-1] for e in exc.errors())
+    except ImportError:  # pragma: no cover
+        return "; ".join(e["msg"] for e in exc.errors())
+
+
+class FieldEditor:
+    """One field: a widget, its parser, its inline error label."""
+
+    def __init__(self, path: tuple[str, ...], name: str, info, value: Any) -> None:
+        self.path, self.name, self.info = path, name, info
+        annotation, self.optional = _unwrap_optional(info.annotation)
+        self.kind = "text"
+        origin = typing.get_origin(annotation)
+        if annotation is bool:
+            self.kind = "bool"
+            self.widget = QCheckBox()
+            self.widget.setChecked(bool(value))
+        elif origin is Literal:
+            self.kind = "choice"
+            self.widget = QComboBox()
+            self.widget.addItems([str(a) for a in typing.get_args(annotation)])
+            self.widget.setCurrentText(str(value))
+        else:
+            if origin is list:
+                self.kind = "list"
+            self.widget = QLineEdit(self.format(value))
+        self.widget.setToolTip(info.description or name)
+        self.error = QLabel("")
+        self.error.setObjectName("error")
+        self.error.setStyleSheet(f"color: {theme.NEGATIVE}")
+        self.error.setVisible(False)
+        self.error.setWordWrap(True)
+
+    def format(self, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+    def value(self) -> Any:
+        if self.kind == "bool":
+            return self.widget.isChecked()
+        if self.kind == "choice":
+            return self.widget.currentText()
+        text = self.widget.text().strip()
+        if self.kind == "list":
+            return [t.strip() for t in text.split(",") if t.strip()]
+        if not text and self.optional:
+            return None
+        return text
+
+    def set_text(self, text: str) -> None:
+        if self.kind == "bool":
+            self.widget.setChecked(str(text).lower() in ("1", "true", "yes", "on"))
+        elif self.kind == "choice":
+            self.widget.setCurrentText(str(text))
+        else:
+            self.widget.setText(str(text))
+
+    def changed_signal(self):
+        if self.kind == "bool":
+            return self.widget.toggled
+        if self.kind == "choice":
+            return self.widget.currentTextChanged
+        return self.widget.textChanged
+
+
+class SettingsDialog(QDialog):
+    """Edits a deep copy of the settings; Cancel discards it, Apply sends it to the engine."""
+
+    def __init__(self, settings: Any, bridge: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.resize(640, 720)
+        self.original = settings
+        self.working = settings.model_copy(deep=True)
+        self.bridge = bridge
+        self.editors: dict[str, FieldEditor] = {}
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs)
+        for title, sections in TABS:
+            page = QWidget()
+            v = QVBoxLayout(page)
+            for section, names in sections:
+                model = _resolve(self.working, (section,))
+                box = QGroupBox(section)
+                form = QFormLayout(box)
+                self._add_fields(form, (section,), model, names)
+                v.addWidget(box)
+            v.addStretch(1)
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(page)
+            self.tabs.addTab(scroll, title)
+        self.problems = QLabel("")
+        self.problems.setStyleSheet(f"color: {theme.NEGATIVE}")
+        self.problems.setWordWrap(True)
+        layout.addWidget(self.problems)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Apply | QDialogButtonBox.Cancel)
+        self.apply_button = self.buttons.button(QDialogButtonBox.Apply)
+        self.apply_button.clicked.connect(self.apply)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+
+    def _add_fields(self, form: QFormLayout, path: tuple[str, ...], model: BaseModel,
+                    names: list[str] | None) -> None:
+        fields = type(model).model_fields
+        for name in names or list(fields):
+            info = fields[name]
+            value = getattr(model, name)
+            if info.exclude or isinstance(value, SecretStr) or _unwrap_optional(info.annotation)[0] is SecretStr:
+                continue                                   # secrets come from the environment only
+            if isinstance(value, BaseModel):
+                box = QGroupBox(name)
+                sub = QFormLayout(box)
+                self._add_fields(sub, path + (name,), value, None)
+                form.addRow(box)
+                continue
+            if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+                continue                                   # e.g. alert rules: edit in YAML
+            editor = FieldEditor(path, name, info, value)
+            key = ".".join(path + (name,))
+            self.editors[key] = editor
+            editor.changed_signal().connect(lambda *_, e=editor: self._validate(e))
+            label = QLabel(name.replace("_", " "))
+            label.setToolTip(info.description or "")
+            holder = QWidget()
+            hv = QVBoxLayout(holder)
+            hv.setContentsMargins(0, 0, 0, 0)
+            hv.setSpacing(1)
+            hv.addWidget(editor.widget)
+            hv.addWidget(editor.error)
+            form.addRow(label, holder)
+
+    # ------------------------------------------------------------------------------- validation
+    def _validate(self, editor: FieldEditor) -> bool:
+        section = _resolve(self.working, editor.path)
+        try:
+            setattr(section, editor.name, editor.value())      # validate_assignment: the config's own rules
+        except ValidationError as exc:
+            editor.error.setText(_problem_text(exc))
+            editor.error.setVisible(True)
+        else:
+            editor.error.setVisible(False)
+            editor.error.setText("")
+        invalid = [k for k, e in self.editors.items() if e.error.text()]
+        self.apply_button.setEnabled(not invalid)
+        self.problems.setText(f"{len(invalid)} field(s) need fixing: {', '.join(invalid)}" if invalid else "")
+        return not editor.error.text()
+
+    def set_value(self, key: str, text: Any) -> bool:
+        """Type into a field programmatically (tests, scripted changes); True when it validates."""
+        editor = self.editors[key]
+        editor.set_text(str(text))
+        return self._validate(editor)
+
+    def error_text(self, key: str) -> str:
+        return self.editors[key].error.text()
+
+    def connection_changed(self) -> bool:
+        return any(getattr(_resolve(self.working, (s,)), f) != getattr(_resolve(self.original, (s,)), f)
+                   for s, f in CONNECTION_FIELDS)
+
+    # ------------------------------------------------------------------------------------ apply
+    def apply(self) -> None:
+        if self.connection_changed():
+            answer = QMessageBox.question(self, "Reconnect", "The connection settings changed. Apply them and "
+                                          "reconnect now?\n(No keeps the current connection and applies the rest.)",
+                                          QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.No)
+            if answer == QMessageBox.Cancel:
+                return
+            if answer == QMessageBox.No:
+                for s, f in CONNECTION_FIELDS:
+                    setattr(_resolve(self.working, (s,)), f, getattr(_resolve(self.original, (s,)), f))
+        self.bridge.command("apply_settings", self.working, source="settings dialog",
+                            on_done=self._applied, on_error=lambda m: self._applied([m]))
+
+    def _applied(self, problems) -> None:
+        problems = list(problems or [])
+        if problems:
+            self.problems.setText("Not applied:\n" + "\n".join(str(p) for p in problems))
+            return
+        self.accept()

@@ -1,0 +1,348 @@
+"""The main window: one QDockWidget per panel, View menu, saved layout, status bar, shortcuts."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSystemTrayIcon, QWidget
+
+from . import theme
+from .bridge import Bridge, pick
+from .panels.alerts import AlertsPanel
+from .panels.calibration import CalibrationPanel
+from .panels.log import LogPanel
+from .panels.mispricings import MispricingsPanel
+from .panels.orders import OrdersPanel
+from .panels.positions import PositionsPanel
+from .panels.risk import RiskPanel
+from .panels.surface import SurfacePanel
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = 1
+CONNECTION_TEXT = {"simulated": "SIMULATED", "ib-paper": "IB PAPER", "ib-live": "● IB LIVE"}
+
+
+class LagMonitor:
+    """Event-loop lag: how late a 50 ms timer fires. The worst and p99 feed the status bar and benchmark."""
+
+    INTERVAL_MS = 50
+
+    def __init__(self, parent: QWidget) -> None:
+        self.samples: deque[float] = deque(maxlen=20_000)
+        self._last = time.perf_counter()
+        self._timer = QTimer(parent)
+        self._timer.setTimerType(Qt.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(self.INTERVAL_MS)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        elapsed, self._last = (now - self._last) * 1e3, now
+        self.samples.append(max(0.0, elapsed - self.INTERVAL_MS))
+
+    def recent_worst(self, n: int = 40) -> float:
+        recent = list(self.samples)[-n:]
+        return max(recent) if recent else 0.0
+
+
+class MainWindow(QMainWindow):
+    """Panels in docks around no central widget; everything the engine says arrives through `bridge`."""
+
+    closed = Signal()
+
+    def __init__(self, engine: Any, settings: Any, store: QSettings | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.settings = settings
+        self.store = store or QSettings("heston-workstation", "workstation")
+        self.setWindowTitle("Heston Workstation")
+        self.setWindowIcon(theme.icon("app"))
+        self.resize(1680, 1000)
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowNestedDocks | QMainWindow.AllowTabbedDocks)
+        self.bridge = Bridge(engine, self)
+
+        ui = settings.ui
+        self.surface = SurfacePanel(self.bridge, ui.opengl)
+        self.mispricings = MispricingsPanel(self.bridge)
+        self.positions = PositionsPanel(self.bridge)
+        self.risk = RiskPanel(self.bridge)
+        self.alerts = AlertsPanel(self.bridge, settings.alerts.tray_min_severity)
+        self.orders = OrdersPanel(self.bridge)
+        self.calibration = CalibrationPanel(self.bridge)
+        self.log_panel = LogPanel(self.bridge)
+        self.panels = [self.surface, self.mispricings, self.orders, self.positions, self.risk, self.alerts,
+                       self.calibration, self.log_panel]
+        self.docks: dict[str, QDockWidget] = {}
+        for panel in self.panels:
+            dock = QDockWidget(panel.title, self)
+            dock.setObjectName(f"{panel.name}Dock")
+            dock.setWidget(panel)
+            dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                             | QDockWidget.DockWidgetClosable)
+            self.docks[panel.name] = dock
+        self._default_layout()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._build_menus()
+        self._build_status_bar()
+        self._build_tray()
+        self.alerts.notify.connect(self.notify)
+
+        self.lag = LagMonitor(self)
+        self._next_panel = 0
+        self.refresh = QTimer(self)
+        self.refresh.timeout.connect(self.flush_some)
+        self.refresh.start(max(20, ui.refresh_ms // 4))
+        self.bridge.status.connect(self._on_status)
+        self.bridge.fit.connect(self._on_fit)
+        self.bridge.trading_state.connect(self._on_state)
+        self.bridge.book.connect(self._on_book)
+        self.bridge.settings.connect(self._on_settings)
+        self.restore_layout()
+        if engine is not None and getattr(engine, "bus", None) is not None:
+            self.bridge.attach(engine.bus)
+            self.bridge.replay_state()
+        else:
+            self.connection.setText("NO ENGINE")
+            log.warning("no engine: the window shows no data")
+
+    # ------------------------------------------------------------------------------------ layout
+    def _default_layout(self) -> None:
+        d = self.docks
+        for dock in d.values():
+            dock.setFloating(False)
+            dock.show()
+        self.addDockWidget(Qt.LeftDockWidgetArea, d["surface"])
+        self.addDockWidget(Qt.RightDockWidgetArea, d["mispricings"])
+        self.splitDockWidget(d["mispricings"], d["risk"], Qt.Horizontal)
+        self.splitDockWidget(d["surface"], d["calibration"], Qt.Vertical)
+        self.tabifyDockWidget(d["calibration"], d["log"])
+        self.splitDockWidget(d["mispricings"], d["orders"], Qt.Vertical)
+        self.splitDockWidget(d["orders"], d["positions"], Qt.Vertical)
+        self.splitDockWidget(d["risk"], d["alerts"], Qt.Vertical)
+        d["calibration"].raise_()
+        self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [620, 640, 400], Qt.Horizontal)
+        self.resizeDocks([d["surface"], d["calibration"]], [600, 320], Qt.Vertical)
+        self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [300, 420, 200], Qt.Vertical)
+        self.resizeDocks([d["risk"], d["alerts"]], [600, 320], Qt.Vertical)
+
+    def save_layout(self) -> None:
+        self.store.setValue("window/geometry", self.saveGeometry())
+        self.store.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.store.sync()
+
+    def restore_layout(self) -> bool:
+        geometry, state = self.store.value("window/geometry"), self.store.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            return bool(self.restoreState(state, LAYOUT_VERSION))
+        return False
+
+    def reset_layout(self) -> None:
+        for dock in self.docks.values():
+            dock.setFloating(False)
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.show()
+        self.store.remove("window/state")
+
+    # ------------------------------------------------------------------------------------- menus
+    def _action(self, menu, text: str, slot, shortcut: str | None = None, icon: str | None = None,
+                tip: str = "") -> QAction:
+        action = QAction(theme.icon(icon) if icon else theme.icon(""), text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ApplicationShortcut)
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "Settings…", self.open_settings, "Ctrl+,", "settings")
+        file_menu.addSeparator()
+        self._action(file_menu, "Quit", self.close, "Ctrl+Q")
+        trading = bar.addMenu("&Trading")
+        self.approve_action = self._action(trading, "Approve signal", self.mispricings.approve_selected, "A",
+                                           "approve", "Approve the selected signal (what-if first)")
+        self.reject_action = self._action(trading, "Reject signal", self.mispricings.reject_selected, "R", "reject")
+        self.ticket_action = self._action(trading, "New order ticket", self.new_order_ticket, "Ctrl+N", "send")
+        trading.addSeparator()
+        self.kill_action = self._action(trading, "KILL SWITCH", self.risk.kill_switch, "Ctrl+K", "kill",
+                                        "Cancel every working order and halt trading")
+        self._action(trading, "Resume trading…", self.risk.resume_trading)
+        trading.addSeparator()
+        self._action(trading, "Live trading confirmation…", self.open_live_guard, icon="live")
+        view = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self._action(view, "Reset layout", self.reset_layout)
+        tools = bar.addMenu("T&ools")
+        self._action(tools, "Backtest…", self.open_backtest, icon="backtest")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "Keyboard shortcuts", self._show_shortcuts)
+
+    def _show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Shortcuts", "A  approve selected signal\nR  reject selected signal\n"
+                                "Ctrl+N  new order ticket\nCtrl+K  KILL SWITCH\nCtrl+,  settings\nCtrl+Q  quit")
+
+    def new_order_ticket(self) -> None:
+        dock = self.docks["orders"]
+        dock.show()
+        dock.raise_()
+        self.orders.focus_ticket()
+
+    def open_settings(self) -> None:
+        from .dialogs.settings import SettingsDialog
+
+        current = self.bridge.query("settings", self.settings)
+        self.settings_dialog = SettingsDialog(current, self.bridge, self)
+        self.settings_dialog.open()
+
+    def open_live_guard(self) -> None:
+        from .dialogs.live_guard import LiveGuardDialog
+
+        self.live_guard = LiveGuardDialog(self.bridge.query("settings", self.settings), self.bridge, self)
+        self.live_guard.open()
+
+    def open_backtest(self) -> None:
+        if importlib.util.find_spec("workstation.backtest.command") is None:
+            QMessageBox.information(self, "Backtest", "Backtesting is not available yet in this build.\n"
+                                    "Run `python main.py backtest` once the backtest module ships.")
+            return
+        QMessageBox.information(self, "Backtest", "Run a backtest from the command line:\n"
+                                "python main.py backtest DATA --out DIR\n(the report opens in your browser)")
+
+    # -------------------------------------------------------------------------------- status bar
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.connection = QLabel("SIMULATED")
+        self.data_age = QLabel("data –")
+        self.fit_label = QLabel("fit –")
+        self.state_label = QLabel("ACTIVE")
+        self.pnl_label = QLabel("day P&L –")
+        self.lag_label = QLabel("lag –")
+        for label in (self.connection, self.data_age, self.fit_label, self.state_label, self.pnl_label,
+                      self.lag_label):
+            label.setFont(theme.mono_font(9))
+            sb.addPermanentWidget(label)
+        self._set_connection("simulated" if self.settings.market.source == "sim" else
+                             ("ib-live" if self.settings.ib.live else "ib-paper"), True)
+        self._on_state(self.bridge.query("state", "ACTIVE"))
+
+    def _set_connection(self, mode: str, connected: bool) -> None:
+        text = CONNECTION_TEXT.get(mode, mode.upper())
+        if not connected:
+            text += " (disconnected)"
+        self.connection.setText(text)
+        if mode == "ib-live":
+            style = f"background: {theme.LIVE}; color: white; font-weight: bold; padding: 2px 10px;"
+            self.setWindowTitle("Heston Workstation — ● LIVE ACCOUNT")
+        elif not connected:
+            style = f"color: {theme.NEGATIVE}; font-weight: bold;"
+        else:
+            style = f"color: {theme.POSITIVE if mode == 'simulated' else theme.INFO};"
+        self.connection.setStyleSheet(style)
+
+    def _on_status(self, status: dict) -> None:
+        self._set_connection(str(pick(status, "connection", default="simulated")),
+                             bool(pick(status, "connected", default=True)))
+        age = pick(status, "data_age_s")
+        if age is not None:
+            stale = age > self.settings.alerts.stale_data_s
+            self.data_age.setText(f"data {age:,.1f}s")
+            self.data_age.setStyleSheet(f"color: {theme.NEGATIVE if stale else theme.TEXT}")
+        sim_time = pick(status, "sim_time")
+        if sim_time is not None:
+            self.data_age.setToolTip(f"market time {sim_time}")
+
+    def _on_fit(self, fit) -> None:
+        ok = fit.accepted and not fit.stale
+        self.fit_label.setText(f"fit {fit.timestamp:%H:%M:%S} rmse {fit.rmse_iv:.2f} ({fit.elapsed_ms:,.0f} ms)")
+        self.fit_label.setStyleSheet(f"color: {theme.TEXT if ok else theme.WARNING}")
+
+    def _on_state(self, state) -> None:
+        name = getattr(state, "value", str(state))
+        self.state_label.setText(name)
+        self.state_label.setStyleSheet(f"color: {theme.STATE_COLOURS.get(name, theme.TEXT)}; font-weight: bold")
+
+    def _on_book(self, book) -> None:
+        day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day",
+                   default=pick(pick(book, "totals", default={}), "day_pnl")))
+        if day is None:
+            return
+        colour = theme.signed_colour(day)
+        self.pnl_label.setText(f"day P&L {theme.fmt(day, 0, dollars=True)}")
+        self.pnl_label.setStyleSheet(f"color: {colour.name() if colour else theme.TEXT}")
+
+    def _on_settings(self, settings) -> None:
+        self.settings = settings
+        self.refresh.setInterval(max(20, settings.ui.refresh_ms // 4))
+
+    FRAME_BUDGET_MS = 12.0
+
+    def flush_some(self) -> None:
+        """Refresh tick (4 per ui.refresh_ms): dirty panels redraw round-robin until the frame budget is
+        spent, so one tick never holds the event loop for all panels at once, whatever the event rate."""
+        start = time.perf_counter()
+        for _ in range(len(self.panels)):
+            panel = self.panels[self._next_panel]
+            self._next_panel = (self._next_panel + 1) % len(self.panels)
+            panel.flush()
+            if (time.perf_counter() - start) * 1e3 > self.FRAME_BUDGET_MS:
+                break
+        self._status_lag()
+
+    def flush(self) -> None:
+        """Redraw every dirty panel now (screenshots, tests)."""
+        for panel in self.panels:
+            panel.flush()
+        self._status_lag()
+
+    def _status_lag(self) -> None:
+        worst = self.lag.recent_worst()
+        self.lag_label.setText(f"lag {worst:,.0f} ms")
+        self.lag_label.setStyleSheet(f"color: {theme.NEGATIVE if worst > 250 else theme.WARNING if worst > 50 else theme.TEXT}")
+
+    # --------------------------------------------------------------------------------- tray etc.
+    def _build_tray(self) -> None:
+        self.tray = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(theme.icon("app"), self)
+            self.tray.setToolTip("Heston Workstation")
+            self.tray.show()
+
+    def notify(self, title: str, message: str, severity: int) -> None:
+        """A desktop notification when a tray exists; the status bar otherwise."""
+        if self.tray is not None:
+            self.tray.showMessage(title, message, QSystemTrayIcon.Critical if severity >= 40
+                                  else QSystemTrayIcon.Warning)
+        self.statusBar().showMessage(f"{title}: {message}", 15_000)
+
+    def save_screenshot(self, path) -> bool:
+        """PNG of the whole window (docks, status bar, 3-D view included)."""
+        self.flush()
+        return self.grab().save(str(path), "PNG")
+
+    def closeEvent(self, event) -> None:
+        self.save_layout()
+        self.refresh.stop()
+        self.bridge.detach()
+        self.log_panel.detach()
+        if self.tray is not None:
+            self.tray.hide()
+        self.closed.emit()
+        super().closeEvent(event)

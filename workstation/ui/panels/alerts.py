@@ -1,0 +1,94 @@
+"""Alerts: severity-coloured, newest first, acknowledge, filter; critical ones also go to the tray."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from .. import theme
+from ..bridge import Bridge
+from ..models import Column, RecordModel
+from .base import Panel, make_table, selected_record
+
+SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _colour(alert) -> QColor:
+    return QColor(theme.SEVERITY_COLOURS.get(alert.severity.name, theme.TEXT))
+
+
+COLUMNS = [
+    Column("Time", lambda a: a.timestamp.timestamp(), lambda v: __import__("datetime").datetime.fromtimestamp(v)
+           .strftime("%H:%M:%S"), numeric=False),
+    Column("Severity", lambda a: int(a.severity), lambda v: SEVERITIES[min(3, max(0, v // 10 - 1))], _colour,
+           numeric=False),
+    Column("Code", lambda a: a.code, str, numeric=False),
+    Column("Source", lambda a: a.source, str, numeric=False),
+    Column("×", lambda a: a.count, lambda v: f"{v}"),
+    Column("Ack", lambda a: "✔" if a.acknowledged else "", str, numeric=False),
+    Column("Message", lambda a: a.message, str, _colour, numeric=False),
+]
+
+
+class AlertsPanel(Panel):
+    title = "Alerts"
+    name = "alerts"
+    notify = Signal(str, str, int)        # title, message, severity: the window shows it in the tray
+
+    def __init__(self, bridge: Bridge, tray_min_severity: str = "CRITICAL", parent: QWidget | None = None) -> None:
+        super().__init__(bridge, parent)
+        self.tray_min = SEVERITIES.index(tray_min_severity) * 10 + 10
+        self.model = RecordModel(COLUMNS, self)
+        self.table, self.proxy = make_table(self.model, self)
+        self.table.sortByColumn(0, Qt.DescendingOrder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        bar = QHBoxLayout()
+        self.level = QComboBox()
+        self.level.addItems([f"{s} and above" for s in SEVERITIES])
+        self.level.currentIndexChanged.connect(self._refilter)
+        self.show_acked = QComboBox()
+        self.show_acked.addItems(["all", "unacknowledged"])
+        self.show_acked.currentIndexChanged.connect(self._refilter)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("filter code or text")
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.ack = QPushButton("Acknowledge")
+        self.ack.clicked.connect(self.acknowledge_selected)
+        self.ack_all = QPushButton("Ack all")
+        self.ack_all.clicked.connect(self.acknowledge_all)
+        for w in (self.level, self.show_acked, self.search, self.ack, self.ack_all):
+            bar.addWidget(w, 1 if w is self.search else 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.table)
+        bridge.alert.connect(self.add_alert)
+
+    def _refilter(self) -> None:
+        min_sev = self.level.currentIndex() * 10 + 10
+        unacked = self.show_acked.currentIndex() == 1
+        self.proxy.set_predicate(lambda a: int(a.severity) >= min_sev and not (unacked and a.acknowledged))
+
+    def _key(self, alert):
+        return alert.alert_id or (alert.code, alert.source, alert.timestamp.isoformat())
+
+    def add_alert(self, alert) -> None:
+        # a folded repeat carries the same alert_id and a higher count: update in place
+        self.model.upsert(self._key(alert), alert)
+        if int(alert.severity) >= self.tray_min and not alert.acknowledged:
+            self.notify.emit(f"{alert.severity.name}: {alert.code}", alert.message, int(alert.severity))
+
+    def acknowledge_selected(self) -> None:
+        alert = selected_record(self.table)
+        if alert is not None:
+            self.model.upsert(self._key(alert), replace(alert, acknowledged=True))
+
+    def acknowledge_all(self) -> None:
+        for key in self.model.keys():
+            alert = self.model.get(key)
+            if not alert.acknowledged:
+                self.model.upsert(key, replace(alert, acknowledged=True))
+
+    def unacknowledged(self) -> int:
+        return sum(1 for a in self.model.records() if not a.acknowledged)

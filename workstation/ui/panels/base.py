@@ -1,0 +1,90 @@
+"""Panel base: payloads arrive via bridge signals (cheap), drawing happens at most once per refresh tick."""
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMessageBox, QTableView, QWidget
+
+from ..bridge import Bridge, CommandError
+from ..models import FilterProxy, RecordModel
+
+log = logging.getLogger(__name__)
+
+
+class Panel(QWidget):
+    """A dock's content. Subclasses store payloads in slots, call `mark_dirty()`, draw in `render()`."""
+
+    title = "Panel"
+    name = "panel"
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self._dirty = False
+        self.setObjectName(f"{self.name}Panel")
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Called by the window's refresh timer: redraw when something changed since the last tick."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        try:
+            self.render()
+        except Exception:  # a drawing bug must not take the window down
+            log.exception("%s panel failed to render", self.title)
+
+    def render(self) -> None:
+        """Redraw from the stored payloads."""
+
+    def run(self, name: str, *args, on_done=None, **kwargs):
+        """An engine command; failures are shown in a message box."""
+        try:
+            return self.bridge.command(name, *args, on_done=on_done,
+                                       on_error=lambda msg: self.show_error(name, msg), **kwargs)
+        except CommandError as exc:  # pragma: no cover - on_error is always given
+            self.show_error(name, str(exc))
+            return None
+
+    def show_error(self, what: str, message: str) -> None:
+        log.warning("%s: %s", what, message)
+        box = QMessageBox(QMessageBox.Warning, "Heston Workstation", f"{what.replace('_', ' ')} failed:\n{message}",
+                          QMessageBox.Ok, self)
+        box.setModal(False)
+        box.show()
+
+
+def make_table(model: RecordModel, parent: QWidget | None = None, sortable: bool = True) -> tuple[QTableView, FilterProxy]:
+    """A read-only, row-selecting, sortable table over `model` through a filter proxy."""
+    proxy = FilterProxy(parent)
+    proxy.setSourceModel(model)
+    view = QTableView(parent)
+    view.setModel(proxy)
+    view.setSortingEnabled(sortable)
+    view.setSelectionBehavior(QAbstractItemView.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(22)
+    view.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.horizontalHeader().setDefaultAlignment(Qt.AlignCenter)
+    view.horizontalHeader().setDefaultSectionSize(72)
+    for i, column in enumerate(model.columns):
+        if column.header in ("Contract", "Message", "Order id", "Reason"):
+            view.setColumnWidth(i, 170)
+    return view, proxy
+
+
+def selected_record(view: QTableView):
+    """The record of the selected row (through the proxy), or None."""
+    rows = view.selectionModel().selectedRows() if view.selectionModel() else []
+    if not rows:
+        return None
+    proxy = view.model()
+    source = proxy.mapToSource(rows[0])
+    return proxy.sourceModel().record(source.row())

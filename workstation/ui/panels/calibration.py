@@ -1,0 +1,126 @@
+"""Calibration: current Heston parameters, Feller, RMSE per expiry, fit time, and their history."""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from .. import theme
+from ..bridge import Bridge
+from .base import Panel
+
+PARAMS = ("v0", "kappa", "theta", "sigma", "rho")
+HISTORY = 500
+
+
+class CalibrationPanel(Panel):
+    title = "Calibration"
+    name = "calibration"
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(bridge, parent)
+        self.history: deque = deque(maxlen=HISTORY)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        split = QSplitter(Qt.Horizontal)
+        layout.addWidget(split)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        box = QGroupBox("Heston parameters")
+        form = QFormLayout(box)
+        self.values: dict[str, QLabel] = {}
+        tips = {"v0": "initial variance (√ in brackets: vol)", "kappa": "mean-reversion speed",
+                "theta": "long-run variance (√: vol)", "sigma": "vol of variance", "rho": "spot/variance correlation"}
+        for key in (*PARAMS, "Feller", "RMSE", "Max error", "Fit", "Status"):
+            label = QLabel("–")
+            label.setFont(theme.mono_font(9))
+            label.setWordWrap(True)
+            self.values[key] = label
+            name = QLabel(key)
+            name.setToolTip(tips.get(key, ""))
+            form.addRow(name, label)
+        lv.addWidget(box)
+        self.per_expiry = QTableWidget(0, 2)
+        self.per_expiry.setHorizontalHeaderLabels(["Expiry", "RMSE (vol pts)"])
+        self.per_expiry.verticalHeader().setVisible(False)
+        self.per_expiry.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.per_expiry.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.per_expiry.verticalHeader().setDefaultSectionSize(20)
+        lv.addWidget(self.per_expiry, 1)
+        split.addWidget(left)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("History"))
+        self.series = QComboBox()
+        self.series.addItems(["RMSE (vol pts)", "fit time (ms)", *PARAMS])
+        self.series.currentIndexChanged.connect(lambda _: self._draw_history())
+        row.addWidget(self.series)
+        row.addStretch(1)
+        rv.addLayout(row)
+        self.plot = pg.PlotWidget()
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setLabel("bottom", "fit #")
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2))
+        self.rejected = self.plot.plot([], [], pen=None, symbol="x", symbolSize=8, symbolPen=theme.NEGATIVE)
+        rv.addWidget(self.plot)
+        split.addWidget(right)
+        split.setSizes([280, 420])
+        bridge.fit.connect(self._on_fit)
+
+    def _on_fit(self, fit) -> None:
+        self.history.append(fit)
+        self.mark_dirty()
+
+    def render(self) -> None:
+        if not self.history:
+            return
+        fit = self.history[-1]
+        p = fit.params
+        for key in PARAMS:
+            value = getattr(p, key)
+            extra = f"  ({np.sqrt(value):.1%})" if key in ("v0", "theta") else ""
+            self.values[key].setText(f"{value:.4f}{extra}")
+        ok = p.feller_ok
+        self.values["Feller"].setText(f"2κθ/σ² = {p.feller_ratio:.2f} ({'satisfied' if ok else 'violated'})")
+        self.values["Feller"].setStyleSheet(f"color: {theme.POSITIVE if ok else theme.WARNING}")
+        self.values["RMSE"].setText(f"{fit.rmse_iv:.3f} vol pts on {fit.quotes_used:,} quotes")
+        self.values["Max error"].setText(f"{fit.max_abs_iv_error:.3f} vol pts")
+        self.values["Fit"].setText(f"{fit.elapsed_ms:,.0f} ms · {fit.iterations} it · {fit.timestamp:%H:%M:%S}")
+        status = "accepted" if fit.accepted else f"rejected: {fit.message}" if fit.message else "rejected"
+        if fit.stale:
+            status += " · model on older parameters"
+        self.values["Status"].setText(status)
+        self.values["Status"].setStyleSheet(f"color: {theme.POSITIVE if fit.accepted and not fit.stale else theme.WARNING}")
+        items = list(fit.per_expiry_rmse.items())
+        self.per_expiry.setRowCount(len(items))
+        for i, (expiry, rmse) in enumerate(items):
+            self.per_expiry.setItem(i, 0, QTableWidgetItem(str(expiry)))
+            cell = QTableWidgetItem(f"{rmse:.3f}")
+            cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.per_expiry.setItem(i, 1, cell)
+        self._draw_history()
+
+    def _draw_history(self) -> None:
+        if not self.history:
+            return
+        key = self.series.currentText()
+        fits = list(self.history)
+        if key.startswith("RMSE"):
+            y = [f.rmse_iv for f in fits]
+        elif key.startswith("fit time"):
+            y = [f.elapsed_ms for f in fits]
+        else:
+            y = [getattr(f.params, key) for f in fits]
+        x = np.arange(len(y))
+        self.curve.setData(x, np.asarray(y, dtype=float))
+        bad = [i for i, f in enumerate(fits) if not f.accepted]
+        self.rejected.setData(x[bad], np.asarray(y, dtype=float)[bad])

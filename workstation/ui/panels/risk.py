@@ -1,0 +1,219 @@
+"""Greeks & risk: dollar Greeks against their limits, VaR, the stress grid, P&L attribution, trading
+state and the KILL SWITCH."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from .. import theme
+from ..bridge import Bridge, pick
+
+GREEKS = ("delta", "gamma", "vega", "theta")
+CONFIG_LIMITS = {"delta": "max_delta_dollars", "gamma": "max_gamma_dollars", "vega": "max_vega_dollars"}
+
+
+class LimitBar(QProgressBar):
+    """|value| as a share of its limit: green below 70 %, amber below 100 %, red at or past the limit."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(0, 1000)
+        self.setTextVisible(True)
+        self.setFixedHeight(18)
+        self.set_value(None, None)
+
+    def set_value(self, value: float | None, limit: float | None) -> None:
+        if value is None:
+            self.setValue(0)
+            self.setFormat("–")
+            return
+        share = abs(value) / limit if limit else 0.0
+        self.setValue(int(min(share, 1.0) * 1000))
+        colour = theme.POSITIVE if share < 0.7 else theme.WARNING if share < 1.0 else theme.NEGATIVE
+        self.setStyleSheet(f"QProgressBar {{ border: 1px solid {theme.BORDER}; border-radius: 2px; "
+                           f"text-align: center; background: {theme.BASE}; }} "
+                           f"QProgressBar::chunk {{ background: {colour}; }}")
+        limit_text = f" / {theme.fmt(limit, 0, dollars=True)}  ({share:.0%})" if limit else ""
+        self.setFormat(f"{theme.fmt(value, 0, dollars=True)}{limit_text}")
+
+
+class RiskPanel(QWidget):
+    """Not throttled separately: risk reports arrive once per cycle."""
+
+    title = "Greeks && risk"
+    name = "risk"
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("riskPanel")
+        self.bridge = bridge
+        self._report = None
+        self._dirty = False
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        top = QHBoxLayout()
+        self.state = QLabel("ACTIVE")
+        self.state.setAlignment(Qt.AlignCenter)
+        self.state.setMinimumWidth(120)
+        top.addWidget(self.state, 1)
+        self.kill = QPushButton(theme.icon("kill"), "KILL SWITCH")
+        self.kill.setObjectName("killSwitch")
+        self.kill.setToolTip("Cancel every working order and halt trading (Ctrl+K)")
+        self.kill.clicked.connect(self.kill_switch)
+        top.addWidget(self.kill, 2)
+        self.resume = QPushButton("Resume")
+        self.resume.setToolTip("Return to ACTIVE after a halt")
+        self.resume.clicked.connect(self.resume_trading)
+        top.addWidget(self.resume)
+        layout.addLayout(top)
+
+        greeks = QGroupBox("Portfolio Greeks vs limits")
+        grid = QGridLayout(greeks)
+        self.bars: dict[str, LimitBar] = {}
+        for i, g in enumerate(GREEKS):
+            grid.addWidget(QLabel(g.capitalize()), i, 0)
+            self.bars[g] = LimitBar()
+            grid.addWidget(self.bars[g], i, 1)
+        grid.addWidget(QLabel("VaR 99"), len(GREEKS), 0)
+        self.bars["var99"] = LimitBar()
+        grid.addWidget(self.bars["var99"], len(GREEKS), 1)
+        layout.addWidget(greeks)
+
+        row = QHBoxLayout()
+        var_box = QGroupBox("Value at risk, P&&L")
+        self.var_form = QFormLayout(var_box)
+        self.numbers: dict[str, QLabel] = {}
+        for key in ("VaR 95", "VaR 99", "Day P&L"):
+            self.numbers[key] = QLabel("–")
+            self.numbers[key].setFont(theme.mono_font(10))
+            self.var_form.addRow(key.replace("&", "&&"), self.numbers[key])
+        row.addWidget(var_box)
+        attr_box = QGroupBox("P&&L attribution (day)")
+        self.attr_form = QFormLayout(attr_box)
+        self.attr: dict[str, QLabel] = {}
+        self.attr_note = QLabel("waiting for the engine's attribution")
+        self.attr_note.setStyleSheet(f"color: {theme.MUTED}")
+        self.attr_form.addRow(self.attr_note)
+        row.addWidget(attr_box)
+        layout.addLayout(row)
+
+        stress_box = QGroupBox("Stress P&&L: spot move × vol move")
+        v = QVBoxLayout(stress_box)
+        self.stress = QTableWidget(0, 0)
+        self.stress.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.stress.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.stress.verticalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.stress.setFont(theme.mono_font(8))
+        v.addWidget(self.stress)
+        layout.addWidget(stress_box, 1)
+        bridge.risk.connect(self._on_risk)
+        bridge.trading_state.connect(self.set_state)
+        bridge.book.connect(self._on_book)
+        self.set_state(bridge.query("state", "ACTIVE"))
+
+    # ---------------------------------------------------------------------------------- events
+    def _on_risk(self, report) -> None:
+        self._report = report
+        self._dirty = True
+
+    def _on_book(self, book) -> None:
+        day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day",
+                   default=pick(pick(book, "totals", default={}), "day_pnl")))
+        if day is not None:
+            self._set_number("Day P&L", day, signed=True)
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.render()
+
+    def set_state(self, state) -> None:
+        name = getattr(state, "value", str(state))
+        colour = theme.STATE_COLOURS.get(name, theme.TEXT)
+        self.state.setText(name)
+        self.state.setStyleSheet(f"color: {colour}; border: 2px solid {colour}; border-radius: 6px; "
+                                 f"font-size: 14pt; font-weight: bold; padding: 6px;")
+        self.resume.setEnabled(name != "ACTIVE")
+
+    def _set_number(self, key: str, value, signed: bool = False) -> None:
+        label = self.numbers[key]
+        label.setText(theme.fmt(value, 0, dollars=True))
+        colour = theme.signed_colour(value) if signed else None
+        label.setStyleSheet(f"color: {colour.name()}" if colour else "")
+
+    def render(self) -> None:
+        report = self._report or {}
+        greeks = pick(report, "greeks", default={}) or {}
+        limits = pick(report, "limits", default={}) or {}
+        settings = self.bridge.query("settings")
+        for g in GREEKS:
+            value = pick(greeks, g, f"{g}_dollars")
+            limit = pick(limits, g, CONFIG_LIMITS.get(g, "-"), f"max_{g}_dollars")
+            if limit is None and settings is not None and g in CONFIG_LIMITS:
+                limit = getattr(settings.risk, CONFIG_LIMITS[g])
+            self.bars[g].set_value(value, limit)
+        var95, var99 = pick(report, "var95", "var_95"), pick(report, "var99", "var_99")
+        var_limit = pick(limits, "var99", "max_var_99", default=settings.risk.max_var_99 if settings else None)
+        self.bars["var99"].set_value(var99, var_limit)
+        if var95 is not None:
+            self._set_number("VaR 95", var95)
+        if var99 is not None:
+            self._set_number("VaR 99", var99)
+        self._render_attribution(pick(report, "attribution", default={}) or {})
+        self._render_stress(pick(report, "stress", default=None))
+
+    def _render_attribution(self, attribution: dict) -> None:
+        self.attr_note.setVisible(not attribution)
+        for key, value in attribution.items():
+            if not isinstance(value, (int, float)):
+                continue
+            if key not in self.attr:
+                self.attr[key] = QLabel()
+                self.attr[key].setFont(theme.mono_font(9))
+                self.attr_form.addRow(key, self.attr[key])
+            colour = theme.signed_colour(value)
+            self.attr[key].setText(theme.fmt(value, 0, dollars=True))
+            self.attr[key].setStyleSheet(f"color: {colour.name()}" if colour else "")
+
+    def _render_stress(self, stress) -> None:
+        """Rows: spot shocks; columns: vol shocks; cells: P&L (green gain, red loss, stronger = larger)."""
+        if not stress:
+            return
+        spots = list(pick(stress, "spot_shocks", "spots", default=[]))
+        vols = list(pick(stress, "vol_shocks", "vols", default=[]))
+        pnl = pick(stress, "pnl", default=[])
+        if not spots or not vols:
+            return
+        self.stress.setRowCount(len(spots))
+        self.stress.setColumnCount(len(vols))
+        self.stress.setVerticalHeaderLabels([f"spot {s:+.0%}" if abs(s) < 1 else f"spot {s:+g}" for s in spots])
+        points = all(abs(v) < 1 for v in vols)
+        self.stress.setHorizontalHeaderLabels([f"vol {v * 100:+.0f}" if points else f"vol {v:+g}" for v in vols])
+        flat = [abs(x) for row in pnl for x in row if x == x] or [1.0]
+        scale = max(max(flat), 1.0)
+        for i in range(len(spots)):
+            for j in range(len(vols)):
+                try:
+                    value = float(pnl[i][j])
+                except (IndexError, TypeError, ValueError):
+                    value = float("nan")
+                item = QTableWidgetItem(f"{value / 1000:+,.1f}k" if value == value else "–")
+                item.setTextAlignment(Qt.AlignCenter)
+                base = QColor(theme.POSITIVE if value >= 0 else theme.NEGATIVE)
+                base.setAlpha(int(30 + 190 * min(abs(value) / scale, 1.0)) if value == value else 0)
+                item.setBackground(base)
+                self.stress.setItem(i, j, item)
+
+    # -------------------------------------------------------------------------------- commands
+    def kill_switch(self) -> None:
+        """Immediate: cancel every working order and halt. No confirmation, by design."""
+        self.bridge.command("kill_switch", on_error=lambda m: QMessageBox.warning(self, "Kill switch", m))
+
+    def resume_trading(self) -> None:
+        answer = QMessageBox.question(self, "Resume trading", "Return to ACTIVE trading?",
+                                      QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        if answer == QMessageBox.Yes:
+            self.bridge.command("resume_trading", on_error=lambda m: QMessageBox.warning(self, "Resume", m))

@@ -1,0 +1,313 @@
+"""Volatility surface: 3-D model surface with market points (OpenGL), smile per expiry, ATM term
+structure and a residual heatmap (strike x expiry). Selection and binning only; no pricing here."""
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from .. import theme
+from ..bridge import Bridge, pick
+from ..gl import opengl_status
+from .base import Panel
+
+MONEYNESS_BINS = np.linspace(0.80, 1.20, 21)
+
+
+def model_iv_of(surface, fit, engine_iv=None) -> np.ndarray | None:
+    """Model IV per surface row, as the engine provides it (its model values, the surface or the fit)."""
+    if engine_iv is not None:
+        return np.asarray(engine_iv, dtype=float)
+    for source in (surface, fit):
+        values = pick(source, "model_iv", "iv_model") if source is not None else None
+        if values is not None:
+            values = np.asarray(values, dtype=float)
+            if values.shape == np.shape(surface.iv_mid):
+                return values
+    return None
+
+
+class SurfaceView:
+    """What the plots need from one Surface: per-expiry OTM rows, labels, ATM vols, residual grid."""
+
+    def __init__(self, surface, model_iv: np.ndarray | None) -> None:
+        snap = surface.snapshot
+        self.surface = surface
+        self.model_iv = model_iv
+        self.strike = np.asarray(snap.strike, dtype=float)
+        money = self.strike / surface.forward
+        otm = np.where(snap.is_call, money >= 1.0, money < 1.0)
+        keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
+        good = surface.usable & otm & np.isfinite(surface.iv_mid)
+        self.moneyness = money
+        self.series: list[tuple[str, float, np.ndarray]] = []   # label, maturity, rows sorted by strike
+        for e in sorted(surface.expiries, key=lambda e: e.maturity):
+            if not e.reliable:
+                continue
+            key = int(e.expiry.astype(np.int64)) * 2 + int(e.am_settled)
+            rows = np.flatnonzero((keys == key) & good)
+            if len(rows) < 3:
+                continue
+            rows = rows[np.argsort(self.strike[rows])]
+            day = e.expiry.astype("datetime64[D]").astype(date)
+            label = f"{day:%d %b %y} {'AM' if e.am_settled else 'PM'}  ({e.maturity * 365:.0f}d)"
+            self.series.append((label, float(e.maturity), rows))
+
+    def atm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Days to expiry, ATM market IV, ATM model IV (NaN without a model) per expiry."""
+        days, market, model = [], [], []
+        for _, maturity, rows in self.series:
+            i = rows[np.argmin(np.abs(self.moneyness[rows] - 1.0))]
+            days.append(maturity * 365.0)
+            market.append(self.surface.iv_mid[i])
+            model.append(self.model_iv[i] if self.model_iv is not None else np.nan)
+        return np.array(days), np.array(market), np.array(model)
+
+    def grid(self, values: np.ndarray) -> np.ndarray:
+        """Mean of `values` per (expiry, moneyness bin); NaN where empty."""
+        out = np.full((len(self.series), len(MONEYNESS_BINS) - 1), np.nan)
+        for j, (_, _, rows) in enumerate(self.series):
+            b = np.digitize(self.moneyness[rows], MONEYNESS_BINS) - 1
+            ok = (b >= 0) & (b < out.shape[1]) & np.isfinite(values[rows])
+            if ok.any():
+                sums = np.bincount(b[ok], weights=values[rows][ok], minlength=out.shape[1])
+                counts = np.bincount(b[ok], minlength=out.shape[1])
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[j] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return out
+
+
+class SurfacePanel(Panel):
+    title = "Volatility surface"
+    name = "surface"
+
+    def __init__(self, bridge: Bridge, opengl_mode: str = "auto", parent: QWidget | None = None) -> None:
+        super().__init__(bridge, parent)
+        self._surface = None
+        self._fit = None
+        self.view: SurfaceView | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self.gl_ok, why = opengl_status(opengl_mode)
+        self.note = QLabel(why)
+        self.note.setObjectName("note")
+        self.note.setVisible(bool(why))
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note)
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs)
+        self.gl_view = None
+        if self.gl_ok:
+            self._build_3d()
+        self._build_smile()
+        self._build_term()
+        self._build_residuals()
+        self.status = QLabel("waiting for the first surface…")
+        self.status.setStyleSheet(f"color: {theme.MUTED}")
+        layout.addWidget(self.status)
+        bridge.surface.connect(self._on_surface)
+        bridge.fit.connect(self._on_fit)
+
+    # --------------------------------------------------------------------------------- building
+    def _build_3d(self) -> None:
+        import pyqtgraph.opengl as gl
+
+        self.gl_view = gl.GLViewWidget()
+        self.gl_view.setBackgroundColor(theme.BASE)
+        self.gl_view.setCameraPosition(pos=pg.Vector(5, 5, 4), distance=24, elevation=22, azimuth=-125)
+        grid = gl.GLGridItem()
+        grid.setSize(10, 10)
+        grid.setSpacing(1, 1)
+        grid.translate(5, 5, 0)
+        self.gl_view.addItem(grid)
+        self.gl_mesh = None
+        self._mesh_shape = None
+        self.gl_points = gl.GLScatterPlotItem(size=4, color=(1.0, 0.85, 0.3, 0.9), pxMode=True)
+        self.gl_view.addItem(self.gl_points)
+        if hasattr(gl, "GLTextItem"):
+            for pos, text in (((5, -1.2, 0), "moneyness K/F (0.8 → 1.2)"), ((-1.5, 5, 0), "expiry (√T)"),
+                              ((-0.5, -0.5, 8), "model IV")):
+                self.gl_view.addItem(gl.GLTextItem(pos=pos, text=text, color=(200, 205, 215, 255)))
+        self.tabs.addTab(self.gl_view, "3-D")
+
+    def _build_smile(self) -> None:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Expiry"))
+        self.expiry = QComboBox()
+        self.expiry.setMinimumContentsLength(22)
+        self.expiry.currentIndexChanged.connect(lambda _: self._draw_smile())
+        row.addWidget(self.expiry)
+        row.addStretch(1)
+        self.smile_info = QLabel("")
+        row.addWidget(self.smile_info)
+        v.addLayout(row)
+        self.smile = pg.PlotWidget()
+        self.smile.setLabel("bottom", "strike")
+        self.smile.setLabel("left", "implied vol (%)")
+        self.smile.showGrid(x=True, y=True, alpha=0.2)
+        self.smile.addLegend(offset=(-10, 10))
+        self.smile_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0, pen=pg.mkPen("#6b7785", width=1))
+        self.smile.addItem(self.smile_bars)
+        self.smile_mid = self.smile.plot([], [], pen=None, symbol="o", symbolSize=4, symbolBrush=theme.WARNING,
+                                         symbolPen=None, name="market mid (bars: bid/ask)")
+        self.smile_model = self.smile.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="Heston")
+        self.smile_fwd = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.MUTED, style=pg.QtCore.Qt.DashLine))
+        self.smile.addItem(self.smile_fwd)
+        v.addWidget(self.smile)
+        self.tabs.addTab(page, "Smile")
+
+    def _build_term(self) -> None:
+        self.term = pg.PlotWidget()
+        self.term.setLabel("bottom", "days to expiry")
+        self.term.setLabel("left", "ATM implied vol (%)")
+        self.term.showGrid(x=True, y=True, alpha=0.2)
+        self.term.addLegend(offset=(-10, 10))
+        self.term_market = self.term.plot([], [], pen=pg.mkPen(theme.WARNING, width=1), symbol="o", symbolSize=5,
+                                          symbolBrush=theme.WARNING, symbolPen=None, name="market ATM")
+        self.term_model = self.term.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="Heston ATM")
+        self.tabs.addTab(self.term, "Term structure")
+
+    def _build_residuals(self) -> None:
+        self.resid = pg.PlotWidget()
+        self.resid.setLabel("bottom", "moneyness K/F")
+        self.resid.setLabel("left", "expiry")
+        self.resid_image = pg.ImageItem()
+        self.resid.addItem(self.resid_image)
+        # cheap (market below model: a buy) is green, rich (a sell) is red: the same colours as sides
+        cmap = pg.ColorMap([0.0, 0.5, 1.0], [pg.mkColor(theme.POSITIVE), pg.mkColor("#20252d"),
+                                             pg.mkColor(theme.NEGATIVE)])
+        self.resid_image.setLookupTable(cmap.getLookupTable(nPts=256))
+        self.resid_bar = pg.ColorBarItem(values=(-2, 2), colorMap=cmap, label="market − model, vol pts",
+                                         interactive=False)
+        self.resid_bar.setImageItem(self.resid_image, insert_in=self.resid.getPlotItem())
+        self.resid_note = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
+        self.resid.addItem(self.resid_note)
+        self.tabs.addTab(self.resid, "Residuals")
+
+    # ---------------------------------------------------------------------------------- events
+    def _on_surface(self, surface) -> None:
+        self._surface = surface
+        self.mark_dirty()
+
+    def _on_fit(self, fit) -> None:
+        self._fit = fit
+        self.mark_dirty()
+
+    def render(self) -> None:
+        if self._surface is None:
+            return
+        self.view = SurfaceView(self._surface, model_iv_of(self._surface, self._fit, self.bridge.model_iv(self._surface)))
+        snap = self._surface.snapshot
+        usable = int(np.count_nonzero(self._surface.usable))
+        model = "" if self.view.model_iv is not None else "  ·  model curve: no model IVs from the engine yet"
+        self.status.setText(f"{snap.underlying} {snap.underlying_price:,.2f}  ·  {snap.timestamp:%H:%M:%S}  ·  "
+                            f"{usable:,} usable of {len(snap):,} quotes  ·  {len(self.view.series)} expiries{model}")
+        labels = [s[0] for s in self.view.series]
+        current = self.expiry.currentText()
+        if labels != [self.expiry.itemText(i) for i in range(self.expiry.count())]:
+            self.expiry.blockSignals(True)
+            self.expiry.clear()
+            self.expiry.addItems(labels)
+            if current in labels:
+                self.expiry.setCurrentIndex(labels.index(current))
+            else:   # default: the first expiry about a month out
+                days = [s[1] * 365 for s in self.view.series]
+                self.expiry.setCurrentIndex(int(np.argmin(np.abs(np.array(days) - 30))) if days else -1)
+            self.expiry.blockSignals(False)
+        self._draw_smile()
+        self._draw_term()
+        self._draw_residuals()
+        if self.gl_view is not None:
+            self._draw_3d()
+
+    def _draw_smile(self) -> None:
+        view = self.view
+        i = self.expiry.currentIndex()
+        if view is None or not (0 <= i < len(view.series)):
+            return
+        _, maturity, rows = view.series[i]
+        s = view.surface
+        k = view.strike[rows]
+        mid = s.iv_mid[rows] * 100
+        bid = np.where(np.isfinite(s.iv_bid[rows]), s.iv_bid[rows] * 100, mid)
+        ask = np.where(np.isfinite(s.iv_ask[rows]), s.iv_ask[rows] * 100, mid)
+        self.smile_bars.setData(x=k, y=mid, top=np.maximum(ask - mid, 0), bottom=np.maximum(mid - bid, 0), beam=0)
+        self.smile_mid.setData(k, mid)
+        if view.model_iv is not None:
+            model = view.model_iv[rows] * 100
+            ok = np.isfinite(model)
+            self.smile_model.setData(k[ok], model[ok])
+        else:
+            self.smile_model.setData([], [])
+        forward = float(s.forward[rows[0]])
+        self.smile_fwd.setValue(forward)
+        self.smile_info.setText(f"forward {forward:,.2f}  ·  {len(rows)} OTM quotes")
+
+    def _draw_term(self) -> None:
+        days, market, model = self.view.atm()
+        self.term_market.setData(days, market * 100)
+        ok = np.isfinite(model)
+        self.term_model.setData(days[ok], model[ok] * 100)
+
+    def _draw_residuals(self) -> None:
+        view = self.view
+        if view.model_iv is None or not view.series:
+            self.resid_image.clear()
+            self.resid_note.setText("residuals appear once the engine publishes model IVs")
+            self.resid_note.setPos(1.0, 0.5)
+            return
+        self.resid_note.setText("")
+        grid = view.grid((view.surface.iv_mid - view.model_iv) * 100)     # expiries x bins, vol points
+        image = np.nan_to_num(grid.T, nan=0.0)                             # ImageItem: x = bins, y = expiries
+        lo, hi = MONEYNESS_BINS[0], MONEYNESS_BINS[-1]
+        self.resid_image.setImage(image, autoLevels=False, levels=(-2, 2))
+        self.resid_image.setRect(pg.QtCore.QRectF(lo, 0, hi - lo, len(view.series)))
+        axis = self.resid.getAxis("left")
+        step = max(1, len(view.series) // 12)
+        axis.setTicks([[(j + 0.5, view.series[j][0].split("(")[0].strip()) for j in range(0, len(view.series), step)]])
+
+    def _draw_3d(self) -> None:
+        import pyqtgraph.opengl as gl
+
+        view = self.view
+        if not view.series:
+            return
+        values = view.model_iv if view.model_iv is not None else view.surface.iv_mid
+        grid = view.grid(values)
+        # fill holes along each expiry so the mesh is continuous
+        x = 0.5 * (MONEYNESS_BINS[1:] + MONEYNESS_BINS[:-1])
+        for j in range(grid.shape[0]):
+            ok = np.isfinite(grid[j])
+            grid[j] = np.interp(x, x[ok], grid[j][ok]) if ok.any() else np.nanmean(grid) if np.isfinite(grid).any() else 0.2
+        mats = np.array([s[1] for s in view.series])
+        xs = (x - x[0]) / (x[-1] - x[0]) * 10
+        ys = np.sqrt(mats / max(mats.max(), 1e-6)) * 10
+        if len(np.unique(ys)) != len(ys):
+            ys = np.arange(len(ys), dtype=float) * 10 / max(len(ys) - 1, 1)
+        zscale = 20.0
+        z = grid.T * zscale                                   # shape (len(xs), len(ys))
+        norm = ((z - z.min()) / max(float(np.ptp(z)), 1e-9)).ravel()
+        colours = np.asarray(pg.colormap.get("viridis").map(norm, mode="float"), dtype=np.float32).reshape(-1, 4)   # one RGBA per vertex, x-major
+        if self.gl_mesh is not None and self._mesh_shape != z.shape:      # a new expiry: rebuild the mesh
+            self.gl_view.removeItem(self.gl_mesh)
+            self.gl_mesh = None
+        if self.gl_mesh is None:
+            self.gl_mesh = gl.GLSurfacePlotItem(x=xs, y=ys, z=z, colors=colours, shader=None, smooth=False,
+                                                drawEdges=True, edgeColor=(0.25, 0.3, 0.35, 1))
+            self.gl_view.addItem(self.gl_mesh)
+            self._mesh_shape = z.shape
+        else:
+            self.gl_mesh.setData(x=xs, y=ys, z=z, colors=colours)
+        pts = []
+        for j, (_, _, rows) in enumerate(view.series):
+            m = view.moneyness[rows]
+            keep = (m >= x[0]) & (m <= x[-1])
+            px = (m[keep] - x[0]) / (x[-1] - x[0]) * 10
+            pts.append(np.column_stack([px, np.full(keep.sum(), ys[j]), view.surface.iv_mid[rows][keep] * zscale]))
+        if pts:
+            self.gl_points.setData(pos=np.vstack(pts))
