@@ -203,3 +203,23 @@ def test_margin_estimate_long_naked_and_spread():
 def test_covered_short_is_allowed():
     d = check(order(side=Side.SELL, limit_price=50.5), ctx(positions={OTHER.contract_id: Position(OTHER, 2, 20.0)}))
     assert d.approved, d.failures
+
+
+def test_price_band_is_one_sided_against_the_model():
+    """Buying well below the model is the edge a signal trades on; paying well above it is a fat finger."""
+    cheap = replace(MARKET, bid=30.0, ask=31.0, model_price=51.0)          # market 40% under the model
+    assert check(order(limit_price=30.5), ctx(market=cheap)).approved
+    rich = replace(MARKET, bid=70.0, ask=71.0, model_price=51.0)           # buying 40% over the model
+    assert RiskCode.PRICE_BAND in check(order(limit_price=70.5), ctx(market=rich)).reasons
+    sell_rich = order(side=Side.SELL, limit_price=70.5)
+    held = {CALL.contract_id: Position(CALL, 10, 60.0)}
+    assert RiskCode.PRICE_BAND not in check(sell_rich, ctx(market=rich, positions=held)).reasons
+
+
+def test_an_exit_may_pay_the_market_where_the_model_disagrees():
+    rich = replace(MARKET, bid=70.0, ask=71.0, model_price=51.0)
+    short = {CALL.contract_id: Position(CALL, -2, 60.0)}
+    close = order(limit_price=70.5, purpose=OrderPurpose.EXIT)
+    assert RiskCode.PRICE_BAND not in check(close, ctx(market=rich, positions=short)).reasons
+    assert RiskCode.PRICE_BAND in check(order(limit_price=95.0, purpose=OrderPurpose.EXIT),
+                                        ctx(market=rich, positions=short)).reasons   # still fenced by the mid

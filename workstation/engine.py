@@ -38,7 +38,7 @@ from .risk import margin, monitor
 from .risk.limits import RiskDecision
 from .risk.pre_trade import ContractMarket, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
-from .strategy.calibrator import Calibrator, ModelValues
+from .strategy.calibrator import Calibrator, ModelValues, evaluate_model
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
 
@@ -57,6 +57,7 @@ class Entry:
 
     opened_at: datetime
     from_signal: bool
+    usual_residual: float = math.nan    # the contract's usual IV residual when we entered (vol points)
 
 
 class Engine:
@@ -73,7 +74,7 @@ class Engine:
         self.overrides_path = overrides_path
         self._base_settings = settings
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="numerics")
-        self.calibrator = Calibrator(settings.calibration, self.executor)
+        self.calibrator = Calibrator(settings.calibration)
         self.signal_model = SignalModel(settings.signals)
         self.signals = SignalBook(settings.signals, self._on_signal)
         self.signals.prefix = f"S{int(time.time()) % 10**7}-"
@@ -191,37 +192,36 @@ class Engine:
 
     # ================================================================== the cycle
     async def run_cycle(self, snapshot: ChainSnapshot) -> CycleReport:
-        """One full cycle on `snapshot` (also called directly by backtests, deterministically)."""
-        timings: dict[str, float] = {}
-        t = time.perf_counter()
+        """One full cycle on `snapshot` (also called directly by backtests, deterministically).
 
-        def lap(name: str) -> None:
-            nonlocal t
-            now_t = time.perf_counter()
-            timings[name] = (now_t - t) * 1e3
-            t = now_t
-
+        The numerics (surface, fit, model values, signal scan) run in the worker thread; the loop thread
+        only publishes, journals and routes, so the GUI sharing the loop never waits on a calculation.
+        """
         now = snapshot.timestamp
         self.snapshots += 1
         self.last_snapshot = snapshot
         self.bus.publish(topics.SNAPSHOT, snapshot)
         self._new_day_if_needed(now)
 
-        surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
+        budget = self._signal_budget_now()
+        loop = asyncio.get_running_loop()
+        surface, fit, model, candidates, timings = await loop.run_in_executor(
+            self.executor, self._compute, snapshot, now, budget)
+        t = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t
+            now_t = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + (now_t - t) * 1e3
+            t = now_t
+
         self.last_surface = surface
         self.bus.publish(topics.SURFACE, surface)
-        lap("surface")
-
-        fit, model = await self._calibrate(surface, now)
-        lap("calibration")
-
+        self._after_fit(fit, surface, now)
+        if model is not None:
+            self.last_model = model
         with self.journal.transaction():      # one commit for the cycle's signal changes
-            if model is not None:
-                self.last_model = model
-                candidates = self.signal_model.scan(surface, model, self._signal_budget)
-                self.signals.update(candidates, surface, now)
-            else:
-                self.signals.update([], surface, now)
+            self.signals.update(candidates, surface, now)
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE:
             self._auto_approve(now)
         lap("signals")
@@ -244,11 +244,28 @@ class Engine:
         self.bus.publish(topics.CYCLE, report)
         return report
 
-    async def _calibrate(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
-        if not self.settings.calibration.enabled and self.calibrator.last_good is not None:
-            from .strategy.calibrator import evaluate_model
-            return self.last_fit, evaluate_model(self.calibrator.last_good, surface)
-        fit, model = await self.calibrator.fit_async(surface, now)
+    def _compute(self, snapshot: ChainSnapshot, now: datetime, budget: Callable[[int, Side, float], int]
+                 ) -> tuple[Surface, FitEvent, ModelValues | None, list, dict[str, float]]:
+        """The numerical part of a cycle (worker thread): touches no shared state but the calibrator and the
+        residual history, which only the (sequential) cycles use."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
+        t1 = time.perf_counter()
+        if self.settings.calibration.enabled or self.calibrator.last_good is None:
+            fit, model = self.calibrator.fit(surface, now)
+        else:
+            fit, model = self.last_fit, evaluate_model(self.calibrator.last_good, surface)
+        t2 = time.perf_counter()
+        candidates = self.signal_model.scan(surface, model, budget) if model is not None else []
+        t3 = time.perf_counter()
+        timings.update(surface=(t1 - t0) * 1e3, calibration=(t2 - t1) * 1e3, signals=(t3 - t2) * 1e3)
+        return surface, fit, model, candidates, timings
+
+    def _after_fit(self, fit: FitEvent, surface: Surface, now: datetime) -> None:
+        """Journal, publish and alert on a fit (loop thread)."""
+        if fit is self.last_fit:
+            return
         self.last_fit = fit
         self.fit_history.append(fit)
         self.fit_ms.append(fit.elapsed_ms)
@@ -266,7 +283,6 @@ class Engine:
                        f"fit rejected ({fit.message}); model stale, keeping the last good parameters")
         elif fit.elapsed_ms > self.settings.calibration.timeout_s * 1e3:
             self.alert("FIT_SLOW", Severity.WARNING, f"fit took {fit.elapsed_ms:.0f} ms")
-        return fit, model
 
     def _mark_book(self, surface: Surface, model: ModelValues | None) -> None:
         """Marks and dollar Greeks of every position from this snapshot and the model."""
@@ -457,20 +473,25 @@ class Engine:
                 self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"signal not journaled: {exc}")
         self.bus.publish(topics.SIGNAL, signal)
 
-    def _signal_budget(self, contract_id: int, side: Side, vega_per_contract: float) -> int:
-        """Contracts a new signal may still add: position room and vega room."""
+    def _signal_budget_now(self) -> Callable[[int, Side, float], int]:
+        """A budget function over a copy of the book (it runs in the worker thread while fills may arrive)."""
         cfg = self.settings.risk
-        held = self.book.quantity(contract_id) * side.sign
-        room = cfg.max_position - max(held, 0)
-        if side is Side.SELL and not cfg.allow_uncovered_shorts:
-            room = min(room, max(self.book.quantity(contract_id), 0))   # only sell what we hold
-        if vega_per_contract > 0:
-            vega_now = self.book.greeks.vega
-            vega_room = cfg.max_vega_dollars - abs(vega_now)
-            room = min(room, int(max(vega_room, 0) // vega_per_contract))
-        if self.orders.working_for(contract_id):
-            return 0
-        return max(room, 0)
+        held = {cid: p.quantity for cid, p in self.book.positions.items() if p.quantity}
+        busy = {r.order.contract.contract_id for r in self.orders.working()}
+        vega_room = cfg.max_vega_dollars - abs(self.book.greeks.vega)
+
+        def budget(contract_id: int, side: Side, vega_per_contract: float) -> int:
+            """Contracts a new signal may still add: position room, vega room, nothing while an order works."""
+            if contract_id in busy:
+                return 0
+            have = held.get(contract_id, 0)
+            room = cfg.max_position - max(have * side.sign, 0)
+            if side is Side.SELL and not cfg.allow_uncovered_shorts:
+                room = min(room, max(have, 0))          # only sell what we hold
+            if vega_per_contract > 0:
+                room = min(room, int(max(vega_room, 0) // vega_per_contract))
+            return max(room, 0)
+        return budget
 
     def _auto_approve(self, now: datetime) -> None:
         cfg = self.settings.signals
@@ -588,9 +609,9 @@ class Engine:
             elif entry and (now - entry.opened_at).total_seconds() > cfg.time_stop_minutes * 60:
                 reason = "time stop"
             elif entry and entry.from_signal and (now - entry.opened_at).total_seconds() > 0:
-                dev = self.signal_model.deviation(cid)
-                if math.isfinite(dev) and abs(dev) < cfg.exit_converged_vol:
-                    reason = f"converged ({dev:+.2f} vol pts)"
+                gap = self.signal_model.residual(cid) - entry.usual_residual
+                if math.isfinite(gap) and abs(gap) < cfg.exit_converged_vol:
+                    reason = f"converged ({gap:+.2f} vol pts from its usual level)"
             if not reason or snap is None or not self._may_retry(("exit", cid), now):
                 continue
             side = Side.SELL if pos.quantity > 0 else Side.BUY
@@ -653,7 +674,7 @@ class Engine:
             self.entries.pop(cid, None)
         elif before == 0 or (before > 0) != (after > 0):
             from_signal = record is not None and record.order.purpose is OrderPurpose.SIGNAL
-            self.entries[cid] = Entry(fill.timestamp, from_signal)
+            self.entries[cid] = Entry(fill.timestamp, from_signal, self.signal_model.usual_residual(cid))
         self.bus.publish(topics.FILL, fill)
         self.bus.publish(topics.BOOK, self.book_summary())
 
@@ -880,7 +901,7 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(data_dir / settings.storage.journal_file)
-    feed, broker, clock = _feed_and_broker(settings)
+    feed, broker, clock = _feed_and_broker(settings, data_dir)
     engine = Engine(settings, feed, broker, journal, clock=clock, connection=connection_label(settings),
                     overrides_path=overrides_path())
     router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
@@ -900,13 +921,13 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     return engine
 
 
-def _feed_and_broker(settings: Settings) -> tuple[Any, Any, Callable[[], datetime]]:
+def _feed_and_broker(settings: Settings, data_dir: Path | None = None) -> tuple[Any, Any, Callable[[], datetime]]:
     """Feed and broker per settings; in the simulator both share one world and its clock."""
     source, route = settings.market.source, settings.execution.broker
     world = None
     if source == "sim" or route == "paper":
         from .sim.world import SimWorld
-        world = SimWorld.from_settings(settings)
+        world = SimWorld.from_settings(settings, account_path=data_dir / "paper_account.sqlite" if data_dir else None)
     ib = None
     if source == "ib" or route == "ib":
         from .market.ib import IBConnection

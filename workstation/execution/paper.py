@@ -3,6 +3,9 @@
 In real time a pump task syncs the world every `pump_interval_s` wall seconds, so latency and fills happen as the
 simulated clock runs. With a manual clock the driver advances time and calls `pump()` (or lets the sim feed
 sync the world): events then reach the callbacks synchronously, deterministically.
+
+When the world has an account file, `positions`, `open_orders` and `fills_since` answer from it across process
+restarts (the exchange commits each execution before reporting it), which is what reconciliation needs.
 """
 from __future__ import annotations
 
@@ -94,4 +97,5 @@ class PaperBroker:
         return self.world.exchange.open_orders()
 
     async def fills_since(self, since: datetime) -> list[Fill]:
-        return [f for f in self.world.exchange.fills if f.timestamp >= since]
+        """Executions since `since` by simulated or by wall-clock booking time (see `PaperExchange.fills_since`)."""
+        return self.world.exchange.fills_since(since)

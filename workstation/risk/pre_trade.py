@@ -215,7 +215,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
             f"{n_recent} in the last minute + 1 vs limit {cfg.max_orders_per_minute}/min"))
 
     # --- price and duplicates
-    add(_price_band(order, mkt, cfg))
+    add(_price_band(order, mkt, cfg, reduces))
     add(_duplicate(order, ctx))
 
     # --- loss and Greeks
@@ -239,8 +239,11 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
                         margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
 
 
-def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig) -> CheckResult:
-    """Limit within max(price_band x ref, price_band_min) of both the mid and the model (those known)."""
+def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig, reduces: bool = False) -> CheckResult:
+    """Fat finger: the limit within max(price_band x ref, price_band_min) of the mid, and not worse than the
+    model by more than that band (paying above it, selling below it). Beating the model is the point of a
+    signal, so that side is free; an order that reduces risk is checked against the mid only (an exit must
+    be able to pay the market even where the model disagrees)."""
     name, code = "price band", RiskCode.PRICE_BAND
     if order.order_type is not OrderType.LIMIT:
         return _ok(name, code, True, "market order: takes the far side")
@@ -249,10 +252,12 @@ def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig) -> Ch
     limit = float(order.limit_price)  # type: ignore[arg-type]
     out = []
     for label, ref in (("mid", mkt.mid), ("model", mkt.model_price)):
-        if _finite(ref):
-            band = max(cfg.price_band * abs(ref), cfg.price_band_min)
-            if abs(limit - ref) > band:
-                out.append(f"{label} {ref:g} +- {band:g}")
+        if not _finite(ref) or (label == "model" and reduces):
+            continue
+        band = max(cfg.price_band * abs(ref), cfg.price_band_min)
+        worse = (limit - ref) * order.side.sign if label == "model" else abs(limit - ref)
+        if worse > band:
+            out.append(f"{label} {ref:g} +- {band:g}")
     return _ok(name, code, not out, f"limit {limit:g} outside " + ", ".join(out) if out else f"limit {limit:g} ok")
 
 

@@ -5,17 +5,22 @@ order takes is gone for that simulated second); the rest keeps working. Every re
 `latency_ms` of simulated time, where it is validated: a bad order is REJECTED with a reason, never raised.
 Positions and cash are the exchange's (the broker's truth); options and futures are cash-settled at expiry
 at intrinsic value of the opening (AM) or closing (PM) print.
+
+Given an `AccountStore`, the account outlives the process: every acknowledgement, fill (with its order,
+position and cash), cancel and modify is committed there before the event is reported, and a new exchange
+on the same file starts from it — resting orders keep working, ids keep counting (see `account_store`).
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
-import itertools
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from workstation.domain import (Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side,
                                 settlement_instant)
+from workstation.sim.account_store import AccountStore, StoredOrder
 from workstation.sim.listing import FUTURE_TICK
 from workstation.sim.market import SimMarket, on_tick, tick_for
 
@@ -52,19 +57,54 @@ class _Request:
 
 
 class PaperExchange:
-    """Matching, positions, cash and settlement on top of a `SimMarket`. Call `step()` after advancing the market."""
+    """Matching, positions, cash and settlement on top of a `SimMarket`. Call `step()` after advancing the market.
 
-    def __init__(self, market: SimMarket, config) -> None:
+    `store`: the account on disk (loaded now, written as things happen); None keeps it in memory only.
+    """
+
+    def __init__(self, market: SimMarket, config, store: AccountStore | None = None) -> None:
         self.market = market
         self.config = config
+        self.store = store
         self.orders: dict[str, _Working] = {}
         self.positions: dict[int, int] = {}
         self.contracts: dict[int, Contract] = {}
         self.cash = 0.0
         self.fills: list[Fill] = []
+        self.booked_at: dict[str, datetime] = {}     # execution id -> wall-clock time it was booked
         self._requests: list[_Request] = []
-        self._seq = itertools.count(1)
+        self._seq = 0
         self._taken: dict[tuple[int, Side, int], int] = {}
+        if store is not None:
+            self._load(store)
+
+    def _load(self, store: AccountStore) -> None:
+        state = store.load()
+        for o in state.orders:
+            self.orders[o.order.client_order_id] = _Working(o.order, o.broker_id, o.limit, o.quantity, o.filled,
+                                                            o.notional, o.status)
+        self.positions, self.contracts, self.cash = state.positions, state.contracts, state.cash
+        self.fills, self.booked_at, self._seq = state.fills, state.booked_at, state.seq
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _save(self, w: _Working) -> None:
+        if self.store is not None:
+            self.store.save_order(StoredOrder(w.order, w.broker_id, w.limit, w.quantity, w.filled, w.notional,
+                                              w.status), self._seq)
+
+    def fills_since(self, since: datetime) -> list[Fill]:
+        """Executions at or after `since` by simulated time *or* by the wall-clock time they were booked.
+
+        The simulated clock restarts at the session open on every process start (and may be set to any
+        date), so simulated timestamps of earlier runs can lie after the new clock or years before the
+        wall clock; an execution is returned when either instant is inside the window, so a caller using
+        the wall clock and one using the simulated clock both see every recent execution.
+        """
+        return [f for f in self.fills
+                if f.timestamp >= since or self.booked_at.get(f.fill_id, f.timestamp) >= since]
 
     # ------------------------------------------------------------------------------------ requests
     def submit(self, order: Order) -> None:
@@ -79,7 +119,7 @@ class PaperExchange:
 
     def _send(self, kind: str, payload: tuple) -> None:
         due = self.market.now.timestamp() + self.config.latency_ms / 1000.0
-        heapq.heappush(self._requests, _Request(due, next(self._seq), kind, payload))
+        heapq.heappush(self._requests, _Request(due, self._next_seq(), kind, payload))
 
     def open_orders(self) -> list[Order]:
         """Working orders as they stand now (limit and quantity after modifications)."""
@@ -100,6 +140,7 @@ class PaperExchange:
             if w.status.is_working and c.expiry is not None and \
                     settlement_instant(c.expiry, c.settlement.value == "AM") <= self.market.now:
                 w.status = OrderStatus.CANCELLED
+                self._save(w)
                 events.append(self._event(w, self.market.now, "contract expired"))
         events += self._settle()
         if self.market.is_open:
@@ -120,7 +161,8 @@ class PaperExchange:
         reason = self._check(order, at)
         if reason:
             return self._reject(order, at, reason)
-        w = _Working(order, f"P{next(self._seq)}", order.limit_price, order.quantity)
+        w = _Working(order, f"P{self._next_seq()}", order.limit_price, order.quantity)
+        self._save(w)
         self.orders[order.client_order_id] = w
         self.contracts[order.contract.contract_id] = order.contract
         return [self._event(w, at)]
@@ -175,6 +217,7 @@ class PaperExchange:
         if not w.status.is_working:
             return [self._event(w, at, f"cancel rejected: order is already {w.status.value}")]
         w.status = OrderStatus.CANCELLED
+        self._save(w)
         return [self._event(w, at, "cancelled")]
 
     def _on_modify(self, at: datetime, client_order_id: str, limit: float | None, qty: int | None) -> list[Event]:
@@ -193,6 +236,7 @@ class PaperExchange:
             return [self._event(w, at, f"modify rejected: quantity must exceed the {w.filled} filled, got {qty!r}")]
         w.limit = limit if limit is not None else w.limit
         w.quantity = qty if qty is not None else w.quantity
+        self._save(w)
         return [self._event(w, at, "modified")]
 
     # ------------------------------------------------------------------------------------ matching
@@ -207,6 +251,8 @@ class PaperExchange:
 
     def _match(self, w: _Working) -> list[Event]:
         c, side = w.order.contract, w.order.side
+        if not self._known(c):        # an order restored from the account for a contract no longer listed
+            return []
         bid, ask, bid_size, ask_size = self._touch(c)
         price, shown = (ask, ask_size) if side is Side.BUY else (bid, bid_size)
         if not price > 0 or shown <= 0:
@@ -225,8 +271,13 @@ class PaperExchange:
         w.filled += qty
         w.notional += qty * fill_price
         w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
-        fill = self._book(w.order.client_order_id, c, side, qty, fill_price, w.broker_id, "taker")
+        with self._transaction():     # the execution and its order's new state, committed together
+            fill = self._book(w.order.client_order_id, c, side, qty, fill_price, w.broker_id, "taker")
+            self._save(w)
         return [fill, self._event(w, self.market.now)]
+
+    def _transaction(self):
+        return self.store.transaction() if self.store is not None else contextlib.nullcontext()
 
     def _commission(self, c: Contract, qty: int) -> float:
         if c.sec_type is SecType.FUTURE:
@@ -235,17 +286,22 @@ class PaperExchange:
 
     def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, broker_id: str,
               liquidity: str, commission: float | None = None) -> Fill:
-        """Record a fill: position, cash, fill list."""
+        """Record a fill: position, cash, fill list (committed to the store first, when there is one)."""
         fee = self._commission(c, qty) if commission is None else commission
-        fill = Fill(f"{broker_id}-{next(self._seq)}", coid, c, side, qty, price, self.market.now, fee, liquidity)
-        self.contracts[c.contract_id] = c
+        fill = Fill(f"{broker_id}-{self._next_seq()}", coid, c, side, qty, price, self.market.now, fee, liquidity)
         pos = self.positions.get(c.contract_id, 0) + side.sign * qty
+        cash = self.cash - (side.sign * qty * price * c.multiplier + fee)
+        booked_at = datetime.now(timezone.utc)
+        if self.store is not None:
+            self.store.save_execution(fill, pos, cash, self._seq, booked_at)
+        self.contracts[c.contract_id] = c
         if pos:
             self.positions[c.contract_id] = pos
         else:
             self.positions.pop(c.contract_id, None)
-        self.cash -= side.sign * qty * price * c.multiplier + fee
+        self.cash = cash
         self.fills.append(fill)
+        self.booked_at[fill.fill_id] = booked_at
         return fill
 
     # ---------------------------------------------------------------------------------- settlement

@@ -1,13 +1,11 @@
 """Runs the Heston fit on a surface, warm-started, and decides whether the new fit replaces the model.
 
-A failed or much worse fit keeps the last good parameters and marks the model stale. The fit itself
-runs in a worker thread (numba kernels release the GIL), so the event loop never waits on it.
+A failed or much worse fit keeps the last good parameters and marks the model stale. The engine calls
+`fit` from its worker thread (the numba kernels release the GIL), so the event loop never waits on it.
 """
 from __future__ import annotations
 
-import asyncio
 import math
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,16 +59,10 @@ def evaluate_model(params: HestonParams, surface: Surface) -> ModelValues:
 class Calibrator:
     """Keeps the last good fit and produces a FitEvent per surface."""
 
-    def __init__(self, config: CalibrationConfig, executor: Executor | None = None) -> None:
+    def __init__(self, config: CalibrationConfig) -> None:
         self.config = config
-        self.executor = executor
         self.last_good: HestonParams | None = None
         self.last_good_rmse: float = math.nan
-
-    async def fit_async(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
-        """`fit` in the worker executor."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.fit, surface, now)
 
     def fit(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
         """Calibrate to the surface's calibration quotes, accept or reject, and evaluate the model."""

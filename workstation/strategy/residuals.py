@@ -1,9 +1,41 @@
 """Per-contract history of IV residuals (market mid IV - model IV, in vol points) and their z-scores."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def _median_sorted(buf: np.ndarray, n: int) -> float:
+    half = n // 2
+    return buf[half] if n % 2 else 0.5 * (buf[half - 1] + buf[half])
+
+
+@njit(nogil=True, cache=True)
+def robust_center_scale(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of `hist` (NaN = no observation): count of observations, median and MAD."""
+    rows, cols = hist.shape
+    count = np.zeros(rows, dtype=np.int64)
+    median = np.full(rows, np.nan)
+    mad = np.full(rows, np.nan)
+    buf = np.empty(cols)
+    for i in range(rows):
+        n = 0
+        for j in range(cols):
+            v = hist[i, j]
+            if v == v:
+                buf[n] = v
+                n += 1
+        count[i] = n
+        if n == 0:
+            continue
+        b = np.sort(buf[:n])
+        m = _median_sorted(b, n)
+        for k in range(n):
+            b[k] = abs(b[k] - m)
+        median[i] = m
+        mad[i] = _median_sorted(np.sort(b), n)
+    return count, median, mad
 
 
 class ResidualHistory:
@@ -40,19 +72,9 @@ class ResidualHistory:
         residual never moved does not produce infinite z-scores from tick noise.
         """
         rows = self.rows_for(contract_ids)
-        hist = self._data[rows]
-        count = np.sum(np.isfinite(hist), axis=1)
-        z = np.full(len(rows), np.nan)
-        median = np.full(len(rows), np.nan)
-        has = count > 0
-        if has.any():
-            with warnings.catch_warnings():   # all-NaN rows are handled by `has`
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(hist[has], axis=1)
-                mad = np.nanmedian(np.abs(hist[has] - med[:, None]), axis=1)
-            scale = np.maximum(1.4826 * mad, self.floor)
-            z[has] = (residual[has] - med) / scale
-            median[has] = med
+        count, median, mad = robust_center_scale(self._data[rows])
+        scale = np.maximum(1.4826 * mad, self.floor)
+        z = (residual - median) / scale          # NaN where the contract has no history yet
         return z, count, median
 
     def append(self, contract_ids: np.ndarray, residual: np.ndarray) -> None:

@@ -1,8 +1,9 @@
 """Mispricing signals: edge against the model beyond costs, confirmed by the residual's own history.
 
 edge to buy  = model - ask, edge to sell = bid - model (per unit of premium; x multiplier for dollars).
-A candidate needs edge >= max(min_edge_vol x vega, spread_multiple x half-spread, min_edge_dollars) and
-|z| >= min_zscore for its IV residual against that contract's recent history, on the side that agrees.
+A candidate needs edge >= threshold = max(min_edge_vol x vega, spread_multiple x half-spread,
+min_edge_dollars), |z| >= min_zscore for its IV residual (market - model) against that contract's recent
+history, on the side that agrees, and a departure from its usual residual worth the threshold as well.
 """
 from __future__ import annotations
 
@@ -46,13 +47,19 @@ class SignalModel:
     def __init__(self, config: SignalsConfig) -> None:
         self.config = config
         self.history = ResidualHistory(config.history_length)
-        self._deviation: dict[int, float] = {}
+        self._residual: dict[int, float] = {}
+        self._usual: dict[int, float] = {}
 
-    def deviation(self, contract_id: int) -> float:
-        """Latest IV residual of a contract minus its usual level (vol points); NaN when unknown.
+    def residual(self, contract_id: int) -> float:
+        """Latest IV residual of a contract, market mid IV - model IV in vol points (NaN when unknown)."""
+        return self._residual.get(int(contract_id), float("nan"))
 
-        A position opened on a mispricing has converged when this is back near zero."""
-        return self._deviation.get(int(contract_id), float("nan"))
+    def usual_residual(self, contract_id: int) -> float:
+        """The contract's usual residual: the median of its history before the latest snapshot.
+
+        The model does not fit every strike exactly; a mispricing is a departure from this level, and a
+        position taken on one has converged when the residual is back at the level it had at entry."""
+        return self._usual.get(int(contract_id), float("nan"))
 
     def scan(self, surface: Surface, model: ModelValues, budget: Budget | None = None) -> list[Candidate]:
         cfg = self.config
@@ -60,7 +67,9 @@ class SignalModel:
         residual = (surface.iv_mid - model.iv) * 100.0               # vol points
         z, count, median = self.history.zscores(snap.contract_id, residual)
         self.history.append(snap.contract_id, residual)
-        self._deviation = dict(zip(snap.contract_id.tolist(), (residual - median).tolist()))
+        ids = snap.contract_id.tolist()
+        self._residual = dict(zip(ids, residual.tolist()))
+        self._usual = dict(zip(ids, median.tolist()))
 
         mult = snap.multiplier
         half_spread = 0.5 * (snap.ask - snap.bid)
@@ -73,9 +82,14 @@ class SignalModel:
                     & (days >= cfg.min_expiry_days) & (days <= cfg.max_expiry_days))
         buy_edge = model.price - snap.ask
         sell_edge = snap.bid - model.price
+        # the departure from the contract's usual residual must pay for the trade too, not only the gap to
+        # the model: a strike the model always misprices is not an opportunity
+        convergence = np.abs(residual - median) * vega_pt
         with np.errstate(invalid="ignore"):
-            buy = eligible & (buy_edge >= threshold) & (z <= -cfg.min_zscore) & (snap.ask_size >= cfg.min_size)
-            sell = eligible & (sell_edge >= threshold) & (z >= cfg.min_zscore) & (snap.bid_size >= cfg.min_size)
+            buy = (eligible & (buy_edge >= threshold) & (z <= -cfg.min_zscore) & (convergence >= threshold)
+                   & (snap.ask_size >= cfg.min_size))
+            sell = (eligible & (sell_edge >= threshold) & (z >= cfg.min_zscore) & (convergence >= threshold)
+                    & (snap.bid_size >= cfg.min_size))
 
         out: list[Candidate] = []
         for side, mask, edge, iv_side in ((Side.BUY, buy, buy_edge, surface.iv_ask),

@@ -81,6 +81,14 @@ class Surface:
         return np.array([keys.get((x, bool(a)), -1) for x, a in zip(snap.expiry, snap.am_settled)], dtype=np.int64)
 
 
+def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept of y on x (closed form; polyfit is ten times slower here)."""
+    xm, ym = x.mean(), y.mean()
+    dx = x - xm
+    slope = float((dx * (y - ym)).sum() / (dx * dx).sum())
+    return slope, float(ym - slope * xm)
+
+
 def parity_forward(strike: np.ndarray, call_mid: np.ndarray, put_mid: np.ndarray,
                    spot: float) -> tuple[float, float, int, float]:
     """Robust fit of C - P = DF*(F - K) over near-the-money pairs: returns (F, DF, pairs used, max |resid|).
@@ -94,7 +102,7 @@ def parity_forward(strike: np.ndarray, call_mid: np.ndarray, put_mid: np.ndarray
     for _ in range(3):
         if keep.sum() < 3:
             return np.nan, np.nan, int(keep.sum()), np.nan
-        slope, intercept = np.polyfit(k[keep], y[keep], 1)
+        slope, intercept = _line_fit(k[keep], y[keep])
         resid = y - (intercept + slope * k)
         mad = np.median(np.abs(resid[keep] - np.median(resid[keep])))
         scale = max(1.4826 * mad, 0.05 + 1e-4 * spot * 0.001)

@@ -1,0 +1,272 @@
+"""BacktestBroker: the Broker protocol filled against RECORDED quotes, one snapshot at a time.
+
+Latency is one snapshot: a request sent during the cycle of snapshot t (new, cancel, modify) reaches the
+exchange with snapshot t+1, whose quotes it then trades against. A buy limit fills at the recorded ask when the
+limit reaches it (a sell at the bid), up to the displayed size (what one order takes is gone for that snapshot),
+plus `slippage_ticks` ticks against us; commissions and fees as the paper exchange charges them. Positions
+whose settlement instant has passed are cash-settled at intrinsic value of the recorded underlying of the first
+snapshot at or after it. Everything is keyed on snapshot time and sequence counters: two runs give the same
+fills.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from workstation.config import PaperConfig
+from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
+                                Side, settlement_instant)
+from workstation.domain.ticks import on_tick, option_tick
+from workstation.execution.broker import FillCallback, OrderEventCallback
+
+log = logging.getLogger(__name__)
+
+FUTURE_TICK = 0.25
+SETTLEMENT = "settlement"     # client order id prefix and liquidity flag of settlement fills
+
+
+@dataclass
+class _Working:
+    """An order resting at the backtest exchange."""
+
+    order: Order
+    broker_id: str
+    limit: float | None
+    quantity: int
+    filled: int = 0
+    notional: float = 0.0
+    status: OrderStatus = OrderStatus.SUBMITTED
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled
+
+    @property
+    def avg_price(self) -> float:
+        return round(self.notional / self.filled, 6) if self.filled else math.nan
+
+
+def _tick(contract: Contract, price: float) -> float:
+    return FUTURE_TICK if contract.sec_type is SecType.FUTURE else option_tick(price)
+
+
+def _expired(contract: Contract, at: datetime) -> bool:
+    return contract.expiry is not None and \
+        settlement_instant(contract.expiry, contract.settlement.value == "AM") <= at
+
+
+class BacktestBroker:
+    """Broker protocol on recorded snapshots; the runner calls `on_snapshot(snap)` before each engine cycle."""
+
+    name = "backtest"
+
+    def __init__(self, config: PaperConfig) -> None:
+        self.config = config
+        self.on_order_event: list[OrderEventCallback] = []
+        self.on_fill: list[FillCallback] = []
+        self.orders: dict[str, _Working] = {}
+        self.position_by_id: dict[int, int] = {}
+        self.contracts: dict[int, Contract] = {}
+        self.fills: list[Fill] = []
+        self.cash = 0.0
+        self.snapshot: ChainSnapshot | None = None
+        self._requests: list[tuple[str, tuple]] = []
+        self._seq = 0
+        self._connected = False
+
+    # ---------------------------------------------------------------------------- protocol
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def connect(self) -> None:
+        self._connected = True
+
+    async def close(self) -> None:
+        self._connected = False
+
+    async def place(self, order: Order) -> None:
+        self._requests.append(("new", (order,)))
+
+    async def cancel(self, client_order_id: str) -> None:
+        self._requests.append(("cancel", (client_order_id,)))
+
+    async def modify(self, client_order_id: str, limit_price: float | None = None,
+                     quantity: int | None = None) -> None:
+        self._requests.append(("modify", (client_order_id, limit_price, quantity)))
+
+    async def positions(self) -> dict[int, int]:
+        return dict(self.position_by_id)
+
+    async def open_orders(self) -> list[Order]:
+        return [replace(w.order, limit_price=w.limit, quantity=w.quantity)
+                for w in self.orders.values() if w.status.is_working]
+
+    async def fills_since(self, since: datetime) -> list[Fill]:
+        return [f for f in self.fills if f.timestamp >= since]
+
+    # ---------------------------------------------------------------------------- the clock tick
+    def on_snapshot(self, snap: ChainSnapshot) -> None:
+        """Deliver the requests sent since the last snapshot, settle expiries, then match on `snap`'s quotes."""
+        self.snapshot = snap
+        at = snap.timestamp
+        requests, self._requests = self._requests, []
+        for kind, payload in requests:
+            self._emit(getattr(self, f"_on_{kind}")(at, *payload))
+        for w in self.orders.values():
+            if w.status.is_working and _expired(w.order.contract, at):
+                w.status = OrderStatus.CANCELLED
+                self._emit([self._event(w, at, "contract expired")])
+        self._emit(self._settle(snap))
+        taken: dict[tuple[int, Side], int] = {}
+        for w in list(self.orders.values()):
+            if w.status.is_working:
+                self._emit(self._match(w, snap, taken))
+
+    def _emit(self, events: list[OrderEvent | Fill]) -> None:
+        for event in events:
+            callbacks = self.on_fill if isinstance(event, Fill) else self.on_order_event
+            for callback in list(callbacks):
+                try:
+                    callback(event)
+                except Exception:  # one broken listener must not stop the replay
+                    log.exception("broker callback %r failed", callback)
+
+    def _next(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq}"
+
+    def _event(self, w: _Working, at: datetime, reason: str = "") -> OrderEvent:
+        return OrderEvent(w.order.client_order_id, w.status, at, w.filled,
+                          w.remaining if w.status.is_working else 0, w.avg_price, reason, w.broker_id, w.limit)
+
+    # ---------------------------------------------------------------------------- requests
+    def _on_new(self, at: datetime, order: Order) -> list[OrderEvent | Fill]:
+        reason = self._check(order, at)
+        if reason:
+            return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "",
+                               order.limit_price)]
+        w = _Working(order, self._next("B"), order.limit_price, order.quantity)
+        self.orders[order.client_order_id] = w
+        self.contracts[order.contract.contract_id] = order.contract
+        return [self._event(w, at)]
+
+    def _check(self, order: Order, at: datetime) -> str:
+        """Why the exchange refuses `order`, or '' when it accepts it."""
+        if not self._connected:
+            return "broker not connected"
+        if order.client_order_id in self.orders:
+            return f"duplicate order id {order.client_order_id}"
+        if order.quantity <= 0:
+            return f"quantity must be > 0, got {order.quantity}"
+        if _expired(order.contract, at):
+            return f"expired contract {order.contract.description}"
+        if order.order_type is OrderType.LIMIT:
+            price = float(order.limit_price)
+            if price <= 0:
+                return f"limit price must be > 0, got {price:g}"
+            if order.contract.sec_type is SecType.OPTION and not on_tick(price):
+                return f"bad tick: {price:g} is not a multiple of {option_tick(price):g}"
+        return ""
+
+    def _on_cancel(self, at: datetime, client_order_id: str) -> list[OrderEvent | Fill]:
+        w = self.orders.get(client_order_id)
+        if w is None:
+            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="cancel rejected: unknown order")]
+        if not w.status.is_working:
+            return [self._event(w, at, f"cancel rejected: order is already {w.status.value}")]
+        w.status = OrderStatus.CANCELLED
+        return [self._event(w, at, "cancelled")]
+
+    def _on_modify(self, at: datetime, client_order_id: str, limit: float | None,
+                   qty: int | None) -> list[OrderEvent | Fill]:
+        w = self.orders.get(client_order_id)
+        if w is None:
+            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="modify rejected: unknown order")]
+        if not w.status.is_working:
+            return [self._event(w, at, f"modify rejected: order is already {w.status.value}")]
+        if limit is not None and not (math.isfinite(limit) and limit > 0):
+            return [self._event(w, at, f"modify rejected: bad price {limit!r}")]
+        if qty is not None and qty <= w.filled:
+            return [self._event(w, at, f"modify rejected: quantity must exceed the {w.filled} filled")]
+        w.limit = limit if limit is not None else w.limit
+        w.quantity = qty if qty is not None else w.quantity
+        return [self._event(w, at, "modified")]
+
+    # ---------------------------------------------------------------------------- matching
+    @staticmethod
+    def _touch(contract: Contract, snap: ChainSnapshot) -> tuple[float, float, int, int] | None:
+        """Recorded bid, ask and sizes of `contract` in `snap` (None when it is not quoted)."""
+        if contract.sec_type is SecType.FUTURE:
+            fc, q = snap.future_contract, snap.future
+            if fc is None or q is None or fc.contract_id != contract.contract_id:
+                return None
+            return float(q.bid), float(q.ask), int(q.bid_size), int(q.ask_size)
+        row = snap.index_of(contract.contract_id)
+        if row is None:
+            return None
+        return float(snap.bid[row]), float(snap.ask[row]), int(snap.bid_size[row]), int(snap.ask_size[row])
+
+    def _match(self, w: _Working, snap: ChainSnapshot, taken: dict[tuple[int, Side], int]) -> list[OrderEvent | Fill]:
+        c, side = w.order.contract, w.order.side
+        touch = self._touch(c, snap)
+        if touch is None:
+            return []
+        bid, ask, bid_size, ask_size = touch
+        price, shown = (ask, ask_size) if side is Side.BUY else (bid, bid_size)
+        if not (math.isfinite(price) and price > 0) or shown <= 0:
+            return []
+        if w.limit is not None and (price > w.limit + 1e-9 if side is Side.BUY else price < w.limit - 1e-9):
+            return []
+        key = (c.contract_id, side)
+        qty = min(w.remaining, shown - taken.get(key, 0))
+        if qty <= 0:
+            return []
+        taken[key] = taken.get(key, 0) + qty
+        slip = self.config.slippage_ticks * _tick(c, price)
+        fill_price = max(round(price + side.sign * slip, 2), 0.0)
+        w.filled += qty
+        w.notional += qty * fill_price
+        w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        fill = self._book(w.order.client_order_id, c, side, qty, fill_price, snap.timestamp, w.broker_id, "taker")
+        return [fill, self._event(w, snap.timestamp)]
+
+    def _commission(self, c: Contract, qty: int) -> float:
+        if c.sec_type is SecType.FUTURE:
+            return self.config.future_commission * qty
+        return (self.config.commission_per_contract + self.config.fees_per_contract) * qty
+
+    def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, at: datetime, broker_id: str,
+              liquidity: str, commission: float | None = None) -> Fill:
+        fee = self._commission(c, qty) if commission is None else commission
+        fill = Fill(self._next(f"{broker_id}-"), coid, c, side, qty, price, at, round(fee, 6), liquidity)
+        self.contracts[c.contract_id] = c
+        pos = self.position_by_id.get(c.contract_id, 0) + side.sign * qty
+        if pos:
+            self.position_by_id[c.contract_id] = pos
+        else:
+            self.position_by_id.pop(c.contract_id, None)
+        self.cash -= side.sign * qty * price * c.multiplier + fee
+        self.fills.append(fill)
+        return fill
+
+    # ---------------------------------------------------------------------------- settlement
+    def _settle(self, snap: ChainSnapshot) -> list[OrderEvent | Fill]:
+        """Cash-settle expired positions at intrinsic value of the recorded underlying (no fee)."""
+        out: list[OrderEvent | Fill] = []
+        for cid, pos in sorted(self.position_by_id.items()):
+            c = self.contracts[cid]
+            if not _expired(c, snap.timestamp):
+                continue
+            index = snap.underlying_price
+            if c.sec_type is SecType.FUTURE:
+                price = round(index / FUTURE_TICK) * FUTURE_TICK
+            else:
+                level = index * (0.1 if c.symbol == "XSP" and snap.underlying != "XSP" else 1.0)
+                price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
+            side = Side.SELL if pos > 0 else Side.BUY
+            out.append(self._book(f"{SETTLEMENT}-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),
+                                  snap.timestamp, f"S{cid}", SETTLEMENT, 0.0))
+        return out
