@@ -99,6 +99,10 @@ class CalibrationConfig(Section):
     worse_factor: float = Field(2.0, gt=1, description="A fit whose RMSE exceeds the last good one by this "
                                 "factor is rejected (the last good parameters are kept).")
     max_rmse_iv: float = Field(5.0, gt=0, description="A fit with IV RMSE above this (vol points) is rejected.")
+    rmse_floor: float = Field(0.5, gt=0, description="'Much worse' is judged against at least this RMSE "
+                              "(vol points), so a lucky near-perfect fit does not lock the model.")
+    max_rejections: int = Field(5, ge=1, description="After this many 'much worse' fits in a row the new "
+                                "level is accepted (the market changed, or the last good fit saw a partial chain).")
     max_iterations: int = Field(100, ge=1, description="Levenberg-Marquardt iteration cap.")
     timeout_s: float = Field(2.0, gt=0, description="A fit slower than this raises a slow-fit alert.")
 

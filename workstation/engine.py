@@ -32,6 +32,7 @@ from .events import CycleReport, FitEvent, OrderPreview
 from .execution.hedger import Hedger
 from .execution.orders import OrderManager, OrderRecord
 from .execution.pricing_rules import initial_limit, reprice_bound
+from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
 from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor
@@ -45,6 +46,8 @@ from .strategy.surface import Surface, build_surface
 log = logging.getLogger(__name__)
 
 RECENT_ORDERS_S = 60.0
+# IB messages that are news, not problems: cancel confirmations, data-farm and market-data-type notices
+IB_INFO_CODES = {202, 2104, 2106, 2107, 2108, 2158, 10167, 10197}
 
 
 def utcnow() -> datetime:
@@ -99,12 +102,17 @@ class Engine:
         self.alert_counts: dict[str, int] = {}
         self.entries: dict[int, Entry] = {}
         self._denied_until: dict[tuple, datetime] = {}
+        self._last_marks: dict[int, tuple] = {}
+        self._last_marks_at: datetime | None = None
+        self.attribution_day: dict[str, float] = dict.fromkeys(
+            ("delta", "gamma", "vega", "theta", "residual", "actual"), 0.0)
         self._latest: ChainSnapshot | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._running = False
         self._monitor_busy = False
         self._cycle_seq = 0
+        self._alert_seq = 0
         self.stopped = asyncio.Event()
         self.closers: list[Callable[[], Any]] = []   # run at stop (journal, alert router, metrics)
         self.alert_router: Any = None
@@ -112,6 +120,10 @@ class Engine:
         self.metrics: Any = None
         broker.on_order_event.append(self._broker_event)
         broker.on_fill.append(self._broker_fill)
+        for hook, handler in (("on_connection", self._broker_connection), ("on_error", self._broker_error),
+                              ("on_reconcile", self._broker_reconciled)):
+            if isinstance(getattr(broker, hook, None), list):     # optional hooks (the IB broker has them)
+                getattr(broker, hook).append(handler)
         if hasattr(feed, "on_status"):
             feed.on_status.append(self._feed_status)
 
@@ -285,26 +297,47 @@ class Engine:
             self.alert("FIT_SLOW", Severity.WARNING, f"fit took {fit.elapsed_ms:.0f} ms")
 
     def _mark_book(self, surface: Surface, model: ModelValues | None) -> None:
-        """Marks and dollar Greeks of every position from this snapshot and the model."""
+        """Marks and dollar Greeks of every position from this snapshot and the model; P&L attribution."""
         snap = surface.snapshot
         self.book.mark_snapshot(snap, model.price if model is not None else None)
-        ids, d, g, v, th, fwd = [], [], [], [], [], []
+        marks: dict[int, tuple] = {}   # cid -> (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)
         for cid, pos in self.book.positions.items():
             if not pos.quantity:
                 continue
             row = snap.index_of(cid)
-            ids.append(cid)
+            price = self.book.mark_of(cid)
             if pos.contract.sec_type is SecType.FUTURE:
-                price = self.book.mark_of(cid)
-                d.append(1.0), g.append(0.0), v.append(0.0), th.append(0.0), fwd.append(price)
+                greeks = (price, math.nan, 1.0, 0.0, 0.0, 0.0)
             elif row is not None and model is not None:
-                d.append(model.delta[row]), g.append(model.gamma[row]), v.append(model.vega[row])
-                th.append(model.theta[row]), fwd.append(surface.forward[row])
+                greeks = (surface.forward[row], surface.iv_mid[row], model.delta[row], model.gamma[row],
+                          model.vega[row], model.theta[row])
             else:
-                d.append(np.nan), g.append(np.nan), v.append(np.nan), th.append(np.nan), fwd.append(np.nan)
-        self.book.set_greeks(ids, np.array(d, float), np.array(g, float), np.array(v, float),
-                             np.array(th, float), np.array(fwd, float))
+                greeks = (math.nan,) * 6
+            marks[cid] = (pos.quantity, pos.contract.multiplier, price, *greeks)
+        ids = list(marks)
+        cols = np.array([marks[c][3:] for c in ids], dtype=float).reshape(len(ids), 6)
+        fwd, _, d, g, v, th = cols.T
+        self.book.set_greeks(ids, d, g, v, th, fwd)
+        self._attribute(marks, snap.timestamp)
         self.bus.publish(topics.BOOK, self.book_summary())
+
+    def _attribute(self, marks: dict[int, tuple], at: datetime) -> None:
+        """Add this cycle's P&L, split by Greeks, to the day's attribution (positions held at both marks)."""
+        prev, prev_at = self._last_marks, self._last_marks_at
+        self._last_marks, self._last_marks_at = marks, at
+        if prev_at is None or trading_day_of(prev_at) != trading_day_of(at):
+            self.attribution_day = dict.fromkeys(self.attribution_day, 0.0)
+        held = [c for c in prev if c in marks and prev[c][0] == marks[c][0]]
+        if not held or prev_at is None:
+            return
+        p0 = np.array([prev[c] for c in held], dtype=float)
+        p1 = np.array([marks[c] for c in held], dtype=float)
+        days = (at - prev_at).total_seconds() / 86_400.0
+        parts = attribute(p0[:, 0], p0[:, 1], p0[:, 2], p1[:, 2], p0[:, 3], p1[:, 3], p0[:, 4], p1[:, 4], days,
+                          p0[:, 5], p0[:, 6], p0[:, 7], p0[:, 8]).totals()
+        for name, value in parts.items():
+            if math.isfinite(value):
+                self.attribution_day[name] = self.attribution_day.get(name, 0.0) + value
 
     async def _monitor(self, now: datetime, surface: Surface, params) -> None:
         """Greeks, stress grid and VaR in the worker thread; breaches change the state on the loop thread."""
@@ -335,7 +368,7 @@ class Engine:
                            "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
                 "var95": var.var95, "var99": var.var99, "stress": stress.as_dict(),
                 "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
-                "day_pnl": self.book.day_pnl,
+                "day_pnl": self.book.day_pnl, "attribution": dict(self.attribution_day),
             }
             self.bus.publish(topics.RISK, self.last_risk)
         finally:
@@ -678,6 +711,38 @@ class Engine:
         self.bus.publish(topics.FILL, fill)
         self.bus.publish(topics.BOOK, self.book_summary())
 
+    def _broker_connection(self, up: bool, message: str) -> None:
+        """HALTED while the broker is away (config), back when it returns; reconcile after every reconnect."""
+        if not self._running:
+            return                      # our own connect/close, not news
+        now = self.clock()
+        if up:
+            self._state_changed(self.trading.release("BROKER_DISCONNECTED", now, reason="broker back"))
+            self.alert("BROKER_RECONNECTED", Severity.INFO, f"broker connected: {message}")
+            if self._running:
+                self._spawn(self.reconcile(), "reconcile after reconnect")
+        else:
+            self.alert("BROKER_DISCONNECTED", Severity.CRITICAL, f"broker disconnected: {message}")
+            if self.settings.ib.halt_on_disconnect:
+                self._state_changed(self.trading.hold("BROKER_DISCONNECTED", TradingState.HALTED,
+                                                      f"broker disconnected: {message}", now, Lift.WHEN_CLEAR))
+        self.publish_status()
+
+    def _broker_error(self, info: Any) -> None:
+        if getattr(info, "code", None) in IB_INFO_CODES:
+            log.info("IB %s: %s", info.code, info.message)
+            return
+        severity = Severity.WARNING if getattr(info, "warning", False) else Severity.ERROR
+        self.alert("IB_ERROR", severity, f"IB {getattr(info, 'code', '?')}: {getattr(info, 'message', info)}",
+                   source="ib")
+
+    def _broker_reconciled(self, report: Any) -> None:
+        if not getattr(report, "clean", True):
+            self.alert("RECONCILE_MISMATCH", Severity.WARNING,
+                       f"broker reconcile: {len(report.missed_fills)} missed fill(s) delivered, "
+                       f"{len(report.closed_while_away)} order(s) closed while away, "
+                       f"{len(report.foreign_orders)} working order(s) without our id", source="ib")
+
     def _feed_status(self, status: Any) -> None:
         state = getattr(status, "state", None)
         value = getattr(state, "value", str(state))
@@ -704,6 +769,13 @@ class Engine:
                 record = self.orders.adopt(order, ev)
                 if ev is not None:
                     record.status = ev.status
+        for fill in fills:      # each order's journaled fills: reconcile tells FILLED from CANCELLED by them
+            record = self.orders.records.get(fill.client_order_id)
+            if record is not None:
+                paid = record.fill_quantity * record.avg_price if record.fill_quantity else 0.0
+                record.fill_quantity += fill.quantity
+                record.avg_price = (paid + fill.quantity * fill.price) / record.fill_quantity
+                record.filled = max(record.filled, record.fill_quantity)
         log.info("recovered %d fills, %d working orders from the journal", len(fills), len(self.orders.working()))
 
     async def reconcile(self) -> dict:
@@ -773,11 +845,9 @@ class Engine:
 
     def apply_settings(self, new: Settings, source: str = "settings dialog") -> list[str]:
         """Take new settings from the next cycle on; journal every changed field and write the overrides file."""
-        from .config import ConfigError, validate
-        try:
-            new = validate(new.model_dump())
-        except ConfigError as exc:
-            return exc.problems
+        if not isinstance(new, Settings):
+            return [f"expected Settings, got {type(new).__name__}"]
+        new = new.model_copy(deep=True)    # validated at construction and on every assignment
         changes = _changed_fields(self.settings.model_dump(mode="json"), new.model_dump(mode="json"))
         for path, old, value in changes:
             self.journal.record_setting_change(path, old, value, source)
@@ -800,7 +870,8 @@ class Engine:
     def alert(self, code: str, severity: Severity, message: str, source: str = "engine") -> None:
         """Publish an alert (the router folds and routes it; the journal keeps it)."""
         self.alert_counts[code] = self.alert_counts.get(code, 0) + 1
-        alert = Alert(code, severity, source, message, self.clock())
+        self._alert_seq += 1
+        alert = Alert(code, severity, source, message, self.clock(), alert_id=f"{self.signals.prefix}A{self._alert_seq}")
         try:
             self.journal.record_alert(alert)
         except Exception:
@@ -823,7 +894,9 @@ class Engine:
         })
 
     def book_summary(self) -> dict:
-        return self.book.to_summary()
+        summary = self.book.to_summary()
+        summary["attribution"] = dict(self.attribution_day)
+        return summary
 
     def positions(self) -> list[dict]:
         return self.book_summary()["positions"]
@@ -947,5 +1020,10 @@ def _feed_and_broker(settings: Settings, data_dir: Path | None = None) -> tuple[
     else:
         from .execution.ib import IBBroker
         broker = IBBroker(settings, ib)
-    clock = world.clock.now if world is not None and source == "sim" else utcnow
+    if world is not None and source == "sim":
+        clock = world.clock.now
+    elif ib is not None:
+        clock = ib.now          # the server's clock: TWS real time, the practice gateway simulated time
+    else:
+        clock = utcnow
     return feed, broker, clock

@@ -116,6 +116,11 @@ class _Frame:
         return out
 
 
+def _padded(lo: float, hi: float, frac: float = 0.08) -> tuple[float, float]:
+    pad = (hi - lo) * frac
+    return lo - pad, hi + pad
+
+
 def _svg(width: int, height: int, body: list[str]) -> str:
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
             f"viewBox='0 0 {width} {height}'>" + "".join(body) + "</svg>")
@@ -149,7 +154,7 @@ def line_chart(series: Sequence[tuple[str, Sequence, Sequence[float]]], title: s
     ylo, yhi = min(ys_all), max(ys_all)
     if fill_below:
         ylo, yhi = min(ylo, 0.0), max(yhi, 0.0)
-    frame = _Frame(width, height, min(xs_all), max(xs_all), ylo, yhi)
+    frame = _Frame(width, height, min(xs_all), max(xs_all), *_padded(ylo, yhi, 0.04))
     ticks = _time_ticks(frame.xlo, frame.xhi) if is_time else [(t, fmt(t)) for t in nice_ticks(frame.xlo, frame.xhi)]
     body = frame.axes(title, y_label, ticks)
     for i, s in enumerate(pts):
@@ -173,7 +178,8 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, y_labe
     vals = [float(v) if _finite(float(v)) else 0.0 for v in values]
     if not vals:
         return _svg(width, height, _Frame(width, height, 0, 1, 0, 1).axes(title + " (no data)", y_label, []))
-    frame = _Frame(width, height, 0, len(vals), min(0.0, *vals), max(0.0, *vals))
+    lo, hi = min(0.0, *vals), max(0.0, *vals)
+    frame = _Frame(width, height, 0, len(vals), *_padded(lo, hi, 0.12))
     body = frame.axes(title, y_label, [(i + 0.5, str(lbl)) for i, lbl in enumerate(labels)] if len(vals) <= 24
                       else [])
     bw = (frame.x1 - frame.x0) / len(vals) * 0.7
@@ -199,7 +205,8 @@ def scatter(groups: Sequence[tuple[str, Sequence[float], Sequence[float]]], titl
         return _svg(width, height, _Frame(width, height, 0, 1, 0, 1).axes(title + " (no trades)", y_label, [],
                                                                           x_label))
     xs_all, ys_all = [p[0] for p in allp], [p[1] for p in allp]
-    frame = _Frame(width, height, min(0.0, *xs_all), max(0.0, *xs_all), min(0.0, *ys_all), max(0.0, *ys_all))
+    frame = _Frame(width, height, *_padded(min(0.0, *xs_all), max(0.0, *xs_all), 0.04),
+                   *_padded(min(0.0, *ys_all), max(0.0, *ys_all), 0.06))
     body = frame.axes(title, y_label, [(t, fmt(t)) for t in nice_ticks(frame.xlo, frame.xhi)], x_label)
     if diagonal:
         lo, hi = max(frame.xlo, frame.ylo), min(frame.xhi, frame.yhi)

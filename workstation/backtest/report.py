@@ -231,6 +231,7 @@ def compute_metrics(result: BacktestResult, trades: list[Trade]) -> dict[str, An
         "run": {"elapsed_s": _r(result.elapsed_s, 3),
                 "snapshots_per_s": _r(result.snapshots / result.elapsed_s, 2) if result.elapsed_s else None,
                 "fit_ms": _stats([f["elapsed_ms"] for f in fits]),
+                "cycle_step_ms_mean": {k: _r(v / max(result.snapshots, 1), 2) for k, v in result.step_ms.items()},
                 "alerts": result.summary.get("alerts", {})},
     }
 
@@ -270,9 +271,8 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return "<table class='kv'>" + "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
-def render_html(result: BacktestResult, metrics: dict, trades: list[Trade], title: str = "Backtest report",
-                changed: dict[str, Any] | None = None) -> str:
-    """The self-contained report page."""
+def report_charts(result: BacktestResult, metrics: dict, trades: list[Trade]) -> dict[str, str]:
+    """The report's charts as SVG strings by name (the HTML page and the GUI's Backtest window show them)."""
     eq = result.equity
     ts = [r["timestamp"] for r in eq]
     equity = [r["total"] for r in eq]
@@ -280,20 +280,44 @@ def render_html(result: BacktestResult, metrics: dict, trades: list[Trade], titl
     days = daily_pnl(result)
     attr = metrics["attribution"]
     parts = [*ATTRIBUTION_PARTS, "trading", "fees"]
-    attr_values = [attr[k] if k != "fees" else -(attr[k] or 0.0) for k in parts]
-    edge_groups = {}
+    attr_values = [(attr[k] or 0.0) if k != "fees" else -(attr[k] or 0.0) for k in parts]
+    edge_groups: dict[str, tuple[list, list]] = {}
     for t in trades:
         if t.status == "closed" and math.isfinite(t.edge_at_entry):
-            edge_groups.setdefault(t.direction, ([], []))
-            edge_groups[t.direction][0].append(t.edge_at_entry)
-            edge_groups[t.direction][1].append(t.net_pnl)
+            xs, ys = edge_groups.setdefault(t.direction, ([], []))
+            xs.append(t.edge_at_entry)
+            ys.append(t.net_pnl)
     fits = result.fits
     ft = [f["timestamp"] for f in fits]
-    params = "".join(charts.line_chart([(p, ft, [f[p] for f in fits])], f"Heston {p}", width=430, height=180,
-                                       colors=(charts.PALETTE[i],))
-                     for i, p in enumerate(("v0", "kappa", "theta", "sigma", "rho")))
-    params += charts.line_chart([("RMSE", ft, [f["rmse_iv"] if f["accepted"] else math.nan for f in fits])],
-                                "Fit IV RMSE (vol points)", width=430, height=180, colors=(charts.PALETTE[5],))
+    out = {
+        "equity": charts.line_chart([("P&L", ts, equity)], "Equity curve: total P&L after fees ($)", "$"),
+        "drawdown": charts.line_chart([("drawdown", ts, dd)], "Drawdown from the running peak ($)", "$",
+                                      fill_below=True, colors=(charts.NEG,), height=200),
+        "daily": charts.bar_chart(list(days), list(days.values()), "Daily P&L ($)", "$"),
+        "attribution": charts.bar_chart(
+            ["delta", "gamma", "vega", "theta", "residual", "new trades", "fees"], attr_values,
+            "P&L attribution by Greeks ($): held positions between marks; new trades = fill to first mark", "$"),
+        "attribution_cumulative": charts.line_chart(
+            [(k, ts, [r[f"attr_{k}"] for r in eq]) for k in ("delta", "gamma", "vega", "theta", "trading")],
+            "Cumulative attribution ($)", "$", height=240),
+        "edge": charts.scatter([(f"{d} trades", *xy) for d, xy in sorted(edge_groups.items())],
+                               "Edge at entry vs realised P&L per closed trade ($)", "edge at entry ($)",
+                               "realised net P&L ($)", diagonal=True),
+    }
+    for i, p in enumerate(("v0", "kappa", "theta", "sigma", "rho")):
+        out[f"param_{p}"] = charts.line_chart([(p, ft, [f[p] for f in fits])], f"Heston {p}", width=430, height=180,
+                                              colors=(charts.PALETTE[i],))
+    out["param_rmse"] = charts.line_chart([("RMSE", ft, [f["rmse_iv"] if f["accepted"] else math.nan for f in fits])],
+                                          "Fit IV RMSE (vol points)", width=430, height=180,
+                                          colors=(charts.PALETTE[5],))
+    return out
+
+
+def render_html(result: BacktestResult, metrics: dict, trades: list[Trade], title: str = "Backtest report",
+                changed: dict[str, Any] | None = None, svg: dict[str, str] | None = None) -> str:
+    """The self-contained report page."""
+    svg = svg or report_charts(result, metrics, trades)
+    params = "".join(v for k, v in svg.items() if k.startswith("param_"))
     pnl = metrics["pnl"]
     headline = [
         ("Data", escape(metrics["data"])),
@@ -310,7 +334,8 @@ def render_html(result: BacktestResult, metrics: dict, trades: list[Trade], titl
         ("Turnover", f"{_money(metrics['turnover']['premium'])} $ premium, {metrics['turnover']['contracts']} contracts"),
         ("Fit RMSE (vol pts)", f"median {metrics['fit_rmse_iv']['median']}, p95 {metrics['fit_rmse_iv']['p95']}, "
                                f"{metrics['fit_rmse_iv']['accepted']}/{metrics['fit_rmse_iv']['fits']} fits accepted"),
-        ("Reconciliation", f"total − (Σ trade gross − Σ fees) = {metrics['reconciliation']['difference']}"),
+        ("Reconciliation", f"total P&L − (Σ trades' gross P&L − Σ fees) = "
+                           f"{abs(metrics['reconciliation']['difference'] or 0.0):.2f} $"),
     ]
     if changed:
         headline.append(("Settings swept", escape(", ".join(f"{k}={v}" for k, v in changed.items()))))
@@ -342,18 +367,13 @@ recorded quotes (slippage {result.settings['execution']['paper']['slippage_ticks
 per contract), one snapshot of latency.</p>
 {_table(headline)}
 <h2>Equity</h2>
-{charts.line_chart([("P&L", ts, equity)], "Equity curve: total P&L after fees ($)", "$")}
-{charts.line_chart([("drawdown", ts, dd)], "Drawdown from the running peak ($)", "$", fill_below=True,
-                   colors=(charts.NEG,), height=200)}
-{charts.bar_chart(list(days), list(days.values()), "Daily P&L ($)", "$")}
-<h2>Where the P&L came from</h2>
-{charts.bar_chart(["delta", "gamma", "vega", "theta", "residual", "new trades", "fees"], attr_values,
-                  "P&L attribution by Greeks ($): held positions between marks; new trades = fill to first mark", "$")}
-{charts.line_chart([(k, ts, [r[f"attr_{k}"] for r in eq]) for k in ("delta", "gamma", "vega", "theta", "trading")],
-                   "Cumulative attribution ($)", "$", height=240)}
-{charts.scatter([(f"{d} trades", *xy) for d, xy in sorted(edge_groups.items())],
-                "Edge at entry vs realised P&L per closed trade ($)", "edge at entry ($)", "realised net P&L ($)",
-                diagonal=True)}
+{svg["equity"]}
+{svg["drawdown"]}
+{svg["daily"]}
+<h2>Where the P&amp;L came from</h2>
+{svg["attribution"]}
+{svg["attribution_cumulative"]}
+{svg["edge"]}
 <h2>Heston parameters</h2>
 <div class="grid">{params}</div>
 <h2>Trades</h2>
@@ -386,6 +406,7 @@ class Report:
     metrics_json: str
     trades_csv: str
     html: str
+    charts: dict = field(default_factory=dict)     # SVG by name (not written: they are inside report.html)
 
     def write(self, out: Path) -> list[Path]:
         out = Path(out)
@@ -405,5 +426,6 @@ def build_report(result: BacktestResult, title: str = "Backtest report",
     metrics = compute_metrics(result, trades)
     if changed:
         metrics["swept"] = changed
+    svg = report_charts(result, metrics, trades)
     return Report(metrics, json.dumps(_jsonable(metrics), indent=2), trades_csv(trades, result.last),
-                  render_html(result, metrics, trades, title, changed))
+                  render_html(result, metrics, trades, title, changed, svg), svg)

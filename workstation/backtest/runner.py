@@ -52,6 +52,7 @@ class BacktestResult:
     snapshots: int = 0
     expected_snapshots: int = 0
     cycle_failures: int = 0
+    step_ms: dict[str, float] = field(default_factory=dict)  # summed wall-clock ms per engine step (not deterministic)
     interrupted: bool = False
     elapsed_s: float = 0.0
     first: datetime | None = None
@@ -108,6 +109,11 @@ class _Collector:
         self._last_at: datetime | None = None
         engine.bus.subscribe(topics.FIT, self._on_fit)
         engine.bus.subscribe(topics.FILL, result.fills.append)
+        engine.bus.subscribe(topics.CYCLE, self._on_cycle)
+
+    def _on_cycle(self, report) -> None:
+        for step, ms in report.timings_ms.items():
+            self.result.step_ms[step] = self.result.step_ms.get(step, 0.0) + ms
 
     def _on_fit(self, fit) -> None:
         p = fit.params

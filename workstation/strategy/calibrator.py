@@ -6,7 +6,7 @@ A failed or much worse fit keeps the last good parameters and marks the model st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -63,6 +63,7 @@ class Calibrator:
         self.config = config
         self.last_good: HestonParams | None = None
         self.last_good_rmse: float = math.nan
+        self.worse_in_a_row = 0
 
     def fit(self, surface: Surface, now: datetime) -> tuple[FitEvent, ModelValues | None]:
         """Calibrate to the surface's calibration quotes, accept or reject, and evaluate the model."""
@@ -79,14 +80,23 @@ class Calibrator:
         rmse = float(result.rmse_iv)
         per_expiry = self._per_expiry(result, surface, rows)
         reason = ""
+        worse = False
         if not result.converged:
             reason = f"did not converge: {result.message}"
         elif not math.isfinite(rmse) or rmse > self.config.max_rmse_iv:
             reason = f"IV RMSE {rmse:.2f} above the {self.config.max_rmse_iv:.2f} limit"
-        elif math.isfinite(self.last_good_rmse) and rmse > self.config.worse_factor * max(self.last_good_rmse, 0.1):
-            reason = f"IV RMSE {rmse:.2f} much worse than the last good {self.last_good_rmse:.2f}"
+        elif (math.isfinite(self.last_good_rmse)
+              and rmse > self.config.worse_factor * max(self.last_good_rmse, self.config.rmse_floor)):
+            if self.worse_in_a_row + 1 < self.config.max_rejections:
+                worse = True
+                reason = f"IV RMSE {rmse:.2f} much worse than the last good {self.last_good_rmse:.2f}"
+            else:   # the market has moved on (or the last good fit saw a partial chain): take the new level
+                result = replace(result, message=f"{result.message}; accepted after {self.worse_in_a_row} "
+                                                 f"worse fits in a row (new RMSE level)")
         if reason:
+            self.worse_in_a_row = self.worse_in_a_row + 1 if worse else 0
             return self._rejected(now, reason, len(rows), surface, result, per_expiry)
+        self.worse_in_a_row = 0
         self.last_good, self.last_good_rmse = result.params, rmse
         event = FitEvent(now, result.params, rmse, float(result.max_abs_iv_error), per_expiry,
                          int(result.iterations), float(result.elapsed_s) * 1e3, len(rows), True, False,

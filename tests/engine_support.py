@@ -1,0 +1,65 @@
+"""A real Engine on the simulated market with a manual clock, the paper broker and a journal in tmp."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from workstation.config import Settings
+from workstation.engine import Engine
+from workstation.execution.paper import PaperBroker
+from workstation.market.sim_feed import SimulatedFeed
+from workstation.sim.world import SimWorld
+from workstation.storage import Journal
+
+
+def fast_settings(**sections) -> Settings:
+    """Default settings with an always-open market and signals that need little history."""
+    s = Settings()
+    s.market.simulator.always_open = True
+    s.signals.min_history = 4
+    s.risk.allow_uncovered_shorts = True
+    for dotted, value in sections.items():
+        section, field = dotted.split("__")
+        setattr(getattr(s, section), field, value)
+    return s
+
+
+class SimRig:
+    """Engine + world + feed + broker; `await rig.step()` advances market time and runs one cycle."""
+
+    def __init__(self, tmp: Path, settings: Settings | None = None) -> None:
+        self.settings = settings or fast_settings()
+        self.world = SimWorld.from_settings(self.settings, manual=True)
+        self.feed = SimulatedFeed.from_settings(self.settings, world=self.world)
+        self.broker = PaperBroker(self.world)
+        self.journal = Journal(Path(tmp) / "journal.sqlite")
+        self.engine = Engine(self.settings, self.feed, self.broker, self.journal, clock=self.world.clock.now)
+
+    async def open(self) -> "SimRig":
+        await self.feed.connect()
+        await self.broker.connect()
+        m = self.settings.market
+        self.feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, m.strike_window)
+        return self
+
+    async def step(self, seconds: float = 5.0):
+        """Advance the market, let the exchange match, run one engine cycle, settle the broker events."""
+        self.world.clock.advance(seconds)
+        self.broker.pump()
+        report = await self.engine.run_cycle(self.feed.snapshot_now())
+        await self.settle()
+        return report
+
+    async def settle(self) -> None:
+        """Let spawned order tasks run and deliver the exchange's answers."""
+        import asyncio
+        for _ in range(3):
+            await asyncio.sleep(0)
+            self.world.clock.advance(0.2)
+            self.broker.pump()
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        import asyncio
+        await asyncio.gather(*self.engine._tasks, return_exceptions=True)
+        self.engine.executor.shutdown(wait=True)
+        self.journal.close()

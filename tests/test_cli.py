@@ -1,0 +1,76 @@
+"""The command line as a user runs it: real subprocesses of main.py."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), XDG_CONFIG_HOME=str(tmp / "config"),
+               XDG_STATE_HOME=str(tmp / "state"), XDG_CACHE_HOME=str(tmp / "cache"), QT_QPA_PLATFORM="offscreen")
+    for secret in ("HESTON_IB_ACCOUNT", "HESTON_SMTP_PASSWORD", "HESTON_WEBHOOK_URL"):
+        env.pop(secret, None)
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def test_help_lists_every_command(tmp_path):
+    out = run("--help", tmp=tmp_path)
+    assert out.returncode == 0
+    for command in ("gui", "headless", "gateway", "backtest", "record", "doctor"):
+        assert command in out.stdout
+    assert "--config" in out.stdout and "--data-dir" in out.stdout and "--log-level" in out.stdout
+
+
+def test_version_before_or_after_the_command(tmp_path):
+    assert "heston-workstation" in run("--version", tmp=tmp_path).stdout
+    assert "heston-workstation" in run("doctor", "--version", tmp=tmp_path).stdout
+
+
+def test_a_broken_config_names_each_problem_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("risk:\n  max_daily_loss: -5\n  max_postion: 3\nmarket:\n  source: bloomberg\n")
+    out = run("headless", "--duration", "1", "--config", str(bad), tmp=tmp_path)
+    assert out.returncode == 2
+    assert "risk.max_daily_loss: must be > 0, got -5" in out.stderr
+    assert "risk.max_postion: unknown key" in out.stderr
+    assert "market.source: must be one of" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_secret_in_yaml_is_refused(tmp_path):
+    bad = tmp_path / "secret.yaml"
+    bad.write_text("ib:\n  account: DU123456\n")
+    out = run("--config", str(bad), "doctor", tmp=tmp_path)      # option before the command
+    assert "HESTON_IB_ACCOUNT" in out.stdout and "FAIL" in out.stdout
+
+
+def test_doctor_prints_a_line_per_check(tmp_path):
+    out = run("doctor", "--data-dir", str(tmp_path / "d"), tmp=tmp_path)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    names = " ".join(lines)
+    for check in ("python", "package numpy", "qt", "numba cache", "config", "data dir", "ib"):
+        assert check in names
+    assert all("fix:" in out.stdout for line in lines if line.startswith("FAIL"))
+
+
+@pytest.mark.slow
+def test_headless_run_trades_and_writes_the_summary(tmp_path):
+    summary_file = tmp_path / "summary.json"
+    out = run("headless", "--duration", "30", "--speed", "30", "--data-dir", str(tmp_path / "d"),
+              "--json", str(summary_file), tmp=tmp_path, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(summary_file.read_text())
+    assert summary["snapshots"] >= 20
+    assert summary["fits"]["count"] >= 20 and summary["fits"]["median_rmse_iv"] < 2.0
+    assert sum(summary["signals"].values()) > 0
+    assert "cycle_ms" in summary and summary["trading_state"] in ("ACTIVE", "REDUCING", "HALTED")
+    assert (tmp_path / "d" / "journal.sqlite").exists()
+    assert "snapshots" in out.stdout and "cycle ms" in out.stdout

@@ -1,0 +1,173 @@
+"""The trading engine on the real simulator, paper exchange and journal: what a trader relies on."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine_support import SimRig, fast_settings
+from workstation.domain import OrderPurpose, OrderStatus, SignalState, TradingState
+from workstation.risk.limits import RiskCode
+
+
+@pytest.fixture
+async def rig(tmp_path):
+    r = await SimRig(tmp_path).open()
+    yield r
+    await r.close()
+
+
+async def test_cycle_fits_the_surface_and_journals_the_fit(rig):
+    report = await rig.step()
+    fit = rig.engine.last_fit
+    assert report.options >= 1500 and report.usable > 1000
+    assert fit.accepted and fit.rmse_iv < 2.0 and fit.quotes_used >= 100
+    assert set(report.timings_ms) >= {"surface", "calibration", "signals", "book", "orders"}
+    assert rig.journal.fits(limit=1)[0].rmse == pytest.approx(fit.rmse_iv)
+
+
+async def test_signals_find_the_simulated_mispricings(rig):
+    """Signals land on contracts the simulator really mispriced, on the side that profits."""
+    hits, total = 0, 0
+    for _ in range(40):
+        await rig.step(15.0)
+        mispriced = rig.world.market.mispricings()            # contract id -> vol offset
+        for s in rig.engine.signals.new_signals():
+            total += 1
+            offset = mispriced.get(s.contract.contract_id, 0.0)
+            hits += (offset < 0 and s.side.value == "BUY") or (offset > 0 and s.side.value == "SELL")
+    assert total >= 5, "the engine found no signal in 10 simulated minutes"
+    assert hits / total >= 0.8, f"only {hits} of {total} signals were on real mispricings"
+
+
+async def test_approving_a_signal_sends_a_checked_order_that_fills_into_the_book(rig):
+    rig.engine.settings.execution.aggressiveness = 1.0       # take the far side: fills at once
+    signal = None
+    for _ in range(60):
+        await rig.step(15.0)
+        signals = rig.engine.signals.new_signals()
+        if signals:
+            signal = signals[0]
+            break
+    assert signal is not None
+    preview = rig.engine.approve_signal(signal.signal_id)
+    assert preview.sent, preview.message
+    assert all(r.passed for r in preview.decision.results)
+    cid = preview.order.client_order_id
+    assert [c.passed for c in rig.journal.risk_checks(cid)]                 # checks journaled with the order
+    for _ in range(10):
+        await rig.step(5.0)
+        if rig.engine.orders.records[cid].status is OrderStatus.FILLED:
+            break
+    assert rig.engine.orders.records[cid].status is OrderStatus.FILLED
+    held = rig.engine.book.quantity(signal.contract.contract_id)
+    assert held == signal.side.sign * signal.quantity
+    assert rig.journal.positions_from_fills()[signal.contract.contract_id].quantity == held
+    assert rig.journal.signals()[0].state in (SignalState.ORDERED, SignalState.NEW, SignalState.EXPIRED,
+                                              SignalState.APPROVED, SignalState.REJECTED)
+
+
+async def test_oversized_order_is_denied_with_its_reason_and_never_sent(rig):
+    await rig.step()
+    snap = rig.engine.chain()
+    row = int(np.flatnonzero(rig.engine.last_surface.usable)[0])
+    cid = int(snap.contract_id[row])
+    preview = rig.engine.submit_order(cid, "BUY", rig.settings.risk.max_order_quantity + 1, None)
+    assert not preview.sent and RiskCode.MAX_QUANTITY in preview.decision.reasons
+    await rig.settle()
+    order_id = preview.order.client_order_id
+    assert rig.engine.orders.records[order_id].status is OrderStatus.REJECTED
+    assert order_id not in {o.client_order_id for o in await rig.broker.open_orders()}
+    assert rig.journal.order_states()[order_id].status is OrderStatus.REJECTED
+
+
+async def test_kill_switch_cancels_working_orders_and_halts(rig):
+    await rig.step()
+    snap, surface = rig.engine.chain(), rig.engine.last_surface
+    row = int(np.flatnonzero(surface.usable & (snap.bid > 5.0) & (snap.bid < 100.0))[0])
+    # a resting bid well under the market: it works until cancelled
+    preview = rig.engine.submit_order(int(snap.contract_id[row]), "BUY", 1, float(snap.bid[row]) - 0.5)
+    assert preview.sent, preview.message
+    await rig.settle()
+    assert rig.engine.orders.working()
+    rig.engine.kill_switch()
+    await rig.settle()
+    assert rig.engine.state is TradingState.HALTED
+    assert not rig.engine.orders.working()
+    again = rig.engine.submit_order(int(snap.contract_id[row]), "BUY", 1, float(snap.bid[row]) - 0.5)
+    assert RiskCode.TRADING_HALTED in again.decision.reasons
+    assert rig.engine.resume_trading()
+    assert rig.engine.state is TradingState.ACTIVE
+
+
+async def test_a_settings_change_is_enforced_on_the_next_order_and_journaled(rig):
+    await rig.step()
+    snap = rig.engine.chain()
+    cid = int(snap.contract_id[int(np.flatnonzero(rig.engine.last_surface.usable)[0])])
+    assert RiskCode.MAX_QUANTITY not in rig.engine.preview_order(cid, "BUY", 3, None).decision.reasons
+    new = rig.engine.settings.model_copy(deep=True)
+    new.risk.max_order_quantity = 2
+    assert rig.engine.apply_settings(new, source="test") == []
+    assert RiskCode.MAX_QUANTITY in rig.engine.preview_order(cid, "BUY", 3, None).decision.reasons
+    change = [c for c in rig.journal.settings_changes() if c.path == "risk.max_order_quantity"]
+    assert change and change[-1].new == 2
+
+
+async def test_delta_is_hedged_with_the_future(tmp_path):
+    settings = fast_settings(hedging__band_delta=50.0, hedging__min_interval_s=0.0)
+    rig = await SimRig(tmp_path, settings).open()
+    try:
+        await rig.step()
+        snap, surface = rig.engine.chain(), rig.engine.last_surface
+        money = snap.strike / surface.forward
+        near = surface.usable & snap.is_call & (np.abs(money - 1) < 0.01) & (surface.maturity < 0.08)
+        row = int(np.flatnonzero(near)[0])
+        preview = rig.engine.submit_order(int(snap.contract_id[row]), "BUY", 3, float(snap.ask[row]))
+        assert preview.sent, preview.message
+        for _ in range(6):
+            await rig.step()
+        hedges = [r for r in rig.engine.orders.records.values() if r.order.purpose is OrderPurpose.HEDGE]
+        assert hedges and hedges[0].order.side.value == "SELL"
+        points = rig.engine.book.greeks.delta / (0.01 * snap.underlying_price)
+        assert abs(points) <= settings.hedging.band_delta + 60    # within the band (plus one future's rounding)
+    finally:
+        await rig.close()
+
+
+async def test_only_the_newest_snapshot_is_processed_when_cycles_fall_behind(tmp_path):
+    rig = await SimRig(tmp_path).open()
+    try:
+        engine = rig.engine
+        engine._running = True
+        for _ in range(4):                      # four snapshots arrive while no cycle has run
+            rig.world.clock.advance(5)
+            snap = rig.feed.snapshot_now()
+            if engine._latest is not None:
+                engine.skipped += 1
+            engine._latest = snap
+        task = engine._spawn(engine._cycle_loop(), "cycle loop")
+        engine._wake.set()
+        for _ in range(200):
+            await __import__("asyncio").sleep(0.01)
+            if engine.snapshots:
+                break
+        engine._running = False
+        engine._wake.set()
+        await __import__("asyncio").wait_for(task, 5)
+        assert engine.snapshots == 1 and engine.skipped == 3
+        assert engine.last_snapshot.sequence == snap.sequence
+    finally:
+        await rig.close()
+
+
+async def test_headless_summary_has_the_documented_keys(rig):
+    for _ in range(3):
+        await rig.step()
+    summary = rig.engine.summary()
+    for key in ("snapshots", "fits", "signals", "orders", "fills", "positions", "pnl", "greeks", "trading_state",
+                "alerts", "cycle_ms"):
+        assert key in summary
+    assert set(summary["fits"]) >= {"count", "median_ms", "p95_ms", "median_rmse_iv"}
+    assert set(summary["cycle_ms"]) == {"p50", "p95", "max"}
+    assert summary["fits"]["count"] == 3 and math.isfinite(summary["fits"]["median_rmse_iv"])
