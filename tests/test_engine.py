@@ -171,3 +171,14 @@ async def test_headless_summary_has_the_documented_keys(rig):
     assert set(summary["fits"]) >= {"count", "median_ms", "p95_ms", "median_rmse_iv"}
     assert set(summary["cycle_ms"]) == {"p50", "p95", "max"}
     assert summary["fits"]["count"] == 3 and math.isfinite(summary["fits"]["median_rmse_iv"])
+
+
+def test_every_alert_code_the_engine_raises_is_documented():
+    """The README's alert table is generated from the catalogue: an engine code missing there is a bug."""
+    import re
+    from pathlib import Path
+
+    from workstation.alerts.codes import CATALOGUE
+    source = (Path(__file__).resolve().parents[1] / "workstation" / "engine.py").read_text()
+    raised = set(re.findall(r'self\.alert\("([A-Z_]+)"', source))
+    assert raised and raised <= set(CATALOGUE), raised - set(CATALOGUE)

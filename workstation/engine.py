@@ -200,7 +200,7 @@ class Engine:
                 await self.run_cycle(snapshot)
             except Exception as exc:   # one bad snapshot must not stop the engine
                 log.exception("cycle failed")
-                self.alert("CYCLE_FAILED", Severity.ERROR, f"cycle failed: {exc}")
+                self.alert("ENGINE_ERROR", Severity.ERROR, f"cycle failed: {exc}")
 
     # ================================================================== the cycle
     async def run_cycle(self, snapshot: ChainSnapshot) -> CycleReport:
@@ -810,7 +810,7 @@ class Engine:
                 self.alert("RECONCILE_MISMATCH", Severity.ERROR,
                            f"position {cid}: journal {mine.get(cid, 0)} vs broker {broker_positions.get(cid, 0)}")
         if any(report.values()):
-            self.alert("RECONCILED", Severity.WARNING, f"reconciled with the broker: {report}")
+            self.alert("RECONCILE_MISMATCH", Severity.WARNING, f"reconciled with the broker: {report}")
         return report
 
     # ================================================================== state, kill switch, settings

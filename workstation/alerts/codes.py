@@ -29,6 +29,9 @@ class Code(StrEnum):
     CHANNEL_FAILED = "CHANNEL_FAILED"
     IB_ERROR = "IB_ERROR"
     TEST_ALERT = "TEST_ALERT"
+    ENGINE_ERROR = "ENGINE_ERROR"
+    FEED_DISCONNECTED = "FEED_DISCONNECTED"
+    AUTO_EXECUTE = "AUTO_EXECUTE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,9 @@ CATALOGUE: dict[str, CodeInfo] = {info.code.value: info for info in (
     CodeInfo(Code.DISK_LOW, _E, "Free space on the data disk is below alerts.disk_free_mb."),
     CodeInfo(Code.RISK_DAILY_LOSS, _C, "The daily loss limit was breached; trading is halted or reducing."),
     CodeInfo(Code.RISK_LIMIT_BREACH, _E, "A portfolio limit (delta, gamma, vega, VaR) was breached."),
+    CodeInfo(Code.ENGINE_ERROR, _E, "A cycle or an engine task failed; the engine skips it and carries on."),
+    CodeInfo(Code.FEED_DISCONNECTED, _W, "The market-data feed disconnected; no new snapshots until it is back."),
+    CodeInfo(Code.AUTO_EXECUTE, _I, "Auto-execute was switched on or off."),
     CodeInfo(Code.TRADING_STATE_CHANGED, _W, "The trading state changed (ACTIVE / REDUCING / HALTED)."),
     CodeInfo(Code.KILL_SWITCH, _C, "The kill switch was pressed: orders cancelled, trading halted."),
     CodeInfo(Code.CHANNEL_FAILED, _E, "An alert channel (e-mail, webhook, ...) failed after all retries."),

@@ -1,7 +1,7 @@
 """`python main.py record --duration SECONDS [--speed X] --out DIR`: record snapshots to Parquet.
 
 `--duration` is wall-clock seconds; `--speed` multiplies simulated time (simulator only). The source is the
-configured feed (`market.source`: sim, or ib once its adapter exists).
+configured feed (`market.source`: sim or ib).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _make_feed(settings, speed: float | None):
             settings.market.simulator.speed = speed
         return SimulatedFeed.from_settings(settings)
     if source == "ib":
-        from workstation.market import ib  # type: ignore[attr-defined]  # the IB adapter (separate module)
-        return ib.IBFeed.from_settings(settings)
+        from workstation.market.ib import IBFeed
+        return IBFeed(settings)
     raise ValueError(f"cannot record from market.source={source!r} (use sim or ib)")
 
 
@@ -68,3 +68,8 @@ def run_record(settings, duration: float, speed: float | None, out: Path) -> int
     print(f"recorded {rec.snapshots} snapshots, {per:.0f} options per snapshot, {len(rec.files)} file(s) "
           f"in {Path(out)}: {', '.join(str(f) for f in rec.files)}")
     return 0 if rec.snapshots else 1
+
+
+def run_record_command(settings, args) -> int:
+    """The CLI entry: `args` has .duration, .speed and .out."""
+    return run_record(settings, args.duration, args.speed, Path(args.out))
