@@ -118,6 +118,8 @@ class Engine:
         self.alert_router: Any = None
         self.health: Any = None
         self.metrics: Any = None
+        self._lag_monitor: Any = None
+        self.loop_lag_ms = 0.0
         broker.on_order_event.append(self._broker_event)
         broker.on_fill.append(self._broker_fill)
         for hook, handler in (("on_connection", self._broker_connection), ("on_error", self._broker_error),
@@ -139,7 +141,35 @@ class Engine:
         self._running = True
         self._spawn(self._pump(), "feed pump")
         self._spawn(self._cycle_loop(), "cycle loop")
+        if self.health is not None:
+            self._lag_monitor = self.health.lag_monitor()
+            self._lag_monitor.on_sample = self._loop_lag_sample
+            self._lag_monitor.start()
+            self._spawn(self._health_loop(), "health checks")
         self.publish_status()
+
+    def _loop_lag_sample(self, lag_ms: float) -> None:
+        self.loop_lag_ms = lag_ms
+        self.health.loop_lag(lag_ms)
+        if self.metrics is not None:
+            self.metrics.set_loop_lag(lag_ms)
+
+    async def _health_loop(self, every_s: float = 1.0) -> None:
+        """Stale data every second, free disk every minute (the other checks live where the news is)."""
+        ticks = 0
+        while self._running:
+            await asyncio.sleep(every_s)
+            if self.last_snapshot is not None:
+                self.health.data(self.last_snapshot.timestamp, self.clock())
+            if ticks % 60 == 0:
+                self.health.disk()
+            ticks += 1
+
+    def raise_alert(self, code: str, severity: Any = None, source: str = "health", message: str = "") -> None:
+        """The alert sink of the health checks: journaled and published like every engine alert."""
+        from .alerts.codes import default_severity
+        self.alert(code, Severity.parse(severity) if severity is not None else default_severity(code), message,
+                   source)
 
     async def stop(self) -> None:
         """Stop cycling; cancel working orders if the config says so; close the feed and the broker."""
@@ -147,6 +177,8 @@ class Engine:
             return
         self._running = False
         self._wake.set()
+        if self._lag_monitor is not None:
+            await self._lag_monitor.stop()
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
             n = await self.orders.cancel_all()
             if n:
@@ -891,6 +923,7 @@ class Engine:
             "auto_execute": self.auto_execute,
             "read_only": self.read_only,
             "day_pnl": self.book.day_pnl,
+            "loop_lag_ms": self.loop_lag_ms,
         })
 
     def book_summary(self) -> dict:
@@ -980,8 +1013,7 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
     router.start()
     engine.alert_router = router
-    health = HealthChecks.from_settings(router, settings, data_dir)
-    engine.health = health
+    engine.health = HealthChecks.from_settings(engine, settings, data_dir)
     closers: list[Callable[[], Any]] = [router.stop, journal.close]
     port = metrics_port or settings.alerts.metrics_port
     if port:

@@ -12,6 +12,7 @@ import logging
 import math
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -228,7 +229,9 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
                              for coid, r in engine.orders.records.items()}
             result.marks = {cid: engine.book.mark_of(cid) for cid in {f.contract.contract_id for f in result.fills}}
             result.attribution = dict(collector.totals)
-            result.summary = engine.summary()
+            with warnings.catch_warnings():          # an empty run: the summary's medians of nothing
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result.summary = engine.summary()
             executor.shutdown(wait=True)
             journal.close()
             await broker.close()

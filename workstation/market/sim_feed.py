@@ -84,7 +84,7 @@ class SimulatedFeed(StatusMixin):
         while not self._closed.is_set():
             if clock.manual:
                 if not first:
-                    clock.advance(self.wall_interval_s * clock.speed)
+                    clock.advance(self.interval_s)     # as fast as possible: one market interval each
                 await asyncio.sleep(0)
             else:
                 delay = next_at - time.monotonic()

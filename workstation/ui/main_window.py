@@ -1,7 +1,6 @@
 """The main window: one QDockWidget per panel, View menu, saved layout, status bar, shortcuts."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections import deque
@@ -219,12 +218,11 @@ class MainWindow(QMainWindow):
         self.live_guard.open()
 
     def open_backtest(self) -> None:
-        if importlib.util.find_spec("workstation.backtest.command") is None:
-            QMessageBox.information(self, "Backtest", "Backtesting is not available yet in this build.\n"
-                                    "Run `python main.py backtest` once the backtest module ships.")
-            return
-        QMessageBox.information(self, "Backtest", "Run a backtest from the command line:\n"
-                                "python main.py backtest DATA --out DIR\n(the report opens in your browser)")
+        """The Backtest window (workstation.ui.dialogs.backtest), on a copy of the current settings."""
+        from .dialogs.backtest import BacktestDialog
+
+        self.backtest_dialog = BacktestDialog(self.bridge.query("settings", self.settings), self)
+        self.backtest_dialog.show()
 
     # -------------------------------------------------------------------------------- status bar
     def _build_status_bar(self) -> None:
