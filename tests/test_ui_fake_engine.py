@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
 from workstation import bus as topics
 from workstation.bus import EventBus
 from workstation.config import Settings
-from workstation.domain import (Alert, ChainSnapshot, Contract, Fill, HestonParams, Order, OrderEvent,
+from workstation.domain import (Alert, ChainSnapshot, Fill, HestonParams, Order, OrderEvent,
                                 OrderPurpose, OrderStatus, Severity, Side, Signal, SignalState, TradingState)
 from workstation.events import FitEvent, OrderPreview
 from workstation.strategy.surface import ExpiryForward, Filter, Surface

@@ -204,16 +204,6 @@ def test_live_guard_needs_the_typed_account(qtbot, engine, store):
     assert engine.settings.execution.trading_enabled
 
 
-def test_backtest_entry_says_not_available(qtbot, window, monkeypatch):
-    import importlib.util
-
-    shown = []
-    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: shown.append(a[2]))
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    window.open_backtest()
-    assert "not available yet" in shown[0]
-
-
 def test_live_connection_is_red_in_the_status_bar(qtbot, window, engine):
     from workstation import bus as topics
 

@@ -36,7 +36,6 @@ from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
 from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor
-from .risk.limits import RiskDecision
 from .risk.pre_trade import ContractMarket, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
 from .strategy.calibrator import Calibrator, ModelValues, evaluate_model
@@ -79,8 +78,9 @@ class Engine:
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="numerics")
         self.calibrator = Calibrator(settings.calibration)
         self.signal_model = SignalModel(settings.signals)
-        self.signals = SignalBook(settings.signals, self._on_signal)
-        self.signals.prefix = f"S{int(time.time()) % 10**7}-"
+        # ids unique across restarts (journal counters), and the same in two runs of a backtest
+        self.signals = SignalBook(settings.signals, self._on_signal, lambda: journal.next_client_order_id("S"))
+        self.run_id = journal.next_client_order_id("RUN")
         self.book = Book()
         self.trading = TradingStateMachine()
         self.hedger = Hedger(settings.hedging)
@@ -106,6 +106,7 @@ class Engine:
         self._last_marks_at: datetime | None = None
         self.attribution_day: dict[str, float] = dict.fromkeys(
             ("delta", "gamma", "vega", "theta", "residual", "actual"), 0.0)
+        self.last_attribution: dict[str, float] = dict(self.attribution_day)   # this cycle's, held positions
         self._latest: ChainSnapshot | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -139,13 +140,13 @@ class Engine:
         m = self.settings.market
         self.feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, m.strike_window)
         self._running = True
-        self._spawn(self._pump(), "feed pump")
-        self._spawn(self._cycle_loop(), "cycle loop")
+        for task in (self._spawn(self._pump(), "feed pump"), self._spawn(self._cycle_loop(), "cycle loop")):
+            task.long_running = True
         if self.health is not None:
             self._lag_monitor = self.health.lag_monitor()
             self._lag_monitor.on_sample = self._loop_lag_sample
             self._lag_monitor.start()
-            self._spawn(self._health_loop(), "health checks")
+            self._spawn(self._health_loop(), "health checks").long_running = True
         self.publish_status()
 
     def _loop_lag_sample(self, lag_ms: float) -> None:
@@ -198,6 +199,16 @@ class Engine:
             except Exception:
                 log.exception("closing %s failed", close)
         self.stopped.set()
+
+    async def settle_tasks(self) -> None:
+        """Wait for every task the cycle spawned (order sends, cancels, the monitor): backtests call this
+        between snapshots so each cycle sees the effects of the last one (the live loop lets them overlap)."""
+        while True:
+            pending = [t for t in self._tasks if not t.done()
+                       and getattr(t, "long_running", False) is False]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -359,16 +370,20 @@ class Engine:
         self._last_marks, self._last_marks_at = marks, at
         if prev_at is None or trading_day_of(prev_at) != trading_day_of(at):
             self.attribution_day = dict.fromkeys(self.attribution_day, 0.0)
+        self.last_attribution = dict.fromkeys(self.attribution_day, 0.0)
         held = [c for c in prev if c in marks and prev[c][0] == marks[c][0]]
         if not held or prev_at is None:
             return
         p0 = np.array([prev[c] for c in held], dtype=float)
         p1 = np.array([marks[c] for c in held], dtype=float)
+        no_forward = ~(np.isfinite(p0[:, 3]) & np.isfinite(p1[:, 3]))    # unquoted: its move is residual
+        p0[no_forward, 3] = p1[no_forward, 3] = 0.0
         days = (at - prev_at).total_seconds() / 86_400.0
         parts = attribute(p0[:, 0], p0[:, 1], p0[:, 2], p1[:, 2], p0[:, 3], p1[:, 3], p0[:, 4], p1[:, 4], days,
                           p0[:, 5], p0[:, 6], p0[:, 7], p0[:, 8]).totals()
         for name, value in parts.items():
             if math.isfinite(value):
+                self.last_attribution[name] = value
                 self.attribution_day[name] = self.attribution_day.get(name, 0.0) + value
 
     async def _monitor(self, now: datetime, surface: Surface, params) -> None:
@@ -632,6 +647,7 @@ class Engine:
         if pos is None or not pos.quantity:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message="no position to close")
         qty = min(abs(pos.quantity), quantity or abs(pos.quantity))
+        qty = self._within_order_limits(pos.contract, qty, self.book.mark_of(contract_id))
         side = Side.SELL if pos.quantity > 0 else Side.BUY
         order, market, why = self.build_order(pos.contract, side, qty, None, OrderPurpose.EXIT)
         if order is None:
@@ -680,11 +696,21 @@ class Engine:
             if not reason or snap is None or not self._may_retry(("exit", cid), now):
                 continue
             side = Side.SELL if pos.quantity > 0 else Side.BUY
-            order, market, why = self.build_order(pos.contract, side, abs(pos.quantity), None, OrderPurpose.EXIT)
+            quantity = self._within_order_limits(pos.contract, abs(pos.quantity), self.book.mark_of(cid))
+            order, market, why = self.build_order(pos.contract, side, quantity, None, OrderPurpose.EXIT)
             if order is not None:
                 log.info("exit %s: %s", pos.contract.description, reason)
                 if not self.route(order, market).sent:
                     self._denied(("exit", cid), now)
+
+    def _within_order_limits(self, contract: Contract, quantity: int, price: float) -> int:
+        """The largest slice of `quantity` one order may carry (max quantity and premium); the rest of an
+        exit follows in later cycles, as a trader would work a large close."""
+        cfg = self.settings.risk
+        quantity = min(quantity, cfg.max_order_quantity)
+        if contract.sec_type is SecType.OPTION and math.isfinite(price) and price > 0:
+            quantity = min(quantity, int(cfg.max_order_premium // (price * contract.multiplier)))
+        return max(quantity, 1)
 
     def _hedge(self, now: datetime) -> None:
         snap = self.last_snapshot
@@ -697,7 +723,7 @@ class Engine:
         proposal = self.hedger.propose(delta_points, snap.future_contract, snap.future, now)
         if proposal is None:
             return
-        quantity = min(proposal.quantity, self.settings.risk.max_order_quantity)   # the rest next interval
+        quantity = self._within_order_limits(proposal.contract, proposal.quantity, proposal.limit_price)
         order, market, why = self.build_order(proposal.contract, proposal.side, quantity,
                                               proposal.limit_price, OrderPurpose.HEDGE)
         if order is None:
@@ -812,7 +838,7 @@ class Engine:
 
     async def reconcile(self) -> dict:
         """Bring the journal and book in line with the broker's truth: missing fills, orphan orders, positions."""
-        since = datetime.now(timezone.utc) - timedelta(days=7)
+        since = self.clock() - timedelta(days=7)
         report = {"missing_fills": 0, "closed_orders": 0, "position_mismatches": 0}
         try:
             broker_fills = await self.broker.fills_since(since)
@@ -903,7 +929,7 @@ class Engine:
         """Publish an alert (the router folds and routes it; the journal keeps it)."""
         self.alert_counts[code] = self.alert_counts.get(code, 0) + 1
         self._alert_seq += 1
-        alert = Alert(code, severity, source, message, self.clock(), alert_id=f"{self.signals.prefix}A{self._alert_seq}")
+        alert = Alert(code, severity, source, message, self.clock(), alert_id=f"{self.run_id}/A{self._alert_seq}")
         try:
             self.journal.record_alert(alert)
         except Exception:
@@ -1015,6 +1041,8 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     engine.alert_router = router
     engine.health = HealthChecks.from_settings(engine, settings, data_dir)
     closers: list[Callable[[], Any]] = [router.stop, journal.close]
+    if getattr(broker, "world", None) is not None:
+        closers.append(broker.world.close)          # the persistent paper account
     port = metrics_port or settings.alerts.metrics_port
     if port:
         metrics = Metrics()

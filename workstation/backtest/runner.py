@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import tempfile
 import time
 import warnings
@@ -19,13 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from workstation import bus as topics
 from workstation.config import Settings
-from workstation.domain import ChainSnapshot, Fill, SecType, Severity
+from workstation.domain import ChainSnapshot, Fill, Severity
 from workstation.engine import Engine
-from workstation.portfolio.attribution import attribute
 from workstation.storage import Journal
 
 from .broker import BacktestBroker
@@ -79,32 +76,12 @@ def backtest_settings(settings: Settings) -> Settings:
     return s
 
 
-def _fast_journal(path: Path, clock: Callable[[], datetime]) -> Journal:
-    """A throw-away journal: durability buys nothing in a backtest, so skip the fsync per commit."""
-    journal = Journal(path, clock=clock)
-    journal._conn.execute("PRAGMA synchronous=OFF")   # noqa: SLF001 - a temp file we delete after the run
-    return journal
-
-
-async def _drain(engine: Engine) -> None:
-    """Await every task the cycle spawned (order sends, the monitor) so the next cycle sees their effects.
-
-    The engine keeps its background tasks in `_tasks`; backtests must finish them before the next snapshot to be
-    deterministic (the live loop lets them run concurrently)."""
-    while True:
-        pending = [t for t in engine._tasks if not t.done()]   # noqa: SLF001 - see docstring
-        if not pending:
-            return
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
 class _Collector:
     """Equity curve, fits, fills and P&L attribution by Greeks, gathered from the bus and the book."""
 
     def __init__(self, engine: Engine, result: BacktestResult) -> None:
         self.engine, self.result = engine, result
         self.totals = {k: 0.0 for k in (*ATTRIBUTION_PARTS, "actual", "trading", "fees")}
-        self._held: dict[int, tuple] = {}      # contract -> (qty, mult, mark, forward, vol, d, g, v, th) at last cycle
         self._last_total = 0.0
         self._last_fees = 0.0
         self._last_at: datetime | None = None
@@ -123,53 +100,17 @@ class _Collector:
             "rho": p.rho, "rmse_iv": fit.rmse_iv, "accepted": fit.accepted, "iterations": fit.iterations,
             "quotes_used": fit.quotes_used, "elapsed_ms": fit.elapsed_ms})
 
-    def _market_of(self, cid: int) -> tuple[float, float, float, float, float, float]:
-        """Forward, vol and per-unit model Greeks (delta, gamma, vega, theta) of `cid` in the last cycle."""
-        e = self.engine
-        snap, surface, model = e.last_snapshot, e.last_surface, e.last_model
-        pos = e.book.position(cid)
-        if pos is not None and pos.contract.sec_type is SecType.FUTURE:
-            return e.book.mark_of(cid), math.nan, 1.0, 0.0, 0.0, 0.0
-        row = snap.index_of(cid) if snap is not None else None
-        if row is None or surface is None:
-            return math.nan, math.nan, 0.0, 0.0, 0.0, 0.0
-        vol = float(surface.iv_mid[row])
-        if not math.isfinite(vol) and model is not None:
-            vol = float(model.iv[row])
-        if model is None:
-            return float(surface.forward[row]), vol, 0.0, 0.0, 0.0, 0.0
-        return (float(surface.forward[row]), vol, float(model.delta[row]), float(model.gamma[row]),
-                float(model.vega[row]), float(model.theta[row]))
-
     def after_cycle(self, snap: ChainSnapshot) -> None:
         e, book = self.engine, self.engine.book
         at = snap.timestamp
         total, fees = book.total_pnl, book.commissions
-        # attribution of the positions held since the last cycle, from their marks then to their marks now
-        if self._held and self._last_at is not None:
-            ids = list(self._held)
-            cols = np.array([self._held[c] for c in ids], dtype=float).T
-            qty, mult, price0, fwd0, vol0, d, g, v, th = cols
-            now = [self._market_of(c) for c in ids]
-            fwd1 = np.array([m[0] if math.isfinite(m[0]) else f for m, f in zip(now, fwd0)])
-            vol1 = np.array([m[1] if math.isfinite(m[1]) else s for m, s in zip(now, vol0)])
-            price1 = np.array([book.mark_of(c) for c in ids])
-            no_fwd = ~(np.isfinite(fwd0) & np.isfinite(fwd1))    # unquoted: its move lands in the residual
-            fwd0, fwd1 = np.where(no_fwd, 0.0, fwd0), np.where(no_fwd, 0.0, fwd1)
-            days = (at - self._last_at).total_seconds() / 86_400.0
-            parts = attribute(qty, mult, price0, price1, fwd0, fwd1, vol0, vol1, days, d, g, v, th).totals()
-            for k in (*ATTRIBUTION_PARTS, "actual"):
-                self.totals[k] += parts[k]
-            held_pnl = parts["actual"]
-        else:
-            held_pnl = 0.0
+        parts = e.last_attribution          # this cycle's P&L of positions held since the last one, by Greeks
+        for k in (*ATTRIBUTION_PARTS, "actual"):
+            self.totals[k] += parts.get(k, 0.0)
+        held_pnl = parts.get("actual", 0.0)
         self.totals["fees"] += fees - self._last_fees
         self.totals["trading"] += (total - self._last_total) - held_pnl + (fees - self._last_fees)
         self._last_total, self._last_fees, self._last_at = total, fees, at
-        self._held = {}
-        for cid, pos in book.positions.items():
-            fwd, vol, d, g, v, th = self._market_of(cid)
-            self._held[cid] = (pos.quantity, pos.contract.multiplier, book.mark_of(cid), fwd, vol, d, g, v, th)
         greeks = book.greeks
         self.result.equity.append({
             "timestamp": at, "total": total, "realized": book.realized_pnl, "unrealized": book.unrealized_pnl,
@@ -192,12 +133,11 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
     clock = _Clock()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="backtest-", dir=workdir) as tmp:
-        journal = _fast_journal(Path(tmp) / "journal.sqlite", clock)
+        journal = Journal(Path(tmp) / "journal.sqlite", clock=clock, durable=False)   # throw-away
         broker = BacktestBroker(settings.execution.paper)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-numerics")
         # the runner drives the snapshots itself: no feed object, no background pump
         engine = Engine(settings, None, broker, journal, clock=clock, connection="backtest", executor=executor)
-        engine.signals.prefix = "S-"       # the live engine stamps signal ids with the wall clock
         engine.auto_execute = True
         collector = _Collector(engine, result)
         await broker.connect()
@@ -215,14 +155,14 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
                 except Exception as exc:   # as in the live loop: one bad snapshot must not end the run
                     log.exception("cycle failed at %s", snap.timestamp)
                     result.cycle_failures += 1
-                    engine.alert("CYCLE_FAILED", Severity.ERROR, f"cycle failed: {exc}")
-                await _drain(engine)
+                    engine.alert("ENGINE_ERROR", Severity.ERROR, f"cycle failed: {exc}")
+                await engine.settle_tasks()
                 collector.after_cycle(snap)
                 result.snapshots += 1
                 if progress is not None:
                     progress(result.snapshots, max(result.expected_snapshots, result.snapshots))
         finally:
-            await _drain(engine)
+            await engine.settle_tasks()
             result.orders = {coid: {"purpose": r.order.purpose.value, "signal_id": r.order.signal_id,
                                     "model_price": r.order.model_price, "status": r.status.value,
                                     "created_at": r.order.created_at}

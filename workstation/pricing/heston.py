@@ -66,7 +66,6 @@ def _fill_channels(mode, prm, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr
                 elif mode == 2:
                     for k in range(5):
                         vals_p[1 + k] = phi * grad[k] * base
-                sgn = 1.0 if side == 0 else -1.0
                 for c in range(n_ch):
                     v = vals_p[c]
                     if side == 0:

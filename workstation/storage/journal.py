@@ -118,9 +118,11 @@ def _utcnow() -> datetime:
 class Journal:
     """SQLite journal at `path` (created with its directory when missing, migrated to the current schema)."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = _utcnow, durable: bool = True) -> None:
+        """`durable=False` skips the fsync per commit: only for throw-away journals (backtests)."""
         self.path = Path(path)
         self._clock = clock
+        self._durable = durable
         self._lock = threading.RLock()
         self._depth = 0
         self._conn: sqlite3.Connection | None = self._open()
@@ -140,7 +142,7 @@ class Journal:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise JournalError(f"journal {self.path}: could not enable WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=FULL" if self._durable else "PRAGMA synchronous=OFF")
             conn.execute("PRAGMA foreign_keys=ON")
             self._migrate(conn)
         except BaseException as exc:

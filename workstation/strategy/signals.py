@@ -112,12 +112,13 @@ class SignalModel:
 class SignalBook:
     """Open signals and their lifecycle: NEW -> APPROVED / REJECTED / EXPIRED -> ORDERED."""
 
-    def __init__(self, config: SignalsConfig, publish: Callable[[Signal, bool], None]) -> None:
+    def __init__(self, config: SignalsConfig, publish: Callable[[Signal, bool], None],
+                 new_id: Callable[[], str] | None = None) -> None:
         self.config = config
         self.publish = publish          # (signal, state_changed): updates of a NEW signal's edge are not changes
         self._quiet_until: dict[tuple[int, Side], datetime] = {}
-        self._ids = itertools.count(1)
-        self.prefix = "S"
+        counter = itertools.count(1)
+        self.new_id = new_id or (lambda: f"S{next(counter)}")   # the engine passes the journal's counter
         self.open: dict[str, Signal] = {}
         self._by_key: dict[tuple[int, Side], str] = {}
         self.counts: dict[str, int] = {s.value: 0 for s in SignalState}
@@ -137,7 +138,7 @@ class SignalBook:
                           edge_dollars=c.edge_dollars, edge_vol=c.edge_vol, zscore=c.zscore, vega=c.vega,
                           quantity=c.quantity)
             if sid is None:
-                signal = Signal(f"{self.prefix}{next(self._ids)}", snap.contract(c.row), c.side, now, **fields)
+                signal = Signal(self.new_id(), snap.contract(c.row), c.side, now, **fields)
                 self._add(signal)
                 created.append(signal)
             elif self.open[sid].state is SignalState.NEW:

@@ -3,8 +3,6 @@ validated inline by the same models; Apply hands the new Settings to the running
 from __future__ import annotations
 
 import typing
-from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, ValidationError
