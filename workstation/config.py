@@ -104,6 +104,8 @@ class CalibrationConfig(Section):
     max_rejections: int = Field(5, ge=1, description="After this many 'much worse' fits in a row the new "
                                 "level is accepted (the market changed, or the last good fit saw a partial chain).")
     max_iterations: int = Field(100, ge=1, description="Levenberg-Marquardt iteration cap.")
+    ftol: float = Field(1e-5, gt=0, lt=1, description="Stop when a step lowers the squared IV error by less "
+                        "than this fraction (quote noise dwarfs what further iterations gain).")
     timeout_s: float = Field(2.0, gt=0, description="A fit slower than this raises a slow-fit alert.")
 
 

@@ -344,6 +344,9 @@ class Engine:
         snap = surface.snapshot
         self.book.mark_snapshot(snap, model.price if model is not None else None)
         marks: dict[int, tuple] = {}   # cid -> (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)
+        if model is not None:          # one vectorised Greeks call for every held option
+            rows = [snap.index_of(cid) for cid, p in self.book.positions.items() if p.quantity]
+            model.greeks([r for r in rows if r is not None])
         for cid, pos in self.book.positions.items():
             if not pos.quantity:
                 continue
@@ -352,8 +355,7 @@ class Engine:
             if pos.contract.sec_type is SecType.FUTURE:
                 greeks = (price, math.nan, 1.0, 0.0, 0.0, 0.0)
             elif row is not None and model is not None:
-                greeks = (surface.forward[row], surface.iv_mid[row], model.delta[row], model.gamma[row],
-                          model.vega[row], model.theta[row])
+                greeks = (surface.forward[row], surface.iv_mid[row], *model.greeks(row)[0])
             else:
                 greeks = (math.nan,) * 6
             marks[cid] = (pos.quantity, pos.contract.multiplier, price, *greeks)
@@ -451,8 +453,7 @@ class Engine:
             return None
         price = float(model.price[row]) if model is not None else math.nan
         if model is not None:
-            d, g, v, th = dollar_greeks(model.delta[row], model.gamma[row], model.vega[row], model.theta[row],
-                                        surface.forward[row], contract.multiplier, 1)
+            d, g, v, th = dollar_greeks(*model.greeks(row)[0], surface.forward[row], contract.multiplier, 1)
             greeks = DollarGreeks(float(d), float(g), float(v), float(th))
         else:
             greeks = DollarGreeks()

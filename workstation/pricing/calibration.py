@@ -39,12 +39,14 @@ def _default_initial(iv: np.ndarray, maturity: np.ndarray) -> np.ndarray:
 
 def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, weights=None,
                      initial: HestonParams | None = None, bounds=None,
-                     max_iterations: int = _MAX_ITERATIONS) -> CalibrationResult:
+                     max_iterations: int = _MAX_ITERATIONS, ftol: float = _FTOL) -> CalibrationResult:
     """Fit HestonParams to option prices (one Heston model for all expiries).
 
     Quotes without an implied vol (outside no-arbitrage bounds, bad inputs) are ignored. `weights` scale
     each residual (default 1); `bounds` = (lower[5], upper[5]) in (v0, kappa, theta, sigma, rho) order.
-    The result's IV errors are exact (model prices re-inverted), in vol points.
+    The result's IV errors are exact (model prices re-inverted), in vol points. `ftol` stops the search when
+    an accepted step lowers the cost by less than this fraction (a live fit every few seconds can stop at
+    1e-5: quote noise is far larger than what the last iterations gain).
     """
     started = time.perf_counter()
     _, (f, k, t, d, c, p) = broadcast_chain(forward, strike, maturity, discount, is_call, price)
@@ -106,7 +108,7 @@ def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, wei
             ratio = (cost - cost_new) / predicted if predicted > 0 else -1.0
             if np.isfinite(cost_new) and ratio > 0:
                 accepted = True
-                small_gain = cost - cost_new <= _FTOL * cost
+                small_gain = cost - cost_new <= ftol * cost
                 x, resid, jac, cost = x_new, resid_new, jac_new, cost_new
                 mu *= max(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3)
                 nu = 2.0

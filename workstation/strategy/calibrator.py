@@ -6,7 +6,7 @@ A failed or much worse fit keeps the last good parameters and marks the model st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -14,7 +14,7 @@ import numpy as np
 from ..config import CalibrationConfig
 from ..domain import HestonParams
 from ..events import FitEvent
-from ..pricing import calibrate_heston, heston_greeks, heston_price, implied_vol
+from ..pricing import black_greeks, calibrate_heston, heston_greeks, heston_price, implied_vol
 from .surface import Surface
 
 DEFAULT_START = HestonParams(v0=0.03, kappa=2.0, theta=0.04, sigma=0.8, rho=-0.7)
@@ -22,14 +22,33 @@ DEFAULT_START = HestonParams(v0=0.03, kappa=2.0, theta=0.04, sigma=0.8, rho=-0.7
 
 @dataclass(frozen=True, eq=False)
 class ModelValues:
-    """The fitted model on every row of a surface (NaN where the row has no forward)."""
+    """The fitted model on every row of a surface (NaN where the row has no forward).
 
+    `vega` is the Black vega at the model's implied vol, per vol point and unit of premium: what one vol
+    point of edge is worth in price, which is how signals convert vol edges. Heston Greeks (delta, gamma,
+    vega, theta under the model) are computed on demand for the rows that need them — positions and
+    orders — rather than for the whole chain every cycle.
+    """
+
+    params: HestonParams
+    surface: Surface
     price: np.ndarray
     iv: np.ndarray
-    delta: np.ndarray
-    gamma: np.ndarray
-    vega: np.ndarray       # per vol point, per unit of premium
-    theta: np.ndarray      # per calendar day
+    vega: np.ndarray
+    _greeks: dict = field(default_factory=dict, repr=False)
+
+    def greeks(self, rows) -> np.ndarray:
+        """Heston (delta, gamma, vega, theta) per unit for `rows`, shape (len(rows), 4); NaN without a forward."""
+        rows = [int(r) for r in np.atleast_1d(rows)]
+        missing = [r for r in dict.fromkeys(rows) if r not in self._greeks]
+        if missing:
+            sur, snap = self.surface, self.surface.snapshot
+            idx = np.array(missing)
+            g = heston_greeks(self.params, sur.forward[idx], snap.strike[idx], sur.maturity[idx], sur.discount[idx],
+                              snap.is_call[idx])
+            for i, r in enumerate(missing):
+                self._greeks[r] = (float(g.delta[i]), float(g.gamma[i]), float(g.vega[i]), float(g.theta[i]))
+        return np.array([self._greeks[r] for r in rows], dtype=float).reshape(len(rows), 4)
 
 
 def thin_evenly(rows: np.ndarray, cap: int) -> np.ndarray:
@@ -40,20 +59,16 @@ def thin_evenly(rows: np.ndarray, cap: int) -> np.ndarray:
 
 
 def evaluate_model(params: HestonParams, surface: Surface) -> ModelValues:
-    """Model prices, IVs and Greeks for the whole chain (one vectorised call per quantity)."""
+    """Model prices, implied vols and Black vegas at those vols for the whole chain (vectorised)."""
     snap = surface.snapshot
     ok = np.isfinite(surface.forward) & np.isfinite(surface.discount) & (surface.maturity > 0)
-    price = np.full(len(snap), np.nan)
-    iv = np.full(len(snap), np.nan)
-    greeks = [np.full(len(snap), np.nan) for _ in range(4)]
+    price, iv, vega = (np.full(len(snap), np.nan) for _ in range(3))
     if ok.any():
         args = (surface.forward[ok], snap.strike[ok], surface.maturity[ok], surface.discount[ok], snap.is_call[ok])
         price[ok] = heston_price(params, *args)
         iv[ok] = implied_vol(price[ok], *args)
-        g = heston_greeks(params, *args)
-        for out, value in zip(greeks, (g.delta, g.gamma, g.vega, g.theta)):
-            out[ok] = value
-    return ModelValues(price, iv, *greeks)
+        vega[ok] = black_greeks(*args[:4], iv[ok], args[4]).vega
+    return ModelValues(params, surface, price, iv, vega)
 
 
 class Calibrator:
@@ -74,7 +89,8 @@ class Calibrator:
         try:
             result = calibrate_heston(
                 surface.forward[rows], snap.strike[rows], surface.maturity[rows], surface.discount[rows],
-                snap.is_call[rows], snap.mid[rows], initial=self.last_good or DEFAULT_START)
+                snap.is_call[rows], snap.mid[rows], initial=self.last_good or DEFAULT_START,
+                max_iterations=self.config.max_iterations, ftol=self.config.ftol)
         except Exception as exc:  # the numerics must not take the engine down
             return self._rejected(now, f"calibration error: {exc}", len(rows), surface)
         rmse = float(result.rmse_iv)

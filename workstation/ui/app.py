@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ async def run_window(window, engine, screenshot: Path | None, after: float) -> i
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             ok = window.save_screenshot(screenshot)
             log.info("screenshot %s %s", screenshot, "saved" if ok else "FAILED")
+            panels = os.environ.get("HESTON_PANEL_SHOTS")     # hidden: every panel and dialog as well
+            if panels:
+                files = window.save_panel_screenshots(Path(panels))
+                log.info("%d panel screenshots in %s", len(files), panels)
             code = 0 if ok else 1
             window.close()
         else:

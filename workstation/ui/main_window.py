@@ -335,6 +335,67 @@ class MainWindow(QMainWindow):
         self.flush()
         return self.grab().save(str(path), "PNG")
 
+    def save_panel_screenshots(self, directory) -> list:
+        """PNGs of every dock, every surface view (3-D included), and the settings, what-if, live-guard and
+        Backtest windows, into `directory` (the visual check of issue 6). Returns the files written."""
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QApplication
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+
+        def shoot(widget, name: str) -> None:
+            QApplication.processEvents()
+            path = out / f"{name}.png"
+            if widget.grab().save(str(path), "PNG"):
+                written.append(path)
+
+        self.flush()
+        for name, dock in self.docks.items():
+            if name == "log":                   # tabbed behind calibration: bring it up for its picture
+                dock.raise_()
+            shoot(dock, f"panel-{name}")
+        self.docks["calibration"].raise_()
+        tabs = self.surface.tabs
+        current = tabs.currentIndex()
+        for i in range(tabs.count()):
+            tabs.setCurrentIndex(i)
+            shoot(self.surface, "surface-" + tabs.tabText(i).lower().replace(" ", "-").replace("3-d", "3d"))
+        tabs.setCurrentIndex(current)
+        dialogs = []
+        self.open_settings()
+        dialogs.append((self.settings_dialog, "dialog-settings"))
+        self.open_live_guard()
+        dialogs.append((self.live_guard, "dialog-live-guard"))
+        self.open_backtest()
+        dialogs.append((self.backtest_dialog, "dialog-backtest"))
+        preview = self._sample_preview()
+        if preview is not None:
+            from .dialogs.whatif import WhatIfDialog
+
+            what_if = WhatIfDialog(preview, "Approve signal — what if", self)
+            what_if.show()
+            dialogs.append((what_if, "dialog-what-if"))
+        for dialog, name in dialogs:
+            dialog.show()
+            shoot(dialog, name)
+            dialog.close()
+        return written
+
+    def _sample_preview(self):
+        """A what-if for the screenshots: the best open signal's, else the order ticket's current order."""
+        signals = self.bridge.query("open_signals", []) or []
+        try:
+            if signals:
+                return self.engine.preview_signal(signals[0].signal_id)
+            if self.orders.contract_id() is not None:
+                return self.engine.preview_order(*self.orders.order_args())
+        except Exception:
+            log.exception("no what-if preview for the screenshots")
+        return None
+
     def closeEvent(self, event) -> None:
         self.save_layout()
         self.refresh.stop()
