@@ -12,7 +12,8 @@ from workstation.domain import settlement_instant
 from workstation.domain.snapshot import NEW_YORK
 from workstation.sim.clock import SimClock, is_session_open
 from workstation.sim.listing import build_listing, contract_id_for, pm_expiries, spx_monthlies, third_friday
-from workstation.sim.market import SimMarket, on_tick
+from workstation.domain.ticks import on_tick
+from workstation.sim.market import SimMarket
 
 DAY = date(2025, 10, 1)   # a Wednesday
 

@@ -12,44 +12,23 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from workstation.config import PaperConfig
 from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
                                 Side, settlement_instant)
-from workstation.domain.ticks import on_tick, option_tick
+from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick, option_tick
+from workstation.sim.exchange import WorkingOrder
 from workstation.execution.broker import FillCallback, OrderEventCallback
 
 log = logging.getLogger(__name__)
 
-FUTURE_TICK = 0.25
 SETTLEMENT = "settlement"     # client order id prefix and liquidity flag of settlement fills
 
 
-@dataclass
-class _Working:
-    """An order resting at the backtest exchange."""
-
-    order: Order
-    broker_id: str
-    limit: float | None
-    quantity: int
-    filled: int = 0
-    notional: float = 0.0
-    status: OrderStatus = OrderStatus.SUBMITTED
-
-    @property
-    def remaining(self) -> int:
-        return self.quantity - self.filled
-
-    @property
-    def avg_price(self) -> float:
-        return round(self.notional / self.filled, 6) if self.filled else math.nan
-
-
 def _tick(contract: Contract, price: float) -> float:
-    return FUTURE_TICK if contract.sec_type is SecType.FUTURE else option_tick(price)
+    return contract_tick(contract.sec_type is SecType.FUTURE, price)
 
 
 def _expired(contract: Contract, at: datetime) -> bool:
@@ -66,7 +45,7 @@ class BacktestBroker:
         self.config = config
         self.on_order_event: list[OrderEventCallback] = []
         self.on_fill: list[FillCallback] = []
-        self.orders: dict[str, _Working] = {}
+        self.orders: dict[str, WorkingOrder] = {}
         self.position_by_id: dict[int, int] = {}
         self.contracts: dict[int, Contract] = {}
         self.fills: list[Fill] = []
@@ -138,7 +117,7 @@ class BacktestBroker:
         self._seq += 1
         return f"{prefix}{self._seq}"
 
-    def _event(self, w: _Working, at: datetime, reason: str = "") -> OrderEvent:
+    def _event(self, w: WorkingOrder, at: datetime, reason: str = "") -> OrderEvent:
         return OrderEvent(w.order.client_order_id, w.status, at, w.filled,
                           w.remaining if w.status.is_working else 0, w.avg_price, reason, w.broker_id, w.limit)
 
@@ -148,7 +127,7 @@ class BacktestBroker:
         if reason:
             return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "",
                                order.limit_price)]
-        w = _Working(order, self._next("B"), order.limit_price, order.quantity)
+        w = WorkingOrder(order, self._next("B"), order.limit_price, order.quantity)
         self.orders[order.client_order_id] = w
         self.contracts[order.contract.contract_id] = order.contract
         return [self._event(w, at)]
@@ -209,7 +188,7 @@ class BacktestBroker:
             return None
         return float(snap.bid[row]), float(snap.ask[row]), int(snap.bid_size[row]), int(snap.ask_size[row])
 
-    def _match(self, w: _Working, snap: ChainSnapshot, taken: dict[tuple[int, Side], int]) -> list[OrderEvent | Fill]:
+    def _match(self, w: WorkingOrder, snap: ChainSnapshot, taken: dict[tuple[int, Side], int]) -> list[OrderEvent | Fill]:
         c, side = w.order.contract, w.order.side
         touch = self._touch(c, snap)
         if touch is None:

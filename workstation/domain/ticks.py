@@ -1,4 +1,4 @@
-"""Cboe minimum price increments for SPX/XSP options: 0.05 below 3.00, 0.10 from 3.00 up."""
+"""Minimum price increments: Cboe SPX/XSP options 0.05 below 3.00, 0.10 from 3.00 up; the index future 0.25."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,7 @@ import numpy as np
 SMALL_TICK = 0.05
 LARGE_TICK = 0.10
 TICK_BREAK = 3.00
+FUTURE_TICK = 0.25          # ES / the simulator's index future
 
 
 def option_tick(price: float) -> float:
@@ -28,9 +29,19 @@ def round_to_tick(price: float, direction: str = "nearest", tick: float | None =
     return value
 
 
+def option_tick_array(price: np.ndarray | float) -> np.ndarray:
+    """Vectorised `option_tick`."""
+    return np.where(np.asarray(price) < TICK_BREAK - 1e-9, SMALL_TICK, LARGE_TICK)
+
+
+def contract_tick(is_future: bool, price: float) -> float:
+    """Tick of a contract at `price`: the future's fixed tick, or the option tick."""
+    return FUTURE_TICK if is_future else option_tick(price)
+
+
 def on_tick(price: float, tick: float | None = None) -> bool:
-    """True when `price` is a valid increment (the paper exchange rejects others)."""
-    if not math.isfinite(price) or price < 0:
+    """True when `price` is a positive multiple of the tick (exchanges reject other limits)."""
+    if not math.isfinite(price) or price <= 0:
         return False
     step = tick or option_tick(price)
     return abs(price / step - round(price / step)) < 1e-6
@@ -38,7 +49,7 @@ def on_tick(price: float, tick: float | None = None) -> bool:
 
 def round_to_tick_array(price: np.ndarray, direction: str = "nearest") -> np.ndarray:
     """Vectorised `round_to_tick` for option prices."""
-    step = np.where(price < TICK_BREAK - 1e-9, SMALL_TICK, LARGE_TICK)
+    step = option_tick_array(price)
     units = price / step
     if direction == "down":
         units = np.floor(units + 1e-9)

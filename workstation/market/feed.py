@@ -14,6 +14,7 @@ and kept in `status`; a callback that raises is logged and skipped.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -85,3 +86,12 @@ class StatusMixin:
                 callback(self.status)
             except Exception:
                 log.exception("feed status callback %r failed", callback)
+
+
+async def closed_within(closed: "asyncio.Event", seconds: float) -> bool:
+    """Sleep up to `seconds`, waking early when the feed is closed; True when it was closed."""
+    try:
+        await asyncio.wait_for(closed.wait(), seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False

@@ -28,7 +28,7 @@ import numpy as np
 from ib_async import IB, Contract as IBContract, Future, Index, Option, Ticker
 
 from workstation.domain import ChainSnapshot, Contract, Quote, Right, SecType, Settlement, settlement_instant
-from workstation.market.feed import FeedState, StatusMixin
+from workstation.market.feed import FeedState, StatusMixin, closed_within
 
 log = logging.getLogger(__name__)
 
@@ -630,7 +630,4 @@ class IBFeed(StatusMixin):
                 yield snap
             delay = self.interval_s - (time.monotonic() - started)
             if delay > 0:
-                try:
-                    await asyncio.wait_for(self._closed.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
+                await closed_within(self._closed, delay)

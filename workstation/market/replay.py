@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from workstation.domain import ChainSnapshot, Contract, Quote, SecType
 from workstation.domain.snapshot import NEW_YORK
-from workstation.market.feed import FeedState, StatusMixin
+from workstation.market.feed import FeedState, StatusMixin, closed_within
 from workstation.market.recorder import file_metadata
 from workstation.sim.listing import contract_ids
 
@@ -159,11 +159,8 @@ class ReplayFeed(StatusMixin):
             if self.speed > 0 and previous is not None:
                 delay = (snap.timestamp - previous).total_seconds() / self.speed
                 if delay > 0:
-                    try:
-                        await asyncio.wait_for(self._closed.wait(), delay)
+                    if await closed_within(self._closed, delay):
                         return
-                    except asyncio.TimeoutError:
-                        pass
             else:
                 await asyncio.sleep(0)
             previous = snap.timestamp

@@ -12,7 +12,7 @@ import time
 from typing import AsyncIterator
 
 from workstation.domain import ChainSnapshot
-from workstation.market.feed import FeedState, StatusMixin
+from workstation.market.feed import FeedState, StatusMixin, closed_within
 from workstation.sim.world import SimWorld
 
 
@@ -89,11 +89,8 @@ class SimulatedFeed(StatusMixin):
             else:
                 delay = next_at - time.monotonic()
                 if delay > 0:
-                    try:
-                        await asyncio.wait_for(self._closed.wait(), delay)
+                    if await closed_within(self._closed, delay):
                         return
-                    except asyncio.TimeoutError:
-                        pass
                 next_at += self.wall_interval_s
             first = False
             yield self.snapshot_now()

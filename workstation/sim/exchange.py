@@ -21,15 +21,15 @@ from datetime import datetime, timezone
 from workstation.domain import (Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side,
                                 settlement_instant)
 from workstation.sim.account_store import AccountStore, StoredOrder
-from workstation.sim.listing import FUTURE_TICK
-from workstation.sim.market import SimMarket, on_tick, tick_for
+from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
+from workstation.sim.market import SimMarket
 
 Event = OrderEvent | Fill
 
 
 @dataclass
-class _Working:
-    """An order resting at the exchange."""
+class WorkingOrder:
+    """An order resting at an exchange (the simulated one, or the backtest's recorded-quote one)."""
 
     order: Order
     broker_id: str
@@ -66,7 +66,7 @@ class PaperExchange:
         self.market = market
         self.config = config
         self.store = store
-        self.orders: dict[str, _Working] = {}
+        self.orders: dict[str, WorkingOrder] = {}
         self.positions: dict[int, int] = {}
         self.contracts: dict[int, Contract] = {}
         self.cash = 0.0
@@ -81,7 +81,7 @@ class PaperExchange:
     def _load(self, store: AccountStore) -> None:
         state = store.load()
         for o in state.orders:
-            self.orders[o.order.client_order_id] = _Working(o.order, o.broker_id, o.limit, o.quantity, o.filled,
+            self.orders[o.order.client_order_id] = WorkingOrder(o.order, o.broker_id, o.limit, o.quantity, o.filled,
                                                             o.notional, o.status)
         self.positions, self.contracts, self.cash = state.positions, state.contracts, state.cash
         self.fills, self.booked_at, self._seq = state.fills, state.booked_at, state.seq
@@ -90,7 +90,7 @@ class PaperExchange:
         self._seq += 1
         return self._seq
 
-    def _save(self, w: _Working) -> None:
+    def _save(self, w: WorkingOrder) -> None:
         if self.store is not None:
             self.store.save_order(StoredOrder(w.order, w.broker_id, w.limit, w.quantity, w.filled, w.notional,
                                               w.status), self._seq)
@@ -149,7 +149,7 @@ class PaperExchange:
                     events += self._match(w)
         return events
 
-    def _event(self, w: _Working, at: datetime, reason: str = "", status: OrderStatus | None = None) -> OrderEvent:
+    def _event(self, w: WorkingOrder, at: datetime, reason: str = "", status: OrderStatus | None = None) -> OrderEvent:
         return OrderEvent(w.order.client_order_id, status or w.status, at, w.filled, w.remaining if
                           (status or w.status).is_working else 0, w.avg_price, reason, w.broker_id, w.limit)
 
@@ -161,7 +161,7 @@ class PaperExchange:
         reason = self._check(order, at)
         if reason:
             return self._reject(order, at, reason)
-        w = _Working(order, f"P{self._next_seq()}", order.limit_price, order.quantity)
+        w = WorkingOrder(order, f"P{self._next_seq()}", order.limit_price, order.quantity)
         self._save(w)
         self.orders[order.client_order_id] = w
         self.contracts[order.contract.contract_id] = order.contract
@@ -203,12 +203,10 @@ class PaperExchange:
 
     @staticmethod
     def _tick(c: Contract, price: float) -> float:
-        return FUTURE_TICK if c.sec_type is SecType.FUTURE else float(tick_for(price))
+        return contract_tick(c.sec_type is SecType.FUTURE, price)
 
     def _on_tick(self, c: Contract, price: float) -> bool:
-        if c.sec_type is SecType.FUTURE:
-            return abs(price / FUTURE_TICK - round(price / FUTURE_TICK)) < 1e-6
-        return on_tick(price)
+        return on_tick(price, FUTURE_TICK if c.sec_type is SecType.FUTURE else None)
 
     def _on_cancel(self, at: datetime, client_order_id: str) -> list[Event]:
         w = self.orders.get(client_order_id)
@@ -249,7 +247,7 @@ class PaperExchange:
         q = self.market.quote_rows([row])
         return float(q.bid[0]), float(q.ask[0]), int(q.bid_size[0]), int(q.ask_size[0])
 
-    def _match(self, w: _Working) -> list[Event]:
+    def _match(self, w: WorkingOrder) -> list[Event]:
         c, side = w.order.contract, w.order.side
         if not self._known(c):        # an order restored from the account for a contract no longer listed
             return []

@@ -23,7 +23,6 @@ from workstation.domain import Contract, Right, SecType, Settlement, settlement_
 
 CLASS_CODES = {"SPX": 1, "SPXW": 2, "XSP": 3, "ES": 9}
 FUTURE_MULTIPLIER = 50.0
-FUTURE_TICK = 0.25
 STRIKE_STEPS = {"SPX": (5.0, 25.0, 50.0, 100.0, 200.0), "XSP": (1.0, 5.0, 10.0, 20.0, 50.0)}
 LISTING_VOL = 0.20        # vol used to size strike bands (sd = LISTING_VOL * sqrt(T))
 NEAR_STEP_SD = 0.17       # the near-the-money step is about this fraction of one stdev (then the next listed step)

@@ -16,23 +16,12 @@ from workstation.domain import ChainSnapshot, Quote, settlement_instant
 from workstation.domain.snapshot import NEW_YORK
 from workstation.sim.clock import is_session_open, session_bounds
 from workstation.sim.dynamics import GRID_SECONDS, SECONDS_PER_YEAR, heston_path, open_mask
-from workstation.sim.listing import FUTURE_TICK, Listing, build_listing
+from workstation.domain.ticks import FUTURE_TICK, SMALL_TICK as TICK_SMALL, option_tick_array as tick_for
+from workstation.sim.listing import Listing, build_listing
 from workstation.sim.smile import SmileParams, atm_total_variance, black76, ssvi_vol
 
-TICK_SMALL, TICK_LARGE, TICK_BREAK = 0.05, 0.10, 3.00
 MISPRICING_FLOOR = 0.0005         # mispricings below 0.05 vol points are forgotten
 SPREAD_VOL = 0.0010               # ATM one-month bid/ask spread, in vol (0.1 vol points) before widening
-
-
-def tick_for(price: np.ndarray | float) -> np.ndarray | float:
-    """Cboe SPX tick: 0.05 below 3.00, 0.10 from 3.00."""
-    return np.where(np.asarray(price) < TICK_BREAK, TICK_SMALL, TICK_LARGE)
-
-
-def on_tick(price: float) -> bool:
-    """Is `price` a valid option price on the Cboe tick grid?"""
-    tick = float(tick_for(price))
-    return price > 0 and abs(price / tick - round(price / tick)) < 1e-6
 
 
 @dataclass(frozen=True)
