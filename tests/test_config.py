@@ -78,3 +78,11 @@ def test_secrets_are_masked_in_logs():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "connecting with %s", ("hunter2-secret",), None)
     SecretMasker(["hunter2-secret"]).filter(record)
     assert "hunter2-secret" not in record.getMessage() and "***" in record.getMessage()
+
+
+def test_reference_yaml_is_current_and_loads():
+    """config/reference.yaml documents every field; it must match the models (regenerate when they change)."""
+    from workstation.config import reference_yaml
+    text = (ROOT / "config" / "reference.yaml").read_text()
+    assert text == reference_yaml(), "run: python -m workstation.config > config/reference.yaml"
+    assert isinstance(load_settings(ROOT / "config" / "reference.yaml", environ={}), Settings)
