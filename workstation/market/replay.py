@@ -14,6 +14,7 @@ from typing import AsyncIterator, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from workstation.domain import ChainSnapshot, Contract, Quote, SecType
@@ -46,9 +47,10 @@ def _snapshot(t: pa.Table, source: str) -> ChainSnapshot:
                     first("future_bid_size"), first("future_ask_size"), first("future_quote_time"))
     return ChainSnapshot(
         timestamp=first("timestamp"), underlying=first("underlying"), underlying_price=first("underlying_price"),
-        contract_id=c["contract_id"].to_numpy(), trading_class=np.asarray(c["trading_class"].to_pylist(), "<U8"),
+        contract_id=c["contract_id"].to_numpy(),
+        trading_class=c["trading_class"].to_numpy(zero_copy_only=False).astype("<U8"),
         expiry=c["expiry"].to_numpy().astype("datetime64[D]"), strike=c["strike"].to_numpy(),
-        is_call=np.asarray(c["right"].to_pylist()) == "C", bid=c["bid"].to_numpy(), ask=c["ask"].to_numpy(),
+        is_call=pc.equal(c["right"], "C").to_numpy(zero_copy_only=False).astype(bool), bid=c["bid"].to_numpy(), ask=c["ask"].to_numpy(),
         bid_size=c["bid_size"].to_numpy(), ask_size=c["ask_size"].to_numpy(), am_settled=c["am_settled"].to_numpy(),
         multiplier=c["multiplier"].to_numpy(), quote_time=c["quote_time"].to_numpy().astype("datetime64[ms]"),
         source=source, future=fut, future_contract=fc, sequence=first("sequence"))
