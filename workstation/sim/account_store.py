@@ -131,6 +131,13 @@ class AccountStore:
                 state.contracts.setdefault(o.order.contract.contract_id, o.order.contract)
             return state
 
+    def last_activity(self) -> datetime | None:
+        """Simulated time of the latest execution or order acknowledgement (None for a new account)."""
+        state = self.load()
+        times = [f.timestamp for f in state.fills] + [o.order.created_at for o in state.orders
+                                                         if o.order.created_at is not None]
+        return max(times) if times else None
+
     def _meta(self, key: str):
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else 0

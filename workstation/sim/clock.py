@@ -39,6 +39,18 @@ def is_session_open(at: datetime, always_open: bool = False) -> bool:
     return SESSION_OPEN <= local.time() < SESSION_CLOSE
 
 
+def next_open_moment(at: datetime, always_open: bool = False) -> datetime:
+    """`at` when the market is open then, else the next regular-session open after it."""
+    if is_session_open(at, always_open):
+        return at
+    day = at.astimezone(NEW_YORK).date()
+    while True:
+        opens = session_bounds(day)[0]
+        if day.weekday() < 5 and opens > at:
+            return opens
+        day += timedelta(days=1)
+
+
 class SimClock:
     """Simulated time. Real-time mode: `now = start + speed * wall seconds elapsed`. Manual mode: `advance()`."""
 
@@ -58,14 +70,19 @@ class SimClock:
 
     @classmethod
     def from_config(cls, cfg, manual: bool = False, today: date | None = None,
-                    wall: Callable[[], float] = _time.monotonic) -> "SimClock":
-        """Build from a `SimulatorConfig`: start at the session open of `start_date` (default: last weekday)."""
+                    wall: Callable[[], float] = _time.monotonic, resume_after: datetime | None = None) -> "SimClock":
+        """Build from a `SimulatorConfig`: start at the session open of `start_date` (default: last weekday).
+
+        `resume_after` (the last activity of a persistent paper account) moves the start past it, so a restarted
+        workstation carries on where the account stopped instead of replaying the morning again."""
         now_ny = datetime.now(NEW_YORK)
         if cfg.start == "now" and cfg.start_date is None:
             start = now_ny
         else:
             day = cfg.start_date or last_weekday(today or now_ny.date())
             start = session_bounds(day)[0]
+        if resume_after is not None and resume_after >= start:
+            start = next_open_moment(resume_after + timedelta(seconds=1), cfg.always_open)
         return cls(start, speed=cfg.speed, always_open=cfg.always_open, manual=manual, wall=wall)
 
     def now(self) -> datetime:

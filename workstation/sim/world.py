@@ -25,9 +25,10 @@ class SimWorld:
 
     def __init__(self, simulator, paper, manual: bool = False, today: date | None = None,
                  clock: SimClock | None = None, account_path: Path | str | None = None) -> None:
-        self.clock = clock or SimClock.from_config(simulator, manual=manual, today=today)
-        self.market = SimMarket(simulator, self.clock.now())
         self.account = AccountStore(account_path) if account_path is not None else None
+        resume = self.account.last_activity() if self.account is not None else None
+        self.clock = clock or SimClock.from_config(simulator, manual=manual, today=today, resume_after=resume)
+        self.market = SimMarket(simulator, self.clock.now())
         self.exchange = PaperExchange(self.market, paper, self.account)
         self.on_event: list[Callable[[Event], None]] = []
 
