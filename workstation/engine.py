@@ -474,9 +474,8 @@ class Engine:
         now = self.clock()
         working = self.orders.working()
         cutoff = now - timedelta(seconds=max(RECENT_ORDERS_S, self.settings.risk.duplicate_window_s))
-        recent = [r.order for r in self.orders.records.values()
-                  if r.order.created_at and r.order.created_at >= cutoff and r.status is not OrderStatus.REJECTED
-                  or (r.order.created_at and r.order.created_at >= cutoff and not r.risk_codes)]
+        recent = [r.order for r in self.orders.records.values()      # sent lately (risk denials never left)
+                  if r.order.created_at is not None and r.order.created_at >= cutoff and not r.risk_codes]
         risk_cfg = self.settings.risk
         if self.connection == "simulated" and self.settings.market.simulator.always_open:
             risk_cfg = risk_cfg.model_copy(update={"enforce_trading_hours": False})

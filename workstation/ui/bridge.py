@@ -68,8 +68,24 @@ class Bridge(QObject):
             topics.RISK: self.risk, topics.TRADING_STATE: self.trading_state, topics.ALERT: self.alert,
             topics.STATUS: self.status, topics.CYCLE: self.cycle, topics.SETTINGS: self.settings,
         }
+        router = self.alert_router
+        if router is not None:     # folded alerts (one row per repeating condition, with its count)
+            del pairs[topics.ALERT]
+            self._unsubscribe.append(router.subscribe(self.alert.emit))
         for topic, qt_signal in pairs.items():
             self._unsubscribe.append(bus.subscribe(topic, qt_signal.emit))
+
+    @property
+    def alert_router(self) -> Any:
+        """The engine's alert router when it has one that folds repeats (subscribe/acknowledge/recent)."""
+        router = getattr(self.engine, "alert_router", None)
+        return router if router is not None and callable(getattr(router, "subscribe", None)) else None
+
+    def acknowledge_alert(self, alert_id: str) -> bool:
+        """Acknowledge through the router (its listeners, the panel included, get the acknowledged alert;
+        the next repeat starts a new alert). False when there is no router: the panel marks it itself."""
+        router = self.alert_router
+        return bool(router is not None and alert_id and router.acknowledge(alert_id))
 
     def detach(self) -> None:
         """Unsubscribe everything (before the window goes away, so no emit reaches a dead object)."""
@@ -86,6 +102,9 @@ class Bridge(QObject):
             value = getattr(eng, name, None)
             if value is not None:
                 qt_signal.emit(value)
+        if self.alert_router is not None:
+            for alert in self.alert_router.recent()[-200:]:
+                self.alert.emit(alert)
         for fit in list(getattr(eng, "fit_history", None) or [])[-200:]:
             self.fit.emit(fit)
         if getattr(eng, "last_surface", None) is not None:

@@ -127,10 +127,10 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["orders"], d["positions"], Qt.Vertical)
         self.splitDockWidget(d["risk"], d["alerts"], Qt.Vertical)
         d["calibration"].raise_()
-        self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [620, 640, 400], Qt.Horizontal)
-        self.resizeDocks([d["surface"], d["calibration"]], [600, 320], Qt.Vertical)
-        self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [300, 420, 200], Qt.Vertical)
-        self.resizeDocks([d["risk"], d["alerts"]], [600, 320], Qt.Vertical)
+        self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [600, 660, 420], Qt.Horizontal)
+        self.resizeDocks([d["surface"], d["calibration"]], [560, 370], Qt.Vertical)
+        self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [250, 480, 200], Qt.Vertical)
+        self.resizeDocks([d["risk"], d["alerts"]], [600, 330], Qt.Vertical)
 
     def save_layout(self) -> None:
         self.store.setValue("window/geometry", self.saveGeometry())
@@ -335,19 +335,18 @@ class MainWindow(QMainWindow):
         self.flush()
         return self.grab().save(str(path), "PNG")
 
-    def save_panel_screenshots(self, directory) -> list:
+    async def save_panel_screenshots(self, directory) -> list:
         """PNGs of every dock, every surface view (3-D included), and the settings, what-if, live-guard and
         Backtest windows, into `directory` (the visual check of issue 6). Returns the files written."""
+        import asyncio
         from pathlib import Path
-
-        from PySide6.QtWidgets import QApplication
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         written = []
 
-        def shoot(widget, name: str) -> None:
-            QApplication.processEvents()
+        async def shoot(widget, name: str) -> None:
+            await asyncio.sleep(0.25)          # let the loop lay out and paint (never processEvents() in a task)
             path = out / f"{name}.png"
             if widget.grab().save(str(path), "PNG"):
                 written.append(path)
@@ -356,13 +355,13 @@ class MainWindow(QMainWindow):
         for name, dock in self.docks.items():
             if name == "log":                   # tabbed behind calibration: bring it up for its picture
                 dock.raise_()
-            shoot(dock, f"panel-{name}")
+            await shoot(dock, f"panel-{name}")
         self.docks["calibration"].raise_()
         tabs = self.surface.tabs
         current = tabs.currentIndex()
         for i in range(tabs.count()):
             tabs.setCurrentIndex(i)
-            shoot(self.surface, "surface-" + tabs.tabText(i).lower().replace(" ", "-").replace("3-d", "3d"))
+            await shoot(self.surface, "surface-" + tabs.tabText(i).lower().replace(" ", "-").replace("3-d", "3d"))
         tabs.setCurrentIndex(current)
         dialogs = []
         self.open_settings()
@@ -380,7 +379,7 @@ class MainWindow(QMainWindow):
             dialogs.append((what_if, "dialog-what-if"))
         for dialog, name in dialogs:
             dialog.show()
-            shoot(dialog, name)
+            await shoot(dialog, name)
             dialog.close()
         return written
 

@@ -17,6 +17,8 @@ from PySide6.QtSvgWidgets import QSvgWidget
 from PySide6.QtWidgets import (QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
+from .. import theme
+
 CHART_TABS = (("Equity", ("equity", "drawdown", "daily")),
               ("Attribution", ("attribution", "attribution_cumulative")),
               ("Edge vs P&L", ("edge",)),
@@ -102,6 +104,13 @@ class BacktestDialog(QDialog):
         layout.addWidget(self.status)
         self.tabs = QTabWidget()
         layout.addWidget(self.tabs, 1)
+        empty = QLabel("No report yet.\n\nChoose a recording folder (python main.py record) or a Cboe quotes CSV, "
+                       "then Run:\nthe equity curve, drawdown, P&L attribution, edge vs P&L and the Heston "
+                       "parameters appear here.")
+        empty.setAlignment(Qt.AlignCenter)
+        empty.setWordWrap(True)
+        empty.setStyleSheet(f"color: {theme.MUTED}")
+        self.tabs.addTab(empty, "Report")
 
     def _with_buttons(self, edit: QLineEdit, *buttons: tuple[str, Any]) -> QWidget:
         box = QWidget()

@@ -52,17 +52,22 @@ def what_if_greeks(decision: Any) -> dict[str, Any]:
 class PreviewView(QWidget):
     """Shared by the what-if dialog and the order ticket: summary, verdict, checks table."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    SUMMARY = ("Order", "Limit", "Mid", "Model value", "Edge", "Greeks after")
+    COMPACT = ("Model value", "Edge", "Greeks after")       # the ticket shows the order and market itself
+
+    def __init__(self, parent: QWidget | None = None, compact: bool = False) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.form = QFormLayout()
+        self.form.setVerticalSpacing(3)
         self.labels: dict[str, QLabel] = {}
-        for key in ("Order", "Limit", "Mid", "Model value", "Edge", "Greeks after"):
+        for key in self.SUMMARY:
             self.labels[key] = QLabel("–")
             self.labels[key].setTextInteractionFlags(Qt.TextSelectableByMouse)
             self.labels[key].setWordWrap(True)
-            self.form.addRow(key, self.labels[key])
+            if not compact or key in self.COMPACT:
+                self.form.addRow(key, self.labels[key])
         layout.addLayout(self.form)
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
@@ -72,7 +77,10 @@ class PreviewView(QWidget):
         self.checks.verticalHeader().setVisible(False)
         self.checks.horizontalHeader().setStretchLastSection(True)
         self.checks.setEditTriggers(QTableWidget.NoEditTriggers)
-        layout.addWidget(self.checks)
+        self.checks.setWordWrap(False)
+        self.checks.verticalHeader().setDefaultSectionSize(20)
+        self.checks.setMinimumHeight(6 * 20 + 26)         # six checks readable without scrolling
+        layout.addWidget(self.checks, 1)
 
     def show_preview(self, preview: Any) -> bool:
         """Fill from an OrderPreview; True when the order would pass the checks."""
@@ -102,14 +110,16 @@ class PreviewView(QWidget):
         self.verdict.setObjectName("approved" if approved else "denied")
         self.verdict.setText("✔ passes every pre-trade check" if approved else f"✖ DENIED — {why}")
         self.verdict.setStyleSheet(f"color: {theme.POSITIVE if approved else theme.NEGATIVE}; font-weight: bold")
-        rows = check_rows(decision)
+        rows = sorted(check_rows(decision), key=lambda r: r[1])      # failed checks first
         self.checks.setRowCount(len(rows))
         for i, (name, passed, code, detail) in enumerate(rows):
             result = QTableWidgetItem("pass" if passed else f"FAIL {code}".strip())
             result.setForeground(QColor(theme.POSITIVE if passed else theme.NEGATIVE))
             self.checks.setItem(i, 0, QTableWidgetItem(name))
             self.checks.setItem(i, 1, result)
-            self.checks.setItem(i, 2, QTableWidgetItem(detail))
+            cell = QTableWidgetItem(detail)
+            cell.setToolTip(detail)
+            self.checks.setItem(i, 2, cell)
         self.checks.resizeColumnsToContents()
         return approved
 
@@ -120,7 +130,7 @@ class WhatIfDialog(QDialog):
     def __init__(self, preview: Any, title: str = "Approve signal — what if", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
-        self.resize(560, 440)
+        self.resize(620, 600)
         layout = QVBoxLayout(self)
         self.view = PreviewView(self)
         layout.addWidget(self.view)

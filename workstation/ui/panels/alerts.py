@@ -41,16 +41,17 @@ class AlertsPanel(Panel):
         super().__init__(bridge, parent)
         self.tray_min = SEVERITIES.index(tray_min_severity) * 10 + 10
         self.model = RecordModel(COLUMNS, self)
-        self.table, self.proxy = make_table(self.model, self)
+        self.table, self.proxy = make_table(self.model, self, placeholder="No alerts — all quiet.")
         self.table.sortByColumn(0, Qt.DescendingOrder)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         bar = QHBoxLayout()
         self.level = QComboBox()
-        self.level.addItems([f"{s} and above" for s in SEVERITIES])
+        self.level.addItems([f"≥ {s}" for s in SEVERITIES])
+        self.level.setToolTip("Show alerts at or above this severity")
         self.level.currentIndexChanged.connect(self._refilter)
         self.show_acked = QComboBox()
-        self.show_acked.addItems(["all", "unacknowledged"])
+        self.show_acked.addItems(["all", "unacked"])
         self.show_acked.currentIndexChanged.connect(self._refilter)
         self.search = QLineEdit()
         self.search.setPlaceholderText("filter code or text")
@@ -74,21 +75,28 @@ class AlertsPanel(Panel):
         return alert.alert_id or (alert.code, alert.source, alert.timestamp.isoformat())
 
     def add_alert(self, alert) -> None:
-        # a folded repeat carries the same alert_id and a higher count: update in place
-        self.model.upsert(self._key(alert), alert)
-        if int(alert.severity) >= self.tray_min and not alert.acknowledged:
+        """A new alert, or a folded repeat (same alert_id, higher count) or acknowledgement: one row each."""
+        key = self._key(alert)
+        before = self.model.get(key)
+        self.model.upsert(key, alert)
+        louder = before is None or int(alert.severity) > int(before.severity)   # no tray spam for repeats
+        if louder and int(alert.severity) >= self.tray_min and not alert.acknowledged:
             self.notify.emit(f"{alert.severity.name}: {alert.code}", alert.message, int(alert.severity))
+
+    def acknowledge(self, alert) -> None:
+        """Through the engine's alert router when there is one (the row updates from its answer)."""
+        if not self.bridge.acknowledge_alert(alert.alert_id):
+            self.model.upsert(self._key(alert), replace(alert, acknowledged=True))
 
     def acknowledge_selected(self) -> None:
         alert = selected_record(self.table)
-        if alert is not None:
-            self.model.upsert(self._key(alert), replace(alert, acknowledged=True))
+        if alert is not None and not alert.acknowledged:
+            self.acknowledge(alert)
 
     def acknowledge_all(self) -> None:
-        for key in self.model.keys():
-            alert = self.model.get(key)
+        for alert in self.model.records():
             if not alert.acknowledged:
-                self.model.upsert(key, replace(alert, acknowledged=True))
+                self.acknowledge(alert)
 
     def unacknowledged(self) -> int:
         return sum(1 for a in self.model.records() if not a.acknowledged)

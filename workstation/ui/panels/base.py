@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMessageBox, QTableView, QWidget
 
+from .. import theme
 from ..bridge import Bridge, CommandError
 from ..models import FilterProxy, RecordModel
 
@@ -57,11 +59,45 @@ class Panel(QWidget):
         box.show()
 
 
-def make_table(model: RecordModel, parent: QWidget | None = None, sortable: bool = True) -> tuple[QTableView, FilterProxy]:
+class RecordTable(QTableView):
+    """A table that says what it is waiting for when empty, and fits its columns to the first rows."""
+
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.placeholder = placeholder
+        self._sized = False
+
+    def setModel(self, model) -> None:
+        super().setModel(model)
+        model.rowsInserted.connect(self._fit_columns_once)
+        model.modelReset.connect(self._fit_columns_once)
+
+    def _fit_columns_once(self, *_) -> None:
+        """Columns sized to their contents once (then the trader's widths stay); long text columns capped."""
+        if self._sized or not self.model().rowCount():
+            return
+        self._sized = True
+        self.resizeColumnsToContents()
+        header = self.horizontalHeader()
+        for i in range(header.count()):
+            header.resizeSection(i, min(max(header.sectionSize(i), 48), 220))
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.placeholder and self.model() is not None and not self.model().rowCount():
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor(theme.MUTED))
+            painter.drawText(self.viewport().rect().adjusted(8, 8, -8, -8), Qt.AlignCenter | Qt.TextWordWrap,
+                             self.placeholder)
+            painter.end()
+
+
+def make_table(model: RecordModel, parent: QWidget | None = None, sortable: bool = True,
+               placeholder: str = "") -> tuple[QTableView, FilterProxy]:
     """A read-only, row-selecting, sortable table over `model` through a filter proxy."""
     proxy = FilterProxy(parent)
     proxy.setSourceModel(model)
-    view = QTableView(parent)
+    view = RecordTable(placeholder, parent)
     view.setModel(proxy)
     view.setSortingEnabled(sortable)
     view.setSelectionBehavior(QAbstractItemView.SelectRows)

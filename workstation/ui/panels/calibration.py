@@ -6,8 +6,8 @@ from collections import deque
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QSizePolicy,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .. import theme
 from ..bridge import Bridge
@@ -36,15 +36,18 @@ class CalibrationPanel(Panel):
         form = QFormLayout(box)
         self.values: dict[str, QLabel] = {}
         tips = {"v0": "initial variance (√ in brackets: vol)", "kappa": "mean-reversion speed",
-                "theta": "long-run variance (√: vol)", "sigma": "vol of variance", "rho": "spot/variance correlation"}
+                "theta": "long-run variance (√: vol)", "sigma": "vol of variance", "rho": "spot/variance correlation",
+                "Feller": "2κθ/σ² (≥ 1: the variance stays away from zero)", "RMSE": "IV RMSE, vol points (quotes used)",
+                "Fit": "calibration time · iterations · market time"}
         for key in (*PARAMS, "Feller", "RMSE", "Max error", "Fit", "Status"):
             label = QLabel("–")
             label.setFont(theme.mono_font(9))
-            label.setWordWrap(True)
+            label.setToolTip(tips.get(key, ""))
             self.values[key] = label
             name = QLabel(key)
             name.setToolTip(tips.get(key, ""))
             form.addRow(name, label)
+        box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)    # never squeezed: the table gives way
         lv.addWidget(box)
         self.per_expiry = QTableWidget(0, 2)
         self.per_expiry.setHorizontalHeaderLabels(["Expiry", "RMSE (vol pts)"])
@@ -73,7 +76,7 @@ class CalibrationPanel(Panel):
         self.rejected = self.plot.plot([], [], pen=None, symbol="x", symbolSize=8, symbolPen=theme.NEGATIVE)
         rv.addWidget(self.plot)
         split.addWidget(right)
-        split.setSizes([280, 420])
+        split.setSizes([300, 400])
         bridge.fit.connect(self._on_fit)
 
     def _on_fit(self, fit) -> None:
@@ -90,15 +93,16 @@ class CalibrationPanel(Panel):
             extra = f"  ({np.sqrt(value):.1%})" if key in ("v0", "theta") else ""
             self.values[key].setText(f"{value:.4f}{extra}")
         ok = p.feller_ok
-        self.values["Feller"].setText(f"2κθ/σ² = {p.feller_ratio:.2f} ({'satisfied' if ok else 'violated'})")
+        self.values["Feller"].setText(f"{p.feller_ratio:.2f} {'satisfied' if ok else 'violated'}")
         self.values["Feller"].setStyleSheet(f"color: {theme.POSITIVE if ok else theme.WARNING}")
-        self.values["RMSE"].setText(f"{fit.rmse_iv:.3f} vol pts on {fit.quotes_used:,} quotes")
+        self.values["RMSE"].setText(f"{fit.rmse_iv:.3f} vol pts ({fit.quotes_used:,} q)")
         self.values["Max error"].setText(f"{fit.max_abs_iv_error:.3f} vol pts")
-        self.values["Fit"].setText(f"{fit.elapsed_ms:,.0f} ms · {fit.iterations} it · {fit.timestamp:%H:%M:%S}")
+        self.values["Fit"].setText(f"{fit.elapsed_ms:,.0f} ms · {fit.iterations} it · {fit.timestamp:%H:%M}")
         status = "accepted" if fit.accepted else f"rejected: {fit.message}" if fit.message else "rejected"
         if fit.stale:
             status += " · model on older parameters"
-        self.values["Status"].setText(status)
+        self.values["Status"].setText(status if len(status) <= 40 else status[:39] + "…")
+        self.values["Status"].setToolTip(status)
         self.values["Status"].setStyleSheet(f"color: {theme.POSITIVE if fit.accepted and not fit.stale else theme.WARNING}")
         items = list(fit.per_expiry_rmse.items())
         self.per_expiry.setRowCount(len(items))

@@ -49,7 +49,9 @@ class MispricingsPanel(Panel):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self.model = RecordModel(COLUMNS, self)
-        self.table, self.proxy = make_table(self.model, self)
+        self.table, self.proxy = make_table(
+            self.model, self, placeholder="No open mispricings: the market agrees with the model within the "
+                                          "signal thresholds.")
         self.table.sortByColumn(7, Qt.DescendingOrder)
         self.what_if: WhatIfDialog | None = None
         layout = QVBoxLayout(self)

@@ -16,6 +16,8 @@ def _greek(name: str):
 
 
 def _label(p) -> str:
+    if pick(p, "description"):
+        return str(p["description"])
     contract = pick(p, "contract")
     return str(pick(contract, "description", default=contract if contract is not None else pick(p, "symbol",
                                                                                                  "contract_id")))
@@ -32,10 +34,10 @@ COLUMNS = [
     Column("Avg cost", lambda p: pick(p, "avg_cost")),
     Column("Mark", lambda p: pick(p, "mark")),
     Column("P&L $", _pnl, lambda v: theme.fmt(v, 0, dollars=True), lambda p: theme.signed_colour(_pnl(p))),
-    Column("Delta", _greek("delta")),
-    Column("Gamma", _greek("gamma"), lambda v: theme.fmt(v, 4)),
-    Column("Vega", _greek("vega")),
-    Column("Theta", _greek("theta")),
+    Column("Delta $", _greek("delta"), lambda v: theme.fmt(v, 0, dollars=True), tooltip="Dollar delta"),
+    Column("Gamma $", _greek("gamma"), lambda v: theme.fmt(v, 0, dollars=True), tooltip="Dollar gamma (1% move)"),
+    Column("Vega $", _greek("vega"), lambda v: theme.fmt(v, 0, dollars=True), tooltip="Dollars per vol point"),
+    Column("Theta $", _greek("theta"), lambda v: theme.fmt(v, 0, dollars=True), tooltip="Dollars per day"),
 ]
 
 
@@ -51,8 +53,10 @@ class PositionsPanel(Panel):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self._book = None
+        self._names: dict[int, str] = {}          # contract id -> 'SPXW 24Nov26 5925 P'
         self.model = RecordModel(COLUMNS, self)
-        self.table, self.proxy = make_table(self.model, self)
+        self.table, self.proxy = make_table(
+            self.model, self, placeholder="No positions. Approve a signal or send a ticket; fills appear here.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         bar = QHBoxLayout()
@@ -76,7 +80,7 @@ class PositionsPanel(Panel):
 
     def render(self) -> None:
         book = self._book or {}
-        positions = [p for p in (pick(book, "positions", default=[]) or []) if pick(p, "quantity", default=0)]
+        positions = [self._named(p) for p in (pick(book, "positions", default=[]) or []) if pick(p, "quantity", default=0)]
         self.model.set_records([(contract_id_of(p) or i, p) for i, p in enumerate(positions)])
         totals = pick(book, "totals", "greeks", default={}) or {}
         day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day", default=pick(totals, "day_pnl")))
@@ -90,6 +94,20 @@ class PositionsPanel(Panel):
             parts.append(f"day P&L <b style='color:{colour.name() if colour else theme.TEXT}'>"
                          f"{theme.fmt(day, 0, dollars=True)}</b>")
         self.totals.setText("  ·  ".join(parts))
+
+    def _named(self, p):
+        """The position with the trader's contract name (the book summary carries the OCC symbol)."""
+        cid = contract_id_of(p)
+        if not isinstance(p, dict) or cid is None or pick(p, "contract") is not None:
+            return p
+        if cid not in self._names:
+            lookup = getattr(self.bridge.engine, "contract_by_id", None)
+            contract = lookup(cid) if callable(lookup) else None
+            name = pick(contract, "description")
+            if name is None:
+                return p
+            self._names[cid] = str(name)
+        return {**p, "description": self._names[cid]}
 
     def close_selected(self, half: bool = False) -> None:
         position = selected_record(self.table)

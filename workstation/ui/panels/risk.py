@@ -92,11 +92,14 @@ class RiskPanel(QWidget):
             self.var_form.addRow(key.replace("&", "&&"), self.numbers[key])
         row.addWidget(var_box)
         attr_box = QGroupBox("P&&L attribution (day)")
-        self.attr_form = QFormLayout(attr_box)
+        attr_box.setToolTip("Today's P&L split by Greeks (delta, gamma, vega, theta), the residual the Greeks do "
+                            "not explain, and the actual P&L of the positions held")
+        self.attr_grid = QGridLayout(attr_box)      # two columns of name/value pairs: compact
+        self.attr_grid.setVerticalSpacing(2)
         self.attr: dict[str, QLabel] = {}
         self.attr_note = QLabel("waiting for the engine's attribution")
         self.attr_note.setStyleSheet(f"color: {theme.MUTED}")
-        self.attr_form.addRow(self.attr_note)
+        self.attr_grid.addWidget(self.attr_note, 0, 0, 1, 4)
         row.addWidget(attr_box)
         layout.addLayout(row)
 
@@ -106,6 +109,8 @@ class RiskPanel(QWidget):
         self.stress.setEditTriggers(QTableWidget.NoEditTriggers)
         self.stress.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.stress.verticalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.stress.verticalHeader().setMinimumSectionSize(14)       # the whole grid fits without scrolling
+        self.stress.horizontalHeader().setMinimumSectionSize(40)
         self.stress.setFont(theme.mono_font(8))
         v.addWidget(self.stress)
         layout.addWidget(stress_box, 1)
@@ -171,9 +176,11 @@ class RiskPanel(QWidget):
             if not isinstance(value, (int, float)):
                 continue
             if key not in self.attr:
+                n = len(self.attr)
                 self.attr[key] = QLabel()
                 self.attr[key].setFont(theme.mono_font(9))
-                self.attr_form.addRow(key, self.attr[key])
+                self.attr_grid.addWidget(QLabel(key), 1 + n // 2, (n % 2) * 2)
+                self.attr_grid.addWidget(self.attr[key], 1 + n // 2, (n % 2) * 2 + 1)
             colour = theme.signed_colour(value)
             self.attr[key].setText(theme.fmt(value, 0, dollars=True))
             self.attr[key].setStyleSheet(f"color: {colour.name()}" if colour else "")

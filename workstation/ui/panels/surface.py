@@ -14,6 +14,7 @@ from ..gl import opengl_status
 from .base import Panel
 
 MONEYNESS_BINS = np.linspace(0.80, 1.20, 21)
+Z_HEIGHT = 5.0              # the 3-D box is 10 (moneyness) x 10 (sqrt expiry) x Z_HEIGHT (IV)
 
 
 def model_iv_of(surface, fit, engine_iv=None) -> np.ndarray | None:
@@ -116,7 +117,8 @@ class SurfacePanel(Panel):
 
         self.gl_view = gl.GLViewWidget()
         self.gl_view.setBackgroundColor(theme.BASE)
-        self.gl_view.setCameraPosition(pos=pg.Vector(5, 5, 4), distance=24, elevation=22, azimuth=-125)
+        # the 10 x 10 x Z_HEIGHT box centred in the view, seen from the short-dated, low-strike corner
+        self.gl_view.setCameraPosition(pos=pg.Vector(5, 5, Z_HEIGHT / 2), distance=15, elevation=28, azimuth=-124)
         grid = gl.GLGridItem()
         grid.setSize(10, 10)
         grid.setSpacing(1, 1)
@@ -126,11 +128,17 @@ class SurfacePanel(Panel):
         self._mesh_shape = None
         self.gl_points = gl.GLScatterPlotItem(size=4, color=(1.0, 0.85, 0.3, 0.9), pxMode=True)
         self.gl_view.addItem(self.gl_points)
-        if hasattr(gl, "GLTextItem"):
-            for pos, text in (((5, -1.2, 0), "moneyness K/F (0.8 → 1.2)"), ((-1.5, 5, 0), "expiry (√T)"),
-                              ((-0.5, -0.5, 8), "model IV")):
-                self.gl_view.addItem(gl.GLTextItem(pos=pos, text=text, color=(200, 205, 215, 255)))
-        self.tabs.addTab(self.gl_view, "3-D")
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(2)
+        v.addWidget(self.gl_view, 1)
+        # axis captions as a label (text drawn inside the GL scene is lost in grabs and hard to read)
+        self.gl_caption = QLabel("")
+        self.gl_caption.setStyleSheet(f"color: {theme.MUTED}; padding: 0 4px")
+        self.gl_caption.setWordWrap(True)
+        v.addWidget(self.gl_caption)
+        self.tabs.addTab(page, "3-D")
 
     def _build_smile(self) -> None:
         page = QWidget()
@@ -289,9 +297,19 @@ class SurfacePanel(Panel):
         ys = np.sqrt(mats / max(mats.max(), 1e-6)) * 10
         if len(np.unique(ys)) != len(ys):
             ys = np.arange(len(ys), dtype=float) * 10 / max(len(ys) - 1, 1)
-        zscale = 20.0
-        z = grid.T * zscale                                   # shape (len(xs), len(ys))
-        norm = ((z - z.min()) / max(float(np.ptp(z)), 1e-9)).ravel()
+        # IV scaled into the box between robust bounds, so one wild wing does not flatten the rest
+        lo, hi = np.nanpercentile(grid, [1, 99]) if np.isfinite(grid).any() else (0.1, 0.3)
+        hi = max(hi, lo + 0.01)
+
+        def height(iv):
+            return np.clip((np.asarray(iv) - lo) / (hi - lo), -0.05, 1.15) * Z_HEIGHT
+
+        z = height(grid.T)                                    # shape (len(xs), len(ys))
+        norm = np.clip(z / Z_HEIGHT, 0.0, 1.0).ravel()
+        self.gl_caption.setText(f"across: moneyness K/F 0.8 → 1.2  ·  deep: expiry (√T) {mats[0] * 365:.0f}d → "
+                                f"{mats[-1] * 365:.0f}d  ·  up: "
+                                f"{'model' if view.model_iv is not None else 'market'} IV {lo:.0%} → {hi:.0%}"
+                                f"  ·  dots: market mid IV")
         colours = np.asarray(pg.colormap.get("viridis").map(norm, mode="float"), dtype=np.float32).reshape(-1, 4)   # one RGBA per vertex, x-major
         if self.gl_mesh is not None and self._mesh_shape != z.shape:      # a new expiry: rebuild the mesh
             self.gl_view.removeItem(self.gl_mesh)
@@ -308,6 +326,6 @@ class SurfacePanel(Panel):
             m = view.moneyness[rows]
             keep = (m >= x[0]) & (m <= x[-1])
             px = (m[keep] - x[0]) / (x[-1] - x[0]) * 10
-            pts.append(np.column_stack([px, np.full(keep.sum(), ys[j]), view.surface.iv_mid[rows][keep] * zscale]))
+            pts.append(np.column_stack([px, np.full(keep.sum(), ys[j]), height(view.surface.iv_mid[rows][keep])]))
         if pts:
             self.gl_points.setData(pos=np.vstack(pts))
