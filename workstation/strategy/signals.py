@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import SignalsConfig
-from ..domain import Side, Signal, SignalState
+from ..domain import ChainSnapshot, Side, Signal, SignalState
 from .calibrator import ModelValues
 from .residuals import ResidualHistory
 from .surface import Surface
@@ -47,29 +47,29 @@ class SignalModel:
     def __init__(self, config: SignalsConfig) -> None:
         self.config = config
         self.history = ResidualHistory(config.history_length)
-        self._residual: dict[int, float] = {}
-        self._usual: dict[int, float] = {}
+        self._latest: tuple[ChainSnapshot, np.ndarray] | None = None
 
     def residual(self, contract_id: int) -> float:
         """Latest IV residual of a contract, market mid IV - model IV in vol points (NaN when unknown)."""
-        return self._residual.get(int(contract_id), float("nan"))
+        if self._latest is None:
+            return float("nan")
+        snap, residual = self._latest
+        row = snap.index_of(contract_id)
+        return float(residual[row]) if row is not None else float("nan")
 
     def usual_residual(self, contract_id: int) -> float:
-        """The contract's usual residual: the median of its history before the latest snapshot.
+        """The contract's usual residual: the median of its recent history.
 
         The model does not fit every strike exactly; a mispricing is a departure from this level, and a
         position taken on one has converged when the residual is back at the level it had at entry."""
-        return self._usual.get(int(contract_id), float("nan"))
+        return self.history.median(contract_id)
 
     def scan(self, surface: Surface, model: ModelValues, budget: Budget | None = None) -> list[Candidate]:
         cfg = self.config
         snap = surface.snapshot
         residual = (surface.iv_mid - model.iv) * 100.0               # vol points
-        z, count, median = self.history.zscores(snap.contract_id, residual)
-        self.history.append(snap.contract_id, residual)
-        ids = snap.contract_id.tolist()
-        self._residual = dict(zip(ids, residual.tolist()))
-        self._usual = dict(zip(ids, median.tolist()))
+        rows = self.history.rows_for(snap.contract_id)
+        self._latest = (snap, residual)
 
         mult = snap.multiplier
         half_spread = 0.5 * (snap.ask - snap.bid)
@@ -77,11 +77,19 @@ class SignalModel:
         threshold = np.maximum.reduce([cfg.min_edge_vol * vega_pt, cfg.spread_multiple * half_spread,
                                        cfg.min_edge_dollars / mult])
         days = surface.maturity * 365.0
-        eligible = (surface.usable & np.isfinite(model.price) & np.isfinite(z) & (count >= cfg.min_history)
-                    & (vega_pt * mult >= cfg.min_vega)
-                    & (days >= cfg.min_expiry_days) & (days <= cfg.max_expiry_days))
         buy_edge = model.price - snap.ask
         sell_edge = snap.bid - model.price
+        with np.errstate(invalid="ignore"):
+            eligible = (surface.usable & np.isfinite(model.price) & (vega_pt * mult >= cfg.min_vega)
+                        & (days >= cfg.min_expiry_days) & (days <= cfg.max_expiry_days)
+                        & ((buy_edge >= threshold) | (sell_edge >= threshold)))
+        # history statistics only where the edge already pays: a few dozen rows, not the chain
+        z = np.full(len(snap), np.nan)
+        median = np.full(len(snap), np.nan)
+        picked = np.flatnonzero(eligible)
+        z[picked], count, median[picked] = self.history.zscores(rows[picked], residual[picked])
+        eligible[picked[count < cfg.min_history]] = False
+        self.history.append(rows, residual)
         # the departure from the contract's usual residual must pay for the trade too, not only the gap to
         # the model: a strike the model always misprices is not an opportunity
         convergence = np.abs(residual - median) * vega_pt
