@@ -28,6 +28,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="wall-clock run time after the first surface")
     parser.add_argument("--speed", type=float, default=30.0, help="simulator speed")
     parser.add_argument("--interval", type=float, default=1.0, help="snapshot interval, seconds")
+    parser.add_argument("--manual", action="store_true",
+                        help="no auto-execution (default: signals become orders, so blotter and positions update too)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gui.json")
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -42,7 +44,8 @@ def main() -> int:
     from workstation.ui.main_window import MainWindow
 
     settings = Settings.model_validate({"market": {"snapshot_interval_s": args.interval,
-                                                   "simulator": {"speed": args.speed, "always_open": True}}})
+                                                   "simulator": {"speed": args.speed, "always_open": True}},
+                                        "signals": {"auto_execute": not args.manual}})
     tmp = Path(tempfile.mkdtemp(prefix="heston-bench-"))
     app = make_app()
     app.setQuitOnLastWindowClosed(False)
@@ -57,6 +60,19 @@ def main() -> int:
     steps: dict[str, list[float]] = {}
     engine.bus.subscribe("fit", lambda f: fits.append(f.elapsed_ms))
     engine.bus.subscribe("cycle", lambda r: [steps.setdefault(k, []).append(v) for k, v in r.timings_ms.items()])
+    render_ms: dict[str, list[float]] = {}        # what the panels cost the loop thread per redraw (wall)
+    render_cpu_ms: dict[str, list[float]] = {}    # ... and its own CPU: wall >> CPU means waiting for the GIL
+
+    def timed(render, name):
+        def run():
+            t, c = time.perf_counter(), time.thread_time()
+            render()
+            render_ms.setdefault(name, []).append((time.perf_counter() - t) * 1e3)
+            render_cpu_ms.setdefault(name, []).append((time.thread_time() - c) * 1e3)
+        return run
+
+    for panel in window.panels:
+        panel.render = timed(panel.render, panel.name)
 
     async def run() -> dict:
         await engine.start()
@@ -66,16 +82,24 @@ def main() -> int:
                 first = time.perf_counter() - t0
             await asyncio.sleep(0.01)
         window.lag.samples.clear()
+        render_ms.clear()
+        render_cpu_ms.clear()
         n_fits = len(fits)
         await asyncio.sleep(args.seconds)
         lag = np.array(window.lag.samples)
         await engine.stop()
         return {"first_surface_s": round(first, 3), "seconds": args.seconds, "speed": args.speed,
+                "auto_execute": not args.manual, "orders": len(engine.order_records()),
                 "fits_during_run": len(fits) - n_fits,
                 "fit_ms_median": round(float(np.median(fits)), 1) if fits else None,
                 "lag_ms_worst": round(float(lag.max()), 1), "lag_ms_p99": round(float(np.percentile(lag, 99)), 1),
                 "lag_ms_p50": round(float(np.percentile(lag, 50)), 1), "lag_samples": int(lag.size),
                 "engine_step_ms_max": {k: round(max(v), 1) for k, v in steps.items()},
+                "engine_loop_thread_steps": ["signals", "book", "orders"],   # the rest run in the worker thread
+                "panel_render_ms": {k: {"max": round(max(v), 1), "p99": round(float(np.percentile(v, 99)), 1),
+                                        "cpu_max": round(max(render_cpu_ms[k]), 1),
+                                        "cpu_p99": round(float(np.percentile(render_cpu_ms[k], 99)), 1),
+                                        "count": len(v)} for k, v in sorted(render_ms.items())},
                 "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None}
 
     with loop:

@@ -1,6 +1,13 @@
-"""A stand-in engine for panel-level UI tests: the engine contract, its bus topics, no numerics.
+"""A stand-in engine (the engine's GUI contract and bus topics, no numerics). Not used by the UI tests.
 
-Only the UI tests use it; the window tests in test_ui_window.py run the real engine and simulator.
+The UI tests no longer need it: test_ui_panels.py runs every panel on the real engine, simulator, paper broker
+and journal with a manual clock (engine_support.SimRig) — fills, resting orders, denials, folded alerts and a
+live-account label are all produced by the real components — and test_ui_window.py runs the free-running engine.
+There is no deterministic UI edge case left that only this stand-in can produce.
+
+It remains only because tests/test_backtest_gui.py::test_tools_menu_opens_the_backtest_window imports it to host
+the Backtest window (that test only opens the dialog; the real engine from engine_support.SimRig works there too).
+Once that test is switched, delete this module.
 """
 from __future__ import annotations
 

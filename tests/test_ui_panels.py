@@ -1,21 +1,90 @@
-"""Panel-level GUI tests on a stand-in engine (offscreen): each panel fills, the trader's actions reach
-the engine, and what the engine says comes back into the right table."""
+"""Panel-level GUI tests (offscreen) on the real engine, simulator, paper broker and journal with a manual clock
+(`engine_support.SimRig`): each step is one market interval and one engine cycle, so the tests are deterministic
+and quick. What the trader does goes to the real engine; what the engine says comes back into the right panel.
+
+No stand-in engine: every case here (fills, resting orders, denials, folded alerts, a live-account label) is
+produced by the real components. The window on the free-running engine is tested in test_ui_window.py.
+"""
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from test_ui_fake_engine import FakeEngine  # noqa: E402
+from engine_support import SimRig, fast_settings  # noqa: E402
+from workstation.alerts import AlertRouter  # noqa: E402
 from workstation.config import Settings  # noqa: E402
-from workstation.domain import Severity, Side  # noqa: E402
+from workstation.domain import Severity  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
+from workstation.ui.bridge import Bridge  # noqa: E402
 from workstation.ui.main_window import MainWindow  # noqa: E402
+
+
+def desk_settings() -> Settings:
+    """Signals after a few cycles with low thresholds; no hedging (the blotter holds only the test's orders)."""
+    s = fast_settings()
+    s.signals.min_history = 3
+    s.signals.min_zscore = 0.5
+    s.signals.min_edge_dollars = 1
+    s.signals.min_edge_vol = 0.05
+    s.signals.spread_multiple = 0.0
+    s.signals.max_age_s = 3600
+    s.hedging.enabled = False
+    s.ui.opengl = "off"       # one GL window per process: only the 3-D test opens one (many crash llvmpipe)
+    return s
+
+
+class Desk:
+    """The window on a SimRig; `step()` runs market cycles, `wait()` lets Qt and asyncio work."""
+
+    def __init__(self, app, rig: SimRig, window: MainWindow) -> None:
+        self.app, self.rig, self.window = app, rig, window
+        self.engine = rig.engine
+
+    def wait(self, condition, timeout: float = 10.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+            self.app.processEvents(QEventLoop.AllEvents, 20)
+
+    def run(self, coro, timeout: float = 30.0):
+        future = asyncio.ensure_future(coro)
+        self.wait(future.done, timeout, what=str(coro))
+        return future.result()
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.run(self.rig.step())
+        self.run(self.rig.settle())
+        self.window.flush()
+
+    def until(self, condition, steps: int = 40, what: str = "") -> None:
+        """Step the market until `condition()` holds (at most `steps` cycles)."""
+        for _ in range(steps):
+            self.window.flush()
+            if condition():
+                return
+            self.step()
+        assert condition(), f"not after {steps} cycles: {what or condition}"
+
+
+@pytest.fixture(scope="module")
+def app():
+    import qasync
+
+    app = make_app()
+    loop = qasync.QEventLoop(app, already_running=True)    # asyncio runs whenever Qt processes events
+    asyncio.set_event_loop(loop)
+    yield app
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture
@@ -24,209 +93,296 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def engine():
-    return FakeEngine()
+def desk(app, tmp_path, store, request):
+    settings = desk_settings()
+    if request.node.get_closest_marker("xvfb"):
+        settings.ui.opengl = "auto"
+    rig = SimRig(tmp_path, settings)
+    router = AlertRouter(rig.engine.bus, fold_window_s=60)   # folds repeats, as build_engine wires it
+    rig.engine.alert_router = router
+    window = MainWindow(rig.engine, rig.settings, store)
+    window.show()
+    d = Desk(app, rig, window)
+    d.run(rig.open())
+    yield d
+    window.close()
+    window.deleteLater()
+    d.run(rig.close())
+    router.stop(0.5)
 
 
-@pytest.fixture
-def window(qtbot, engine, store):
-    make_app()
-    win = MainWindow(engine, engine.settings, store)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
+def _signal(desk: Desk, tradable: bool = True):
+    """Step until a NEW signal (passing the pre-trade checks when `tradable`) is in the table; select it."""
+    w, engine = desk.window, desk.engine
+    found = []
+
+    def ready() -> bool:
+        for sig in engine.open_signals():
+            if sig.signal_id in w.mispricings.model.keys() and sig.state.value == "NEW" and (
+                    not tradable or engine.preview_signal(sig.signal_id).approved):
+                found.append(sig)
+                return True
+        return False
+
+    desk.until(ready, steps=60, what="a signal")
+    assert w.mispricings.select_signal(found[0].signal_id)
+    return found[0]
 
 
-def test_panels_fill_from_the_bus(qtbot, window, engine):
-    engine.publish_market()
-    qtbot.waitUntil(lambda: window.surface.expiry.count() == 4, timeout=3000)
-    assert window.surface.smile_mid.getData()[0] is not None
-    assert "no OpenGL" in window.surface.note.text()            # offscreen: 2-D views, and why
-    qtbot.waitUntil(lambda: window.calibration.values["v0"].text() != "–", timeout=3000)
-    assert "satisfied" in window.calibration.values["Feller"].text() or "violated" in window.calibration.values["Feller"].text()
-    assert window.risk.bars["vega"].value() == 900                # 45k of a 50k limit
-    assert window.risk.stress.rowCount() == 3
-    assert window.connection.text() == "SIMULATED"
-    assert "rmse 0.42" in window.fit_label.text()
-    assert "-$1,234" in window.pnl_label.text()
-    qtbot.waitUntil(lambda: window.orders.expiry.count() == 4, timeout=3000)
-    assert window.orders.strike.count() > 10
+def _resting_ticket(desk: Desk) -> None:
+    """A BUY ticket limited well below the bid: it passes the checks and rests on the exchange."""
+    w = desk.window
+    desk.until(lambda: w.orders.contract_id() is not None, what="ticket contract")
+    w.orders.side.setCurrentText("BUY")
+    w.orders.quantity.setValue(1)
+    bid = float(desk.engine.chain().bid[w.orders.current_row()])
+    w.orders.limit.setValue(max(0.05, round(bid * 0.85 * 20) / 20))     # inside the price band, below the bid
+    w.orders.preview()
+    desk.wait(lambda: w.orders.send.isEnabled(), what=f"ticket approved ({w.orders.preview_view.verdict.text()})")
 
 
-def test_approve_shows_what_if_then_order_fill_and_position(qtbot, window, engine):
-    engine.publish_market()
-    sig = engine.add_signal(Side.BUY, 2)
-    assert window.mispricings.model.rowCount() == 1
-    window.mispricings.select_first()
-    window.approve_action.trigger()                                # shortcut A
-    dialog = window.mispricings.what_if
-    assert dialog is not None and dialog.send.isEnabled()
-    assert "passes" in dialog.view.verdict.text()
+def test_panels_fill_from_the_engine(desk):
+    w = desk.window
+    desk.until(lambda: w.calibration.values["v0"].text() != "–" and w.surface.expiry.count() > 3, what="fit")
+    desk.until(lambda: w.risk.bars["var99"].format() != "–", what="risk report")
+    assert w.surface.view is not None and w.surface.view.model_iv is not None        # Heston curve drawn
+    w.surface.tabs.setCurrentIndex(0)                                                # views draw when shown
+    assert w.surface.smile_model.getData()[0] is not None
+    assert "3-D view switched off" in w.surface.note.text()                          # 2-D views, and why
+    assert any(s in w.calibration.values["Feller"].text() for s in ("satisfied", "violated"))
+    assert w.calibration.per_expiry.rowCount() > 3
+    assert w.risk.stress.rowCount() >= 3 and w.risk.stress.columnCount() >= 3
+    assert not w.risk.attr_note.isVisible() and {"delta", "vega", "residual"} <= set(w.risk.attr)
+    assert w.orders.expiry.count() > 3 and w.orders.strike.count() > 10
+    assert w.fit_label.text().startswith("fit ") and "rmse" in w.fit_label.text()
+    assert w.connection.text() == "SIMULATED"
+
+
+def test_approve_shows_what_if_then_order_fill_and_position(desk):
+    w, engine = desk.window, desk.engine
+    sig = _signal(desk)
+    w.approve_action.trigger()                                       # shortcut A
+    dialog = w.mispricings.what_if
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.view.checks.rowCount() > 5                         # every pre-trade check, named
+    assert dialog.send.isEnabled() and "passes" in dialog.view.verdict.text()
     dialog.accept()
-    rows = window.orders.rows()
-    assert len(rows) == 1 and rows[0].order.signal_id == sig.signal_id
-    assert rows[0].status == "FILLED" and rows[0].filled == 2
-    qtbot.waitUntil(lambda: window.positions.model.rowCount() == 1, timeout=3000)
-    assert window.positions.model.records()[0]["quantity"] == 2
-    assert window.mispricings.model.rowCount() == 0                # ORDERED signals leave the table
+    desk.wait(lambda: any(r.order.signal_id == sig.signal_id for r in w.orders.rows()), what="order in blotter")
+    desk.until(lambda: any(r.order.signal_id == sig.signal_id and r.status == "FILLED" for r in w.orders.rows()),
+               steps=80, what="fill")
+    cid = sig.contract.contract_id
+    desk.until(lambda: cid in w.positions.model.keys(), what="position")
+    position = w.positions.model.get(cid)
+    assert (position["quantity"] > 0) == (sig.side.value == "BUY")
+    assert w.positions.model.data(w.positions.model.index(w.positions.model.keys().index(cid), 0)) == \
+        sig.contract.description                                      # the trader's name, not the OCC symbol
+    assert sig.signal_id not in w.mispricings.model.keys()            # ORDERED signals leave the table
 
 
-def test_reject_removes_the_signal(qtbot, window, engine):
-    engine.add_signal()
-    window.mispricings.select_first()
-    window.reject_action.trigger()                                  # shortcut R
-    assert window.mispricings.model.rowCount() == 0
-    assert all(s.state.value == "REJECTED" for s in engine._signals.values())
+def test_reduce_half_sends_an_exit_for_half_the_position(desk):
+    w, engine = desk.window, desk.engine
+    sig = _signal(desk)
+    engine.approve_signal(sig.signal_id)
+    cid = sig.contract.contract_id
+    desk.until(lambda: cid in w.positions.model.keys(), steps=80, what="position")
+    held = abs(int(w.positions.model.get(cid)["quantity"]))
+    w.positions.table.selectRow(w.positions.proxy.mapFromSource(
+        w.positions.model.index(w.positions.model.keys().index(cid), 0)).row())
+    before = {r.order.client_order_id for r in w.orders.rows()}
+    w.positions.close_selected(half=True)
+    assert w.positions.message.text() == "Exit order sent.", w.positions.message.text()
+
+    def exits():
+        return [r for r in w.orders.rows() if r.order.client_order_id not in before
+                and r.order.purpose.value == "exit" and r.order.contract.contract_id == cid]
+    desk.wait(lambda: exits(), what="exit order in the blotter")
+    assert exits()[0].order.quantity == max(1, held // 2)
 
 
-def test_auto_execute_asks_then_toggles(qtbot, window, engine, monkeypatch):
+def test_reject_removes_the_signal(desk):
+    w, engine = desk.window, desk.engine
+    sig = _signal(desk, tradable=False)
+    w.reject_action.trigger()                                         # shortcut R
+    assert sig.signal_id not in w.mispricings.model.keys()
+    assert sig.signal_id not in [s.signal_id for s in engine.open_signals()]
+
+
+def test_auto_execute_asks_then_toggles(desk, monkeypatch):
+    w, engine = desk.window, desk.engine
     answers = iter([QMessageBox.No, QMessageBox.Yes])
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: (asked.append(a[2]), next(answers))[1])
-    window.mispricings.auto.click()
-    assert not engine.auto_execute and not window.mispricings.auto.isChecked()
-    window.mispricings.auto.click()
-    assert engine.auto_execute and window.mispricings.auto.isChecked()
-    assert "Auto limits" in asked[-1] and "$20,000" in asked[-1]
-    window.mispricings.auto.click()                                # off needs no confirmation
+    w.mispricings.auto.click()
+    assert not engine.auto_execute and not w.mispricings.auto.isChecked()
+    w.mispricings.auto.click()
+    assert engine.auto_execute and w.mispricings.auto.isChecked()
+    assert "Auto limits" in asked[-1] and f"${engine.settings.signals.auto_max_premium:,.0f}" in asked[-1]
+    w.mispricings.auto.click()                                        # off needs no confirmation
     assert not engine.auto_execute
 
 
-def test_kill_switch_cancels_working_orders_and_halts(qtbot, window, engine):
-    engine.fill_immediately = False
-    engine.publish_market()
-    qtbot.waitUntil(lambda: window.orders.contract_id() is not None, timeout=3000)
-    window.orders.quantity.setValue(1)
-    window.orders.preview()
-    assert window.orders.send.isEnabled()
-    window.orders.submit()
-    assert window.orders.rows()[0].status == "SUBMITTED"
-    window.kill_action.trigger()                                   # Ctrl+K
-    assert window.orders.rows()[0].status == "CANCELLED"
-    assert window.state_label.text() == "HALTED"
-    assert window.risk.state.text() == "HALTED"
+def test_kill_switch_cancels_working_orders_and_halts(desk, monkeypatch):
+    w, engine = desk.window, desk.engine
+    _resting_ticket(desk)
+    w.orders.submit()
+    desk.wait(lambda: any(r.working for r in w.orders.rows()), what="working order")
+    w.kill_action.trigger()                                           # Ctrl+K, no confirmation
+    desk.until(lambda: not any(r.working for r in w.orders.rows()), steps=5, what="orders cancelled")
+    assert {r.status for r in w.orders.rows()} == {"CANCELLED"}, [(r.status, r.reason) for r in w.orders.rows()]
+    desk.wait(lambda: w.state_label.text() == "HALTED", what="HALTED")
+    assert w.risk.state.text() == "HALTED" and w.risk.resume.isEnabled()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    w.risk.resume_trading()
+    desk.wait(lambda: w.state_label.text() == "ACTIVE", what="ACTIVE again")
 
 
-def test_oversized_ticket_shows_the_denial_and_cannot_be_sent(qtbot, window, engine):
-    engine.publish_market()
-    qtbot.waitUntil(lambda: window.orders.contract_id() is not None, timeout=3000)
-    window.orders.quantity.setValue(engine.settings.risk.max_order_quantity + 5)
-    window.orders.preview()
-    assert not window.orders.send.isEnabled()
-    assert "DENIED" in window.orders.preview_view.verdict.text()
-    assert "MAX_ORDER_QUANTITY" in window.orders.preview_view.verdict.text()
+def test_blotter_cancel_and_modify(desk, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    w = desk.window
+    _resting_ticket(desk)
+    w.orders.submit()
+    desk.wait(lambda: any(r.working for r in w.orders.rows()), what="working order")
+    w.orders.blotter_view.selectRow(0)
+    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (0.10, True))
+    w.orders.modify_selected()
+    desk.until(lambda: w.orders.rows()[0].limit == pytest.approx(0.10), steps=5, what="modified limit")
+    w.orders.cancel_selected()
+    desk.until(lambda: w.orders.rows()[0].status == "CANCELLED", steps=5, what="cancelled")
 
 
-def test_settings_dialog_validates_inline_and_a_new_limit_is_enforced(qtbot, window, engine):
-    window.open_settings()
-    dialog = window.settings_dialog
+def test_oversized_ticket_shows_the_denial_and_cannot_be_sent(desk):
+    w, engine = desk.window, desk.engine
+    desk.until(lambda: w.orders.contract_id() is not None, what="ticket contract")
+    w.orders.quantity.setValue(engine.settings.risk.max_order_quantity + 5)
+    w.orders.preview()
+    desk.wait(lambda: "DENIED" in w.orders.preview_view.verdict.text(), what="denial")
+    assert not w.orders.send.isEnabled()
+    assert "QUANTITY" in w.orders.preview_view.verdict.text().upper()
+    first = w.orders.preview_view.checks.item(0, 1).text()
+    assert first.startswith("FAIL")                                   # the failed check is listed first
+
+
+def test_settings_dialog_validates_inline_and_a_new_limit_is_enforced(desk):
+    w, engine = desk.window, desk.engine
+    w.open_settings()
+    dialog = w.settings_dialog
     assert not dialog.set_value("risk.max_order_quantity", "0")
     assert ">= 1" in dialog.error_text("risk.max_order_quantity")
     assert not dialog.apply_button.isEnabled()
     assert not dialog.set_value("risk.max_order_quantity", "lots")
     assert dialog.set_value("risk.max_order_quantity", "3")
     assert dialog.apply_button.isEnabled()
-    tip = dialog.editors["risk.max_order_quantity"].widget.toolTip()
-    assert tip == "Largest order, contracts."
+    assert dialog.editors["risk.max_order_quantity"].widget.toolTip() == "Largest order, contracts."
     dialog.apply()
     assert engine.settings.risk.max_order_quantity == 3
-    assert window.settings.risk.max_order_quantity == 3
-    engine.publish_market()
-    qtbot.waitUntil(lambda: window.orders.contract_id() is not None, timeout=3000)
-    window.orders.quantity.setValue(4)
-    window.orders.preview()
-    assert "MAX_ORDER_QUANTITY" in window.orders.preview_view.verdict.text()
-    assert not window.orders.send.isEnabled()
+    assert w.settings.risk.max_order_quantity == 3
+    desk.until(lambda: w.orders.contract_id() is not None, what="ticket contract")
+    w.orders.quantity.setValue(4)
+    w.orders.preview()
+    desk.wait(lambda: "DENIED" in w.orders.preview_view.verdict.text(), what="denial")
+    assert "QUANTITY" in w.orders.preview_view.verdict.text().upper()
+    assert not w.orders.send.isEnabled()
 
 
-def test_settings_cancel_discards(qtbot, window, engine):
-    window.open_settings()
-    dialog = window.settings_dialog
-    dialog.set_value("risk.max_position", "7")
-    dialog.reject()
-    assert engine.settings.risk.max_position == 50
+def test_settings_cancel_discards(desk):
+    w, engine = desk.window, desk.engine
+    before = engine.settings.risk.max_position
+    w.open_settings()
+    w.settings_dialog.set_value("risk.max_position", str(before + 7))
+    w.settings_dialog.reject()
+    assert engine.settings.risk.max_position == before
 
 
-def test_layout_save_restore_and_reset(qtbot, engine, store):
-    make_app()
-    first = MainWindow(engine, engine.settings, store)
-    qtbot.addWidget(first)
-    first.show()
+def test_layout_save_restore_and_reset(desk, store):
+    engine = desk.engine
+    first = desk.window
     first.docks["log"].close()
-    first.close()                                                  # writes the layout
+    first.close()                                                     # writes the layout
     second = MainWindow(engine, engine.settings, store)
-    qtbot.addWidget(second)
     second.show()
-    assert not second.docks["log"].isVisible()
-    assert second.docks["surface"].isVisible()
-    second.reset_layout()
-    assert all(not d.isHidden() for d in second.docks.values())
-    second.close()
+    try:
+        assert not second.docks["log"].isVisible()
+        assert second.docks["surface"].isVisible()
+        second.reset_layout()
+        assert all(not d.isHidden() for d in second.docks.values())
+    finally:
+        second.close()
 
 
-def test_alerts_newest_first_acknowledge_filter_and_tray(qtbot, window, engine):
+def test_alerts_fold_repeats_acknowledge_through_the_router_and_notify_once(desk):
+    w, engine = desk.window, desk.engine
     notes = []
-    window.alerts.notify.connect(lambda *a: notes.append(a))
-    engine.raise_alert(Severity.INFO, message="first")
-    engine.raise_alert(Severity.CRITICAL, "KILL_SWITCH", "second")
-    assert window.alerts.model.rowCount() == 2
-    assert len(notes) == 1 and "KILL_SWITCH" in notes[0][0]        # critical only -> tray
-    window.alerts.level.setCurrentIndex(3)                         # CRITICAL and above
-    assert window.alerts.proxy.rowCount() == 1
-    window.alerts.acknowledge_all()
-    assert window.alerts.unacknowledged() == 0
+    w.alerts.notify.connect(lambda *a: notes.append(a))
+    engine.alert("DATA_STALE", Severity.WARNING, "no snapshot for 12 s")
+    for _ in range(3):
+        engine.alert("RISK_DAILY_LOSS", Severity.CRITICAL, "day P&L below the limit")
+    desk.wait(lambda: w.alerts.model.rowCount() == 2, what="two rows")
+    loss = next(a for a in w.alerts.model.records() if a.code == "RISK_DAILY_LOSS")
+    assert loss.count == 3                                            # three alerts, one row, count 3
+    assert len(notes) == 1 and "RISK_DAILY_LOSS" in notes[0][0]       # critical -> tray, once
+    w.alerts.level.setCurrentIndex(3)                                 # CRITICAL and above
+    assert w.alerts.proxy.rowCount() == 1
+    w.alerts.level.setCurrentIndex(0)
+    w.alerts.acknowledge_all()
+    assert w.alerts.unacknowledged() == 0
+    assert all(a.acknowledged for a in engine.alert_router.recent())  # acknowledged in the router
+    engine.alert("RISK_DAILY_LOSS", Severity.CRITICAL, "still below")  # a repeat after ack: a new alert
+    desk.wait(lambda: w.alerts.model.rowCount() == 3, what="new row after acknowledgement")
+    assert w.alerts.unacknowledged() == 1 and len(notes) == 2
 
 
-def test_log_panel_shows_records_and_filters_by_level(qtbot, window):
+def test_log_panel_shows_records_and_filters_by_level(desk):
+    w = desk.window
     logging.getLogger("workstation.test").warning("spread too wide on 6000C")
     logging.getLogger("workstation.test").debug("noise")
-    qtbot.waitUntil(lambda: "spread too wide" in window.log_panel.visible_text(), timeout=3000)
-    assert "noise" not in window.log_panel.visible_text()
-    window.log_panel.level.setCurrentText("ERROR")
-    assert "spread too wide" not in window.log_panel.visible_text()
+    desk.wait(lambda: "spread too wide" in w.log_panel.visible_text(), what="log line")
+    assert "noise" not in w.log_panel.visible_text()
+    w.log_panel.level.setCurrentText("ERROR")
+    assert "spread too wide" not in w.log_panel.visible_text()
 
 
-def test_live_guard_needs_the_typed_account(qtbot, engine, store):
+def test_live_guard_needs_the_typed_account(desk):
     from workstation.ui.dialogs.live_guard import LiveGuardDialog
 
+    engine = desk.engine
     settings = Settings.model_validate({"ib": {"live": True, "account": "DU1234567"},
                                         "execution": {"trading_enabled": False}})
-    engine.settings = settings
-    make_app()
-    dialog = LiveGuardDialog(settings, __import__("workstation.ui.bridge", fromlist=["Bridge"]).Bridge(engine))
-    qtbot.addWidget(dialog)
+    assert engine.apply_settings(settings, source="test: a live configuration") == []
+    assert engine.read_only
+    dialog = LiveGuardDialog(engine.settings, Bridge(engine))
     dialog.entry.setText("DU123")
     assert not dialog.enable.isEnabled()
     dialog.entry.setText("DU1234567")
     assert dialog.enable.isEnabled()
     dialog.confirm()
-    assert engine.settings.execution.trading_enabled
+    assert engine.settings.execution.trading_enabled and not engine.read_only
+    dialog.close()
 
 
-def test_live_connection_is_red_in_the_status_bar(qtbot, window, engine):
-    from workstation import bus as topics
+def test_live_connection_is_red_in_the_status_bar(desk):
+    w, engine = desk.window, desk.engine
+    engine.connection = "ib-live"              # the label the engine gives an IB live account
+    engine.publish_status()
+    assert "LIVE" in w.connection.text()
+    assert "background" in w.connection.styleSheet()
+    assert "LIVE" in w.windowTitle()
 
-    engine.bus.publish(topics.STATUS, {"connection": "ib-live", "connected": True, "data_age_s": 1.0})
-    assert "LIVE" in window.connection.text()
-    assert "background" in window.connection.styleSheet()
-    assert "LIVE" in window.windowTitle()
+
+def test_empty_tables_say_what_they_wait_for(desk):
+    w = desk.window
+    assert w.positions.model.rowCount() == 0 and "No positions" in w.positions.table.placeholder
+    assert "No alerts" in w.alerts.table.placeholder
+    assert not w.positions.table.grab().isNull()
 
 
 @pytest.mark.xvfb
-def test_3d_surface_under_xvfb(qtbot, engine):
-    from workstation.ui.bridge import Bridge
-    from workstation.ui.panels.surface import SurfacePanel
-
-    make_app()
-    panel = SurfacePanel(Bridge(engine), "auto")
-    qtbot.addWidget(panel)
-    panel.show()
+def test_3d_surface_under_xvfb(desk):
+    w = desk.window
+    panel = w.surface
     assert panel.gl_view is not None, panel.note.text()
-    panel.bridge.attach(engine.bus)
-    engine.publish_market()
-    panel.flush()
+    desk.until(lambda: panel.view is not None and panel.view.model_iv is not None, what="surface with model IVs")
     assert panel.gl_mesh is not None
-    qtbot.wait(200)
+    assert "model IV" in panel.gl_caption.text()
+    desk.wait(lambda: True)
     assert not panel.gl_view.grab().isNull()
-    panel.bridge.detach()

@@ -146,6 +146,9 @@ class OrderManager:
         if record is None or not record.is_working:
             return False
         record.cancel_requested = True
+        self.journal.record_order_event(OrderEvent(            # write-ahead: the request, before it is sent
+            client_order_id, record.status, self.clock(), record.filled, record.remaining, record.avg_price,
+            reason="cancel requested", limit_price=record.limit_price))
         try:
             await self.broker.cancel(client_order_id)
         except Exception as exc:

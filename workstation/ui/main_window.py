@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
             style = f"color: {theme.NEGATIVE}; font-weight: bold;"
         else:
             style = f"color: {theme.POSITIVE if mode == 'simulated' else theme.INFO};"
-        self.connection.setStyleSheet(style)
+        theme.restyle(self.connection, style)
 
     def _on_status(self, status: dict) -> None:
         self._set_connection(str(pick(status, "connection", default="simulated")),
@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
         if age is not None:
             stale = age > self.settings.alerts.stale_data_s
             self.data_age.setText(f"data {age:,.1f}s")
-            self.data_age.setStyleSheet(f"color: {theme.NEGATIVE if stale else theme.TEXT}")
+            theme.restyle(self.data_age, f"color: {theme.NEGATIVE if stale else theme.TEXT}")
         sim_time = pick(status, "sim_time")
         if sim_time is not None:
             self.data_age.setToolTip(f"market time {sim_time}")
@@ -270,12 +270,12 @@ class MainWindow(QMainWindow):
     def _on_fit(self, fit) -> None:
         ok = fit.accepted and not fit.stale
         self.fit_label.setText(f"fit {fit.timestamp:%H:%M:%S} rmse {fit.rmse_iv:.2f} ({fit.elapsed_ms:,.0f} ms)")
-        self.fit_label.setStyleSheet(f"color: {theme.TEXT if ok else theme.WARNING}")
+        theme.restyle(self.fit_label, f"color: {theme.TEXT if ok else theme.WARNING}")
 
     def _on_state(self, state) -> None:
         name = getattr(state, "value", str(state))
         self.state_label.setText(name)
-        self.state_label.setStyleSheet(f"color: {theme.STATE_COLOURS.get(name, theme.TEXT)}; font-weight: bold")
+        theme.restyle(self.state_label, f"color: {theme.STATE_COLOURS.get(name, theme.TEXT)}; font-weight: bold")
 
     def _on_book(self, book) -> None:
         day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day",
@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
             return
         colour = theme.signed_colour(day)
         self.pnl_label.setText(f"day P&L {theme.fmt(day, 0, dollars=True)}")
-        self.pnl_label.setStyleSheet(f"color: {colour.name() if colour else theme.TEXT}")
+        theme.restyle(self.pnl_label, f"color: {colour.name() if colour else theme.TEXT}")
 
     def _on_settings(self, settings) -> None:
         self.settings = settings
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
     def _status_lag(self) -> None:
         worst = self.lag.recent_worst()
         self.lag_label.setText(f"lag {worst:,.0f} ms")
-        self.lag_label.setStyleSheet(f"color: {theme.NEGATIVE if worst > 250 else theme.WARNING if worst > 50 else theme.TEXT}")
+        theme.restyle(self.lag_label, f"color: {theme.NEGATIVE if worst > 250 else theme.WARNING if worst > 50 else theme.TEXT}")
 
     # --------------------------------------------------------------------------------- tray etc.
     def _build_tray(self) -> None:

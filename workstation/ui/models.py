@@ -136,8 +136,13 @@ class FilterProxy(QSortFilterProxyModel):
         self.predicate: Callable[[Any], bool] | None = None
 
     def set_predicate(self, predicate: Callable[[Any], bool] | None) -> None:
-        self.predicate = predicate
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):          # Qt >= 6.10: invalidateFilter() is deprecated
+            self.beginFilterChange()
+            self.predicate = predicate
+            self.endFilterChange()
+        else:  # pragma: no cover - older Qt
+            self.predicate = predicate
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         model = self.sourceModel()

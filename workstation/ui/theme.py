@@ -81,6 +81,13 @@ def apply_dark_theme(app: QApplication) -> None:
         pass
 
 
+def restyle(widget, css: str) -> None:
+    """setStyleSheet only when the sheet changes: re-polishing costs milliseconds on the loop thread, and the
+    risk panel and status bar would otherwise pay it for every label on every update."""
+    if widget.styleSheet() != css:
+        widget.setStyleSheet(css)
+
+
 def mono_font(size: int = 9) -> QFont:
     """Fixed-width font for numbers, so columns line up."""
     font = QFontDatabase.systemFont(QFontDatabase.FixedFont)

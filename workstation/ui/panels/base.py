@@ -79,8 +79,9 @@ class RecordTable(QTableView):
         self._sized = True
         self.resizeColumnsToContents()
         header = self.horizontalHeader()
-        for i in range(header.count()):
-            header.resizeSection(i, min(max(header.sectionSize(i), 48), 220))
+        for i, column in enumerate(getattr(self.model().sourceModel(), "columns", [])):
+            wide = column.header in ("Contract", "Message", "Order id", "Reason")
+            header.resizeSection(i, min(max(header.sectionSize(i), 170 if wide else 48), 220))
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)

@@ -94,7 +94,7 @@ class CalibrationPanel(Panel):
             self.values[key].setText(f"{value:.4f}{extra}")
         ok = p.feller_ok
         self.values["Feller"].setText(f"{p.feller_ratio:.2f} {'satisfied' if ok else 'violated'}")
-        self.values["Feller"].setStyleSheet(f"color: {theme.POSITIVE if ok else theme.WARNING}")
+        theme.restyle(self.values["Feller"], f"color: {theme.POSITIVE if ok else theme.WARNING}")
         self.values["RMSE"].setText(f"{fit.rmse_iv:.3f} vol pts ({fit.quotes_used:,} q)")
         self.values["Max error"].setText(f"{fit.max_abs_iv_error:.3f} vol pts")
         self.values["Fit"].setText(f"{fit.elapsed_ms:,.0f} ms · {fit.iterations} it · {fit.timestamp:%H:%M}")
@@ -103,7 +103,7 @@ class CalibrationPanel(Panel):
             status += " · model on older parameters"
         self.values["Status"].setText(status if len(status) <= 40 else status[:39] + "…")
         self.values["Status"].setToolTip(status)
-        self.values["Status"].setStyleSheet(f"color: {theme.POSITIVE if fit.accepted and not fit.stale else theme.WARNING}")
+        theme.restyle(self.values["Status"], f"color: {theme.POSITIVE if fit.accepted and not fit.stale else theme.WARNING}")
         items = list(fit.per_expiry_rmse.items())
         self.per_expiry.setRowCount(len(items))
         for i, (expiry, rmse) in enumerate(items):

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QInputDialog, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
+from ...domain.ticks import round_to_tick
 from .. import theme
 from ..bridge import Bridge, pick
 from ..dialogs.whatif import PreviewView, denial_text
@@ -235,20 +236,22 @@ class OrdersPanel(Panel):
     def use_mid(self) -> None:
         row = self.current_row()
         if row is not None and math.isfinite(self._chain.mid[row]):
-            self.limit.setValue(round(float(self._chain.mid[row]) * 20) / 20)   # nickel ticks
+            self.limit.setValue(round_to_tick(float(self._chain.mid[row])))
         self._schedule_preview()
 
     def use_model(self) -> None:
         model = pick(self.last_preview, "model_price") if self.last_preview is not None else None
         if model is not None and math.isfinite(model):
-            self.limit.setValue(round(float(model) * 20) / 20)
+            self.limit.setValue(round_to_tick(float(model)))
 
     def _schedule_preview(self, *_) -> None:
         self.send.setEnabled(False)
         self._preview_timer.start()
 
     def order_args(self) -> tuple:
-        return (self.contract_id(), self.side.currentText(), int(self.quantity.value()), float(self.limit.value()))
+        """(contract id, side, quantity, limit on the option tick: 0.05 below $3, 0.10 above)."""
+        return (self.contract_id(), self.side.currentText(), int(self.quantity.value()),
+                round_to_tick(float(self.limit.value())))
 
     def preview(self) -> None:
         if self.contract_id() is None:
@@ -346,4 +349,4 @@ class OrdersPanel(Panel):
         price, ok = QInputDialog.getDouble(self, "Modify order", f"New limit for {row.order.contract.description}",
                                            float(current), 0.0, 1e6, 2)
         if ok:
-            self.run("modify_order", row.order.client_order_id, limit_price=price)
+            self.run("modify_order", row.order.client_order_id, limit_price=round_to_tick(price))

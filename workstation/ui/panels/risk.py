@@ -23,9 +23,14 @@ class LimitBar(QProgressBar):
         self.setRange(0, 1000)
         self.setTextVisible(True)
         self.setFixedHeight(18)
+        self._shown: tuple | None = ()
         self.set_value(None, None)
 
     def set_value(self, value: float | None, limit: float | None) -> None:
+        key = (None if value is None else round(value), limit)
+        if key == self._shown:                           # nothing new to show: no calls into Qt
+            return
+        self._shown = key
         if value is None:
             self.setValue(0)
             self.setFormat("–")
@@ -33,9 +38,9 @@ class LimitBar(QProgressBar):
         share = abs(value) / limit if limit else 0.0
         self.setValue(int(min(share, 1.0) * 1000))
         colour = theme.POSITIVE if share < 0.7 else theme.WARNING if share < 1.0 else theme.NEGATIVE
-        self.setStyleSheet(f"QProgressBar {{ border: 1px solid {theme.BORDER}; border-radius: 2px; "
-                           f"text-align: center; background: {theme.BASE}; }} "
-                           f"QProgressBar::chunk {{ background: {colour}; }}")
+        theme.restyle(self, f"QProgressBar {{ border: 1px solid {theme.BORDER}; border-radius: 2px; "
+                            f"text-align: center; background: {theme.BASE}; }} "
+                            f"QProgressBar::chunk {{ background: {colour}; }}")
         limit_text = f" / {theme.fmt(limit, 0, dollars=True)}  ({share:.0%})" if limit else ""
         self.setFormat(f"{theme.fmt(value, 0, dollars=True)}{limit_text}")
 
@@ -52,6 +57,8 @@ class RiskPanel(QWidget):
         self.bridge = bridge
         self._report = None
         self._dirty = False
+        self._stress_axes: tuple = ()
+        self._cells: dict = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         top = QHBoxLayout()
@@ -139,15 +146,18 @@ class RiskPanel(QWidget):
         name = getattr(state, "value", str(state))
         colour = theme.STATE_COLOURS.get(name, theme.TEXT)
         self.state.setText(name)
-        self.state.setStyleSheet(f"color: {colour}; border: 2px solid {colour}; border-radius: 6px; "
+        theme.restyle(self.state, f"color: {colour}; border: 2px solid {colour}; border-radius: 6px; "
                                  f"font-size: 14pt; font-weight: bold; padding: 6px;")
         self.resume.setEnabled(name != "ACTIVE")
 
     def _set_number(self, key: str, value, signed: bool = False) -> None:
         label = self.numbers[key]
-        label.setText(theme.fmt(value, 0, dollars=True))
+        text = theme.fmt(value, 0, dollars=True)
+        if label.text() == text:
+            return
+        label.setText(text)
         colour = theme.signed_colour(value) if signed else None
-        label.setStyleSheet(f"color: {colour.name()}" if colour else "")
+        theme.restyle(label, f"color: {colour.name()}" if colour else "")
 
     def render(self) -> None:
         report = self._report or {}
@@ -183,7 +193,7 @@ class RiskPanel(QWidget):
                 self.attr_grid.addWidget(self.attr[key], 1 + n // 2, (n % 2) * 2 + 1)
             colour = theme.signed_colour(value)
             self.attr[key].setText(theme.fmt(value, 0, dollars=True))
-            self.attr[key].setStyleSheet(f"color: {colour.name()}" if colour else "")
+            theme.restyle(self.attr[key], f"color: {colour.name()}" if colour else "")
 
     def _render_stress(self, stress) -> None:
         """Rows: spot shocks; columns: vol shocks; cells: P&L (green gain, red loss, stronger = larger)."""
@@ -194,11 +204,14 @@ class RiskPanel(QWidget):
         pnl = pick(stress, "pnl", default=[])
         if not spots or not vols:
             return
-        self.stress.setRowCount(len(spots))
-        self.stress.setColumnCount(len(vols))
-        self.stress.setVerticalHeaderLabels([f"spot {s:+.0%}" if abs(s) < 1 else f"spot {s:+g}" for s in spots])
-        points = all(abs(v) < 1 for v in vols)
-        self.stress.setHorizontalHeaderLabels([f"vol {v * 100:+.0f}" if points else f"vol {v:+g}" for v in vols])
+        if (tuple(spots), tuple(vols)) != self._stress_axes:       # headers only when the shocks change
+            self._stress_axes = (tuple(spots), tuple(vols))
+            self._cells: dict = {}
+            self.stress.setRowCount(len(spots))
+            self.stress.setColumnCount(len(vols))
+            self.stress.setVerticalHeaderLabels([f"spot {s:+.0%}" if abs(s) < 1 else f"spot {s:+g}" for s in spots])
+            points = all(abs(v) < 1 for v in vols)
+            self.stress.setHorizontalHeaderLabels([f"vol {v * 100:+.0f}" if points else f"vol {v:+g}" for v in vols])
         flat = [abs(x) for row in pnl for x in row if x == x] or [1.0]
         scale = max(max(flat), 1.0)
         for i in range(len(spots)):
@@ -207,12 +220,21 @@ class RiskPanel(QWidget):
                     value = float(pnl[i][j])
                 except (IndexError, TypeError, ValueError):
                     value = float("nan")
-                item = QTableWidgetItem(f"{value / 1000:+,.1f}k" if value == value else "–")
-                item.setTextAlignment(Qt.AlignCenter)
+                text = f"{value / 1000:+,.1f}k" if value == value else "–"
+                alpha = int(30 + 190 * min(abs(value) / scale, 1.0)) if value == value else 0
+                cell = (text, value >= 0, alpha // 8)
+                if self._cells.get((i, j)) == cell:          # unchanged: no call into Qt (each one can wait
+                    continue                                 # for the GIL while the engine's worker computes)
+                self._cells[(i, j)] = cell
+                item = self.stress.item(i, j)
+                if item is None:                             # cells are reused: no allocation per update
+                    item = QTableWidgetItem()
+                    item.setTextAlignment(Qt.AlignCenter)
+                    self.stress.setItem(i, j, item)
+                item.setText(text)
                 base = QColor(theme.POSITIVE if value >= 0 else theme.NEGATIVE)
-                base.setAlpha(int(30 + 190 * min(abs(value) / scale, 1.0)) if value == value else 0)
+                base.setAlpha(alpha)
                 item.setBackground(base)
-                self.stress.setItem(i, j, item)
 
     # -------------------------------------------------------------------------------- commands
     def kill_switch(self) -> None:

@@ -108,6 +108,8 @@ class SurfacePanel(Panel):
         self.status = QLabel("waiting for the first surface…")
         self.status.setStyleSheet(f"color: {theme.MUTED}")
         layout.addWidget(self.status)
+        self._stale: set[int] = set()
+        self.tabs.currentChanged.connect(self._draw_tab)
         bridge.surface.connect(self._on_surface)
         bridge.fit.connect(self._on_fit)
 
@@ -227,11 +229,24 @@ class SurfacePanel(Panel):
                 days = [s[1] * 365 for s in self.view.series]
                 self.expiry.setCurrentIndex(int(np.argmin(np.abs(np.array(days) - 30))) if days else -1)
             self.expiry.blockSignals(False)
-        self._draw_smile()
-        self._draw_term()
-        self._draw_residuals()
-        if self.gl_view is not None:
+        # only the visible view is drawn now; the others when their tab is shown (the 3-D mesh upload and the
+        # residual image are the panel's biggest costs on the loop thread)
+        self._stale = set(range(self.tabs.count()))
+        self._draw_tab(self.tabs.currentIndex())
+
+    def _draw_tab(self, index: int) -> None:
+        if self.view is None or index not in self._stale:
+            return
+        self._stale.discard(index)
+        page = self.tabs.widget(index)
+        if page is self.term:
+            self._draw_term()
+        elif page is self.resid:
+            self._draw_residuals()
+        elif self.gl_view is not None and page is self.gl_view.parentWidget():
             self._draw_3d()
+        else:
+            self._draw_smile()
 
     def _draw_smile(self) -> None:
         view = self.view
@@ -275,6 +290,8 @@ class SurfacePanel(Panel):
         lo, hi = MONEYNESS_BINS[0], MONEYNESS_BINS[-1]
         self.resid_image.setImage(image, autoLevels=False, levels=(-2, 2))
         self.resid_image.setRect(pg.QtCore.QRectF(lo, 0, hi - lo, len(view.series)))
+        self.resid.setXRange(lo, hi, padding=0.02)      # the grid only (not the hidden note at the origin)
+        self.resid.setYRange(0, len(view.series), padding=0.02)
         axis = self.resid.getAxis("left")
         step = max(1, len(view.series) // 12)
         axis.setTicks([[(j + 0.5, view.series[j][0].split("(")[0].strip()) for j in range(0, len(view.series), step)]])
