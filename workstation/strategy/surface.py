@@ -12,6 +12,7 @@ import numpy as np
 from ..config import CalibrationConfig, MarketConfig
 from ..domain import ChainSnapshot
 from ..pricing import implied_vol
+from .forwards import ExpiryForward, series_forwards
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -29,20 +30,6 @@ class Filter(IntEnum):
     MONEYNESS_WINDOW = 7
     NO_FORWARD = 8
     NO_IV = 9
-
-
-@dataclass(frozen=True)
-class ExpiryForward:
-    """Forward and discount factor of one expiry series, with how well parity held."""
-
-    expiry: np.datetime64
-    am_settled: bool
-    maturity: float
-    forward: float
-    discount: float
-    pairs: int
-    max_residual: float
-    reliable: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,66 +68,21 @@ class Surface:
         return np.array([keys.get((x, bool(a)), -1) for x, a in zip(snap.expiry, snap.am_settled)], dtype=np.int64)
 
 
-def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope and intercept of y on x (closed form; polyfit is ten times slower here)."""
-    xm, ym = x.mean(), y.mean()
-    dx = x - xm
-    slope = float((dx * (y - ym)).sum() / (dx * dx).sum())
-    return slope, float(ym - slope * xm)
-
-
-def parity_forward(strike: np.ndarray, call_mid: np.ndarray, put_mid: np.ndarray,
-                   spot: float) -> tuple[float, float, int, float]:
-    """Robust fit of C - P = DF*(F - K) over near-the-money pairs: returns (F, DF, pairs used, max |resid|).
-
-    Least squares of C-P on K, then pairs with residuals beyond 3 robust sigmas are dropped and the
-    fit repeated (closing quotes carry a few stale pairs). NaN when fewer than 3 pairs remain.
-    """
-    y = call_mid - put_mid
-    k = strike.astype(np.float64)
-    keep = np.isfinite(y)
-    for _ in range(3):
-        if keep.sum() < 3:
-            return np.nan, np.nan, int(keep.sum()), np.nan
-        slope, intercept = _line_fit(k[keep], y[keep])
-        resid = y - (intercept + slope * k)
-        mad = np.median(np.abs(resid[keep] - np.median(resid[keep])))
-        scale = max(1.4826 * mad, 0.05 + 1e-4 * spot * 0.001)
-        new_keep = keep & (np.abs(resid) <= 3.0 * scale)
-        if new_keep.sum() == keep.sum():
-            break
-        keep = new_keep
-    discount = -slope
-    if not (0.5 < discount < 1.2):
-        return np.nan, np.nan, int(keep.sum()), np.nan
-    forward = intercept / discount
-    return float(forward), float(discount), int(keep.sum()), float(np.max(np.abs(resid[keep])))
-
-
 def _series_forwards(snap: ChainSnapshot, maturity: np.ndarray, mid: np.ndarray,
                      window: float) -> tuple[list[ExpiryForward], np.ndarray, np.ndarray]:
     """Forward and discount per expiry series (expiry, AM/PM), broadcast back to rows."""
-    forward = np.full(len(snap), np.nan)
-    discount = np.full(len(snap), np.nan)
-    out: list[ExpiryForward] = []
     spot = snap.underlying_price
     keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
-    for key in np.unique(keys):
-        rows = np.flatnonzero(keys == key)
-        t = float(maturity[rows[0]])
-        near = rows[np.abs(snap.strike[rows] / spot - 1.0) <= window]
-        calls = near[snap.is_call[near]]
-        puts = near[~snap.is_call[near]]
-        common, ci, pi = np.intersect1d(snap.strike[calls], snap.strike[puts], return_indices=True)
-        f, df, n, resid = parity_forward(common, mid[calls[ci]], mid[puts[pi]], spot)
-        reliable = np.isfinite(f) and n >= 3 and abs(f / spot - 1.0) < 0.2
-        if not reliable:
-            f, df = np.nan, np.nan
-        out.append(ExpiryForward(np.datetime64(int(key) // 2, "D"), bool(key % 2), t, f, df, n, resid,
-                                 bool(reliable)))
-        forward[rows] = f
-        discount[rows] = df
-    return out, forward, discount
+
+    uniq, first, series = np.unique(keys, return_index=True, return_inverse=True)
+    near = np.abs(snap.strike / spot - 1.0) <= window
+    fwd, df, pairs, resid = series_forwards(series, len(uniq), snap.strike, snap.is_call, mid, near)
+    reliable = np.isfinite(fwd) & (np.abs(fwd / spot - 1.0) < 0.2)
+    fwd[~reliable], df[~reliable] = np.nan, np.nan
+    out = [ExpiryForward(np.datetime64(int(key) // 2, "D"), bool(key % 2), float(maturity[i]), float(f), float(d),
+                         int(n), float(r), bool(ok))
+           for key, i, f, d, n, r, ok in zip(uniq, first, fwd, df, pairs, resid, reliable)]
+    return out, fwd[series], df[series]
 
 
 def build_surface(snap: ChainSnapshot, market: MarketConfig, calibration: CalibrationConfig,

@@ -1,0 +1,107 @@
+"""The surface: forwards from put-call parity, implied vols, quality filters with a count per reason."""
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workstation.config import Settings
+from workstation.domain import ChainSnapshot
+from workstation.pricing import black_price
+from workstation.strategy.forwards import grouped_median
+from workstation.strategy.surface import Filter, build_surface
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spx_2022-06-10_cboe.csv"
+
+
+def wide_settings() -> Settings:
+    s = Settings()
+    s.market.max_expiry_days, s.market.strike_window = 2000, 0.7
+    return s
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="real SPX chain not present in ../shared/data")
+def test_forwards_match_the_published_parity_forwards_on_the_real_chain():
+    from workstation.market.replay import read_cboe_csv
+    snap = read_cboe_csv(DATA)
+    surface = build_surface(snap, wide_settings().market, wide_settings().calibration)
+    published = {}
+    with DATA.open() as fh:
+        for row in csv.DictReader(fh):
+            published[(row["expiry_or_T"], row["root"] == "SPX")] = float(row["F_pcp"])
+    checked = 0
+    for e in surface.expiries:
+        f_ref = published.get((str(e.expiry), e.am_settled))
+        if f_ref is None or e.pairs < 30:
+            continue
+        checked += 1
+        assert abs(e.forward - f_ref) < max(0.6, 2e-4 * f_ref), (e.expiry, e.am_settled, e.forward, f_ref)
+    assert checked >= 25
+    assert surface.filter_counts["OK"] > 8000
+
+
+def synthetic_chain(vol: float = 0.2) -> ChainSnapshot:
+    """Calls and puts priced off a known forward and discount, with a few broken quotes planted."""
+    now = datetime(2025, 10, 1, 15, 0, tzinfo=timezone.utc)
+    strikes = np.arange(5000.0, 7001.0, 25.0)
+    expiry = np.datetime64("2025-11-21")
+    n = len(strikes)
+    k = np.concatenate([strikes, strikes])
+    call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    snap = ChainSnapshot.from_columns(timestamp=now, underlying="SPX", underlying_price=6000.0, columns={
+        "contract_id": np.arange(1, 2 * n + 1), "trading_class": np.full(2 * n, "SPXW"),
+        "expiry": np.full(2 * n, expiry), "strike": k, "is_call": call,
+        "bid": np.zeros(2 * n), "ask": np.zeros(2 * n), "bid_size": np.full(2 * n, 10),
+        "ask_size": np.full(2 * n, 10)})
+    t = snap.maturity
+    fair = black_price(6010.0, k, t, 0.995, vol, call)
+    bid, ask = fair - 0.05, fair + 0.05
+    bid[0], ask[0] = np.nan, np.nan                  # no quote at all
+    bid[5] = 0.0                                     # no bid
+    bid[10], ask[10] = fair[10] + 1, fair[10]        # crossed
+    bid[15], ask[15] = fair[15] * 0.2, fair[15] * 3  # far too wide
+    cols = snap.columns()
+    cols.update(bid=bid, ask=ask)
+    return ChainSnapshot.from_columns(timestamp=now, underlying="SPX", underlying_price=6000.0, columns=cols)
+
+
+def test_forward_discount_and_vols_are_recovered_and_bad_quotes_filtered_by_reason():
+    snap = synthetic_chain()
+    s = wide_settings()
+    surface = build_surface(snap, s.market, s.calibration)
+    (expiry,) = surface.expiries
+    assert expiry.forward == pytest.approx(6010.0, abs=1e-6) and expiry.discount == pytest.approx(0.995, abs=1e-9)
+    reasons = surface.filter_reason
+    assert reasons[0] == Filter.NON_FINITE and reasons[5] == Filter.NO_BID
+    assert reasons[10] == Filter.CROSSED and reasons[15] == Filter.TOO_WIDE
+    ok = surface.usable
+    assert np.allclose(surface.iv_mid[ok], 0.2, atol=2e-3)           # mid IV of fair +- 0.05
+    assert np.all(surface.iv_bid[ok] <= surface.iv_mid[ok]) and np.all(surface.iv_mid[ok] <= surface.iv_ask[ok])
+    counts = surface.filter_counts
+    assert counts["NO_BID"] == 1 and counts["CROSSED"] == 1 and counts["TOO_WIDE"] == 1
+    assert sum(counts.values()) == len(snap)
+
+
+def test_a_stale_pair_does_not_move_the_forward():
+    snap = synthetic_chain()
+    cols = snap.columns()
+    n = len(snap) // 2
+    bid, ask = cols["bid"].copy(), cols["ask"].copy()
+    atm = int(np.argmin(np.abs(snap.strike[:n] - 6000)))
+    bid[atm] += 8.0
+    ask[atm] += 8.0                                   # one call left 8 points rich (a stale quote)
+    cols.update(bid=bid, ask=ask)
+    bad = ChainSnapshot.from_columns(timestamp=snap.timestamp, underlying="SPX", underlying_price=6000.0,
+                                     columns=cols)
+    s = wide_settings()
+    (expiry,) = build_surface(bad, s.market, s.calibration).expiries
+    assert expiry.forward == pytest.approx(6010.0, abs=0.05)
+
+
+def test_grouped_median():
+    g = np.array([0, 0, 0, 1, 1, 2])
+    v = np.array([3.0, 1.0, 2.0, 10.0, 20.0, 7.0])
+    assert list(grouped_median(g, v, 4)[:3]) == [2.0, 15.0, 7.0] and np.isnan(grouped_median(g, v, 4)[3])
