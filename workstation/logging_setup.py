@@ -31,6 +31,22 @@ class SecretMasker(logging.Filter):
         return True
 
 
+class IBNoiseFilter(logging.Filter):
+    """ib_async logs a normal cancel confirmation (code 202) as an ERROR and dumps the whole trade as a
+    WARNING; the engine already reports the cancel. Keep those at DEBUG so real errors stand out."""
+
+    INFO_CODES = ("Error 202,", "Error 2104,", "Error 2106,", "Error 2107,", "Error 2108,", "Error 2158,",
+                  "Error 10167,")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("ib_async"):
+            return True
+        message = record.getMessage()
+        if message.startswith(self.INFO_CODES) or message.startswith("Canceled order:"):
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def configure_logging(level: str = "INFO", log_dir: Path | None = None, console: bool = True) -> Path | None:
     """Install the handlers on the root logger (idempotent); return the log file path, if any."""
     global _configured
@@ -39,11 +55,13 @@ def configure_logging(level: str = "INFO", log_dir: Path | None = None, console:
     if _configured:
         return None
     masker = SecretMasker()
+    ib_noise = IBNoiseFilter()
     formatter = logging.Formatter(FORMAT)
     if console:
         stream = logging.StreamHandler()
         stream.setFormatter(formatter)
         stream.addFilter(masker)
+        stream.addFilter(ib_noise)
         root.addHandler(stream)
     log_file = None
     if log_dir is not None:
@@ -54,6 +72,7 @@ def configure_logging(level: str = "INFO", log_dir: Path | None = None, console:
                                                            encoding="utf-8")
             handler.setFormatter(formatter)
             handler.addFilter(masker)
+            handler.addFilter(ib_noise)
             root.addHandler(handler)
         except OSError as exc:
             logging.getLogger(__name__).warning("log file disabled: cannot write %s (%s)", log_dir, exc)
