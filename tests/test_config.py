@@ -86,3 +86,13 @@ def test_reference_yaml_is_current_and_loads():
     text = (ROOT / "config" / "reference.yaml").read_text()
     assert text == reference_yaml(), "run: python -m workstation.config > config/reference.yaml"
     assert isinstance(load_settings(ROOT / "config" / "reference.yaml", environ={}), Settings)
+
+
+def test_ib_cancel_confirmations_do_not_read_as_errors():
+    import logging
+    from workstation.logging_setup import IBNoiseFilter
+    noise = logging.LogRecord("ib_async.wrapper", logging.ERROR, __file__, 1, "Error 202, reqId 7: Order Canceled",
+                              None, None)
+    real = logging.LogRecord("ib_async.wrapper", logging.ERROR, __file__, 1, "Error 201, reqId 8: Order rejected",
+                             None, None)
+    assert not IBNoiseFilter().filter(noise) and IBNoiseFilter().filter(real)
