@@ -23,6 +23,57 @@ if not os.environ.get("DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+class StallSampler:
+    """Where the loop thread is when it stalls: a sampler thread looks at the GUI thread's stack whenever the
+    lag timer has not ticked for `threshold_ms`, and counts the innermost workstation frames (with their
+    callers) over the run. The answer to 'what still runs on the loop thread'."""
+
+    def __init__(self, lag_monitor, threshold_ms: float = 30.0, every_ms: float = 5.0) -> None:
+        import threading
+
+        self.threshold, self.every = threshold_ms / 1e3, every_ms / 1e3
+        self.main = threading.main_thread().ident
+        self.counts: dict[str, int] = {}
+        self.last = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="stall-sampler")
+        tick = lag_monitor._tick
+
+        def ticked():
+            self.last = time.perf_counter()
+            tick()
+        lag_monitor._timer.timeout.disconnect()
+        lag_monitor._timer.timeout.connect(ticked)
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(self.every):
+            if time.perf_counter() - self.last < self.threshold + lag_interval_s:
+                continue
+            frame = sys._current_frames().get(self.main)
+            if frame is None:
+                continue
+            stack = [f for f in traceback.extract_stack(frame) if "/workstation/" in f.filename]
+            where = " < ".join(f"{Path(f.filename).stem}.{f.name}:{f.lineno}" for f in reversed(stack[-3:]))
+            where = where or f"{Path(frame.f_code.co_filename).name}.{frame.f_code.co_name} (Qt/asyncio)"
+            self.counts[where] = self.counts.get(where, 0) + 1
+
+    def report(self, top: int = 8) -> dict[str, int]:
+        """Samples (5 ms each) per stall site, most first."""
+        return dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:top])
+
+
+lag_interval_s = 0.05
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="wall-clock run time after the first surface")
@@ -30,6 +81,8 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="snapshot interval, seconds")
     parser.add_argument("--manual", action="store_true",
                         help="no auto-execution (default: signals become orders, so blotter and positions update too)")
+    parser.add_argument("--no-3d", dest="no_3d", action="store_true",
+                        help="ui.opengl off (under Xvfb the GL view makes Qt compose the whole window in software)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gui.json")
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -45,7 +98,8 @@ def main() -> int:
 
     settings = Settings.model_validate({"market": {"snapshot_interval_s": args.interval,
                                                    "simulator": {"speed": args.speed, "always_open": True}},
-                                        "signals": {"auto_execute": not args.manual}})
+                                        "signals": {"auto_execute": not args.manual},
+                                        "ui": {"opengl": "off" if args.no_3d else "auto"}})
     tmp = Path(tempfile.mkdtemp(prefix="heston-bench-"))
     app = make_app()
     app.setQuitOnLastWindowClosed(False)
@@ -73,6 +127,7 @@ def main() -> int:
 
     for panel in window.panels:
         panel.render = timed(panel.render, panel.name)
+    stalls = StallSampler(window.lag)
 
     async def run() -> dict:
         await engine.start()
@@ -82,11 +137,13 @@ def main() -> int:
                 first = time.perf_counter() - t0
             await asyncio.sleep(0.01)
         window.lag.samples.clear()
+        stalls.start()
         render_ms.clear()
         render_cpu_ms.clear()
         n_fits = len(fits)
         await asyncio.sleep(args.seconds)
         lag = np.array(window.lag.samples)
+        stalls.stop()
         await engine.stop()
         return {"first_surface_s": round(first, 3), "seconds": args.seconds, "speed": args.speed,
                 "auto_execute": not args.manual, "orders": len(engine.order_records()),
@@ -100,6 +157,7 @@ def main() -> int:
                                         "cpu_max": round(max(render_cpu_ms[k]), 1),
                                         "cpu_p99": round(float(np.percentile(render_cpu_ms[k], 99)), 1),
                                         "count": len(v)} for k, v in sorted(render_ms.items())},
+                "stalls": stalls.report(),
                 "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None}
 
     with loop:

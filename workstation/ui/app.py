@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 
 def make_app() -> QApplication:
     """The one QApplication, themed."""
-    # The engine's numerics run in a worker thread. Every PySide call releases the GIL, and getting it back
-    # from a thread busy in Python/numpy takes up to the switch interval (5 ms by default): a redraw of a few
-    # hundred Qt calls then waits tens of ms. 1 ms keeps redraws and the event loop prompt.
-    sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Heston Workstation")
     app.setOrganizationName("heston-workstation")

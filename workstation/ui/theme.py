@@ -76,7 +76,9 @@ def apply_dark_theme(app: QApplication) -> None:
     app.setStyleSheet(_STYLE)
     try:
         import pyqtgraph as pg
-        pg.setConfigOptions(background=BASE, foreground=TEXT, antialias=True)
+        # no antialiasing: the plots repaint every cycle on the loop thread, and antialiased QPainter lines
+        # were the largest share of the window's stalls in benchmarks/gui.py
+        pg.setConfigOptions(background=BASE, foreground=TEXT, antialias=False)
     except ImportError:  # pragma: no cover - pyqtgraph is a dependency
         pass
 

@@ -30,14 +30,19 @@ class Panel(QWidget):
         self._dirty = True
 
     def flush(self) -> None:
-        """Called by the window's refresh timer: redraw when something changed since the last tick."""
-        if not self._dirty:
+        """Called by the window's refresh timer: redraw when something changed since the last tick. A hidden
+        panel (closed dock, tab behind another) stays dirty and redraws when it is shown."""
+        if not self._dirty or not self.isVisible():
             return
         self._dirty = False
         try:
             self.render()
         except Exception:  # a drawing bug must not take the window down
             log.exception("%s panel failed to render", self.title)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.flush()
 
     def render(self) -> None:
         """Redraw from the stored payloads."""

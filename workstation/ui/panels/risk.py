@@ -3,9 +3,9 @@ state and the KILL SWITCH."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QMessageBox, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
 from .. import theme
@@ -15,34 +15,58 @@ GREEKS = ("delta", "gamma", "vega", "theta")
 CONFIG_LIMITS = {"delta": "max_delta_dollars", "gamma": "max_gamma_dollars", "vega": "max_vega_dollars"}
 
 
-class LimitBar(QProgressBar):
-    """|value| as a share of its limit: green below 70 %, amber below 100 %, red at or past the limit."""
+class LimitBar(QWidget):
+    """|value| as a share of its limit: green below 70 %, amber below 100 %, red at or past the limit.
+
+    Painted here rather than a QProgressBar: QProgressBar.setValue repaints synchronously, which in a window
+    with an OpenGL view costs ~3 ms a call on the loop thread; this one only schedules a repaint."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setRange(0, 1000)
-        self.setTextVisible(True)
         self.setFixedHeight(18)
+        self.setMinimumWidth(160)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)     # the bar takes the row, not the label
+        self._share = 0.0
+        self._colour = QColor(theme.POSITIVE)
+        self._text = "–"
         self._shown: tuple | None = ()
         self.set_value(None, None)
 
+    def value(self) -> int:
+        """Share of the limit in tenths of a percent (0–1000), as the progress bar it replaces."""
+        return int(round(min(self._share, 1.0) * 1000))
+
+    def format(self) -> str:
+        return self._text
+
     def set_value(self, value: float | None, limit: float | None) -> None:
         key = (None if value is None else round(value), limit)
-        if key == self._shown:                           # nothing new to show: no calls into Qt
+        if key == self._shown:                           # nothing new to show
             return
         self._shown = key
         if value is None:
-            self.setValue(0)
-            self.setFormat("–")
-            return
-        share = abs(value) / limit if limit else 0.0
-        self.setValue(int(min(share, 1.0) * 1000))
-        colour = theme.POSITIVE if share < 0.7 else theme.WARNING if share < 1.0 else theme.NEGATIVE
-        theme.restyle(self, f"QProgressBar {{ border: 1px solid {theme.BORDER}; border-radius: 2px; "
-                            f"text-align: center; background: {theme.BASE}; }} "
-                            f"QProgressBar::chunk {{ background: {colour}; }}")
-        limit_text = f" / {theme.fmt(limit, 0, dollars=True)}  ({share:.0%})" if limit else ""
-        self.setFormat(f"{theme.fmt(value, 0, dollars=True)}{limit_text}")
+            self._share, self._text = 0.0, "–"
+        else:
+            self._share = abs(value) / limit if limit else 0.0
+            self._colour = QColor(theme.POSITIVE if self._share < 0.7 else theme.WARNING if self._share < 1.0
+                                  else theme.NEGATIVE)
+            limit_text = f" / {theme.fmt(limit, 0, dollars=True)}  ({self._share:.0%})" if limit else ""
+            self._text = f"{theme.fmt(value, 0, dollars=True)}{limit_text}"
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        rect = self.rect().adjusted(0, 0, -1, -1)
+        painter.fillRect(rect, QColor(theme.BASE))
+        if self._share > 0:
+            filled = rect.adjusted(1, 1, 0, 0)
+            filled.setWidth(max(1, int((rect.width() - 1) * min(self._share, 1.0))))
+            painter.fillRect(filled, self._colour)
+        painter.setPen(QColor(theme.BORDER))
+        painter.drawRect(rect)
+        painter.setPen(QColor(theme.TEXT))
+        painter.drawText(rect, Qt.AlignCenter, self._text)
+        painter.end()
 
 
 class RiskPanel(QWidget):
