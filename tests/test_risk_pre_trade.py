@@ -223,3 +223,11 @@ def test_an_exit_may_pay_the_market_where_the_model_disagrees():
     assert RiskCode.PRICE_BAND not in check(close, ctx(market=rich, positions=short)).reasons
     assert RiskCode.PRICE_BAND in check(order(limit_price=95.0, purpose=OrderPurpose.EXIT),
                                         ctx(market=rich, positions=short)).reasons   # still fenced by the mid
+
+
+def test_a_limit_off_the_tick_is_a_bad_order():
+    """Exchanges reject 51.55 above 3.00 (ticks of 0.10): catch it before it leaves."""
+    assert RiskCode.BAD_ORDER in check(order(limit_price=51.55), ctx()).reasons
+    assert check(order(limit_price=51.5), ctx()).approved
+    hedge = order(contract=FUTURE, side=Side.SELL, quantity=1, limit_price=6750.1, purpose=OrderPurpose.HEDGE)
+    assert RiskCode.BAD_ORDER in check(hedge, ctx(market=FUT_MARKET)).reasons

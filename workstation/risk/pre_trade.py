@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from workstation.config import RiskConfig
 from workstation.domain import Order, OrderPurpose, OrderType, Position, SecType, Side, TradingState
+from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
 from workstation.domain.snapshot import settlement_instant
 from workstation.portfolio.greeks import DollarGreeks
 
@@ -178,6 +179,11 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
         problems.append(f"quantity {q} <= 0")
     if order.order_type is OrderType.LIMIT and not (_finite(order.limit_price) and order.limit_price > 0):
         problems.append(f"limit price {order.limit_price!r} not a positive finite number")
+    elif order.order_type is OrderType.LIMIT:
+        is_future = c.sec_type is SecType.FUTURE
+        if not on_tick(float(order.limit_price), FUTURE_TICK if is_future else None):
+            problems.append(f"limit {order.limit_price:g} is off the tick "
+                            f"({contract_tick(is_future, float(order.limit_price)):g})")
     if c.sec_type not in (SecType.OPTION, SecType.FUTURE):
         problems.append(f"{c.sec_type.value} is not tradable")
     add(_ok("well-formed order", RiskCode.BAD_ORDER, not problems, "; ".join(problems) or "ok"))
