@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from test_backtest import _record  # noqa: E402
-from test_ui_fake_engine import FakeEngine  # noqa: E402
+from engine_support import SimRig  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
 from workstation.ui.dialogs.backtest import BacktestDialog  # noqa: E402
@@ -28,13 +28,15 @@ def short_recording(tmp_path_factory):
 
 def test_tools_menu_opens_the_backtest_window(qtbot, tmp_path):
     make_app()
-    engine = FakeEngine()
+    rig = SimRig(tmp_path)                      # the real engine (not started: the menu needs no market)
+    engine = rig.engine
     win = MainWindow(engine, engine.settings, QSettings(str(tmp_path / "layout.ini"), QSettings.IniFormat))
     qtbot.addWidget(win)
     win.open_backtest()
     assert isinstance(win.backtest_dialog, BacktestDialog) and win.backtest_dialog.isVisible()
     win.backtest_dialog.close()
     win.close()
+    rig.journal.close()
 
 
 def test_run_shows_progress_and_charts(qtbot, short_recording, tmp_path):
