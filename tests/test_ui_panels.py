@@ -294,6 +294,25 @@ def test_settings_cancel_discards(desk):
     assert engine.settings.risk.max_position == before
 
 
+def test_settings_send_test_alert_reaches_the_log_channel(desk, tmp_path, monkeypatch):
+    """The Alerts tab's test buttons deliver one TEST_ALERT through the channel, off the GUI thread."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    from workstation.storage.paths import default_log_dir
+    w = desk.window
+    w.open_settings()
+    dialog = w.settings_dialog
+    dialog.test_buttons["log"].click()
+    desk.wait(lambda: "sent" in dialog.test_result.text() or "fail" in dialog.test_result.text().lower(),
+              what="test alert result")
+    assert "sent via log" in dialog.test_result.text()
+    log_file = default_log_dir() / w.settings.alerts.log_file
+    assert "TEST_ALERT" in log_file.read_text()
+    dialog.test_buttons["webhook"].click()                  # no URL configured: a clear message, no crash
+    desk.wait(lambda: dialog.test_buttons["webhook"].isEnabled() and "webhook" not in dialog.test_result.text()
+              or "url" in dialog.test_result.text().lower(), what="webhook result")
+    dialog.reject()
+
+
 def test_layout_save_restore_and_reset(desk, store):
     engine = desk.engine
     first = desk.window

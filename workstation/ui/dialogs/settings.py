@@ -6,8 +6,9 @@ import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, ValidationError
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QLabel,
-                               QLineEdit, QMessageBox, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QScrollArea, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from .. import theme
 
@@ -138,6 +139,8 @@ class SettingsDialog(QDialog):
                 form = QFormLayout(box)
                 self._add_fields(form, (section,), model, names)
                 v.addWidget(box)
+            if title == "Alerts":
+                v.addWidget(self._test_alert_box())
             v.addStretch(1)
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
@@ -207,6 +210,51 @@ class SettingsDialog(QDialog):
 
     def error_text(self, key: str) -> str:
         return self.editors[key].error.text()
+
+    # ------------------------------------------------------------------------------ test alerts
+    TEST_CHANNELS = (("log", "Log file"), ("email", "E-mail"), ("webhook", "Webhook"), ("tray", "Desktop"))
+
+    def _test_alert_box(self) -> QGroupBox:
+        """One button per channel: sends a TEST_ALERT with the settings as edited here (before Apply)."""
+        box = QGroupBox("Send test alert")
+        row = QHBoxLayout(box)
+        self.test_buttons: dict[str, QPushButton] = {}
+        for name, label in self.TEST_CHANNELS:
+            button = QPushButton(label)
+            button.setToolTip(f"send one TEST_ALERT through the {name} channel")
+            button.clicked.connect(lambda _=False, n=name: self.send_test_alert(n))
+            row.addWidget(button)
+            self.test_buttons[name] = button
+        self.test_result = QLabel("")
+        self.test_result.setWordWrap(True)
+        row.addWidget(self.test_result, 1)
+        return box
+
+    def send_test_alert(self, channel: str) -> None:
+        """Deliver off the GUI thread (an SMTP or HTTP timeout must not freeze the window)."""
+        import asyncio
+
+        from ...alerts import send_test_alert
+        from ...storage.paths import default_log_dir
+        notify = getattr(self.parent(), "notify", None)
+        self.test_result.setText(f"sending via {channel}…")
+        self.test_buttons[channel].setEnabled(False)
+
+        async def run() -> None:
+            try:
+                if channel == "tray":       # Qt: on the GUI thread (it only shows a notification)
+                    result = send_test_alert(channel, self.working, tray_notify=notify)
+                else:
+                    result = await asyncio.to_thread(send_test_alert, channel, self.working,
+                                                     log_dir=default_log_dir())
+                ok, detail = result.ok, result.detail
+            except Exception as exc:  # shown, never raised into Qt
+                ok, detail = False, str(exc)
+            self.test_buttons[channel].setEnabled(True)
+            self.test_result.setStyleSheet(f"color: {theme.POSITIVE if ok else theme.NEGATIVE}")
+            self.test_result.setText(detail)
+
+        asyncio.ensure_future(run())
 
     def connection_changed(self) -> bool:
         return any(getattr(_resolve(self.working, (s,)), f) != getattr(_resolve(self.original, (s,)), f)
