@@ -294,6 +294,22 @@ def test_settings_cancel_discards(desk):
     assert engine.settings.risk.max_position == before
 
 
+def test_a_connection_change_asks_to_reconnect(desk, monkeypatch):
+    """Yes applies and restarts the workstation on the new connection; No keeps the connection, applies the rest."""
+    w, engine = desk.window, desk.engine
+    restarts = []
+    monkeypatch.setattr(w, "restart", lambda: restarts.append(True))
+    port = engine.settings.ib.port
+    for answer, expect_port, expect_restart in ((QMessageBox.No, port, []), (QMessageBox.Yes, port + 1, [True])):
+        monkeypatch.setattr(QMessageBox, "question", lambda *a, _answer=answer, **k: _answer)
+        w.open_settings()
+        dialog = w.settings_dialog
+        assert dialog.set_value("ib.port", str(port + 1)) and dialog.set_value("risk.max_position", "7")
+        dialog.apply()
+        assert engine.settings.ib.port == expect_port and engine.settings.risk.max_position == 7
+        assert restarts == expect_restart
+
+
 def test_settings_send_test_alert_reaches_the_log_channel(desk, tmp_path, monkeypatch):
     """The Alerts tab's test buttons deliver one TEST_ALERT through the channel, off the GUI thread."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

@@ -96,4 +96,7 @@ def run_gui(settings: Any, args: Any) -> int:
     window.show()
     with loop:
         code = loop.run_until_complete(run_window(window, engine, screenshot, float(getattr(args, "after", 5.0))))
+    if getattr(window, "restart_requested", False):
+        log.info("restarting on the new connection settings")
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     return code

@@ -395,6 +395,12 @@ class MainWindow(QMainWindow):
             log.exception("no what-if preview for the screenshots")
         return None
 
+    def restart(self) -> None:
+        """Close the window and start the workstation again (a connection change): the engine stops cleanly
+        first; the new process reads the saved settings, recovers from the journal and reconciles."""
+        self.restart_requested = True
+        self.close()
+
     def closeEvent(self, event) -> None:
         self.save_layout()
         self.refresh.stop()

@@ -262,15 +262,19 @@ class SettingsDialog(QDialog):
 
     # ------------------------------------------------------------------------------------ apply
     def apply(self) -> None:
+        self.reconnect = False
         if self.connection_changed():
-            answer = QMessageBox.question(self, "Reconnect", "The connection settings changed. Apply them and "
-                                          "reconnect now?\n(No keeps the current connection and applies the rest.)",
-                                          QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.No)
+            answer = QMessageBox.question(
+                self, "Reconnect", "The connection settings changed. Apply them and reconnect now?\n"
+                "The workstation stops the engine (working orders as execution.on_exit says), restarts on the "
+                "new connection and reconciles with the broker.\n(No keeps the current connection and applies "
+                "the rest.)", QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.No)
             if answer == QMessageBox.Cancel:
                 return
             if answer == QMessageBox.No:
                 for s, f in CONNECTION_FIELDS:
                     setattr(_resolve(self.working, (s,)), f, getattr(_resolve(self.original, (s,)), f))
+            self.reconnect = answer == QMessageBox.Yes
         self.bridge.command("apply_settings", self.working, source="settings dialog",
                             on_done=self._applied, on_error=lambda m: self._applied([m]))
 
@@ -280,3 +284,6 @@ class SettingsDialog(QDialog):
             self.problems.setText("Not applied:\n" + "\n".join(str(p) for p in problems))
             return
         self.accept()
+        restart = getattr(self.parent(), "restart", None)
+        if getattr(self, "reconnect", False) and restart is not None:
+            restart()              # saved in the overrides file: the new process starts on the new connection
