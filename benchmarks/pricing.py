@@ -105,9 +105,18 @@ def main() -> None:
     cc = kk >= 100.0
     prices = black_price(100.0, kk, tt, 1.0, vol, cc)
     implied_vol(prices[:10], 100.0, kk[:10], tt[:10], 1.0, cc[:10])
-    iv_s = best_of(lambda: implied_vol(prices, 100.0, kk, tt, 1.0, cc), 3)
+    iv_runs = []
+    for _ in range(7):  # min and median: the shared machine makes single runs noisy
+        t0 = time.perf_counter()
+        implied_vol(prices, 100.0, kk, tt, 1.0, cc)
+        iv_runs.append(time.perf_counter() - t0)
     iv_err = float(np.nanmax(np.abs(implied_vol(prices, 100.0, kk, tt, 1.0, cc) - vol)))
-    results["implied_vol"] = {"ns_per_option": iv_s / n * 1e9, "max_abs_error": iv_err, "n": n}
+    # the engine's call: the 2,000-option chain above, priced at 22% vol
+    pc = black_price(f, k, t, d, 0.22, call)
+    chain_s = best_of(lambda: implied_vol(pc, f, k, t, d, call), 50)
+    results["implied_vol"] = {"ns_per_option": min(iv_runs) / n * 1e9,
+                              "median_ns_per_option": float(np.median(iv_runs)) / n * 1e9,
+                              "max_abs_error": iv_err, "n": n, "chain_2000_us_per_call": chain_s * 1e6}
     # 3. calibration on 200 synthetic quotes
     true, f2, k2, t2, d2, c2, p2 = synthetic_200()
     poor = HestonParams(0.2, 1.2, 0.2, 0.3, -0.6)
@@ -153,7 +162,8 @@ def main() -> None:
     rows = [
         ("heston_price, 2,000 options (10 exp x 200 K)", f"{h['us_per_option']:.3f} us/option",
          f"{h['quantlib_us_per_option']:.1f} us/option", f"{h['speedup']:.0f}x", "<= 0.5 us, >= 50x"),
-        ("implied_vol, 1e6 prices", f"{s['ns_per_option']:.0f} ns/option, max err {s['max_abs_error']:.1e}", "-", "-",
+        ("implied_vol, 1e6 prices", f"{s['ns_per_option']:.0f} ns/option (median {s['median_ns_per_option']:.0f}), "
+         f"max err {s['max_abs_error']:.1e}; 2,000-option call {s['chain_2000_us_per_call']:.0f} us", "-", "-",
          "<= 100 ns, 1e-10"),
         ("calibrate 200 synthetic, cold", f"{c['cold_ms']:.1f} ms ({c['cold_iterations']} it)", f"{c['quantlib_ms']:.0f} ms",
          f"{c['speedup_cold']:.0f}x", "<= 20 ms, >= 15x"),
