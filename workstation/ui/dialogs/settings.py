@@ -3,6 +3,8 @@ validated inline by the same models; Apply hands the new Settings to the running
 from __future__ import annotations
 
 import typing
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -23,6 +25,8 @@ TABS: list[tuple[str, list[tuple[str, list[str] | None]]]] = [
     ("Connection", [("market", ["source", "underlying", "snapshot_interval_s", "stale_after_s"]),
                     ("ib", None)]),
 ]
+# a plain Python thread: qasync's default executor runs QThreads, which abort the process if still alive at exit
+_ALERT_TESTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-alert")
 CONNECTION_FIELDS = {("market", "source"), ("execution", "broker"), ("ib", "host"), ("ib", "port"),
                      ("ib", "client_id"), ("ib", "live")}
 
@@ -245,8 +249,8 @@ class SettingsDialog(QDialog):
                 if channel == "tray":       # Qt: on the GUI thread (it only shows a notification)
                     result = send_test_alert(channel, self.working, tray_notify=notify)
                 else:
-                    result = await asyncio.to_thread(send_test_alert, channel, self.working,
-                                                     log_dir=default_log_dir())
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        _ALERT_TESTS, partial(send_test_alert, channel, self.working, log_dir=default_log_dir()))
                 ok, detail = result.ok, result.detail
             except Exception as exc:  # shown, never raised into Qt
                 ok, detail = False, str(exc)
