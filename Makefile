@@ -38,7 +38,11 @@ debs:
 run: $(VENV)/.stamp-run
 	$(BIN)/python main.py gui --config $(CONFIG)
 
+# Everything offscreen; then the OpenGL (3-D) tests on a virtual X server, where OpenGL works.
 test: debs $(VENV)/.stamp-test
+	@if command -v xvfb-run >/dev/null; then \
+	  xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/python -m pytest -q -m xvfb -p no:cacheprovider; \
+	else echo "xvfb-run missing: the 3-D view tests are skipped"; fi
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.stamp-test
