@@ -31,7 +31,7 @@ MIN_VOL = 0.01
 TRADING_DAYS = 252.0
 CALENDAR_DAYS = 365.0
 EULER_STEPS = 8
-RATIO_NODES = 121       # forward grid of the VaR revaluation (spacing ~0.1% of the forward for a 1-day range)
+RATIO_NODES = 61        # forward grid of the VaR revaluation (spacing ~0.2% of the forward for a 1-day range)
 V0_NODES = 7
 LIMIT_CODES = (RiskCode.DELTA_LIMIT, RiskCode.GAMMA_LIMIT, RiskCode.VEGA_LIMIT, RiskCode.VAR_LIMIT)
 
