@@ -177,7 +177,7 @@ def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.
     """Prices (scenarios x options) at forward*ratio, from a fine grid of ratios and linear interpolation.
 
     Revaluing every scenario directly costs scenarios x options prices; RATIO_NODES grid points spanning the
-    scenarios' range cost a few percent of that, and with a spacing near 0.1% of the forward the
+    scenarios' range cost a few percent of that, and with a spacing near 0.2% of the forward the
     interpolation error is a small fraction of a tick per contract."""
     lo, hi = float(ratio.min()), float(ratio.max())
     if hi - lo < 1e-12:
