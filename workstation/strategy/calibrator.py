@@ -132,19 +132,9 @@ class Calibrator:
 
     @staticmethod
     def _per_expiry(result, surface: Surface, rows: np.ndarray) -> dict[str, float]:
-        """RMSE per expiry label ('2025-10-17 PM'), whatever shape the pricing layer returns."""
-        raw = result.per_expiry_rmse
-        labels = {}
+        """RMSE per expiry label ('2025-10-17 PM'); the pricing layer keys it by maturity in years."""
         snap = surface.snapshot
-        for r in rows:
-            labels.setdefault(round(float(surface.maturity[r]), 10),
-                              f"{snap.expiry[r]} {'AM' if snap.am_settled[r] else 'PM'}")
-        out: dict[str, float] = {}
-        if isinstance(raw, dict):
-            for key, value in raw.items():
-                label = labels.get(round(float(key), 10), str(key)) if not isinstance(key, str) else key
-                out[label] = float(value)
-        else:
-            for label, value in zip(labels.values(), np.asarray(raw, dtype=float)):
-                out[label] = float(value)
-        return out
+        maturities, first = np.unique(surface.maturity[rows], return_index=True)
+        labels = {round(float(t), 10): f"{snap.expiry[rows[i]]} {'AM' if snap.am_settled[rows[i]] else 'PM'}"
+                  for t, i in zip(maturities, first)}
+        return {labels.get(round(float(t), 10), str(t)): float(v) for t, v in result.per_expiry_rmse.items()}
