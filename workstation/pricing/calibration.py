@@ -16,7 +16,7 @@ from workstation.domain.heston import HestonParams
 
 from ._inputs import broadcast_chain
 from .black import black_greeks
-from .heston import heston_price, heston_price_gradient
+from .heston import heston_price_gradient
 from .implied_vol import implied_vol
 from .results import CalibrationResult
 
@@ -66,7 +66,7 @@ def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, wei
         initial.as_array() if isinstance(initial, HestonParams) else initial, dtype=np.float64)
     x = np.clip(x, lower, upper)
 
-    def evaluate(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def evaluate(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         # exact IV residuals (model IV - market IV) with Jacobian dP/dp / vega(model IV); where the model
         # price has no IV, the vega-weighted price residual stands in
         model, grad = heston_price_gradient(params, f, k, t, d, c)
@@ -75,9 +75,9 @@ def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, wei
         exact = np.isfinite(model_iv) & (model_vega > 1e-6 * f * d * np.sqrt(t))
         inv_vega = np.where(exact, weight / np.where(exact, model_vega, 1.0), scale)
         resid = np.where(exact, weight * (model_iv - iv_mkt), (model - p) * scale)
-        return resid, grad * inv_vega[:, None], 0.5 * float(resid @ resid)
+        return resid, grad * inv_vega[:, None], 0.5 * float(resid @ resid), model_iv
 
-    resid, jac, cost = evaluate(x)
+    resid, jac, cost, model_iv = evaluate(x)
     mu, nu = -1.0, 2.0
     converged, message, iterations = False, "maximum iterations reached", 0
     for iterations in range(1, max_iterations + 1):
@@ -104,12 +104,12 @@ def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, wei
             if np.all(np.abs(step) <= _XTOL * (np.abs(x) + _XTOL)):
                 converged, message = True, "step below tolerance"
                 break
-            resid_new, jac_new, cost_new = evaluate(x_new)
+            resid_new, jac_new, cost_new, iv_new = evaluate(x_new)
             ratio = (cost - cost_new) / predicted if predicted > 0 else -1.0
             if np.isfinite(cost_new) and ratio > 0:
                 accepted = True
                 small_gain = cost - cost_new <= ftol * cost
-                x, resid, jac, cost = x_new, resid_new, jac_new, cost_new
+                x, resid, jac, cost, model_iv = x_new, resid_new, jac_new, cost_new, iv_new
                 mu *= max(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3)
                 nu = 2.0
                 if small_gain:
@@ -124,8 +124,7 @@ def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, wei
             break
 
     params = HestonParams.from_array(x)
-    model_iv = implied_vol(heston_price(params, f, k, t, d, c), f, k, t, d, c)
-    err = (model_iv - iv_mkt) / VOL_POINT
+    err = (model_iv - iv_mkt) / VOL_POINT        # the model IVs of the accepted point (exact re-inversions)
     finite = np.isfinite(err)
     per_expiry = {}
     for maturity_value in np.unique(t):

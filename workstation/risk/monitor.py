@@ -32,7 +32,7 @@ TRADING_DAYS = 252.0
 CALENDAR_DAYS = 365.0
 EULER_STEPS = 8
 RATIO_NODES = 61        # forward grid of the VaR revaluation (spacing ~0.2% of the forward for a 1-day range)
-V0_NODES = 7
+V0_NODES = 5
 LIMIT_CODES = (RiskCode.DELTA_LIMIT, RiskCode.GAMMA_LIMIT, RiskCode.VEGA_LIMIT, RiskCode.VAR_LIMIT)
 
 
