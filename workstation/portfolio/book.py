@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from workstation.domain import ChainSnapshot, Contract, Fill, Position
+from workstation.domain import ChainSnapshot, Fill, Position
+from workstation.domain.positions import trade
 
 from .attribution import Attribution, attribute
 from .greeks import DollarGreeks, dollar_greeks
@@ -25,26 +26,6 @@ NEW_YORK = ZoneInfo("America/New_York")
 def trading_day_of(at: datetime) -> date:
     """The trading day an instant belongs to: its New York calendar date."""
     return at.astimezone(NEW_YORK).date()
-
-
-def _apply(position: Position | None, contract: Contract, signed_qty: int, price: float) -> tuple[Position, float]:
-    """Position after trading `signed_qty` at `price`, and the realised P&L ($) of the closed part."""
-    qty = position.quantity if position else 0
-    avg = position.avg_cost if position else 0.0
-    realized = position.realized_pnl if position else 0.0
-    new_qty = qty + signed_qty
-    if qty == 0 or (qty > 0) == (signed_qty > 0):          # open or add: weighted average cost
-        new_avg = (qty * avg + signed_qty * price) / new_qty
-        return Position(contract, new_qty, new_avg, realized), 0.0
-    closed = min(abs(qty), abs(signed_qty))
-    pnl = closed * (price - avg) * (1 if qty > 0 else -1) * contract.multiplier
-    if new_qty == 0:
-        new_avg = 0.0
-    elif (new_qty > 0) == (qty > 0):                         # reduced: average cost unchanged
-        new_avg = avg
-    else:                                                    # flipped: the remainder opens at the fill price
-        new_avg = price
-    return Position(contract, new_qty, new_avg, realized + pnl), pnl
 
 
 class Book:
@@ -69,7 +50,7 @@ class Book:
         self.roll_day(trading_day_of(fill.timestamp))
         self._fill_ids.add(fill.fill_id)
         cid = fill.contract.contract_id
-        self._positions[cid], _ = _apply(self._positions.get(cid), fill.contract, fill.signed_quantity, fill.price)
+        self._positions[cid], _ = trade(self._positions.get(cid), fill.contract, fill.signed_quantity, fill.price)
         self.commissions += fill.commission
         self.fill_count += 1
         if cid not in self._marks:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import Alert, Fill, HestonParams, Order, OrderEvent, OrderStatus, Position, Signal
+from ..domain.positions import trade
 from .codec import contract_from_json, contract_to_json, dumps, iso, parse_iso, to_jsonable
 from .schema import CURRENT_VERSION, migrate, read_version
 
@@ -81,25 +82,8 @@ class SettingChange:
 
 
 def apply_fill(position: Position | None, fill: Fill) -> Position:
-    """Average-cost accounting, as the book does it: adding to a position re-averages the cost; reducing
-    it realises (price - avg_cost) x closed x multiplier dollars; crossing through zero opens the rest at
-    the fill price. Commissions are kept apart (not in realised P&L), as in `portfolio.book`."""
-    qty = position.quantity if position else 0
-    avg = position.avg_cost if position else 0.0
-    realized = position.realized_pnl if position else 0.0
-    signed = fill.signed_quantity
-    new_qty = qty + signed
-    if qty == 0 or (qty > 0) == (signed > 0):
-        avg = (avg * abs(qty) + fill.price * abs(signed)) / abs(new_qty)
-    else:
-        closed = min(abs(signed), abs(qty))
-        direction = 1 if qty > 0 else -1
-        realized += closed * (fill.price - avg) * direction * fill.contract.multiplier
-        if new_qty == 0:
-            avg = 0.0
-        elif (new_qty > 0) != (qty > 0):
-            avg = fill.price
-    return Position(fill.contract, new_qty, avg, realized)
+    """The position after `fill`, by the book's average-cost rule (`domain.positions.trade`)."""
+    return trade(position, fill.contract, fill.signed_quantity, fill.price)[0]
 
 
 def rebuild_positions(fills: Iterable[Fill]) -> dict[int, Position]:
