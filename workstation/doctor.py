@@ -97,28 +97,31 @@ def check_qt() -> list[Check]:
     return checks
 
 
-def check_numba_cache() -> Check:
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent / "pricing" / "__pycache__")
-    path = Path(cache_dir)
+def _unwritable(path: Path) -> str:
+    """'' when a file can be created in `path` (made if missing), else why not."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path):
             pass
     except OSError as exc:
-        return Check("numba cache", False, f"{path} not writable ({exc.strerror})",
-                     "set NUMBA_CACHE_DIR to a writable directory")
+        return f"{path} not writable ({exc.strerror})"
+    return ""
+
+
+def check_numba_cache() -> Check:
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent / "pricing" / "__pycache__")
+    path = Path(cache_dir)
+    problem = _unwritable(path)
+    if problem:
+        return Check("numba cache", False, problem, "set NUMBA_CACHE_DIR to a writable directory")
     cached = len(list(path.glob("*.nbi")))
     return Check("numba cache", True, f"{path} writable, {cached} cached kernel(s)")
 
 
 def check_data_dir(data_dir: Path) -> Check:
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=data_dir):
-            pass
-    except OSError as exc:
-        return Check("data dir", False, f"{data_dir} not writable ({exc.strerror})",
-                     "pass --data-dir with a writable directory")
+    problem = _unwritable(data_dir)
+    if problem:
+        return Check("data dir", False, problem, "pass --data-dir with a writable directory")
     return Check("data dir", True, f"{data_dir} writable")
 
 
