@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -977,7 +977,7 @@ class Engine:
                      "params": self.calibrator.last_good.as_dict() if self.calibrator.last_good else None},
             "signals": dict(self.signals.counts),
             "orders": self.orders.counts(),
-            "orders_by_purpose": _count(r.order.purpose.value for r in self.orders.records.values()),
+            "orders_by_purpose": dict(Counter(r.order.purpose.value for r in self.orders.records.values())),
             "fills": book["fills"],
             "positions": book["positions"],
             "pnl": book["pnl"],
@@ -992,13 +992,6 @@ class Engine:
 
 def _r(x: float) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else round(float(x), 3)
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        out[item] = out.get(item, 0) + 1
-    return out
 
 
 def _changed_fields(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
