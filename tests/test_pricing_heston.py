@@ -118,3 +118,23 @@ def test_moment_explosion_time_matches_riccati(p):
         # at maturity T*(p) the singularity of phi(u - i/2) sits at distance |p - 1/2| (or closer)
         assert analyticity_half_width(kappa, sigma, rho, got, 100.0) <= abs(p - 0.5) * (1 + 1e-2)
         assert analyticity_half_width(kappa, sigma, rho, got, 100.0) >= 0.5
+
+
+@pytest.mark.parametrize("params", HARD_REGIMES, ids=lambda p: f"s{p.sigma}-r{p.rho}-k{p.kappa}")
+def test_trading_tolerance_stays_within_a_billionth_of_the_forward(params):
+    """The engine prices at FAST_CF_TOL (shorter integration range): prices within 1e-9 of the forward and OTM
+    implied vols within a thousandth of a vol point of the reference accuracy, short and long expiries alike."""
+    from workstation.pricing import FAST_CF_TOL, implied_vol
+    forward = 100.0
+    for days in (1, 7, 30, 182, 730):
+        t = days / 365.0
+        sd = np.sqrt(max(params.v0, params.theta) * t)
+        strikes = forward * np.exp(np.linspace(-4, 4, 17) * sd)
+        calls = strikes >= forward
+        ref = heston_price(params, forward, strikes, t, 1.0, calls)
+        fast = heston_price(params, forward, strikes, t, 1.0, calls, tol=FAST_CF_TOL)
+        assert np.max(np.abs(fast - ref)) < 1e-9 * forward
+        priced = ref > 1e-6 * forward
+        iv_ref = implied_vol(ref[priced], forward, strikes[priced], t, 1.0, calls[priced])
+        iv_fast = implied_vol(fast[priced], forward, strikes[priced], t, 1.0, calls[priced])
+        assert np.nanmax(np.abs(iv_fast - iv_ref)) < 1e-5

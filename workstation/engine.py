@@ -38,7 +38,7 @@ from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor
 from .risk.pre_trade import ContractMarket, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
-from .strategy.calibrator import Calibrator, ModelValues, evaluate_model
+from .strategy.calibrator import Calibrator, ModelValues
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
 
@@ -310,7 +310,7 @@ class Engine:
         if self.settings.calibration.enabled or self.calibrator.last_good is None:
             fit, model = self.calibrator.fit(surface, now)
         else:
-            fit, model = self.last_fit, evaluate_model(self.calibrator.last_good, surface)
+            fit, model = self.last_fit, self.calibrator.evaluate(self.calibrator.last_good, surface)
         t2 = time.perf_counter()
         candidates = self.signal_model.scan(surface, model, budget) if model is not None else []
         t3 = time.perf_counter()

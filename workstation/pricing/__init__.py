@@ -10,11 +10,12 @@ from .black import black_greeks, black_price
 from .calibration import calibrate_heston
 from .heston import heston_greeks, heston_implied_vol, heston_price, heston_price_gradient
 from .implied_vol import implied_vol
+from .quadrature import CF_TOL, FAST_CF_TOL
 from .results import CalibrationResult, Greeks
 
 __all__ = [
     "HestonParams", "Greeks", "CalibrationResult",
     "black_price", "black_greeks", "implied_vol",
     "heston_price", "heston_greeks", "heston_implied_vol", "heston_price_gradient",
-    "calibrate_heston",
+    "calibrate_heston", "CF_TOL", "FAST_CF_TOL",
 ]

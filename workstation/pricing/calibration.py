@@ -17,6 +17,7 @@ from workstation.domain.heston import HestonParams
 from ._inputs import broadcast_chain
 from .black import black_greeks
 from .heston import heston_price_gradient
+from .quadrature import CF_TOL
 from .implied_vol import implied_vol
 from .results import CalibrationResult
 
@@ -39,14 +40,16 @@ def _default_initial(iv: np.ndarray, maturity: np.ndarray) -> np.ndarray:
 
 def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, weights=None,
                      initial: HestonParams | None = None, bounds=None,
-                     max_iterations: int = _MAX_ITERATIONS, ftol: float = _FTOL) -> CalibrationResult:
+                     max_iterations: int = _MAX_ITERATIONS, ftol: float = _FTOL, tol: float = CF_TOL
+                     ) -> CalibrationResult:
     """Fit HestonParams to option prices (one Heston model for all expiries).
 
     Quotes without an implied vol (outside no-arbitrage bounds, bad inputs) are ignored. `weights` scale
     each residual (default 1); `bounds` = (lower[5], upper[5]) in (v0, kappa, theta, sigma, rho) order.
     The result's IV errors are exact (model prices re-inverted), in vol points. `ftol` stops the search when
     an accepted step lowers the cost by less than this fraction (a live fit every few seconds can stop at
-    1e-5: quote noise is far larger than what the last iterations gain).
+    1e-5: quote noise is far larger than what the last iterations gain). `tol` is the pricing integral's truncation
+    (`heston_price`).
     """
     started = time.perf_counter()
     _, (f, k, t, d, c, p) = broadcast_chain(forward, strike, maturity, discount, is_call, price)
@@ -69,7 +72,7 @@ def calibrate_heston(forward, strike, maturity, discount, is_call, price, *, wei
     def evaluate(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         # exact IV residuals (model IV - market IV) with Jacobian dP/dp / vega(model IV); where the model
         # price has no IV, the vega-weighted price residual stands in
-        model, grad = heston_price_gradient(params, f, k, t, d, c)
+        model, grad = heston_price_gradient(params, f, k, t, d, c, tol)
         model_iv = implied_vol(model, f, k, t, d, c)
         model_vega = black_greeks(f, k, t, d, model_iv, c).vega / VOL_POINT
         exact = np.isfinite(model_iv) & (model_vega > 1e-6 * f * d * np.sqrt(t))

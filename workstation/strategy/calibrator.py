@@ -14,7 +14,7 @@ import numpy as np
 from ..config import CalibrationConfig
 from ..domain import HestonParams
 from ..events import FitEvent
-from ..pricing import black_greeks, calibrate_heston, heston_greeks, heston_price, implied_vol
+from ..pricing import CF_TOL, black_greeks, calibrate_heston, heston_greeks, heston_price, implied_vol
 from .surface import Surface
 
 DEFAULT_START = HestonParams(v0=0.03, kappa=2.0, theta=0.04, sigma=0.8, rho=-0.7)
@@ -58,14 +58,15 @@ def thin_evenly(rows: np.ndarray, cap: int) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, cap).round().astype(np.int64)]
 
 
-def evaluate_model(params: HestonParams, surface: Surface) -> ModelValues:
-    """Model prices, implied vols and Black vegas at those vols for the whole chain (vectorised)."""
+def evaluate_model(params: HestonParams, surface: Surface, tol: float = CF_TOL) -> ModelValues:
+    """Model prices, implied vols and Black vegas at those vols for the whole chain (vectorised); `tol` is the
+    pricing integral's truncation (`heston_price`)."""
     snap = surface.snapshot
     ok = np.isfinite(surface.forward) & np.isfinite(surface.discount) & (surface.maturity > 0)
     price, iv, vega = (np.full(len(snap), np.nan) for _ in range(3))
     if ok.any():
         args = (surface.forward[ok], snap.strike[ok], surface.maturity[ok], surface.discount[ok], snap.is_call[ok])
-        price[ok] = heston_price(params, *args)
+        price[ok] = heston_price(params, *args, tol=tol)
         iv[ok] = implied_vol(price[ok], *args)
         vega[ok] = black_greeks(*args[:4], iv[ok], args[4]).vega
     return ModelValues(params, surface, price, iv, vega)
@@ -90,7 +91,7 @@ class Calibrator:
             result = calibrate_heston(
                 surface.forward[rows], snap.strike[rows], surface.maturity[rows], surface.discount[rows],
                 snap.is_call[rows], snap.mid[rows], initial=self.last_good or DEFAULT_START,
-                max_iterations=self.config.max_iterations, ftol=self.config.ftol)
+                max_iterations=self.config.max_iterations, ftol=self.config.ftol, tol=self.config.integration_tol)
         except Exception as exc:  # the numerics must not take the engine down
             return self._rejected(now, f"calibration error: {exc}", len(rows), surface)
         rmse = float(result.rmse_iv)
@@ -117,7 +118,11 @@ class Calibrator:
         event = FitEvent(now, result.params, rmse, float(result.max_abs_iv_error), per_expiry,
                          int(result.iterations), float(result.elapsed_s) * 1e3, len(rows), True, False,
                          result.message, result.params.feller_ok)
-        return event, evaluate_model(result.params, surface)
+        return event, self.evaluate(result.params, surface)
+
+    def evaluate(self, params: HestonParams, surface: Surface) -> ModelValues:
+        """The model on the whole surface at the configured integration accuracy."""
+        return evaluate_model(params, surface, self.config.integration_tol)
 
     def _rejected(self, now: datetime, reason: str, quotes: int, surface: Surface, result=None,
                   per_expiry: dict[str, float] | None = None) -> tuple[FitEvent, ModelValues | None]:
@@ -127,7 +132,7 @@ class Calibrator:
                          int(result.iterations) if result else 0,
                          float(result.elapsed_s) * 1e3 if result else 0.0, quotes, False, True, reason,
                          params.feller_ok)
-        values = evaluate_model(self.last_good, surface) if self.last_good else None
+        values = self.evaluate(self.last_good, surface) if self.last_good else None
         return event, values
 
     @staticmethod
