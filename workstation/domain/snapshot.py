@@ -146,7 +146,7 @@ class ChainSnapshot:
 
     @cached_property
     def _row_by_id(self) -> dict[int, int]:
-        return {int(cid): i for i, cid in enumerate(self.contract_id)}
+        return dict(zip(self.contract_id.tolist(), range(len(self.contract_id))))
 
     def contract(self, row: int) -> Contract:
         """The Contract of row `row`."""

@@ -23,6 +23,7 @@ from workstation.market.feed import FeedState, StatusMixin, closed_within
 from workstation.market.recorder import file_metadata
 from workstation.sim.listing import contract_ids
 
+_CALL = pa.scalar("C")     # built once: converting "C" on every call imports (and misses) dateutil
 CBOE_CLOSE = time(16, 15)   # Cboe's delayed-quote export after the close carries the 16:15 ET closing quotes
 
 
@@ -50,7 +51,7 @@ def _snapshot(t: pa.Table, source: str) -> ChainSnapshot:
         contract_id=c["contract_id"].to_numpy(),
         trading_class=c["trading_class"].to_numpy(zero_copy_only=False).astype("<U8"),
         expiry=c["expiry"].to_numpy().astype("datetime64[D]"), strike=c["strike"].to_numpy(),
-        is_call=pc.equal(c["right"], "C").to_numpy(zero_copy_only=False).astype(bool), bid=c["bid"].to_numpy(), ask=c["ask"].to_numpy(),
+        is_call=pc.equal(c["right"], _CALL).to_numpy(zero_copy_only=False).astype(bool), bid=c["bid"].to_numpy(), ask=c["ask"].to_numpy(),
         bid_size=c["bid_size"].to_numpy(), ask_size=c["ask_size"].to_numpy(), am_settled=c["am_settled"].to_numpy(),
         multiplier=c["multiplier"].to_numpy(), quote_time=c["quote_time"].to_numpy().astype("datetime64[ms]"),
         source=source, future=fut, future_contract=fc, sequence=first("sequence"))
@@ -62,7 +63,7 @@ def read_recording(path: Path) -> Iterator[ChainSnapshot]:
         source = file_metadata(file).get("source", "replay")
         reader = pq.ParquetFile(file)
         for i in range(reader.num_row_groups):
-            table = reader.read_row_group(i)
+            table = reader.read_row_group(i, use_threads=False)   # one snapshot: threads only add switches
             # a row group normally holds one snapshot; split defensively on (timestamp, sequence) changes
             ts = table.column("timestamp").to_numpy().astype("int64")
             seq = table.column("sequence").to_numpy()
