@@ -68,6 +68,41 @@ async def test_approving_a_signal_sends_a_checked_order_that_fills_into_the_book
                                               SignalState.APPROVED, SignalState.REJECTED)
 
 
+async def test_var_is_revalued_when_the_book_changes_and_on_its_interval_otherwise(rig):
+    """The full revaluation (VaR, stress) runs at once after a trade, then every risk.var_interval_s of market
+    time; Greeks are measured every cycle in between."""
+    rig.engine.settings.execution.aggressiveness = 1.0
+    rig.engine.settings.risk.var_interval_s = 30.0
+
+    async def step(seconds: float = 5.0) -> dict:
+        await rig.step(seconds)
+        await rig.engine.settle_tasks()
+        return rig.engine.last_risk
+
+    first = await step()
+    snap, usable = rig.engine.last_snapshot, rig.engine.last_surface.usable
+    row = int(np.nanargmin(np.where(usable & (snap.maturity > 14 / 365), np.abs(snap.mid - 20.0), np.nan)))
+    contract = snap.contract(row)                             # a modest premium, weeks from expiry
+    for _ in range(4):          # buy one lot
+        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, None)
+        assert preview.sent, preview.message
+        for _ in range(5):
+            await step()
+            if rig.engine.book.quantity(contract.contract_id):
+                break
+        if rig.engine.book.quantity(contract.contract_id):
+            break
+    assert rig.engine.book.quantity(contract.contract_id) == 1
+    risk = await step()                                       # the first cycle that sees the new book
+    assert risk["var_at"] == risk["at"] != first["var_at"] and risk["var99"] > 0
+    traded_at = risk["var_at"]
+    seen = [await step() for _ in range(5)]                   # 25 s: the same VaR, fresh Greeks
+    assert {r["var_at"] for r in seen} == {traded_at}
+    assert len({r["at"] for r in seen}) == 5
+    later = await step(10.0)                                  # 35 s after the trade: revalued
+    assert later["var_at"] == later["at"] != traded_at
+
+
 async def test_oversized_order_is_denied_with_its_reason_and_never_sent(rig):
     await rig.step()
     snap = rig.engine.chain()

@@ -176,6 +176,9 @@ class RiskConfig(Section):
                                       "notional (a stand-in for SPAN) in the Reg-T style estimate.")
     var_scenarios: int = Field(2000, ge=100, le=100_000, description="Simulated 1-day Heston scenarios for VaR.")
     var_seed: int = Field(11, description="Random seed of the VaR scenarios (same book, same VaR).")
+    var_interval_s: float = Field(30.0, ge=0, description="Market seconds between full revaluations (VaR, stress "
+                                  "grid) of an unchanged book; a trade triggers one at once. Greeks, daily loss "
+                                  "and the last VaR are checked every cycle. 0: every cycle.")
     retry_denied_s: float = Field(30.0, ge=0, description="An exit or hedge the checks denied is retried "
                                   "after this long, not every cycle.")
     enforce_trading_hours: bool = Field(True, description="Deny orders outside the contract's trading hours.")

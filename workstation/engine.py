@@ -112,6 +112,7 @@ class Engine:
         self._tasks: set[asyncio.Task] = set()
         self._running = False
         self._monitor_busy = False
+        self._revalued: tuple[datetime, tuple, Any, Any] | None = None   # (at, book, stress, VaR) of the last run
         self._cycle_seq = 0
         self._alert_seq = 0
         self.stopped = asyncio.Event()
@@ -389,21 +390,32 @@ class Engine:
                 self.attribution_day[name] = self.attribution_day.get(name, 0.0) + value
 
     async def _monitor(self, now: datetime, surface: Surface, params) -> None:
-        """Greeks, stress grid and VaR in the worker thread; breaches change the state on the loop thread."""
+        """Greeks, stress grid and VaR in the worker thread; breaches change the state on the loop thread.
+
+        Greeks are measured every cycle; the full revaluations (stress grid, VaR) when the book changed, else
+        every `risk.var_interval_s` of market time (the last ones stand in between)."""
         self._monitor_busy = True
         try:
             positions = [p for p in self.book.positions.values() if p.quantity]
             fwd, df, mat = self._position_markets(positions, surface)
             exposure = monitor.Exposure.from_positions(positions, fwd, df, mat)
             cfg = self.settings.risk
+            book_key = tuple(sorted((p.contract.contract_id, p.quantity) for p in positions))
+            last = self._revalued
+            revalue = (last is None or last[1] != book_key or cfg.var_interval_s <= 0
+                       or (now - last[0]).total_seconds() >= cfg.var_interval_s)
 
             def measure():
                 greeks, _ = monitor.portfolio_greeks(exposure, params)
+                if not revalue:
+                    return greeks, last[2], last[3]
                 return greeks, monitor.stress_grid(exposure, params), \
                     monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed)
 
             loop = asyncio.get_running_loop()
             greeks, stress, var = await loop.run_in_executor(self.executor, measure)
+            if revalue:
+                self._revalued = (now, book_key, stress, var)
             breaches = monitor.limit_breaches(greeks, var.var99, self.book.day_pnl, cfg)
             changes = monitor.apply_breaches(self.trading, breaches, cfg, now)
             for change in changes:
@@ -415,7 +427,8 @@ class Engine:
                 "at": now.isoformat(), "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
                 "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
                            "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
-                "var95": var.var95, "var99": var.var99, "stress": stress.as_dict(),
+                "var95": var.var95, "var99": var.var99, "var_at": self._revalued[0].isoformat(),
+                "stress": stress.as_dict(),
                 "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
                 "day_pnl": self.book.day_pnl, "attribution": dict(self.attribution_day),
             }
