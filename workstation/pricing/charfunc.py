@@ -54,8 +54,10 @@ def _log1p_curvature(y: complex) -> complex:
 
 @njit(nogil=True, cache=True)
 def heston_log_cf(u: float, v0: float, kappa: float, theta: float, sigma: float, rho: float, t: float,
-                  grad, want_grad: bool) -> complex:
-    """ln phi(u - i/2) of ln(S_T/F); when want_grad, d ln phi / d(v0, kappa, theta, sigma, rho, T) -> grad[0:6]."""
+                  grad, want_grad: int) -> complex:
+    """ln phi(u - i/2) of ln(S_T/F), and into grad[0:6] its derivatives d ln phi / d(v0, kappa, theta, sigma, rho, T)
+    as `want_grad` asks: 0 none, 1 the Greeks' (v0, theta, T), 2 the calibration's (v0, kappa, theta, sigma, rho),
+    3 all six. Entries not asked for are left as they were."""
     q = u * u + 0.25
     iz = complex(0.5, u)
     s2 = sigma * sigma
@@ -78,7 +80,14 @@ def heston_log_cf(u: float, v0: float, kappa: float, theta: float, sigma: float,
         return log_cf
     inv_1py = 1.0 / (1.0 + y)
     curv = _log1p_curvature(y)
+    inv_d = 1.0 / d
+    inv_beta = 1.0 / beta
+    inv_omg = 1.0 / one_m_g
+    bd = beta * den
+    inv_bd2 = 1.0 / (bd * bd)
     for p in range(N_GRAD):
+        if (want_grad == 1 and (p == KAPPA or p == SIGMA or p == RHO)) or (want_grad == 2 and p == MATURITY):
+            continue
         xi_p = 0j
         d_num_extra = 0j
         if p == KAPPA:
@@ -88,21 +97,21 @@ def heston_log_cf(u: float, v0: float, kappa: float, theta: float, sigma: float,
             d_num_extra = sigma * q + 0j
         elif p == RHO:
             xi_p = -sigma * iz
-        d_p = (xi * xi_p + d_num_extra) / d
+        d_p = (xi * xi_p + d_num_extra) * inv_d
         beta_p = xi_p + d_p
         e_p = -e * (d_p * t + (d if p == MATURITY else 0j))
         om_p = -e_p
-        g_p = ((xi_p - d_p) - g * beta_p) / beta
+        g_p = ((xi_p - d_p) - g * beta_p) * inv_beta
         den_p = -(g_p * e + g * e_p)
-        bd = beta * den
-        b_p = -q * (om_p * bd - om * (beta_p * den + beta * den_p)) / (bd * bd)
-        y_p = yc * (om_p + om * (g_p / one_m_g - 2.0 * beta_p / beta))
+        b_p = -q * (om_p * bd - om * (beta_p * den + beta * den_p)) * inv_bd2
+        beta_p_over_beta = beta_p * inv_beta
+        y_p = yc * (om_p + om * (g_p * inv_omg - 2.0 * beta_p_over_beta))
         m_p = y_p * inv_1py
         if p == SIGMA:
             m_p += 2.0 * sigma * y_over_s2 * y_over_s2 * curv
-        phi_p = q * t * beta_p / (beta * beta) - 2.0 * m_p
+        phi_p = q * t * beta_p_over_beta * inv_beta - 2.0 * m_p
         if p == MATURITY:
-            phi_p -= q / beta
+            phi_p -= q * inv_beta
         a_p = kappa * theta * phi_p
         if p == KAPPA:
             a_p += theta * phi_big

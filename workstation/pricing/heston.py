@@ -42,7 +42,7 @@ def _fill_channels(mode, prm, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr
     dphi/dT); gradient mode (psi, dphi/d(v0, kappa, theta, sigma, rho)); psi = phi_H - phi_B; all / (u^2+1/4).
     """
     v0, kappa, theta, sigma, rho = prm[0], prm[1], prm[2], prm[3], prm[4]
-    want_grad = mode != 0
+    want_grad = mode     # 1: the Greeks' derivatives, 2: the calibration's (see heston_log_cf)
     n_ch = sr.shape[0]
     vals_p = np.empty(n_ch, dtype=np.complex128)
     for p in range(panels):

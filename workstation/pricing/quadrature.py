@@ -45,7 +45,7 @@ _BISECT_STEPS = 40
 @njit(nogil=True, cache=True)
 def _log_cf_magnitude(u, v0, kappa, theta, sigma, rho, t, scratch) -> float:
     """ln(|phi(u - i/2)| / u): the integrands decay like |phi|/u or faster."""
-    return heston_log_cf(u, v0, kappa, theta, sigma, rho, t, scratch, False).real - math.log(max(u, 1.0))
+    return heston_log_cf(u, v0, kappa, theta, sigma, rho, t, scratch, 0).real - math.log(max(u, 1.0))
 
 
 @njit(nogil=True, cache=True)
@@ -115,7 +115,7 @@ def expiry_layout(v0: float, kappa: float, theta: float, sigma: float, rho: floa
             hi = mid
     u_max = min(max(hi, u_black, 1.0), MAX_U)
     # mean phase rate of the characteristic function over [0, U]
-    cf_phase = abs(heston_log_cf(u_max, v0, kappa, theta, sigma, rho, t, scratch, False).imag) / u_max
+    cf_phase = abs(heston_log_cf(u_max, v0, kappa, theta, sigma, rho, t, scratch, 0).imag) / u_max
     omega = max_abs_x + 1.5 * cf_phase
     panels = int(math.ceil(u_max * omega / PHASE_PER_PANEL))
     panels = min(max(panels, MIN_PANELS), MAX_PANELS)
