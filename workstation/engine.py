@@ -39,6 +39,7 @@ from .risk import margin, monitor
 from .risk.pre_trade import ContractMarket, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
 from .strategy.calibrator import Calibrator, ModelValues
+from .workers import numerics_executor
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
 
@@ -75,7 +76,7 @@ class Engine:
         self.connection = connection
         self.overrides_path = overrides_path
         self._base_settings = settings
-        self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="numerics")
+        self.executor = executor or numerics_executor()
         self.calibrator = Calibrator(settings.calibration)
         self.signal_model = SignalModel(settings.signals)
         # ids unique across restarts (journal counters), and the same in two runs of a backtest

@@ -2,9 +2,14 @@
 
 Sorting uses the raw value (Qt.UserRole) so numbers sort as numbers; filtering goes through
 QSortFilterProxyModel. Updates are per row, so a busy table does not reset its selection.
+
+Painting a table asks `data()` for every visible cell and a dozen roles, each a call from C++ into Python: a row's
+cells (text, sort key, colour) are computed once after it changes and answered from a cache, roles the model
+does not serve return at once, and sorting compares the cached keys natively (no Python `lessThan`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
@@ -27,6 +32,18 @@ class Column:
     tooltip: str = ""
 
 
+_MISSING = float("-inf")          # sort key of a missing or NaN number: below every value
+
+
+def sort_key(value: Any, numeric: bool) -> float | str:
+    """What a cell sorts by: a float for numeric columns (missing/NaN lowest), else text."""
+    if numeric:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _MISSING if math.isnan(value) else float(value)
+        return _MISSING if value is None else str(value)
+    return "" if value is None else str(value)
+
+
 class RecordModel(QAbstractTableModel):
     """Rows of arbitrary records under stable keys."""
 
@@ -35,10 +52,14 @@ class RecordModel(QAbstractTableModel):
         self.columns = columns
         self._keys: list[Hashable] = []
         self._rows: dict[Hashable, Any] = {}
-        self._font = mono_font()
+        self._cells: dict[Hashable, list[tuple[str, Any, QColor | None]]] = {}   # key -> (text, sort, colour)
+        font = mono_font()
+        self._align = [int((Qt.AlignRight if c.numeric else Qt.AlignLeft) | Qt.AlignVCenter) for c in columns]
+        self._fonts = [font if c.numeric else None for c in columns]
 
     # -------------------------------------------------------------------------------- contents
     def upsert(self, key: Hashable, record: Any) -> None:
+        self._cells.pop(key, None)
         if key in self._rows:
             self._rows[key] = record
             row = self._keys.index(key)
@@ -56,11 +77,13 @@ class RecordModel(QAbstractTableModel):
         self.beginRemoveRows(QModelIndex(), row, row)
         del self._keys[row]
         del self._rows[key]
+        self._cells.pop(key, None)
         self.endRemoveRows()
 
     def set_records(self, items: list[tuple[Hashable, Any]]) -> None:
         """Replace everything (used for whole-book summaries)."""
         new_keys = [k for k, _ in items]
+        self._cells.clear()
         if new_keys == self._keys:
             self._rows = dict(items)
             if self._keys:
@@ -70,6 +93,12 @@ class RecordModel(QAbstractTableModel):
         self._keys = new_keys
         self._rows = dict(items)
         self.endResetModel()
+
+    def refresh_column(self, column: int) -> None:
+        """Recompute a column that changes with time alone (an age), for every row."""
+        self._cells.clear()
+        if self._keys:
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._keys) - 1, column))
 
     def record(self, row: int) -> Any:
         return self._rows[self._keys[row]]
@@ -85,6 +114,23 @@ class RecordModel(QAbstractTableModel):
 
     def records(self) -> list[Any]:
         return [self._rows[k] for k in self._keys]
+
+    def _row_cells(self, key: Hashable) -> list[tuple[str, Any, QColor | None]]:
+        """(text, sort key, colour) of every column of a row, computed once per change."""
+        cells = self._cells.get(key)
+        if cells is None:
+            record = self._rows[key]
+            cells = []
+            for column in self.columns:
+                try:
+                    value = column.value(record)
+                    text = column.text(value) if column.text else fmt(value)
+                    colour = column.colour(record) if column.colour is not None else None
+                except Exception:        # a bad record shows blanks; it never breaks painting
+                    value, text, colour = None, "", None
+                cells.append((text, sort_key(value, column.numeric), colour))
+            self._cells[key] = cells
+        return cells
 
     # ------------------------------------------------------------------------------- Qt model
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
@@ -102,27 +148,23 @@ class RecordModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+        if role == Qt.DisplayRole:
+            slot = 0
+        elif role == SORT_ROLE:
+            slot = 1
+        elif role == Qt.ForegroundRole:
+            slot = 2
+        elif role == Qt.TextAlignmentRole:
+            return self._align[index.column()]
+        elif role == Qt.FontRole:
+            return self._fonts[index.column()]
+        elif role == RECORD_ROLE:
+            return self._rows[self._keys[index.row()]] if index.isValid() else None
+        else:
+            return None
         if not index.isValid():
             return None
-        record = self._rows[self._keys[index.row()]]
-        column = self.columns[index.column()]
-        if role == RECORD_ROLE:
-            return record
-        try:
-            value = column.value(record)
-        except Exception:
-            value = None
-        if role == Qt.DisplayRole:
-            return column.text(value) if column.text else fmt(value)
-        if role == SORT_ROLE:
-            return value if isinstance(value, (int, float, str)) else str(value)
-        if role == Qt.ForegroundRole and column.colour is not None:
-            return column.colour(record)
-        if role == Qt.TextAlignmentRole:
-            return int((Qt.AlignRight if column.numeric else Qt.AlignLeft) | Qt.AlignVCenter)
-        if role == Qt.FontRole and column.numeric:
-            return self._font
-        return None
+        return self._row_cells(self._keys[index.row()])[index.column()][slot]
 
 
 class FilterProxy(QSortFilterProxyModel):
@@ -149,10 +191,3 @@ class FilterProxy(QSortFilterProxyModel):
         if self.predicate is not None and not self.predicate(model.record(source_row)):
             return False
         return super().filterAcceptsRow(source_row, source_parent)
-
-    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
-        try:
-            return a < b
-        except TypeError:
-            return str(a) < str(b)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 
 from .. import theme
 from ..bridge import Bridge
+from ..plots import calm, follow
 from .base import Panel
 
 PARAMS = ("v0", "kappa", "theta", "sigma", "rho")
@@ -69,7 +70,7 @@ class CalibrationPanel(Panel):
         row.addWidget(self.series)
         row.addStretch(1)
         rv.addLayout(row)
-        self.plot = pg.PlotWidget()
+        self.plot = calm(pg.PlotWidget())
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "fit #")
         self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2))
@@ -128,3 +129,4 @@ class CalibrationPanel(Panel):
         self.curve.setData(x, np.asarray(y, dtype=float))
         bad = [i for i, f in enumerate(fits) if not f.accepted]
         self.rejected.setData(x[bad], np.asarray(y, dtype=float)[bad])
+        follow(self.plot, [0, 50 * (len(x) // 50 + 1)], y)       # the fit axis grows 50 fits at a time

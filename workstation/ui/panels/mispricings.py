@@ -40,6 +40,7 @@ COLUMNS = [
     Column("Age", _age, lambda v: f"{v:,.0f}s", tooltip="Seconds since the signal appeared"),
     Column("State", lambda s: s.state.value, str, numeric=False),
 ]
+AGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Age")
 
 
 class MispricingsPanel(Panel):
@@ -92,8 +93,7 @@ class MispricingsPanel(Panel):
             self.model.remove(sig.signal_id)
 
     def render(self) -> None:
-        if self.model.rowCount():
-            self.model.dataChanged.emit(self.model.index(0, 12), self.model.index(self.model.rowCount() - 1, 12))
+        self.model.refresh_column(AGE_COLUMN)
         auto = bool(self.bridge.query("auto_execute", False))
         if self.auto.isChecked() != auto:
             self.auto.setChecked(auto)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxL
 from .. import theme
 from ..bridge import Bridge, pick
 from ..gl import opengl_status
+from ..plots import calm, follow
 from .base import Panel
 
 MONEYNESS_BINS = np.linspace(0.80, 1.20, 21)
@@ -156,7 +157,7 @@ class SurfacePanel(Panel):
         self.smile_info = QLabel("")
         row.addWidget(self.smile_info)
         v.addLayout(row)
-        self.smile = pg.PlotWidget()
+        self.smile = calm(pg.PlotWidget())
         self.smile.setLabel("bottom", "strike")
         self.smile.setLabel("left", "implied vol (%)")
         self.smile.showGrid(x=True, y=True, alpha=0.2)
@@ -172,7 +173,7 @@ class SurfacePanel(Panel):
         self.tabs.addTab(page, "Smile")
 
     def _build_term(self) -> None:
-        self.term = pg.PlotWidget()
+        self.term = calm(pg.PlotWidget())
         self.term.setLabel("bottom", "days to expiry")
         self.term.setLabel("left", "ATM implied vol (%)")
         self.term.showGrid(x=True, y=True, alpha=0.2)
@@ -183,7 +184,7 @@ class SurfacePanel(Panel):
         self.tabs.addTab(self.term, "Term structure")
 
     def _build_residuals(self) -> None:
-        self.resid = pg.PlotWidget()
+        self.resid = calm(pg.PlotWidget())
         self.resid.setLabel("bottom", "moneyness K/F")
         self.resid.setLabel("left", "expiry")
         self.resid_image = pg.ImageItem()
@@ -267,6 +268,7 @@ class SurfacePanel(Panel):
             self.smile_model.setData(k[ok], model[ok])
         else:
             self.smile_model.setData([], [])
+        follow(self.smile, k, np.concatenate([bid, ask]))
         forward = float(s.forward[rows[0]])
         self.smile_fwd.setValue(forward)
         self.smile_info.setText(f"forward {forward:,.2f}  ·  {len(rows)} OTM quotes")
@@ -276,6 +278,7 @@ class SurfacePanel(Panel):
         self.term_market.setData(days, market * 100)
         ok = np.isfinite(model)
         self.term_model.setData(days[ok], model[ok] * 100)
+        follow(self.term, days, np.concatenate([market, model[ok]]) * 100)
 
     def _draw_residuals(self) -> None:
         view = self.view
