@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from engine_support import SimRig, fast_settings  # noqa: E402
@@ -107,6 +107,9 @@ def desk(app, tmp_path, store, request):
     yield d
     window.close()
     window.deleteLater()
+    # delete it now, while the display is alive: a window with a native GL view deleted during QApplication's
+    # teardown crashes the process
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     d.run(rig.close())
     router.stop(0.5)
 
@@ -421,3 +424,6 @@ def test_3d_surface_under_xvfb(desk):
     assert "model IV" in panel.gl_caption.text()
     desk.wait(lambda: True)
     assert not panel.gl_view.grab().isNull()
+    shot = w.grab_image(w)                                     # screenshots paint the native 3-D window in
+    inside = panel.gl_container.mapTo(w, panel.gl_container.rect().center())
+    assert shot.toImage().pixelColor(inside) == panel.gl_view.grab().pixelColor(panel.gl_container.rect().center())

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSy
 
 from . import theme
 from .bridge import Bridge, pick
+from .gl import grab_with_gl
 from .panels.alerts import AlertsPanel
 from .panels.calibration import CalibrationPanel
 from .panels.log import LogPanel
@@ -333,7 +334,12 @@ class MainWindow(QMainWindow):
     def save_screenshot(self, path) -> bool:
         """PNG of the whole window (docks, status bar, 3-D view included)."""
         self.flush()
-        return self.grab().save(str(path), "PNG")
+        return self.grab_image(self).save(str(path), "PNG")
+
+    def grab_image(self, widget):
+        """A picture of `widget` as the trader sees it, the native 3-D view included."""
+        gl_views = [(self.surface.gl_container, self.surface.gl_view)] if self.surface.gl_view is not None else []
+        return grab_with_gl(widget, gl_views)
 
     async def save_panel_screenshots(self, directory) -> list:
         """PNGs of every dock, every surface view (3-D included), and the settings, what-if, live-guard and
@@ -348,7 +354,7 @@ class MainWindow(QMainWindow):
         async def shoot(widget, name: str) -> None:
             await asyncio.sleep(0.25)          # let the loop lay out and paint (never processEvents() in a task)
             path = out / f"{name}.png"
-            if widget.grab().save(str(path), "PNG"):
+            if self.grab_image(widget).save(str(path), "PNG"):
                 written.append(path)
 
         self.flush()
@@ -406,6 +412,7 @@ class MainWindow(QMainWindow):
         self.refresh.stop()
         self.bridge.detach()
         self.log_panel.detach()
+        self.surface.release_gl()
         if self.tray is not None:
             self.tray.hide()
         self.closed.emit()

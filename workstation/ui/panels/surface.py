@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxL
 
 from .. import theme
 from ..bridge import Bridge, pick
-from ..gl import opengl_status
+from ..gl import gl_view_window, opengl_status
 from ..plots import calm, follow
 from .base import Panel
 
@@ -118,7 +118,7 @@ class SurfacePanel(Panel):
     def _build_3d(self) -> None:
         import pyqtgraph.opengl as gl
 
-        self.gl_view = gl.GLViewWidget()
+        self.gl_view = gl_view_window()
         self.gl_view.setBackgroundColor(theme.BASE)
         # the 10 x 10 x Z_HEIGHT box centred in the view, seen from the short-dated, low-strike corner
         self.gl_view.setCameraPosition(pos=pg.Vector(5, 5, Z_HEIGHT / 2), distance=15, elevation=28, azimuth=-124)
@@ -135,13 +135,38 @@ class SurfacePanel(Panel):
         v = QVBoxLayout(page)
         v.setContentsMargins(0, 0, 0, 0)
         v.setSpacing(2)
-        v.addWidget(self.gl_view, 1)
+        self.gl_container = QWidget.createWindowContainer(self.gl_view, page)
+        self.gl_container.setMinimumSize(200, 150)
+        v.addWidget(self.gl_container, 1)
         # axis captions as a label (text drawn inside the GL scene is lost in grabs and hard to read)
         self.gl_caption = QLabel("")
         self.gl_caption.setStyleSheet(f"color: {theme.MUTED}; padding: 0 4px")
         self.gl_caption.setWordWrap(True)
         v.addWidget(self.gl_caption)
+        self.gl_page = page
         self.tabs.addTab(page, "3-D")
+
+    def release_gl(self) -> None:
+        """Delete the 3-D view now, while the display connection is alive (left to the main window's deletion,
+        the container would free the GL window that Python also owns, and the process would crash at exit).
+        The 2-D views remain."""
+        if self.gl_view is None:
+            return
+        import shiboken6
+
+        from PySide6.QtOpenGL import QOpenGLBuffer
+
+        view, container = self.gl_view, self.gl_container
+        self.gl_view = self.gl_container = self.gl_mesh = self.gl_points = None
+        view.makeCurrent()                   # free the items' GL buffers in their own context
+        for item in list(view.items):
+            for value in list(vars(item).values()):
+                if isinstance(value, QOpenGLBuffer):
+                    value.destroy()
+            view.removeItem(item)
+        view.doneCurrent()
+        container.hide()
+        shiboken6.delete(view)               # Python owns the window: deleting the container instead frees it twice
 
     def _build_smile(self) -> None:
         page = QWidget()
@@ -244,7 +269,7 @@ class SurfacePanel(Panel):
             self._draw_term()
         elif page is self.resid:
             self._draw_residuals()
-        elif self.gl_view is not None and page is self.gl_view.parentWidget():
+        elif self.gl_view is not None and page is self.gl_page:
             self._draw_3d()
         else:
             self._draw_smile()
