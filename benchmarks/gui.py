@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -128,6 +129,15 @@ def main() -> int:
     for panel in window.panels:
         panel.render = timed(panel.render, panel.name)
     stalls = StallSampler(window.lag)
+    gc_ms: dict[int, list[float]] = {}          # garbage-collection pauses by generation (they hold the GIL)
+    gc_started = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_ms.setdefault(info["generation"], []).append((time.perf_counter() - gc_started[0]) * 1e3)
+    gc.callbacks.append(on_gc)
 
     async def run() -> dict:
         await engine.start()
@@ -140,6 +150,7 @@ def main() -> int:
         stalls.start()
         render_ms.clear()
         render_cpu_ms.clear()
+        gc_ms.clear()
         n_fits = len(fits)
         await asyncio.sleep(args.seconds)
         lag = np.array(window.lag.samples)
@@ -158,6 +169,7 @@ def main() -> int:
                                         "cpu_p99": round(float(np.percentile(render_cpu_ms[k], 99)), 1),
                                         "count": len(v)} for k, v in sorted(render_ms.items())},
                 "stalls": stalls.report(),
+                "gc_pause_ms": {f"gen{g}": {"count": len(v), "max": round(max(v), 1)} for g, v in sorted(gc_ms.items())},
                 "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None}
 
     with loop:

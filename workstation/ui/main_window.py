@@ -14,6 +14,7 @@ from . import theme
 from .bridge import Bridge, pick
 from .gl import grab_with_gl
 from .panels.alerts import AlertsPanel
+from .panels.base import DockFrame
 from .panels.calibration import CalibrationPanel
 from .panels.log import LogPanel
 from .panels.mispricings import MispricingsPanel
@@ -84,7 +85,7 @@ class MainWindow(QMainWindow):
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
             dock.setObjectName(f"{panel.name}Dock")
-            dock.setWidget(panel)
+            dock.setWidget(DockFrame(panel))
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                              | QDockWidget.DockWidgetClosable)
             self.docks[panel.name] = dock
@@ -128,7 +129,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["orders"], d["positions"], Qt.Vertical)
         self.splitDockWidget(d["risk"], d["alerts"], Qt.Vertical)
         d["calibration"].raise_()
-        self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [600, 660, 420], Qt.Horizontal)
+        self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [560, 700, 420], Qt.Horizontal)
         self.resizeDocks([d["surface"], d["calibration"]], [560, 370], Qt.Vertical)
         self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [250, 480, 200], Qt.Vertical)
         self.resizeDocks([d["risk"], d["alerts"]], [600, 330], Qt.Vertical)
@@ -234,9 +235,15 @@ class MainWindow(QMainWindow):
         self.state_label = QLabel("ACTIVE")
         self.pnl_label = QLabel("day P&L –")
         self.lag_label = QLabel("lag –")
-        for label in (self.connection, self.data_age, self.fit_label, self.state_label, self.pnl_label,
-                      self.lag_label):
+        # fixed sizes: a label whose size can change re-lays out the main window on every new text
+        widest = {self.connection: "● IB LIVE (disconnected)", self.data_age: "data 99,999.9s",
+                  self.fit_label: "fit 00:00:00 rmse 99.99 (99,999 ms)", self.state_label: "REDUCING",
+                  self.pnl_label: "day P&L -$9,999,999", self.lag_label: "lag 99,999 ms"}
+        for label, text in widest.items():
             label.setFont(theme.mono_font(9))
+            label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            metrics = label.fontMetrics()
+            label.setFixedSize(metrics.horizontalAdvance(text) + 16, metrics.height() + 6)
             sb.addPermanentWidget(label)
         self._set_connection("simulated" if self.settings.market.source == "sim" else
                              ("ib-live" if self.settings.ib.live else "ib-paper"), True)

@@ -93,7 +93,7 @@ class PositionsPanel(Panel):
             colour = theme.signed_colour(day)
             parts.append(f"day P&L <b style='color:{colour.name() if colour else theme.TEXT}'>"
                          f"{theme.fmt(day, 0, dollars=True)}</b>")
-        self.totals.setText("  ·  ".join(parts))
+        self.totals.setText(" · ".join(parts))
 
     def _named(self, p):
         """The position with the trader's contract name (the book summary carries the OCC symbol)."""
