@@ -63,3 +63,16 @@ class SimRig:
         await asyncio.gather(*self.engine._tasks, return_exceptions=True)
         self.engine.executor.shutdown(wait=True)
         self.journal.close()
+
+
+def signal_in_table(window, engine, tradable: bool, found: list):
+    """A wait predicate: true once the mispricings table shows a NEW signal (one that passes the pre-trade
+    checks when `tradable`); the signal is appended to `found`."""
+    def ready() -> bool:
+        for sig in engine.open_signals():
+            if sig.signal_id in window.mispricings.model.keys() and sig.state.value == "NEW" and (
+                    not tradable or engine.preview_signal(sig.signal_id).approved):
+                found.append(sig)
+                return True
+        return False
+    return ready

@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from engine_support import SimRig, fast_settings  # noqa: E402
+from engine_support import SimRig, fast_settings, signal_in_table  # noqa: E402
 from workstation.alerts import AlertRouter  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.domain import Severity  # noqa: E402
@@ -116,18 +116,8 @@ def desk(app, tmp_path, store, request):
 
 def _signal(desk: Desk, tradable: bool = True):
     """Step until a NEW signal (passing the pre-trade checks when `tradable`) is in the table; select it."""
-    w, engine = desk.window, desk.engine
-    found = []
-
-    def ready() -> bool:
-        for sig in engine.open_signals():
-            if sig.signal_id in w.mispricings.model.keys() and sig.state.value == "NEW" and (
-                    not tradable or engine.preview_signal(sig.signal_id).approved):
-                found.append(sig)
-                return True
-        return False
-
-    desk.until(ready, steps=60, what="a signal")
+    w, found = desk.window, []
+    desk.until(signal_in_table(w, desk.engine, tradable, found), steps=60, what="a signal")
     assert w.mispricings.select_signal(found[0].signal_id)
     return found[0]
 

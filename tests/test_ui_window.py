@@ -18,6 +18,7 @@ engine_module = pytest.importorskip("workstation.engine")
 from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
+from engine_support import signal_in_table  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
 from workstation.ui.main_window import MainWindow  # noqa: E402
@@ -93,18 +94,8 @@ def test_panels_fill_within_a_few_cycles(session):
 
 def _first_signal(session, tradable: bool = False):
     """Select a signal in the table (one that passes the pre-trade checks when `tradable`)."""
-    w, engine = session.window, session.engine
-    found = []
-
-    def pick():
-        for sig in engine.open_signals():
-            if sig.signal_id in w.mispricings.model.keys() and sig.state.value == "NEW" and (
-                    not tradable or engine.preview_signal(sig.signal_id).approved):
-                found.append(sig)
-                return True
-        return False
-
-    session.wait(pick, timeout=60, what="a signal")
+    w, found = session.window, []
+    session.wait(signal_in_table(w, session.engine, tradable, found), timeout=60, what="a signal")
     assert w.mispricings.select_signal(found[0].signal_id)
     return w.mispricings.current_signal()
 
