@@ -7,8 +7,6 @@ unmodified `ib_async.IB` to the gateway on 127.0.0.1 (ephemeral port) and run ev
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import struct
 from datetime import datetime, timezone
 
@@ -23,54 +21,11 @@ from workstation.sim.gateway import PracticeGateway, gateway_settings  # noqa: E
 from workstation.sim.gateway import protocol as P  # noqa: E402
 from workstation.sim.gateway.protocol import ExecView, OrderView, WireContract  # noqa: E402
 
-HOST = "127.0.0.1"
-TWS_ERROR = re.compile(r"^(Error|Warning) -?\d+, reqId -?\d+")
+from gateway_support import HOST, decoder_errors, gateway  # noqa: E402,F401  (fixtures)
+from gateway_support import practice_settings as sim_settings  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- helpers
-class DecoderErrors(logging.Handler):
-    """Collects ERROR records of ib_async's decoder, and wrapper errors that are not TWS error codes."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if record.name == "ib_async.Decoder" or (record.name.startswith("ib_async") and not TWS_ERROR.match(msg)
-                                                 and "API connection failed" not in msg
-                                                 and "Peer closed connection" not in msg):
-            self.records.append(f"{record.name}: {msg[:400]}")
-
-
-@pytest.fixture
-def decoder_errors():
-    handler = DecoderErrors()
-    logger = logging.getLogger("ib_async")
-    logger.addHandler(handler)
-    yield handler.records
-    logger.removeHandler(handler)
-    assert not handler.records, "ib_async could not handle messages:\n" + "\n".join(handler.records)
-
-
-def sim_settings(**sim) -> Settings:
-    s = Settings()
-    s.market.simulator.always_open = True
-    s.market.simulator.speed = sim.pop("speed", 5.0)
-    for k, v in sim.items():
-        setattr(s.market.simulator, k, v)
-    s.execution.paper.latency_ms = 20
-    return s
-
-
-@pytest.fixture
-async def gateway():
-    gw = PracticeGateway(sim_settings())
-    await gw.start(HOST, 0)
-    yield gw
-    await gw.stop()
-
-
 @pytest.fixture
 async def ib(gateway, decoder_errors):
     client = IB()

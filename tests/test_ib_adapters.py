@@ -7,7 +7,6 @@ duplicate order and no lost fill; the line limit and the pacing limit are handle
 from __future__ import annotations
 
 import asyncio
-import logging
 import numpy as np
 import pytest
 
@@ -21,14 +20,11 @@ from workstation.market.feed import FeedState, MarketFeed  # noqa: E402
 from workstation.market.ib import IBConnection, IBFeed, Pacer  # noqa: E402
 from workstation.sim.gateway import PracticeGateway  # noqa: E402
 
-HOST = "127.0.0.1"
-
+from gateway_support import HOST, decoder_clean, gateway, practice_settings  # noqa: E402,F401  (fixtures)
 
 def make_settings(port: int = 7497, **ib) -> Settings:
-    s = Settings()
-    sim = s.market.simulator
-    sim.always_open, sim.speed = True, 5.0
-    s.execution.paper.latency_ms = 20
+    """The practice gateway's settings with the IB feed and broker pointed at it on `port`."""
+    s = practice_settings()
     s.market.source, s.execution.broker = "ib", "ib"
     s.market.snapshot_interval_s = 0.5
     s.market.max_expiry_days = 3
@@ -39,30 +35,6 @@ def make_settings(port: int = 7497, **ib) -> Settings:
     for k, v in ib.items():
         setattr(s.ib, k, v)
     return s
-
-
-@pytest.fixture
-async def gateway():
-    gw = PracticeGateway(make_settings())
-    await gw.start(HOST, 0)
-    yield gw
-    await gw.stop()
-
-
-@pytest.fixture
-def decoder_clean():
-    """Fail on any ib_async decoder error (a layout mismatch is otherwise silent)."""
-    bad: list[str] = []
-
-    class H(logging.Handler):
-        def emit(self, record):
-            if record.name == "ib_async.Decoder" and record.levelno >= logging.ERROR:
-                bad.append(record.getMessage()[:300])
-    h = H()
-    logging.getLogger("ib_async").addHandler(h)
-    yield
-    logging.getLogger("ib_async").removeHandler(h)
-    assert not bad, bad
 
 
 async def wait_for(predicate, timeout: float = 5.0, step: float = 0.05) -> bool:
