@@ -1,0 +1,46 @@
+"""The table model every panel uses: cached cells that follow their records, native sorting by raw values."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from workstation.ui.models import Column, FilterProxy, RecordModel  # noqa: E402
+
+CLOCK = {"now": 100.0}
+COLUMNS = [Column("Name", lambda r: r["name"], str, numeric=False),
+           Column("Edge", lambda r: r["edge"]),
+           Column("Age", lambda r: CLOCK["now"] - r["born"], lambda v: f"{v:.0f}s")]
+
+
+def text(model: RecordModel, row: int, column: int) -> str:
+    return model.data(model.index(row, column), Qt.DisplayRole)
+
+
+def test_cells_follow_upserts_and_a_time_column_refreshes(qtbot):
+    model = RecordModel(COLUMNS)
+    model.upsert("a", {"name": "A", "edge": 1.5, "born": 90.0})
+    assert text(model, 0, 1) == "1.50" and text(model, 0, 2) == "10s"
+    model.upsert("a", {"name": "A", "edge": -2.0, "born": 90.0})        # a changed record: new text
+    assert text(model, 0, 1) == "-2.00"
+    CLOCK["now"] = 130.0
+    assert text(model, 0, 2) == "10s"                                   # cached until the column is refreshed
+    model.refresh_column(2)
+    assert text(model, 0, 2) == "40s"
+    assert model.data(model.index(0, 0), Qt.ToolTipRole) is None        # unserved roles answer at once
+
+
+def test_numbers_sort_as_numbers_with_missing_values_lowest(qtbot):
+    model = RecordModel(COLUMNS)
+    for key, edge in (("a", 10.0), ("b", 9.0), ("c", math.nan), ("d", None), ("e", 100.0)):
+        model.upsert(key, {"name": key, "edge": edge, "born": 0.0})
+    proxy = FilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(1, Qt.DescendingOrder)
+    order = [proxy.data(proxy.index(r, 0), Qt.DisplayRole) for r in range(proxy.rowCount())]
+    assert order[:3] == ["e", "a", "b"] and set(order[3:]) == {"c", "d"}
+    model.upsert("b", {"name": "b", "edge": 1000.0, "born": 0.0})       # re-sorted on change
+    assert proxy.data(proxy.index(0, 0), Qt.DisplayRole) == "b"
