@@ -417,3 +417,11 @@ def test_3d_surface_under_xvfb(desk):
     shot = w.grab_image(w)                                     # screenshots paint the native 3-D window in
     inside = panel.gl_container.mapTo(w, panel.gl_container.rect().center())
     assert shot.toImage().pixelColor(inside) == panel.gl_view.grab().pixelColor(panel.gl_container.rect().center())
+    dock = w.docks["surface"]
+    for floating in (True, False):                             # the native GL window follows its dock
+        dock.setFloating(floating)
+        desk.step()
+        assert dock.isFloating() is floating and panel.gl_container.isVisible()
+        image = panel.gl_view.grab()
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+        assert len(colours) > 20, "the 3-D view rendered nothing after the dock moved"
