@@ -138,6 +138,7 @@ def test_panels_fill_from_the_engine(desk):
     w = desk.window
     desk.until(lambda: w.calibration.values["v0"].text() != "–" and w.surface.expiry.count() > 3, what="fit")
     desk.until(lambda: w.risk.bars["var99"].format() != "–", what="risk report")
+    assert "revaluation at" in w.risk.numbers["VaR 99"].toolTip()          # when the VaR was last revalued
     assert w.surface.view is not None and w.surface.view.model_iv is not None        # Heston curve drawn
     w.surface.tabs.setCurrentIndex(0)                                                # views draw when shown
     assert w.surface.smile_model.getData()[0] is not None

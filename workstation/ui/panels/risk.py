@@ -2,6 +2,8 @@
 state and the KILL SWITCH."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
@@ -201,6 +203,17 @@ class RiskPanel(QWidget):
             self._set_number("VaR 95", var95)
         if var99 is not None:
             self._set_number("VaR 99", var99)
+        var_at = pick(report, "var_at")
+        if var_at:
+            try:
+                when = datetime.fromisoformat(str(var_at)).strftime("%H:%M:%S")
+            except ValueError:
+                when = str(var_at)
+            tip = (f"Full Heston revaluation at {when}: redone at once when the book changes, else every "
+                   f"risk.var_interval_s of market time")
+            for widget in (self.numbers["VaR 95"], self.numbers["VaR 99"], self.bars["var99"]):
+                if widget.toolTip() != tip:
+                    widget.setToolTip(tip)
         self._render_attribution(pick(report, "attribution", default={}) or {})
         self._render_stress(pick(report, "stress", default=None))
 
