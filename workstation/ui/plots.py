@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QGraphicsItem
 
 PAD = 0.08          # margin added around the data when the range moves, as a fraction of its span
 MIN_FILL = 0.5      # the range moves when the data spans less than this fraction of it
+EDGE = 0.02         # ... or comes within this fraction of its ends
 
 
 def calm(plot: pg.PlotWidget) -> pg.PlotWidget:
@@ -36,7 +37,8 @@ def _axis_range(values, current: tuple[float, float]) -> tuple[float, float] | N
     lo, hi = float(v.min()), float(v.max())
     span = max(hi - lo, abs(hi) * 1e-3, 1e-9)
     c_lo, c_hi = current
-    if lo >= c_lo and hi <= c_hi and span >= MIN_FILL * (c_hi - c_lo):
+    edge = EDGE * (c_hi - c_lo)         # data touching the frame counts as leaving it
+    if lo >= c_lo + edge and hi <= c_hi - edge and span >= MIN_FILL * (c_hi - c_lo):
         return None
     return lo - PAD * span, hi + PAD * span
 
