@@ -85,10 +85,10 @@ class PositionsPanel(Panel):
         totals = pick(book, "totals", "greeks", default={}) or {}
         day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day", default=pick(totals, "day_pnl")))
         parts = [f"{len(positions)} positions"]
-        for key in ("delta", "gamma", "vega", "theta"):
+        for key, name in (("delta", "Δ"), ("gamma", "Γ"), ("vega", "vega"), ("theta", "Θ")):   # dollar Greeks
             value = pick(totals, key, f"{key}_dollars")
             if value is not None:
-                parts.append(f"{key} {theme.fmt(value, 0)}")
+                parts.append(f"{name} {theme.fmt(value, 0)}")
         if day is not None:
             colour = theme.signed_colour(day)
             parts.append(f"day P&L <b style='color:{colour.name() if colour else theme.TEXT}'>"
