@@ -236,6 +236,31 @@ async def test_contract_details_classes_and_error_200(gateway, ib):
     assert 200 in errors
 
 
+async def test_micro_future_is_listed_quoted_and_traded_beside_es(gateway, ib):
+    """MES (what config/paper.yaml hedges with): multiplier 5, the same price as ES, fills into its own position."""
+    es, mes = Future("ES", exchange="CME"), Future("MES", exchange="CME")
+    await ib.qualifyContractsAsync(es, mes)
+    assert mes.conId and mes.conId != es.conId and mes.multiplier == "5" and es.multiplier == "50"
+    assert mes.lastTradeDateOrContractMonth == es.lastTradeDateOrContractMonth
+    [details] = await ib.reqContractDetailsAsync(Future("MES", exchange="CME"))
+    assert details.longName == "Micro E-mini S&P 500"
+    t_es, t_mes = await asyncio.wait_for(ib.reqTickersAsync(es, mes), 5)
+    assert t_mes.bid == t_es.bid and t_mes.ask == t_es.ask > 0
+    trade = ib.placeOrder(mes, LimitOrder("BUY", 3, t_mes.ask, orderRef="coid-mes"))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if trade.orderStatus.status == "Filled":
+            break
+    assert trade.orderStatus.status == "Filled" and trade.orderStatus.filled == 3
+    for _ in range(40):
+        positions = {p.contract.conId: p for p in ib.positions()}
+        if mes.conId in positions:
+            break
+        await asyncio.sleep(0.05)
+    assert positions[mes.conId].position == 3 and positions[mes.conId].contract.multiplier == "5"
+    assert es.conId not in positions
+
+
 async def test_market_data_streaming_snapshot_and_delayed(gateway, ib):
     lst = gateway.world.market.listing
     row = int(len(lst) // 2)

@@ -101,6 +101,19 @@ async def test_feed_assembles_complete_snapshots_within_the_line_budget(gateway,
     assert feed.status.state is FeedState.DISCONNECTED
 
 
+async def test_feed_hedges_with_the_micro_future_when_configured(gateway, decoder_clean):
+    s = make_settings(gateway.port)
+    s.hedging.instrument = "MES"                             # as config/paper.yaml
+    feed = IBFeed(s)
+    await feed.connect()
+    try:
+        [snap] = await take(feed, 1)
+    finally:
+        await feed.close()
+    assert snap.future_contract.symbol == "MES" and snap.future_contract.multiplier == 5.0
+    assert snap.future.contract_id == snap.future_contract.contract_id and snap.future.ask > 0
+
+
 async def test_feed_falls_back_to_delayed_data(gateway, decoder_clean):
     gateway.set_live_entitled(False)
     feed = IBFeed(make_settings(gateway.port, market_data_type="auto"))

@@ -197,7 +197,7 @@ class PaperExchange:
     def _known(self, c: Contract) -> bool:
         lst = self.market.listing
         if c.sec_type is SecType.FUTURE:
-            return c.contract_id == lst.future.contract_id
+            return lst.future_by_id(c.contract_id) is not None
         row = lst.row_of(c.contract_id)
         return row is not None and float(lst.strike[row]) == c.strike and bool(lst.is_call[row]) == c.is_call
 
@@ -241,7 +241,7 @@ class PaperExchange:
     def _touch(self, c: Contract) -> tuple[float, float, int, int]:
         """Bid, ask and displayed sizes of a contract now."""
         if c.sec_type is SecType.FUTURE:
-            q = self.market.future_quote()
+            q = self.market.future_quote(self.market.listing.future_by_id(c.contract_id))
             return q.bid, q.ask, q.bid_size, q.ask_size
         row = self.market.listing.row_of(c.contract_id)
         q = self.market.quote_rows([row])

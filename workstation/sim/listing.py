@@ -5,7 +5,8 @@
   end-of-month and quarterly (last weekday of Mar/Jun/Sep/Dec) expiries.
 - XSP: the same PM expiries on one tenth of the index (strikes every point near the money).
 - Strikes: every 5 points near the money, 25/50/100 further out; the listed range widens with maturity.
-- The hedge future: the front quarterly "ES"-like index future (multiplier 50), rolled eight days before expiry.
+- The index futures: the front quarterly "ES"-like future (multiplier 50, the hedge) and its "MES" micro (multiplier
+  5, for finer hedges on IB configurations), rolled eight days before expiry.
 
 Contract ids encode class, expiry, strike and right, so the same option has the same id on every run:
 ``class_code * 1e17 + yyyymmdd * 1e9 + round(strike * 100) * 10 + (1 call | 2 put | 0 future)``.
@@ -21,8 +22,9 @@ import numpy as np
 
 from workstation.domain import Contract, Right, SecType, Settlement, settlement_instant
 
-CLASS_CODES = {"SPX": 1, "SPXW": 2, "XSP": 3, "ES": 9}
+CLASS_CODES = {"SPX": 1, "SPXW": 2, "XSP": 3, "ES": 9, "MES": 10}
 FUTURE_MULTIPLIER = 50.0
+FUTURES = {"ES": (FUTURE_MULTIPLIER, "E-mini S&P 500"), "MES": (5.0, "Micro E-mini S&P 500")}   # multiplier, name
 STRIKE_STEPS = {"SPX": (5.0, 25.0, 50.0, 100.0, 200.0), "XSP": (1.0, 5.0, 10.0, 20.0, 50.0)}
 LISTING_VOL = 0.20        # vol used to size strike bands (sd = LISTING_VOL * sqrt(T))
 NEAR_STEP_SD = 0.17       # the near-the-money step is about this fraction of one stdev (then the next listed step)
@@ -135,7 +137,8 @@ class Listing:
     settle_epoch: np.ndarray    # settlement instant, seconds since 1970 UTC
     scale: np.ndarray           # 1.0 for SPX options, 0.1 for XSP (index = SPX * scale)
     contract_id: np.ndarray
-    future: Contract
+    future: Contract                    # the hedge future (ES)
+    futures: tuple[Contract, ...] = ()  # every listed future (ES, MES)
 
     def __len__(self) -> int:
         return len(self.contract_id)
@@ -143,6 +146,10 @@ class Listing:
     @cached_property
     def _row_by_id(self) -> dict[int, int]:
         return {int(c): i for i, c in enumerate(self.contract_id)}
+
+    def future_by_id(self, contract_id: int) -> Contract | None:
+        """The listed future with this id, or None."""
+        return next((f for f in self.futures or (self.future,) if f.contract_id == contract_id), None)
 
     def row_of(self, contract_id: int) -> int | None:
         """Row of a listed option, None when not listed."""
@@ -158,11 +165,11 @@ class Listing:
                         settlement=Settlement.AM if self.am_settled[row] else Settlement.PM)
 
 
-def future_contract(trade_date: date) -> Contract:
-    """The front "ES"-like quarterly future on the index."""
+def future_contract(trade_date: date, symbol: str = "ES") -> Contract:
+    """The front quarterly index future `symbol` ("ES" or its micro "MES")."""
     expiry = future_expiry(trade_date)
-    return Contract(contract_id=contract_id_for("ES", expiry, 0.0, None), symbol="ES", sec_type=SecType.FUTURE,
-                    trading_class="ES", expiry=expiry, multiplier=FUTURE_MULTIPLIER,
+    return Contract(contract_id=contract_id_for(symbol, expiry, 0.0, None), symbol=symbol, sec_type=SecType.FUTURE,
+                    trading_class=symbol, expiry=expiry, multiplier=FUTURES[symbol][0],
                     settlement=Settlement.AM, exchange="CME")
 
 
@@ -203,4 +210,5 @@ def build_listing(trade_date: date, spot: float, max_expiry_days: int,
         expiry=expiry, strike=strike, is_call=is_call, am_settled=both(cols["am"], bool)[order],
         multiplier=np.full(2 * n, 100.0), settle_epoch=both(cols["epoch"], np.float64)[order],
         scale=both(cols["scale"], np.float64)[order],
-        contract_id=contract_ids(trading_class, expiry, strike, is_call), future=future_contract(trade_date))
+        contract_id=contract_ids(trading_class, expiry, strike, is_call), future=future_contract(trade_date),
+        futures=tuple(future_contract(trade_date, symbol) for symbol in FUTURES))

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from workstation.domain import ChainSnapshot, Quote, settlement_instant
+from workstation.domain import ChainSnapshot, Contract, Quote, settlement_instant
 from workstation.domain.snapshot import NEW_YORK
 from workstation.sim.clock import is_session_open, session_bounds
 from workstation.sim.dynamics import GRID_SECONDS, SECONDS_PER_YEAR, heston_path, open_mask
@@ -213,13 +213,13 @@ class SimMarket:
         depth = 10.0 + 40.0 * np.exp(-0.5 * z)
         return (1 + (u[0] * depth)).astype(np.int64), (1 + (u[1] * depth)).astype(np.int64)
 
-    def future_quote(self) -> Quote:
-        """The hedge future: fair = index forward to its expiry, one tick wide."""
-        fut = self.listing.future
+    def future_quote(self, future: Contract | None = None) -> Quote:
+        """A listed future (default the hedge future): fair = index forward to its expiry, one tick wide."""
+        fut = future or self.listing.future
         years = max((settlement_instant(fut.expiry, True) - self.now).total_seconds() / SECONDS_PER_YEAR, 0.0)
         fair = self.spot * math.exp((self.cfg.rate - self.cfg.dividend_yield) * years)
         bid = math.floor(fair / FUTURE_TICK) * FUTURE_TICK
-        rng = np.random.default_rng([self.cfg.seed, 11, int(self._grid_epoch)])
+        rng = np.random.default_rng([self.cfg.seed, 11 if fut.symbol == "ES" else 12, int(self._grid_epoch)])
         sizes = rng.integers(20, 300, size=2)
         return Quote(fut.contract_id, bid, bid + FUTURE_TICK, int(sizes[0]), int(sizes[1]), self.now)
 

@@ -70,8 +70,9 @@ class Catalog:
             if cid == con_id:
                 return "IND", sym
         lst = self.listing
-        if con_id == lst.future.contract_id:
-            return "FUT", lst.future
+        fut = lst.future_by_id(con_id)
+        if fut is not None:
+            return "FUT", fut
         row = lst.row_of(con_id)
         return ("OPT", row) if row is not None else None
 
@@ -106,12 +107,12 @@ class Catalog:
         if sec == "IND":
             return [index_contract(symbol)] if symbol in INDEX_IDS and q.exchange in ("", "CBOE", "SMART") else []
         if sec == "FUT":
-            fut = self.listing.future
-            ok = symbol in (fut.symbol, "") and (not q.trading_class or q.trading_class == fut.trading_class) and \
-                (not q.last_trade_date or fut.expiry.strftime("%Y%m%d").startswith(q.last_trade_date)) and \
-                q.exchange in ("", "CME", "GLOBEX") and (not q.local_symbol or
-                                                          q.local_symbol == future_wire(fut).local_symbol)
-            return [future_wire(fut)] if ok and (symbol or q.local_symbol) else []
+            if not (symbol or q.local_symbol) or q.exchange not in ("", "CME", "GLOBEX"):
+                return []
+            return [future_wire(fut) for fut in self.listing.futures or (self.listing.future,)
+                    if symbol in (fut.symbol, "") and (not q.trading_class or q.trading_class == fut.trading_class)
+                    and (not q.last_trade_date or fut.expiry.strftime("%Y%m%d").startswith(q.last_trade_date))
+                    and (not q.local_symbol or q.local_symbol == future_wire(fut).local_symbol)]
         if sec == "OPT":
             return self._search_options(q)
         return []

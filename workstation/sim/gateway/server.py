@@ -31,6 +31,7 @@ from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, O
 from workstation.sim.gateway import protocol as P
 from workstation.sim.gateway.catalog import INDEX_IDS, INDEX_NAMES, OPTION_EXCHANGES, Catalog, wire_of
 from workstation.sim.gateway.protocol import ExecView, OrderView, WireContract
+from workstation.sim.listing import FUTURES
 from workstation.sim.world import SimWorld
 
 log = logging.getLogger(__name__)
@@ -585,7 +586,7 @@ class PracticeGateway:
                 opening = market.prints.get(market.trade_date, {}).get("open", market.spot)
                 values["close"] = (round(opening * scale, 2),)
             elif ln.kind == "FUT":
-                fq = market.future_quote()
+                fq = market.future_quote(lst.future_by_id(ln.con_id))
                 values["bid"] = (fq.bid, fq.bid_size)
                 values["ask"] = (fq.ask, fq.ask_size)
             else:
@@ -630,9 +631,9 @@ class PracticeGateway:
         if c.sec_type == "FUT":
             return P.contract_details(
                 req_id, c, market_name=c.trading_class, min_tick=0.25, order_types="LMT,MKT",
-                valid_exchanges="CME", under_con_id=INDEX_IDS["SPX"], long_name="E-mini S&P 500",
+                valid_exchanges="CME", under_con_id=INDEX_IDS["SPX"], long_name=FUTURES[c.symbol][1],
                 contract_month=c.last_trade_date[:6], time_zone="US/Central", trading_hours=self._hours(),
-                liquid_hours=self._hours(), under_symbol="ES", under_sec_type="IND",
+                liquid_hours=self._hours(), under_symbol=c.symbol, under_sec_type="IND",
                 real_expiration=c.last_trade_date)
         return P.contract_details(
             req_id, c, market_name=c.trading_class, min_tick=0.05, order_types="LMT,MKT",
@@ -899,7 +900,7 @@ class PracticeGateway:
     def _mark(self, c: Contract) -> float:
         market = self.world.market
         if c.sec_type is SecType.FUTURE:
-            q = market.future_quote()
+            q = market.future_quote(market.listing.future_by_id(c.contract_id))
             return 0.5 * (q.bid + q.ask)
         row = market.listing.row_of(c.contract_id)
         if row is None:
