@@ -19,7 +19,7 @@ from workstation.config import PaperConfig
 from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
                                 Side, settlement_instant)
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick, option_tick
-from workstation.sim.exchange import WorkingOrder
+from workstation.sim.exchange import WorkingOrder, addressed, rejection
 from workstation.execution.broker import FillCallback, OrderEventCallback
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class BacktestBroker:
         for w in self.orders.values():
             if w.status.is_working and _expired(w.order.contract, at):
                 w.status = OrderStatus.CANCELLED
-                self._emit([self._event(w, at, "contract expired")])
+                self._emit([w.event(at, "contract expired")])
         self._emit(self._settle(snap))
         taken: dict[tuple[int, Side], int] = {}
         for w in list(self.orders.values()):
@@ -117,20 +117,15 @@ class BacktestBroker:
         self._seq += 1
         return f"{prefix}{self._seq}"
 
-    def _event(self, w: WorkingOrder, at: datetime, reason: str = "") -> OrderEvent:
-        return OrderEvent(w.order.client_order_id, w.status, at, w.filled,
-                          w.remaining if w.status.is_working else 0, w.avg_price, reason, w.broker_id, w.limit)
-
     # ---------------------------------------------------------------------------- requests
     def _on_new(self, at: datetime, order: Order) -> list[OrderEvent | Fill]:
         reason = self._check(order, at)
         if reason:
-            return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "",
-                               order.limit_price)]
+            return [rejection(order, at, reason)]
         w = WorkingOrder(order, self._next("B"), order.limit_price, order.quantity)
         self.orders[order.client_order_id] = w
         self.contracts[order.contract.contract_id] = order.contract
-        return [self._event(w, at)]
+        return [w.event(at)]
 
     def _check(self, order: Order, at: datetime) -> str:
         """Why the exchange refuses `order`, or '' when it accepts it."""
@@ -151,28 +146,24 @@ class BacktestBroker:
         return ""
 
     def _on_cancel(self, at: datetime, client_order_id: str) -> list[OrderEvent | Fill]:
-        w = self.orders.get(client_order_id)
-        if w is None:
-            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="cancel rejected: unknown order")]
-        if not w.status.is_working:
-            return [self._event(w, at, f"cancel rejected: order is already {w.status.value}")]
+        w = addressed(self.orders, client_order_id, at, "cancel")
+        if isinstance(w, OrderEvent):
+            return [w]
         w.status = OrderStatus.CANCELLED
-        return [self._event(w, at, "cancelled")]
+        return [w.event(at, "cancelled")]
 
     def _on_modify(self, at: datetime, client_order_id: str, limit: float | None,
                    qty: int | None) -> list[OrderEvent | Fill]:
-        w = self.orders.get(client_order_id)
-        if w is None:
-            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="modify rejected: unknown order")]
-        if not w.status.is_working:
-            return [self._event(w, at, f"modify rejected: order is already {w.status.value}")]
+        w = addressed(self.orders, client_order_id, at, "modify")
+        if isinstance(w, OrderEvent):
+            return [w]
         if limit is not None and not (math.isfinite(limit) and limit > 0):
-            return [self._event(w, at, f"modify rejected: bad price {limit!r}")]
+            return [w.event(at, f"modify rejected: bad price {limit!r}")]
         if qty is not None and qty <= w.filled:
-            return [self._event(w, at, f"modify rejected: quantity must exceed the {w.filled} filled")]
+            return [w.event(at, f"modify rejected: quantity must exceed the {w.filled} filled")]
         w.limit = limit if limit is not None else w.limit
         w.quantity = qty if qty is not None else w.quantity
-        return [self._event(w, at, "modified")]
+        return [w.event(at, "modified")]
 
     # ---------------------------------------------------------------------------- matching
     @staticmethod
@@ -210,7 +201,7 @@ class BacktestBroker:
         w.notional += qty * fill_price
         w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         fill = self._book(w.order.client_order_id, c, side, qty, fill_price, snap.timestamp, w.broker_id, "taker")
-        return [fill, self._event(w, snap.timestamp)]
+        return [fill, w.event(snap.timestamp)]
 
     def _commission(self, c: Contract, qty: int) -> float:
         if c.sec_type is SecType.FUTURE:

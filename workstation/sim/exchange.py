@@ -47,6 +47,28 @@ class WorkingOrder:
     def avg_price(self) -> float:
         return round(self.notional / self.filled, 6) if self.filled else math.nan
 
+    def event(self, at: datetime, reason: str = "") -> OrderEvent:
+        """The order's state now, as the exchange reports it."""
+        return OrderEvent(self.order.client_order_id, self.status, at, self.filled,
+                          self.remaining if self.status.is_working else 0, self.avg_price, reason, self.broker_id,
+                          self.limit)
+
+
+def rejection(order: Order, at: datetime, reason: str) -> OrderEvent:
+    """A new order the exchange refuses."""
+    return OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "", order.limit_price)
+
+
+def addressed(orders: dict[str, WorkingOrder], client_order_id: str, at: datetime,
+              action: str) -> WorkingOrder | OrderEvent:
+    """The working order a cancel or modify (`action`) is for, or the event refusing it: unknown, or done."""
+    w = orders.get(client_order_id)
+    if w is None:
+        return OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason=f"{action} rejected: unknown order")
+    if not w.status.is_working:
+        return w.event(at, f"{action} rejected: order is already {w.status.value}")
+    return w
+
 
 @dataclass(order=True)
 class _Request:
@@ -141,7 +163,7 @@ class PaperExchange:
                     settlement_instant(c.expiry, c.settlement.value == "AM") <= self.market.now:
                 w.status = OrderStatus.CANCELLED
                 self._save(w)
-                events.append(self._event(w, self.market.now, "contract expired"))
+                events.append(w.event(self.market.now, "contract expired"))
         events += self._settle()
         if self.market.is_open:
             for w in list(self.orders.values()):
@@ -149,23 +171,15 @@ class PaperExchange:
                     events += self._match(w)
         return events
 
-    def _event(self, w: WorkingOrder, at: datetime, reason: str = "", status: OrderStatus | None = None) -> OrderEvent:
-        return OrderEvent(w.order.client_order_id, status or w.status, at, w.filled, w.remaining if
-                          (status or w.status).is_working else 0, w.avg_price, reason, w.broker_id, w.limit)
-
-    def _reject(self, order: Order, at: datetime, reason: str) -> list[Event]:
-        return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "",
-                           order.limit_price)]
-
     def _on_new(self, at: datetime, order: Order) -> list[Event]:
         reason = self._check(order, at)
         if reason:
-            return self._reject(order, at, reason)
+            return [rejection(order, at, reason)]
         w = WorkingOrder(order, f"P{self._next_seq()}", order.limit_price, order.quantity)
         self._save(w)
         self.orders[order.client_order_id] = w
         self.contracts[order.contract.contract_id] = order.contract
-        return [self._event(w, at)]
+        return [w.event(at)]
 
     def _check(self, order: Order, at: datetime) -> str:
         """Why the exchange refuses `order`, or '' when it accepts it."""
@@ -209,33 +223,29 @@ class PaperExchange:
         return on_tick(price, FUTURE_TICK if c.sec_type is SecType.FUTURE else None)
 
     def _on_cancel(self, at: datetime, client_order_id: str) -> list[Event]:
-        w = self.orders.get(client_order_id)
-        if w is None:
-            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="cancel rejected: unknown order")]
-        if not w.status.is_working:
-            return [self._event(w, at, f"cancel rejected: order is already {w.status.value}")]
+        w = addressed(self.orders, client_order_id, at, "cancel")
+        if isinstance(w, OrderEvent):
+            return [w]
         w.status = OrderStatus.CANCELLED
         self._save(w)
-        return [self._event(w, at, "cancelled")]
+        return [w.event(at, "cancelled")]
 
     def _on_modify(self, at: datetime, client_order_id: str, limit: float | None, qty: int | None) -> list[Event]:
-        w = self.orders.get(client_order_id)
-        if w is None:
-            return [OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason="modify rejected: unknown order")]
-        if not w.status.is_working:
-            return [self._event(w, at, f"modify rejected: order is already {w.status.value}")]
+        w = addressed(self.orders, client_order_id, at, "modify")
+        if isinstance(w, OrderEvent):
+            return [w]
         c = w.order.contract
         if limit is not None:
             if w.order.order_type is OrderType.MARKET:
-                return [self._event(w, at, "modify rejected: a market order has no limit")]
+                return [w.event(at, "modify rejected: a market order has no limit")]
             if not (math.isfinite(limit) and limit > 0 and self._on_tick(c, limit)):
-                return [self._event(w, at, f"modify rejected: bad tick or price {limit!r}")]
+                return [w.event(at, f"modify rejected: bad tick or price {limit!r}")]
         if qty is not None and (not isinstance(qty, int) or qty <= w.filled):
-            return [self._event(w, at, f"modify rejected: quantity must exceed the {w.filled} filled, got {qty!r}")]
+            return [w.event(at, f"modify rejected: quantity must exceed the {w.filled} filled, got {qty!r}")]
         w.limit = limit if limit is not None else w.limit
         w.quantity = qty if qty is not None else w.quantity
         self._save(w)
-        return [self._event(w, at, "modified")]
+        return [w.event(at, "modified")]
 
     # ------------------------------------------------------------------------------------ matching
     def _touch(self, c: Contract) -> tuple[float, float, int, int]:
@@ -272,7 +282,7 @@ class PaperExchange:
         with self._transaction():     # the execution and its order's new state, committed together
             fill = self._book(w.order.client_order_id, c, side, qty, fill_price, w.broker_id, "taker")
             self._save(w)
-        return [fill, self._event(w, self.market.now)]
+        return [fill, w.event(self.market.now)]
 
     def _transaction(self):
         return self.store.transaction() if self.store is not None else contextlib.nullcontext()
