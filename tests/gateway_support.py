@@ -1,6 +1,7 @@
 """The practice gateway for tests: settings, a running gateway on a free port, and a guard on ib_async's decoder."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -22,6 +23,15 @@ def practice_settings(**sim) -> Settings:
         setattr(s.market.simulator, k, v)
     s.execution.paper.latency_ms = 20
     return s
+
+
+async def wait_for(predicate, timeout: float = 5.0, step: float = 0.05) -> bool:
+    """Poll `predicate` while the loop runs; its last value after `timeout` seconds."""
+    for _ in range(int(timeout / step)):
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return predicate()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from workstation.sim.gateway import PracticeGateway, gateway_settings  # noqa: E
 from workstation.sim.gateway import protocol as P  # noqa: E402
 from workstation.sim.gateway.protocol import ExecView, OrderView, WireContract  # noqa: E402
 
-from gateway_support import HOST, decoder_errors, gateway  # noqa: E402,F401  (fixtures)
+from gateway_support import HOST, decoder_errors, gateway, wait_for  # noqa: E402,F401  (fixtures)
 from gateway_support import practice_settings as sim_settings  # noqa: E402
 
 
@@ -247,16 +247,9 @@ async def test_micro_future_is_listed_quoted_and_traded_beside_es(gateway, ib):
     t_es, t_mes = await asyncio.wait_for(ib.reqTickersAsync(es, mes), 5)
     assert t_mes.bid == t_es.bid and t_mes.ask == t_es.ask > 0
     trade = ib.placeOrder(mes, LimitOrder("BUY", 3, t_mes.ask, orderRef="coid-mes"))
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if trade.orderStatus.status == "Filled":
-            break
-    assert trade.orderStatus.status == "Filled" and trade.orderStatus.filled == 3
-    for _ in range(40):
-        positions = {p.contract.conId: p for p in ib.positions()}
-        if mes.conId in positions:
-            break
-        await asyncio.sleep(0.05)
+    assert await wait_for(lambda: trade.orderStatus.status == "Filled") and trade.orderStatus.filled == 3
+    assert await wait_for(lambda: mes.conId in {p.contract.conId for p in ib.positions()}, 2)
+    positions = {p.contract.conId: p for p in ib.positions()}
     assert positions[mes.conId].position == 3 and positions[mes.conId].contract.multiplier == "5"
     assert es.conId not in positions
 

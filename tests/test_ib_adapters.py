@@ -20,7 +20,7 @@ from workstation.market.feed import FeedState, MarketFeed  # noqa: E402
 from workstation.market.ib import IBConnection, IBFeed, Pacer  # noqa: E402
 from workstation.sim.gateway import PracticeGateway  # noqa: E402
 
-from gateway_support import HOST, decoder_clean, gateway, practice_settings  # noqa: E402,F401  (fixtures)
+from gateway_support import HOST, decoder_clean, gateway, practice_settings, wait_for  # noqa: E402,F401  (fixtures)
 
 def make_settings(port: int = 7497, **ib) -> Settings:
     """The practice gateway's settings with the IB feed and broker pointed at it on `port`."""
@@ -35,14 +35,6 @@ def make_settings(port: int = 7497, **ib) -> Settings:
     for k, v in ib.items():
         setattr(s.ib, k, v)
     return s
-
-
-async def wait_for(predicate, timeout: float = 5.0, step: float = 0.05) -> bool:
-    for _ in range(int(timeout / step)):
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 async def take(feed: IBFeed, n: int, timeout: float = 20.0) -> list[ChainSnapshot]:
