@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -39,9 +39,9 @@ from .risk import margin, monitor
 from .risk.pre_trade import ContractMarket, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
 from .strategy.calibrator import Calibrator, ModelValues
-from .workers import numerics_executor
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
+from .workers import numerics_executor
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,15 @@ class Entry:
     opened_at: datetime
     from_signal: bool
     usual_residual: float = math.nan    # the contract's usual IV residual when we entered (vol points)
+
+
+class Revaluation(NamedTuple):
+    """A full revaluation of the book by the risk monitor: when, of which positions, and its results."""
+
+    at: datetime
+    book: tuple                 # sorted (contract id, quantity) of the positions revalued
+    stress: monitor.StressGrid
+    var: monitor.VaR
 
 
 class Engine:
@@ -113,7 +122,7 @@ class Engine:
         self._tasks: set[asyncio.Task] = set()
         self._running = False
         self._monitor_busy = False
-        self._revalued: tuple[datetime, tuple, Any, Any] | None = None   # (at, book, stress, VaR) of the last run
+        self._revalued: Revaluation | None = None      # the last full revaluation (VaR, stress grid)
         self._cycle_seq = 0
         self._alert_seq = 0
         self.stopped = asyncio.Event()
@@ -403,20 +412,20 @@ class Engine:
             cfg = self.settings.risk
             book_key = tuple(sorted((p.contract.contract_id, p.quantity) for p in positions))
             last = self._revalued
-            revalue = (last is None or last[1] != book_key or cfg.var_interval_s <= 0
-                       or (now - last[0]).total_seconds() >= cfg.var_interval_s)
+            revalue = (last is None or last.book != book_key or cfg.var_interval_s <= 0
+                       or (now - last.at).total_seconds() >= cfg.var_interval_s)
 
             def measure():
                 greeks, _ = monitor.portfolio_greeks(exposure, params)
                 if not revalue:
-                    return greeks, last[2], last[3]
+                    return greeks, last.stress, last.var
                 return greeks, monitor.stress_grid(exposure, params), \
                     monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed)
 
             loop = asyncio.get_running_loop()
             greeks, stress, var = await loop.run_in_executor(self.executor, measure)
             if revalue:
-                self._revalued = (now, book_key, stress, var)
+                self._revalued = Revaluation(now, book_key, stress, var)
             breaches = monitor.limit_breaches(greeks, var.var99, self.book.day_pnl, cfg)
             changes = monitor.apply_breaches(self.trading, breaches, cfg, now)
             for change in changes:
@@ -428,7 +437,7 @@ class Engine:
                 "at": now.isoformat(), "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
                 "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
                            "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
-                "var95": var.var95, "var99": var.var99, "var_at": self._revalued[0].isoformat(),
+                "var95": var.var95, "var99": var.var99, "var_at": self._revalued.at.isoformat(),
                 "stress": stress.as_dict(),
                 "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
                 "day_pnl": self.book.day_pnl, "attribution": dict(self.attribution_day),
