@@ -137,8 +137,7 @@ class Listing:
     settle_epoch: np.ndarray    # settlement instant, seconds since 1970 UTC
     scale: np.ndarray           # 1.0 for SPX options, 0.1 for XSP (index = SPX * scale)
     contract_id: np.ndarray
-    future: Contract                    # the hedge future (ES)
-    futures: tuple[Contract, ...] = ()  # every listed future (ES, MES)
+    futures: tuple[Contract, ...]       # every listed future, the hedge future (ES) first
 
     def __len__(self) -> int:
         return len(self.contract_id)
@@ -147,9 +146,14 @@ class Listing:
     def _row_by_id(self) -> dict[int, int]:
         return {int(c): i for i, c in enumerate(self.contract_id)}
 
+    @property
+    def future(self) -> Contract:
+        """The hedge future (ES)."""
+        return self.futures[0]
+
     def future_by_id(self, contract_id: int) -> Contract | None:
         """The listed future with this id, or None."""
-        return next((f for f in self.futures or (self.future,) if f.contract_id == contract_id), None)
+        return next((f for f in self.futures if f.contract_id == contract_id), None)
 
     def row_of(self, contract_id: int) -> int | None:
         """Row of a listed option, None when not listed."""
@@ -210,5 +214,5 @@ def build_listing(trade_date: date, spot: float, max_expiry_days: int,
         expiry=expiry, strike=strike, is_call=is_call, am_settled=both(cols["am"], bool)[order],
         multiplier=np.full(2 * n, 100.0), settle_epoch=both(cols["epoch"], np.float64)[order],
         scale=both(cols["scale"], np.float64)[order],
-        contract_id=contract_ids(trading_class, expiry, strike, is_call), future=future_contract(trade_date),
+        contract_id=contract_ids(trading_class, expiry, strike, is_call),
         futures=tuple(future_contract(trade_date, symbol) for symbol in FUTURES))

@@ -109,7 +109,7 @@ class Catalog:
         if sec == "FUT":
             if not (symbol or q.local_symbol) or q.exchange not in ("", "CME", "GLOBEX"):
                 return []
-            return [future_wire(fut) for fut in self.listing.futures or (self.listing.future,)
+            return [future_wire(fut) for fut in self.listing.futures
                     if symbol in (fut.symbol, "") and (not q.trading_class or q.trading_class == fut.trading_class)
                     and (not q.last_trade_date or fut.expiry.strftime("%Y%m%d").startswith(q.last_trade_date))
                     and (not q.local_symbol or q.local_symbol == future_wire(fut).local_symbol)]
