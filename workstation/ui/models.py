@@ -96,7 +96,8 @@ class RecordModel(QAbstractTableModel):
 
     def refresh_column(self, column: int) -> None:
         """Recompute a column that changes with time alone (an age), for every row."""
-        self._cells.clear()
+        for key, cells in self._cells.items():
+            cells[column] = self._cell(self.columns[column], self._rows[key])
         if self._keys:
             self.dataChanged.emit(self.index(0, column), self.index(len(self._keys) - 1, column))
 
@@ -115,21 +116,23 @@ class RecordModel(QAbstractTableModel):
     def records(self) -> list[Any]:
         return [self._rows[k] for k in self._keys]
 
+    @staticmethod
+    def _cell(column: Column, record: Any) -> tuple[str, Any, QColor | None]:
+        """(text, sort key, colour) of one column of a record."""
+        try:
+            value = column.value(record)
+            text = column.text(value) if column.text else fmt(value)
+            colour = column.colour(record) if column.colour is not None else None
+        except Exception:        # a bad record shows blanks; it never breaks painting
+            value, text, colour = None, "", None
+        return text, sort_key(value, column.numeric), colour
+
     def _row_cells(self, key: Hashable) -> list[tuple[str, Any, QColor | None]]:
-        """(text, sort key, colour) of every column of a row, computed once per change."""
+        """The cells of every column of a row, computed once per change."""
         cells = self._cells.get(key)
         if cells is None:
             record = self._rows[key]
-            cells = []
-            for column in self.columns:
-                try:
-                    value = column.value(record)
-                    text = column.text(value) if column.text else fmt(value)
-                    colour = column.colour(record) if column.colour is not None else None
-                except Exception:        # a bad record shows blanks; it never breaks painting
-                    value, text, colour = None, "", None
-                cells.append((text, sort_key(value, column.numeric), colour))
-            self._cells[key] = cells
+            cells = self._cells[key] = [self._cell(column, record) for column in self.columns]
         return cells
 
     # ------------------------------------------------------------------------------- Qt model
