@@ -154,17 +154,8 @@ class SurfacePanel(Panel):
             return
         import shiboken6
 
-        from PySide6.QtOpenGL import QOpenGLBuffer
-
         view, container = self.gl_view, self.gl_container
         self.gl_view = self.gl_container = self.gl_mesh = self.gl_points = None
-        view.makeCurrent()                   # free the items' GL buffers in their own context
-        for item in list(view.items):
-            for value in list(vars(item).values()):
-                if isinstance(value, QOpenGLBuffer):
-                    value.destroy()
-            view.removeItem(item)
-        view.doneCurrent()
         container.hide()
         shiboken6.delete(view)               # Python owns the window: deleting the container instead frees it twice
 
