@@ -1,6 +1,8 @@
 """A real Engine on the simulated market with a manual clock, the paper broker and a journal in tmp."""
 from __future__ import annotations
 
+import os
+from datetime import date
 from pathlib import Path
 
 from workstation.config import Settings
@@ -11,9 +13,16 @@ from workstation.sim.world import SimWorld
 from workstation.storage import Journal
 
 
+# The simulated trade date of the tests: pinned, so what a test sees does not depend on the day it runs
+# (HESTON_TEST_SIM_DAY=YYYY-MM-DD runs the suite on another simulated day).
+SIM_DAY = date.fromisoformat(os.environ.get("HESTON_TEST_SIM_DAY", "2026-12-07"))
+
+
 def fast_settings(**sections) -> Settings:
-    """Default settings with an always-open market and signals that need little history."""
+    """Default settings on the pinned simulated day, an always-open market and signals that need little
+    history."""
     s = Settings()
+    s.market.simulator.start_date = SIM_DAY
     s.market.simulator.always_open = True
     s.signals.min_history = 4
     s.risk.allow_uncovered_shorts = True
@@ -63,6 +72,12 @@ class SimRig:
         await asyncio.gather(*self.engine._tasks, return_exceptions=True)
         self.engine.executor.shutdown(wait=True)
         self.journal.close()
+
+
+def tradable_signal(engine):
+    """The first NEW signal that passes every pre-trade check now (None when there is none): tests that want
+    "a signal" to trade take one the limits allow, not whichever came first."""
+    return next((s for s in engine.signals.new_signals() if engine.preview_signal(s.signal_id).approved), None)
 
 
 def signal_in_table(window, engine, tradable: bool, found: list):
