@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from workstation.config import Settings
 from workstation.engine import Engine
 from workstation.execution.paper import PaperBroker
 from workstation.market.sim_feed import SimulatedFeed
+from workstation.sim.clock import SimClock
 from workstation.sim.world import SimWorld
 from workstation.storage import Journal
 
@@ -35,9 +36,12 @@ def fast_settings(**sections) -> Settings:
 class SimRig:
     """Engine + world + feed + broker; `await rig.step()` advances market time and runs one cycle."""
 
-    def __init__(self, tmp: Path, settings: Settings | None = None) -> None:
+    def __init__(self, tmp: Path, settings: Settings | None = None, start: datetime | None = None) -> None:
+        """`start` (timezone-aware) starts the market at that instant instead of the configured day's open."""
         self.settings = settings or fast_settings()
-        self.world = SimWorld.from_settings(self.settings, manual=True)
+        sim = self.settings.market.simulator
+        clock = SimClock(start, always_open=sim.always_open, manual=True) if start is not None else None
+        self.world = SimWorld(sim, self.settings.execution.paper, manual=True, clock=clock)
         self.feed = SimulatedFeed.from_settings(self.settings, world=self.world)
         self.broker = PaperBroker(self.world)
         self.journal = Journal(Path(tmp) / "journal.sqlite")
