@@ -67,6 +67,8 @@ class SanityConfig(Section):
                                "from its last good value (0.10 = 10 vol points), plus twice the index's move.")
     max_bad_share: float = Field(0.25, gt=0, le=1.0, description="A snapshot in which more than this share of "
                                  "the quotes jumped is skipped as a whole (alert DATA_REJECTED).")
+    max_usable_drop: float = Field(0.5, gt=0, le=1.0, description="A snapshot whose usable quotes fell by "
+                                   "more than this share from the last good snapshot is skipped as a whole.")
     max_index_basis: float = Field(0.03, gt=0, le=0.5, description="Largest gap between the index and the "
                                    "nearest expiry's parity forward (fraction); beyond it the snapshot is skipped.")
     max_future_basis: float = Field(0.03, gt=0, le=0.5, description="Largest gap between the hedge future and "

@@ -604,7 +604,12 @@ class Engine:
                                         self.settings.execution.aggressiveness,
                                         tick=0.25 if contract.sec_type is SecType.FUTURE else None)
         try:
-            order = Order(self.orders.new_client_order_id(), contract, side, int(quantity), OrderType.LIMIT,
+            client_order_id = self.orders.new_client_order_id()
+        except Exception as exc:        # ids come from the journal: no record, no order
+            self.journal_failed("client order id", exc)
+            return None, market, f"not sent: the journal could not give an order id ({exc})"
+        try:
+            order = Order(client_order_id, contract, side, int(quantity), OrderType.LIMIT,
                           float(limit_price), self.clock(), purpose, signal_id,
                           market.model_price if market else None)
         except (ValueError, TypeError) as exc:

@@ -7,7 +7,8 @@ Per snapshot, against the last good values (vectorised over the chain):
   is dropped: no hedge, no mark, no order price from it;
 - each quote's mid implied vol may move at most `max_iv_jump` (+ twice the index's move) from its last good
   value; a quote that jumped is unusable (Filter.JUMP, its bid/ask blanked) for signals, hedges and marks;
-- a snapshot in which more than `max_bad_share` of the quotes jumped is skipped as a whole.
+- a snapshot in which more than `max_bad_share` of the quotes jumped, or whose usable quotes fell by more than
+  `max_usable_drop` (garbage prices fail the parity forwards and the IV inversion), is skipped as a whole.
 A new level that persists for `confirm_snapshots` snapshots in a row is the market's, not a bad print, and is
 accepted. Counts by reason accumulate in `counts` (the headless summary's `quality`, the log).
 """
@@ -48,6 +49,7 @@ class SanityGuard:
         self._cand = np.zeros(0)                   # a new level being confirmed (NaN: none)
         self._seen = np.zeros(0, np.int64)         # how many snapshots in a row it was seen
         self._index: float | None = None           # last good index level
+        self._usable = 0                           # usable quotes in the last good snapshot
 
     # ---------------------------------------------------------------------------------------- check
     def check(self, surface: Surface) -> tuple[Surface, SanityVerdict]:
@@ -59,6 +61,11 @@ class SanityGuard:
             self.counts["INDEX_BAD"] += 1
             self.counts["SNAPSHOT_SKIPPED"] += 1
             return surface, SanityVerdict(skip_reason=index_reason)
+        usable = int(np.count_nonzero(surface.usable))
+        if self._usable and usable < (1.0 - cfg.max_usable_drop) * self._usable:
+            self.counts["SNAPSHOT_SKIPPED"] += 1
+            return surface, SanityVerdict(skip_reason=f"usable quotes fell from {self._usable:,} to {usable:,} "
+                                                      f"({surface.filter_counts})")
         jumped, compared = self._iv_jumps(surface, index_move)
         share = jumped.sum() / compared if compared else 0.0
         if compared and share > cfg.max_bad_share:
@@ -68,6 +75,7 @@ class SanityGuard:
                             f"{cfg.max_iv_jump * 100:.0f} vol points from their last good values",
                 jumped=int(jumped.sum()), compared=compared)
         self._index = float(snap.underlying_price)
+        self._usable = usable - int(jumped.sum())
         future_reason = self._future_basis(surface)
         if jumped.any() or future_reason:
             self.counts["JUMP"] += int(jumped.sum())
