@@ -50,6 +50,11 @@ class SimulatorConfig(Section):
     max_expiry_days: int = Field(400, ge=30, le=1200, description="Longest listed expiry, calendar days.")
     underlyings: list[Literal["SPX", "XSP"]] = Field(["SPX"], min_length=1,
                                                      description="Index chains the simulator lists.")
+    listing: Literal["standard", "full"] = Field("standard", description="standard: a ~2,000-option chain "
+                                                 "(dailies two weeks out, Fridays six weeks, month-ends and "
+                                                 "quarterlies); full: the real-size SPX chain (dailies six weeks "
+                                                 "out, every Friday to a year, month-ends, quarterlies and "
+                                                 "monthlies to max_expiry_days, 5-point strikes over a wide band).")
     min_wall_interval_s: float = Field(0.5, gt=0, le=60, description="Fastest snapshot pace in wall-clock "
                                        "seconds: snapshots come every market.snapshot_interval_s of simulated "
                                        "time, compressed by speed, but never faster than this.")

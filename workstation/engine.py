@@ -1086,8 +1086,13 @@ class Engine:
         cyc = np.array(self.cycle_ms) if self.cycle_ms else np.array([np.nan])
         fits = np.array(self.fit_ms) if self.fit_ms else np.array([np.nan])
         book = self.book_summary()
+        snap = self.last_snapshot
         return {
             "snapshots": self.snapshots,
+            "chain": {"options": len(snap) if snap is not None else 0,
+                      "expiries": int(len(np.unique(snap.expiry.astype(np.int64) * 2 + snap.am_settled)))
+                      if snap is not None else 0},
+            "quality": dict(self.sanity.counts),
             "skipped_snapshots": self.skipped,
             "fits": {"count": len(self.fit_ms), "accepted": len(self.fit_rmse),
                      "median_ms": _r(np.nanmedian(fits)), "p95_ms": _r(np.nanpercentile(fits, 95)),
