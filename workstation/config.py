@@ -378,14 +378,30 @@ def _get(settings: BaseModel, dotted: str) -> Any:
     return value
 
 
-def cross_field_problems(settings: "Settings") -> list[tuple[str, str]]:
-    """Every broken rule across fields (min below max, auto limits within order limits within position
-    limits), as (path, rule) pairs naming both values."""
+def broken_pairs(settings: "Settings") -> list[tuple[str, str, bool, Any, Any]]:
+    """The ORDERED_PAIRS that `settings` break, as (smaller path, larger path, strict, its value, their value)."""
     out = []
     for low, high, strict in ORDERED_PAIRS:
         a, b = _get(settings, low), _get(settings, high)
         if a > b or (strict and a == b):
-            out.append((low, f"must be {'<' if strict else '<='} {high} ({_num(b)}), got {_num(a)}"))
+            out.append((low, high, strict, a, b))
+    return out
+
+
+def cross_field_problems(settings: "Settings") -> list[tuple[str, str]]:
+    """Every broken rule across fields (min below max, auto limits within order limits within position
+    limits), as (path, rule) pairs naming both values."""
+    return [(low, f"must be {'<' if strict else '<='} {high} ({_num(b)}), got {_num(a)}")
+            for low, high, strict, a, b in broken_pairs(settings)]
+
+
+def problems_by_field(settings: "Settings") -> dict[str, str]:
+    """The rules across fields that `settings` break, put on both fields of each pair (the settings dialog
+    shows each beside the field, whichever of the two the trader typed): dotted path -> reason."""
+    out: dict[str, str] = {}
+    for low, high, strict, a, b in broken_pairs(settings):
+        out.setdefault(low, f"must be {'<' if strict else '<='} {high} ({_num(b)}), got {_num(a)}")
+        out.setdefault(high, f"must be {'>' if strict else '>='} {low} ({_num(a)}), got {_num(b)}")
     return out
 
 
