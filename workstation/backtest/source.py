@@ -90,7 +90,7 @@ class SnapshotSource:
         """Refuse, before anything runs, data that cannot be replayed: a missing path, a Parquet file without a
         readable footer, a CSV that is not a usable chain (DataFileError, naming the file and line)."""
         if self.is_csv:
-            read_cboe_csv(self.path, ReadReport(max_examples=0))
+            read_cboe_csv(self.path, ReadReport(max_examples=1))   # the run reads it again and reports all
         else:
             self.count()
 
