@@ -17,7 +17,7 @@ from .. import theme
 
 # tab title -> (section path, fields to show or None for all)
 TABS: list[tuple[str, list[tuple[str, list[str] | None]]]] = [
-    ("Risk limits", [("risk", None)]),
+    ("Risk limits", [("risk", None), ("engine", None)]),
     ("Signals", [("signals", None)]),
     ("Execution", [("execution", None)]),
     ("Hedging", [("hedging", None)]),
