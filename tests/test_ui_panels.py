@@ -332,9 +332,9 @@ def test_a_connection_change_asks_to_reconnect(desk, monkeypatch):
         monkeypatch.setattr(QMessageBox, "question", lambda *a, _answer=answer, **k: _answer)
         w.open_settings()
         dialog = w.settings_dialog
-        assert dialog.set_value("ib.port", str(port + 1)) and dialog.set_value("risk.max_position", "7")
+        assert dialog.set_value("ib.port", str(port + 1)) and dialog.set_value("risk.max_position", "27")
         dialog.apply()
-        assert engine.settings.ib.port == expect_port and engine.settings.risk.max_position == 7
+        assert engine.settings.ib.port == expect_port and engine.settings.risk.max_position == 27
         assert restarts == expect_restart
 
 
