@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine_support import SimRig, fast_settings
+from engine_support import SimRig, fast_settings, tradable_signal
 from workstation.domain import OrderPurpose, OrderStatus, SignalState, TradingState
 from workstation.risk.limits import RiskCode
 
@@ -46,11 +46,9 @@ async def test_approving_a_signal_sends_a_checked_order_that_fills_into_the_book
     signal = None
     for _ in range(60):
         await rig.step(15.0)
-        signals = rig.engine.signals.new_signals()
-        if signals:
-            signal = signals[0]
+        if (signal := tradable_signal(rig.engine)) is not None:
             break
-    assert signal is not None
+    assert signal is not None, "no signal the limits allow in 15 simulated minutes"
     preview = rig.engine.approve_signal(signal.signal_id)
     assert preview.sent, preview.message
     assert all(r.passed for r in preview.decision.results)
@@ -83,8 +81,9 @@ async def test_var_is_revalued_when_the_book_changes_and_on_its_interval_otherwi
     snap, usable = rig.engine.last_snapshot, rig.engine.last_surface.usable
     row = int(np.nanargmin(np.where(usable & (snap.maturity > 14 / 365), np.abs(snap.mid - 20.0), np.nan)))
     contract = snap.contract(row)                             # a modest premium, weeks from expiry
-    for _ in range(4):          # buy one lot
-        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, None)
+    for _ in range(4):          # buy one lot at the offer (the model may value it below the market)
+        ask = float(rig.engine.last_snapshot.ask[rig.engine.last_snapshot.index_of(contract.contract_id)])
+        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, ask)
         assert preview.sent, preview.message
         for _ in range(5):
             await step()

@@ -61,6 +61,25 @@ class SimulatorConfig(Section):
                                           description="Half-life of a mispricing, simulated seconds.")
 
 
+class SanityConfig(Section):
+    """Data sanity before anything acts: a quote, index or future that jumped or disagrees with the options'
+    own forwards is unusable for signals, hedges and marks; a snapshot that fails as a whole is skipped."""
+
+    max_iv_jump: float = Field(0.10, gt=0, le=1.0, description="Largest change of a quote's mid implied vol "
+                               "from its last good value (0.10 = 10 vol points), plus twice the index's move.")
+    max_bad_share: float = Field(0.25, gt=0, le=1.0, description="A snapshot in which more than this share of "
+                                 "the quotes jumped is skipped as a whole (alert DATA_REJECTED).")
+    max_usable_drop: float = Field(0.5, gt=0, le=1.0, description="A snapshot whose usable quotes fell by "
+                                   "more than this share from the last good snapshot is skipped as a whole.")
+    max_index_basis: float = Field(0.03, gt=0, le=0.5, description="Largest gap between the index and the "
+                                   "nearest expiry's parity forward (fraction); beyond it the snapshot is skipped.")
+    max_future_basis: float = Field(0.03, gt=0, le=0.5, description="Largest gap between the hedge future and "
+                                    "the options' forward nearest its expiry (fraction); beyond it the future "
+                                    "quote is unusable (no hedge, no mark).")
+    confirm_snapshots: int = Field(3, ge=1, le=100, description="A new level seen this many snapshots in a row "
+                                   "is accepted as the market's (a real jump, not a bad print).")
+
+
 class MarketConfig(Section):
     """Where quotes come from and which part of the chain we watch."""
 
@@ -78,6 +97,7 @@ class MarketConfig(Section):
     replay_speed: float = Field(0.0, ge=0, le=10_000,
                                 description="Replay pace: 1 = as recorded, 0 = as fast as possible.")
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    sanity: SanityConfig = Field(default_factory=SanityConfig)
 
 
 # ------------------------------------------------------------------------------------ calibration
@@ -319,6 +339,13 @@ class UIConfig(Section):
     confirm_orders: bool = Field(True, description="Show the what-if before sending an approved order.")
 
 
+class EngineConfig(Section):
+    """How the engine protects itself when its own cycle keeps failing."""
+
+    max_failed_cycles: int = Field(3, ge=1, le=1000, description="Cycles failing in a row before trading is "
+                                   "HALTED (alert CYCLES_FAILING) until the trader resumes.")
+
+
 class Settings(Section):
     """All settings of the workstation."""
 
@@ -333,6 +360,7 @@ class Settings(Section):
     ib: IBConfig = Field(default_factory=IBConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
