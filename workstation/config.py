@@ -246,13 +246,6 @@ class HedgingConfig(Section):
     min_interval_s: float = Field(30.0, ge=0, le=86_400, description="Minimum time between hedges.")
 
 
-class EngineConfig(Section):
-    """The cycle itself: when repeated failures stop trading."""
-
-    max_failed_cycles: int = Field(3, ge=1, le=100, description="Consecutive failed cycles that put trading in "
-                                   "HALTED with an alert (the trader resumes).")
-
-
 # ----------------------------------------------------------------------------------------- alerts
 class EmailConfig(Section):
     enabled: bool = Field(False, description="Send alerts by e-mail.")
@@ -355,7 +348,6 @@ class Settings(Section):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     hedging: HedgingConfig = Field(default_factory=HedgingConfig)
-    engine: EngineConfig = Field(default_factory=EngineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     ib: IBConfig = Field(default_factory=IBConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
