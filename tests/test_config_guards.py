@@ -163,6 +163,7 @@ def lol_bomb() -> str:
     ("duplicate section", b"risk:\n  max_position: 5\nrisk:\n  max_daily_loss: 10\n", "duplicate key 'risk'"),
     ("non-UTF-8 byte", b"risk:\n  max_position: 5\n  # caf\xe9\n", "not UTF-8 text: byte 0xe9 on line 3"),
     ("deep nesting", b"risk: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested deeper than 32 levels"),
+    ("deep flow mapping", b"risk: " + b"{a: " * 20_000 + b"}" * 20_000 + b"\n", "nested deeper than 32 levels"),
     ("deep mapping", ("risk:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(60))).encode(),
      "nested deeper than 32 levels"),
     ("alias bomb", lol_bomb().encode(), "aliases"),

@@ -500,6 +500,19 @@ class GuardedLoader(yaml.SafeLoader):
         self._depth = 0
         self._aliases = 0
 
+    def fetch_flow_sequence_start(self) -> None:
+        super().fetch_flow_sequence_start()
+        self._check_flow_level()
+
+    def fetch_flow_mapping_start(self) -> None:
+        super().fetch_flow_mapping_start()
+        self._check_flow_level()
+
+    def _check_flow_level(self) -> None:
+        """'[[[[...': refused while scanning (the scanner otherwise reads every bracket before composing)."""
+        if self.flow_level > MAX_DEPTH:
+            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_DEPTH} levels", self.get_mark())
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
