@@ -191,8 +191,10 @@ def test_cli_refuses_to_start_with_one_line_and_exit_2(tmp_path, case):
 
 
 def test_cli_in_process_reports_storage_error_as_exit_2(tmp_path, monkeypatch, capsys):
+    from workstation import logging_setup
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.setattr(logging_setup, "_configured", True)   # no root handlers left on this test's stderr
     (tmp_path / "a-file").write_text("x")
     assert cli.main(["headless", "--duration", "1", "--data-dir", str(tmp_path / "a-file" / "d")]) == 2
     err = capsys.readouterr().err
