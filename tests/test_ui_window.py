@@ -161,6 +161,7 @@ def test_settings_limit_is_enforced_on_the_next_order(session):
     w, engine = session.window, session.engine
     w.open_settings()
     dialog = w.settings_dialog
+    assert dialog.set_value("signals.auto_max_quantity", "2")        # auto limits stay within order limits
     assert dialog.set_value("risk.max_order_quantity", "2")
     dialog.apply()
     assert engine.settings.risk.max_order_quantity == 2

@@ -1,7 +1,9 @@
 """The command line: gui (default), headless, gateway, backtest, record, doctor.
 
 Common options (--config, --log-level, --data-dir, --version) are accepted before or after the command.
-A bad configuration stops start-up before anything connects: one line per problem, exit code 2.
+A bad configuration stops start-up before anything connects: one line per problem, exit code 2. So do an
+unusable data dir, a damaged journal or paper account, and an unreadable data file (`StorageError`: one line
+saying what to do, exit code 2, no traceback).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .config import ConfigError, Settings, load_settings
 COMMANDS = ("gui", "headless", "gateway", "backtest", "record", "doctor")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 EXIT_USAGE = 2
+DATA_DIR_COMMANDS = ("gui", "headless")     # they open the journal and the paper account in the data dir
 
 
 def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -138,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     from .logging_setup import configure_logging
     from .storage.paths import default_log_dir
     configure_logging(args.log_level, None if args.command == "doctor" else default_log_dir())
+    from .storage.integrity import StorageError, check_data_dir
     try:
+        if args.command in DATA_DIR_COMMANDS:
+            check_data_dir(data_dir_for(args))
         return int(handler(settings, args) or 0)
+    except StorageError as exc:     # a damaged journal or account, an unusable data dir, a bad data file
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
