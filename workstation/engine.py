@@ -25,7 +25,7 @@ import numpy as np
 
 from . import bus as topics
 from .bus import EventBus
-from .config import Settings, save_overrides
+from .config import Settings, problems_of, save_overrides
 from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
                      SecType, Severity, Side, Signal, SignalState, TradingState)
 from .events import CycleReport, FitEvent, OrderPreview
@@ -1021,7 +1021,10 @@ class Engine:
         """Take new settings from the next cycle on; journal every changed field and write the overrides file."""
         if not isinstance(new, Settings):
             return [f"expected Settings, got {type(new).__name__}"]
-        new = new.model_copy(deep=True)    # validated at construction and on every assignment
+        problems = problems_of(new)        # the rules across fields, which assignments alone do not check
+        if problems:
+            return problems
+        new = new.model_copy(deep=True)
         changes = _changed_fields(self.settings.model_dump(mode="json"), new.model_dump(mode="json"))
         for path, old, value in changes:
             self.journal.record_setting_change(path, old, value, source)
