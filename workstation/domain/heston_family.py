@@ -53,6 +53,10 @@ class BatesParams:
     def feller_ok(self) -> bool:
         return self.heston.feller_ok
 
+    @property
+    def feller_ratio(self) -> float:
+        return self.heston.feller_ratio
+
     def as_array(self) -> np.ndarray:
         """(v0, kappa, theta, sigma, rho, jump_rate, jump_mean, jump_vol) as float64."""
         return np.array([getattr(self, n) for n in self.NAMES], dtype=np.float64)
@@ -104,8 +108,18 @@ class TimeDependentHestonParams:
         return len(self.theta)
 
     @property
+    def heston(self) -> HestonParams:
+        """The Heston dynamics in force now (the first bucket): what the next day's risk scenarios follow."""
+        return HestonParams(self.v0, self.kappa, self.theta[0], self.sigma[0], self.rho)
+
+    @property
     def feller_ok(self) -> bool:
         return all(2.0 * self.kappa * th >= sg * sg for th, sg in zip(self.theta, self.sigma))
+
+    @property
+    def feller_ratio(self) -> float:
+        """The smallest 2 kappa theta / sigma^2 over the buckets."""
+        return min(2.0 * self.kappa * th / (sg * sg) for th, sg in zip(self.theta, self.sigma))
 
     def as_array(self) -> np.ndarray:
         """(v0, kappa, rho, theta_1..n, sigma_1..n) as float64 (the bucket ends are not fitted)."""
