@@ -19,7 +19,7 @@ from workstation.risk.state import KILL_SWITCH, Lift, TradingStateMachine
 
 pricing = pytest.importorskip("workstation.pricing")
 heston = pytest.importorskip("workstation.pricing.heston")
-PRICER = SimpleNamespace(heston_price=heston.heston_price, heston_greeks=heston.heston_greeks,
+PRICER = SimpleNamespace(family_price=pricing.family_price, family_greeks=pricing.family_greeks,
                          black_price=pricing.black_price, implied_vol=pricing.implied_vol)
 
 NY = ZoneInfo("America/New_York")
@@ -150,8 +150,8 @@ def test_stop_loss_per_position():
 
 
 def test_default_pricer_is_the_pricing_package():
-    if not hasattr(pricing, "heston_price"):
-        pytest.skip("workstation.pricing does not export heston_price yet")
+    if not hasattr(pricing, "family_price"):
+        pytest.skip("workstation.pricing does not export family_price yet")
     var = monitor.value_at_risk(exposure(LONG_CALLS), PARAMS, n_scenarios=300)
     assert var.var99 >= var.var95 > 0
 
@@ -202,7 +202,7 @@ def test_var_forward_grid_matches_scenario_by_scenario_revaluation(monkeypatch):
     fast = monitor.value_at_risk(book, params)
 
     def scenario_by_scenario(params, forward, strike, maturity, discount, is_call, ratio, pricer):
-        return np.asarray(pricer.heston_price(params, forward[None, :] * ratio[:, None], strike, maturity,
+        return np.asarray(pricer.family_price(params, forward[None, :] * ratio[:, None], strike, maturity,
                                               discount, is_call), dtype=float)
 
     monkeypatch.setattr(monitor, "_prices_on_ratio_grid", scenario_by_scenario)

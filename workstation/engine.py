@@ -301,7 +301,7 @@ class Engine:
         lap("orders")
 
         if model is not None and not self._monitor_busy:
-            self._spawn(self._monitor(now, surface, fit.params), "monitor")
+            self._spawn(self._monitor(now, surface, fit.model_params or fit.params), "monitor")
         self.publish_status()
         self._cycle_seq += 1
         report = CycleReport(self._cycle_seq, now, len(snapshot), int(surface.usable.sum()), timings, self.skipped,
