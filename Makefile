@@ -23,6 +23,13 @@ $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.stamp-run
 
+# numba kernels compiled once after an install (or a change to a kernel's source), with a visible message,
+# so the first window does not wait for the compiler
+KERNEL_SOURCES := $(shell grep -rl "cache=True" workstation --include=*.py 2>/dev/null)
+$(VENV)/.stamp-warm: $(VENV)/.stamp-run $(KERNEL_SOURCES)
+	$(BIN)/python -m workstation.warmup
+	touch $@
+
 venv: $(VENV)/.stamp-run
 
 # Debian packages Qt needs (offscreen and Xvfb); installed only when missing and we are root.
@@ -35,11 +42,11 @@ debs:
 	  else echo "note: missing Debian packages (not root, skipped):$$missing"; fi; \
 	fi
 
-run: $(VENV)/.stamp-run
+run: $(VENV)/.stamp-warm
 	$(BIN)/python main.py gui --config $(CONFIG)
 
 # Everything offscreen; then the OpenGL (3-D) tests on a virtual X server, where OpenGL works.
-test: debs $(VENV)/.stamp-test
+test: debs $(VENV)/.stamp-test $(VENV)/.stamp-warm
 	@if command -v xvfb-run >/dev/null; then \
 	  xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/python -m pytest -q -m xvfb -p no:cacheprovider; \
 	else echo "xvfb-run missing: the 3-D view tests are skipped"; fi

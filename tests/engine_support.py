@@ -1,19 +1,29 @@
 """A real Engine on the simulated market with a manual clock, the paper broker and a journal in tmp."""
 from __future__ import annotations
 
+import os
+from datetime import date, datetime
 from pathlib import Path
 
 from workstation.config import Settings
 from workstation.engine import Engine
 from workstation.execution.paper import PaperBroker
 from workstation.market.sim_feed import SimulatedFeed
+from workstation.sim.clock import SimClock
 from workstation.sim.world import SimWorld
 from workstation.storage import Journal
 
 
+# The simulated trade date of the tests: pinned, so what a test sees does not depend on the day it runs
+# (HESTON_TEST_SIM_DAY=YYYY-MM-DD runs the suite on another simulated day).
+SIM_DAY = date.fromisoformat(os.environ.get("HESTON_TEST_SIM_DAY", "2026-12-07"))
+
+
 def fast_settings(**sections) -> Settings:
-    """Default settings with an always-open market and signals that need little history."""
+    """Default settings on the pinned simulated day, an always-open market and signals that need little
+    history."""
     s = Settings()
+    s.market.simulator.start_date = SIM_DAY
     s.market.simulator.always_open = True
     s.signals.min_history = 4
     s.risk.allow_uncovered_shorts = True
@@ -26,9 +36,12 @@ def fast_settings(**sections) -> Settings:
 class SimRig:
     """Engine + world + feed + broker; `await rig.step()` advances market time and runs one cycle."""
 
-    def __init__(self, tmp: Path, settings: Settings | None = None) -> None:
+    def __init__(self, tmp: Path, settings: Settings | None = None, start: datetime | None = None) -> None:
+        """`start` (timezone-aware) starts the market at that instant instead of the configured day's open."""
         self.settings = settings or fast_settings()
-        self.world = SimWorld.from_settings(self.settings, manual=True)
+        sim = self.settings.market.simulator
+        clock = SimClock(start, always_open=sim.always_open, manual=True) if start is not None else None
+        self.world = SimWorld(sim, self.settings.execution.paper, manual=True, clock=clock)
         self.feed = SimulatedFeed.from_settings(self.settings, world=self.world)
         self.broker = PaperBroker(self.world)
         self.journal = Journal(Path(tmp) / "journal.sqlite")
@@ -63,6 +76,12 @@ class SimRig:
         await asyncio.gather(*self.engine._tasks, return_exceptions=True)
         self.engine.executor.shutdown(wait=True)
         self.journal.close()
+
+
+def tradable_signal(engine):
+    """The first NEW signal that passes every pre-trade check now (None when there is none): tests that want
+    "a signal" to trade take one the limits allow, not whichever came first."""
+    return next((s for s in engine.signals.new_signals() if engine.preview_signal(s.signal_id).approved), None)
 
 
 def signal_in_table(window, engine, tradable: bool, found: list):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from engine_support import SIM_DAY
 from workstation.config import Settings
 from workstation.sim.gateway import PracticeGateway
 
@@ -15,8 +16,10 @@ TWS_ERROR = re.compile(r"^(Error|Warning) -?\d+, reqId -?\d+")
 
 
 def practice_settings(**sim) -> Settings:
-    """An always-open simulator at speed 5 (`sim` overrides market.simulator fields), fills after 20 ms."""
+    """An always-open simulator on the pinned test day at speed 5 (`sim` overrides market.simulator fields),
+    fills after 20 ms."""
     s = Settings()
+    s.market.simulator.start_date = SIM_DAY
     s.market.simulator.always_open = True
     s.market.simulator.speed = sim.pop("speed", 5.0)
     for k, v in sim.items():

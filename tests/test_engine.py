@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine_support import SimRig, fast_settings
+from engine_support import SimRig, fast_settings, tradable_signal
 from workstation.domain import OrderPurpose, OrderStatus, SignalState, TradingState
 from workstation.risk.limits import RiskCode
 
@@ -46,11 +46,9 @@ async def test_approving_a_signal_sends_a_checked_order_that_fills_into_the_book
     signal = None
     for _ in range(60):
         await rig.step(15.0)
-        signals = rig.engine.signals.new_signals()
-        if signals:
-            signal = signals[0]
+        if (signal := tradable_signal(rig.engine)) is not None:
             break
-    assert signal is not None
+    assert signal is not None, "no signal the limits allow in 15 simulated minutes"
     preview = rig.engine.approve_signal(signal.signal_id)
     assert preview.sent, preview.message
     assert all(r.passed for r in preview.decision.results)

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("ib_async")
 
+from engine_support import SIM_DAY  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.domain import OrderStatus  # noqa: E402
 from workstation.engine import build_engine  # noqa: E402
@@ -19,7 +20,7 @@ HOST = "127.0.0.1"
 def ib_settings(port: int) -> Settings:
     s = Settings()
     sim = s.market.simulator
-    sim.always_open, sim.speed, sim.seed = True, 20.0, 3
+    sim.always_open, sim.speed, sim.seed, sim.start_date = True, 20.0, 3, SIM_DAY
     sim.mispricing_rate, sim.mispricing_size_vol = 0.2, 0.05
     s.market.source, s.execution.broker = "ib", "ib"
     s.market.snapshot_interval_s = 1.0

@@ -9,6 +9,7 @@ import pytest
 
 from workstation.config import MarketConfig, SimulatorConfig
 from workstation.domain import settlement_instant
+from workstation.domain.calendar import expiry_on_or_before
 from workstation.domain.snapshot import NEW_YORK
 from workstation.sim.clock import SimClock, is_session_open
 from workstation.sim.listing import build_listing, contract_id_for, pm_expiries, spx_monthlies, third_friday
@@ -37,7 +38,7 @@ def test_clock_starts_at_the_open_of_the_configured_day_and_runs_at_speed():
     assert clock.now() - clock.start == timedelta(seconds=300)    # 10 wall seconds x 30
 
 
-def test_clock_default_day_is_the_last_weekday_and_manual_mode_advances():
+def test_clock_default_day_is_the_last_trading_day_and_manual_mode_advances():
     clock = SimClock.from_config(SimulatorConfig(), manual=True, today=date(2025, 10, 5))  # a Sunday
     assert clock.trade_date() == date(2025, 10, 3)
     assert clock.is_open()
@@ -51,7 +52,7 @@ def test_spx_monthlies_are_third_fridays_am_settled_and_spxw_is_pm():
     lst = build_listing(DAY, 5900.0, 400)
     spx = lst.trading_class == "SPX"
     for exp in np.unique(lst.expiry[spx]).astype(date):
-        assert exp == third_friday(exp.year, exp.month) and exp.weekday() == 4
+        assert exp == expiry_on_or_before(third_friday(exp.year, exp.month))   # Juneteenth 2026: Thu 18 Jun
     assert lst.am_settled[spx].all() and not lst.am_settled[~spx].any()
     pm = set(np.unique(lst.expiry[lst.trading_class == "SPXW"]).astype(date))
     assert DAY in pm                                               # 0DTE

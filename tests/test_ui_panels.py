@@ -15,16 +15,17 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QSettings  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from engine_support import SimRig, fast_settings, signal_in_table  # noqa: E402
+from engine_support import SIM_DAY, SimRig, fast_settings, signal_in_table  # noqa: E402
 from workstation.alerts import AlertRouter  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.domain import Severity  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
 from workstation.ui.bridge import Bridge  # noqa: E402
 from workstation.ui.main_window import MainWindow  # noqa: E402
+from workstation.ui.panels.mispricings import AGE_COLUMN  # noqa: E402
 
 
 def desk_settings() -> Settings:
@@ -426,3 +427,34 @@ def test_3d_surface_under_xvfb(desk):
         image = panel.gl_view.grab()
         colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
         assert len(colours) > 20, "the 3-D view rendered nothing after the dock moved"
+
+
+def test_every_time_on_screen_is_market_time_in_new_york(desk):
+    """The simulated market opens 09:30 ET on SIM_DAY (14:30 UTC): every time on screen reads ET on the market
+    clock, the status bar says the clock is simulated, and ages count market seconds, not wall-clock ones."""
+    from workstation.domain.calendar import NEW_YORK
+
+    w, engine = desk.window, desk.engine
+    sig = _signal(desk, tradable=False)
+    now_et = engine.clock().astimezone(NEW_YORK)
+    assert now_et.date() == SIM_DAY and 9 <= now_et.hour < 11                 # the simulated morning
+    w._tick_clock()
+    engine.publish_status()
+    desk.wait(lambda: "sim, stepped" in w.market_clock.text(), what="sim label")
+    assert w.market_clock.text().startswith(f"{now_et:%a %d %b %H:%M}") and " ET · sim, stepped" in \
+        w.market_clock.text()
+    w.mispricings.render()                                                     # the age column's refresh
+    row = w.mispricings.model.keys().index(sig.signal_id)
+    age = w.mispricings.model.data(w.mispricings.model.index(row, AGE_COLUMN))
+    assert age == f"{(engine.clock() - sig.created_at).total_seconds():,.0f}s"   # market seconds
+    engine.alert("DATA_STALE", Severity.WARNING, "no snapshot for 12 s")
+    desk.wait(lambda: w.alerts.model.rowCount() >= 1, what="alert row")
+    assert w.alerts.model.headerData(0, Qt.Horizontal) == "Time ET"
+    assert w.alerts.model.data(w.alerts.model.index(0, 0)) == f"{now_et:%H:%M:%S}"
+    logging.getLogger("workstation.test").warning("stamped on the market clock")
+    desk.wait(lambda: "stamped on the market clock" in w.log_panel.visible_text(), what="log line")
+    line = next(x for x in w.log_panel.visible_text().splitlines() if "stamped on the market clock" in x)
+    assert line.startswith(f"{now_et:%H:%M:%S}")
+    fit_et = engine.last_fit.timestamp.astimezone(NEW_YORK)
+    assert w.fit_label.text().startswith(f"fit {fit_et:%H:%M:%S}")
+    assert f"{fit_et:%H:%M} ET" in w.calibration.values["Fit"].text()

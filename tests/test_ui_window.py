@@ -18,7 +18,7 @@ engine_module = pytest.importorskip("workstation.engine")
 from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from engine_support import signal_in_table  # noqa: E402
+from engine_support import SIM_DAY, signal_in_table  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
 from workstation.ui.main_window import MainWindow  # noqa: E402
@@ -27,7 +27,7 @@ from workstation.ui.main_window import MainWindow  # noqa: E402
 def fast_settings() -> Settings:
     return Settings.model_validate({
         "market": {"snapshot_interval_s": 0.5, "max_expiry_days": 200,
-                   "simulator": {"speed": 30, "always_open": True, "mispricing_rate": 0.5,
+                   "simulator": {"start_date": SIM_DAY, "speed": 30, "always_open": True, "mispricing_rate": 0.5,
                                  "mispricing_size_vol": 0.04}},
         "signals": {"min_history": 3, "min_zscore": 0.5, "min_edge_dollars": 1, "min_edge_vol": 0.05,
                     "spread_multiple": 0.0, "max_age_s": 3600},

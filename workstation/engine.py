@@ -968,6 +968,7 @@ class Engine:
             "feed": getattr(getattr(feed_status, "state", None), "value", "unknown"),
             "data_age_s": (self.clock() - snap.timestamp).total_seconds() if snap else None,
             "sim_time": self.clock().isoformat(),
+            "clock_label": getattr(self.feed, "clock_label", ""),
             "trading_state": self.state.value,
             "auto_execute": self.auto_execute,
             "read_only": self.read_only,

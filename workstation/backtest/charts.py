@@ -156,7 +156,7 @@ def line_chart(series: Sequence[tuple[str, Sequence, Sequence[float]]], title: s
         ylo, yhi = min(ylo, 0.0), max(yhi, 0.0)
     frame = _Frame(width, height, min(xs_all), max(xs_all), *_padded(ylo, yhi, 0.04))
     ticks = _time_ticks(frame.xlo, frame.xhi) if is_time else [(t, fmt(t)) for t in nice_ticks(frame.xlo, frame.xhi)]
-    body = frame.axes(title, y_label, ticks)
+    body = frame.axes(title, y_label, ticks, "New York time (ET)" if is_time else "")
     for i, s in enumerate(pts):
         if not s:
             continue

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, timezone
 from functools import cached_property
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from .calendar import NEW_YORK, settlement_instant
 from .contracts import Contract, Right, SecType, Settlement
 from .quotes import Quote
 
-NEW_YORK = ZoneInfo("America/New_York")
-AM_SETTLEMENT = time(9, 30)
-PM_SETTLEMENT = time(16, 0)
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
 # name -> dtype of every per-option column
@@ -31,12 +28,6 @@ COLUMNS: dict[str, np.dtype] = {
     "multiplier": np.dtype(np.float64),
     "quote_time": np.dtype("datetime64[ms]"),
 }
-
-
-def settlement_instant(expiry: date, am_settled: bool) -> datetime:
-    """UTC instant an option expiring on `expiry` settles: 09:30 ET (AM, SPX monthlies) or 16:00 ET (PM)."""
-    local = datetime.combine(expiry, AM_SETTLEMENT if am_settled else PM_SETTLEMENT, tzinfo=NEW_YORK)
-    return local.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True, eq=False)

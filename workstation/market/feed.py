@@ -50,6 +50,7 @@ class MarketFeed(Protocol):
     """An async source of ChainSnapshots for one chosen chain."""
 
     source: str                      # "sim" | "ib" | "replay" | "cboe-csv"
+    clock_label: str                 # how the market clock runs: "sim ×30", "replay", "" for live time
     on_status: list[StatusCallback]  # called on every status change
     status: FeedStatus               # the latest status
 
@@ -72,6 +73,7 @@ class StatusMixin:
     """Keeps `status` and notifies `on_status` callbacks on changes (for feed implementations)."""
 
     source: str = ""
+    clock_label: str = ""
 
     def _init_status(self) -> None:
         self.on_status: list[StatusCallback] = []

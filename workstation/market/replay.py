@@ -105,6 +105,7 @@ class ReplayFeed(StatusMixin):
     """MarketFeed over a recording directory/file or a Cboe CSV. Ends (status DISCONNECTED) after the last one."""
 
     source = "replay"
+    clock_label = "replay"           # the market clock is the recording's timestamps
 
     def __init__(self, path: Path, speed: float = 0.0) -> None:
         self.path = Path(path)

@@ -38,6 +38,12 @@ class SimulatedFeed(StatusMixin):
         return cls(world or SimWorld.from_settings(settings, manual=manual), m.snapshot_interval_s, m.underlying,
                    m.min_expiry_days, m.max_expiry_days, m.strike_window, m.simulator.min_wall_interval_s)
 
+    @property
+    def clock_label(self) -> str:
+        """"sim ×N": the market clock is simulated, N times the wall clock (or "sim, stepped" when manual)."""
+        clock = self.world.clock
+        return "sim, stepped" if clock.manual else f"sim ×{clock.speed:,g}"
+
     async def connect(self) -> None:
         self._closed.clear()
         self._update_status()

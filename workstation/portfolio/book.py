@@ -10,17 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from workstation.domain import ChainSnapshot, Fill, Position
+from workstation.domain.calendar import NEW_YORK
 from workstation.domain.positions import trade
 
 from .attribution import Attribution, attribute
 from .greeks import DollarGreeks, dollar_greeks
 
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def trading_day_of(at: datetime) -> date:

@@ -289,7 +289,7 @@ def _compliance(order: Order, ctx: RiskContext, exit_ok: bool) -> list[CheckResu
     if cfg.enforce_trading_hours:
         open_now = hours.is_open(c, ctx.now)
         out.append(_ok("trading hours", RiskCode.TRADING_HOURS, open_now,
-                       f"{'open' if open_now else 'closed'}: {hours.session_label(c)}"))
+                       f"{'open' if open_now else 'closed'}: {hours.session_label(c, ctx.now)}"))
     else:
         out.append(_ok("trading hours", RiskCode.TRADING_HOURS, True, "not enforced"))
     names = {n.upper() for n in cfg.restricted_underlyings}

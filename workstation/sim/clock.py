@@ -1,54 +1,28 @@
 """The simulated clock: its own date and time, running `speed` times faster than the wall clock, or driven by hand.
 
-By default the simulated day starts at the 09:30 ET open of the configured (or last) weekday whatever the
-wall-clock time, so the market is live when someone tries the app at night. In manual mode (tests, backtests)
+By default the simulated day starts at the 09:30 ET open of the configured (or the last) trading day whatever
+the wall-clock time, so the market is live when someone tries the app at night. In manual mode (tests, backtests)
 time moves only when the driver calls `advance`/`set` — "as fast as possible".
 """
 from __future__ import annotations
 
 import time as _time
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
-from workstation.domain.snapshot import NEW_YORK
-
-SESSION_OPEN = time(9, 30)
-SESSION_CLOSE = time(16, 0)
-
-
-def last_weekday(day: date) -> date:
-    """`day` itself when a weekday, else the Friday before."""
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
-
-
-def session_bounds(day: date) -> tuple[datetime, datetime]:
-    """UTC open and close of the regular session on `day` (09:30-16:00 America/New_York)."""
-    return (datetime.combine(day, SESSION_OPEN, tzinfo=NEW_YORK).astimezone(timezone.utc),
-            datetime.combine(day, SESSION_CLOSE, tzinfo=NEW_YORK).astimezone(timezone.utc))
+from workstation.domain import calendar
+from workstation.domain.calendar import NEW_YORK
 
 
 def is_session_open(at: datetime, always_open: bool = False) -> bool:
-    """True inside the regular session of a weekday (holidays are not modelled), or always in demo mode."""
-    if always_open:
-        return True
-    local = at.astimezone(NEW_YORK)
-    if local.weekday() >= 5:
-        return False
-    return SESSION_OPEN <= local.time() < SESSION_CLOSE
+    """True inside the regular session of a trading day (holidays and early closes from the exchange
+    calendar), or always in demo mode."""
+    return always_open or calendar.is_session_open(at)
 
 
 def next_open_moment(at: datetime, always_open: bool = False) -> datetime:
     """`at` when the market is open then, else the next regular-session open after it."""
-    if is_session_open(at, always_open):
-        return at
-    day = at.astimezone(NEW_YORK).date()
-    while True:
-        opens = session_bounds(day)[0]
-        if day.weekday() < 5 and opens > at:
-            return opens
-        day += timedelta(days=1)
+    return at if is_session_open(at, always_open) else calendar.next_open(at)
 
 
 class SimClock:
@@ -71,7 +45,8 @@ class SimClock:
     @classmethod
     def from_config(cls, cfg, manual: bool = False, today: date | None = None,
                     wall: Callable[[], float] = _time.monotonic, resume_after: datetime | None = None) -> "SimClock":
-        """Build from a `SimulatorConfig`: start at the session open of `start_date` (default: last weekday).
+        """Build from a `SimulatorConfig`: start at the session open of `start_date` (default: the last trading
+        day on or before `today`, New York date of the wall clock unless given).
 
         `resume_after` (the last activity of a persistent paper account) moves the start past it, so a restarted
         workstation carries on where the account stopped instead of replaying the morning again."""
@@ -79,8 +54,8 @@ class SimClock:
         if cfg.start == "now" and cfg.start_date is None:
             start = now_ny
         else:
-            day = cfg.start_date or last_weekday(today or now_ny.date())
-            start = session_bounds(day)[0]
+            day = cfg.start_date or calendar.on_or_before(today or now_ny.date())
+            start = next_open_moment(calendar.session_bounds(day)[0], cfg.always_open)   # a holiday: next open
         if resume_after is not None and resume_after >= start:
             start = next_open_moment(resume_after + timedelta(seconds=1), cfg.always_open)
         return cls(start, speed=cfg.speed, always_open=cfg.always_open, manual=manual, wall=wall)

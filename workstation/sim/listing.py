@@ -1,8 +1,10 @@
 """Cboe-like listing of SPX/XSP options and the hedge future, with stable contract ids.
 
 - SPX: AM-settled monthlies (third Friday), trading_class "SPX".
-- SPXW: PM-settled dailies (every weekday of the next two weeks, 0DTE included), Fridays further out,
-  end-of-month and quarterly (last weekday of Mar/Jun/Sep/Dec) expiries.
+- SPXW: PM-settled dailies (every trading day of the next two weeks, 0DTE included), Fridays further out,
+  end-of-month and quarterly (last trading day of Mar/Jun/Sep/Dec) expiries.
+- No expiry on an exchange holiday: as Cboe does, a holiday expiry moves to the trading day before
+  (Good Friday's monthly to Thursday), and no daily is listed on a holiday.
 - XSP: the same PM expiries on one tenth of the index (strikes every point near the money).
 - Strikes: every 5 points near the money, 25/50/100 further out; the listed range widens with maturity.
 - The index futures: the front quarterly "ES"-like future (multiplier 50, the hedge) and its "MES" micro (multiplier
@@ -21,6 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from workstation.domain import Contract, Right, SecType, Settlement, settlement_instant
+from workstation.domain.calendar import expiry_on_or_before, is_trading_day
 
 CLASS_CODES = {"SPX": 1, "SPXW": 2, "XSP": 3, "ES": 9, "MES": 10}
 FUTURE_MULTIPLIER = 50.0
@@ -57,11 +60,8 @@ def third_friday(year: int, month: int) -> date:
     return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
 
 
-def last_weekday_of_month(year: int, month: int) -> date:
-    day = date(year, month, calendar.monthrange(year, month)[1])
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
+def last_trading_day_of_month(year: int, month: int) -> date:
+    return expiry_on_or_before(date(year, month, calendar.monthrange(year, month)[1]))
 
 
 def _months(start: date, end: date):
@@ -72,9 +72,11 @@ def _months(start: date, end: date):
 
 
 def spx_monthlies(trade_date: date, max_days: int) -> list[date]:
-    """AM-settled third-Friday expiries after `trade_date` (an AM option is gone on its expiry morning)."""
+    """AM-settled third-Friday expiries after `trade_date` (an AM option is gone on its expiry morning); a
+    holiday third Friday moves to the trading day before."""
     end = trade_date + timedelta(days=max_days)
-    return [d for y, m in _months(trade_date, end) if trade_date < (d := third_friday(y, m)) <= end]
+    return [d for y, m in _months(trade_date, end)
+            if trade_date < (d := expiry_on_or_before(third_friday(y, m))) <= end]
 
 
 def pm_expiries(trade_date: date, max_days: int, daily_days: int = 14, friday_days: int = 42,
@@ -86,10 +88,12 @@ def pm_expiries(trade_date: date, max_days: int, daily_days: int = 14, friday_da
         d = trade_date + timedelta(days=i)
         if d.weekday() >= 5:
             continue
-        if i < daily_days or (d.weekday() == 4 and i <= friday_days):
+        if i < daily_days and is_trading_day(d):
             out.add(d)
+        elif d.weekday() == 4 and i <= friday_days and (moved := expiry_on_or_before(d)) >= trade_date:
+            out.add(moved)
     for y, m in _months(trade_date, end):
-        eom = last_weekday_of_month(y, m)
+        eom = last_trading_day_of_month(y, m)
         if trade_date <= eom <= end and ((eom - trade_date).days <= eom_days or m % 3 == 0):
             out.add(eom)
     return sorted(out)

@@ -14,7 +14,8 @@ import numpy as np
 
 from workstation.domain import ChainSnapshot, Contract, Quote, settlement_instant
 from workstation.domain.snapshot import NEW_YORK
-from workstation.sim.clock import is_session_open, session_bounds
+from workstation.domain.calendar import is_trading_day, session_bounds
+from workstation.sim.clock import is_session_open
 from workstation.sim.dynamics import GRID_SECONDS, SECONDS_PER_YEAR, heston_path, open_mask
 from workstation.domain.ticks import FUTURE_TICK, SMALL_TICK as TICK_SMALL, option_tick_array as tick_for
 from workstation.sim.listing import Listing, build_listing
@@ -103,7 +104,7 @@ class SimMarket:
             first = datetime.fromtimestamp(epochs[0], timezone.utc).date() - timedelta(days=1)
             last = datetime.fromtimestamp(epochs[-1], timezone.utc).date() + timedelta(days=1)
             days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-            boundaries = np.array([b.timestamp() for d in days if d.weekday() < 5 for b in session_bounds(d)])
+            boundaries = np.array([b.timestamp() for d in days if is_trading_day(d) for b in session_bounds(d)])
             moving = open_mask(epochs, boundaries)
         z = self._path_rng.standard_normal(2 * n)
         dt = GRID_SECONDS / SECONDS_PER_YEAR

@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSystemTrayIcon, QWidget
 
-from . import theme
+from . import market_time, theme
 from .bridge import Bridge, pick
 from .gl import grab_with_gl
 from .panels.alerts import AlertsPanel
@@ -69,6 +70,8 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowNestedDocks | QMainWindow.AllowTabbedDocks)
         self.bridge = Bridge(engine, self)
+        if engine is not None and callable(getattr(engine, "clock", None)):
+            market_time.set_clock(engine.clock)         # ages and the status-bar clock run on market time
 
         ui = settings.ui
         self.surface = SurfacePanel(self.bridge, ui.opengl)
@@ -235,8 +238,13 @@ class MainWindow(QMainWindow):
         self.state_label = QLabel("ACTIVE")
         self.pnl_label = QLabel("day P&L –")
         self.lag_label = QLabel("lag –")
+        self.market_clock = QLabel("–")
+        self.market_clock.setToolTip("Market time, New York (ET); \"sim ×N\": simulated time running N times "
+                                     "faster than the wall clock, never the wall clock itself")
+        self.clock_label = ""             # "sim ×30", "replay", or "" for a live feed (from the engine's status)
         # fixed sizes: a label whose size can change re-lays out the main window on every new text
-        widest = {self.connection: "● IB LIVE (disconnected)", self.data_age: "data 99,999.9s",
+        widest = {self.market_clock: "Wed 30 Dec 23:59:59 ET · sim ×10,000",
+                  self.connection: "● IB LIVE (disconnected)", self.data_age: "data 99,999.9s",
                   self.fit_label: "fit 00:00:00 rmse 99.99 (99,999 ms)", self.state_label: "REDUCING",
                   self.pnl_label: "day P&L -$9,999,999", self.lag_label: "lag 99,999 ms"}
         for label, text in widest.items():
@@ -248,6 +256,15 @@ class MainWindow(QMainWindow):
         self._set_connection("simulated" if self.settings.market.source == "sim" else
                              ("ib-live" if self.settings.ib.live else "ib-paper"), True)
         self._on_state(self.bridge.query("state", "ACTIVE"))
+        self.clock_timer = QTimer(self)
+        self.clock_timer.timeout.connect(self._tick_clock)
+        self.clock_timer.start(250)      # a simulated clock at ×30 moves 7.5 s a tick: never behind the data
+        self._tick_clock()
+
+    def _tick_clock(self) -> None:
+        """The market clock in ET, labelled "sim ×N" when simulated (four times a second)."""
+        text = f"{market_time.et(market_time.now(), '%a %d %b %H:%M:%S')} {market_time.ZONE}"
+        self.market_clock.setText(f"{text} · {self.clock_label}" if self.clock_label else text)
 
     def _set_connection(self, mode: str, connected: bool) -> None:
         text = CONNECTION_TEXT.get(mode, mode.upper())
@@ -271,13 +288,18 @@ class MainWindow(QMainWindow):
             stale = age > self.settings.alerts.stale_data_s
             self.data_age.setText(f"data {age:,.1f}s")
             theme.restyle(self.data_age, f"color: {theme.NEGATIVE if stale else theme.TEXT}")
+        label = str(pick(status, "clock_label", default=""))
+        if label != self.clock_label:
+            self.clock_label = label
+            self._tick_clock()
         sim_time = pick(status, "sim_time")
         if sim_time is not None:
-            self.data_age.setToolTip(f"market time {sim_time}")
+            self.data_age.setToolTip(f"age of the last snapshot in market time; market time "
+                                     f"{market_time.et(datetime.fromisoformat(sim_time), '%Y-%m-%d %H:%M:%S')} ET")
 
     def _on_fit(self, fit) -> None:
         ok = fit.accepted and not fit.stale
-        self.fit_label.setText(f"fit {fit.timestamp:%H:%M:%S} rmse {fit.rmse_iv:.2f} ({fit.elapsed_ms:,.0f} ms)")
+        self.fit_label.setText(f"fit {market_time.et(fit.timestamp)} rmse {fit.rmse_iv:.2f} ({fit.elapsed_ms:,.0f} ms)")
         theme.restyle(self.fit_label, f"color: {theme.TEXT if ok else theme.WARNING}")
 
     def _on_state(self, state) -> None:

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge
 from ..models import Column, RecordModel
 from .base import Panel, make_table, selected_record
@@ -20,8 +20,7 @@ def _colour(alert) -> QColor:
 
 
 COLUMNS = [
-    Column("Time", lambda a: a.timestamp.timestamp(), lambda v: __import__("datetime").datetime.fromtimestamp(v)
-           .strftime("%H:%M:%S"), numeric=False),
+    Column("Time ET", lambda a: a.timestamp, market_time.et, numeric=False, tooltip="New York time"),
     Column("Severity", lambda a: int(a.severity), lambda v: SEVERITIES[min(3, max(0, v // 10 - 1))], _colour,
            numeric=False),
     Column("Code", lambda a: a.code, str, numeric=False),

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QSizePolicy,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge
 from ..plots import calm, follow
 from .base import Panel
@@ -98,7 +98,7 @@ class CalibrationPanel(Panel):
         theme.restyle(self.values["Feller"], f"color: {theme.POSITIVE if ok else theme.WARNING}")
         self.values["RMSE"].setText(f"{fit.rmse_iv:.3f} vol pts ({fit.quotes_used:,} q)")
         self.values["Max error"].setText(f"{fit.max_abs_iv_error:.3f} vol pts")
-        self.values["Fit"].setText(f"{fit.elapsed_ms:,.0f} ms · {fit.iterations} it · {fit.timestamp:%H:%M}")
+        self.values["Fit"].setText(f"{fit.elapsed_ms:,.0f} ms · {fit.iterations} it · {market_time.et(fit.timestamp, '%H:%M')} ET")
         status = "accepted" if fit.accepted else f"rejected: {fit.message}" if fit.message else "rejected"
         if fit.stale:
             status += " · model on older parameters"

@@ -1,13 +1,14 @@
-"""Log: the application log through a logging.Handler that emits a Qt signal; filter by level."""
+"""Log: the application log through a logging.Handler that emits a Qt signal; filter by level. Lines are stamped
+with the market clock in New York time (simulated time in the simulator), like every other panel."""
 from __future__ import annotations
 
 import logging
 from collections import deque
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge
 from .base import Panel
 
@@ -20,13 +21,20 @@ class _Emitter(QObject):
     record = Signal(object)
 
 
+class MarketTimeFormatter(logging.Formatter):
+    """Stamps a record with the market clock (ET) at the moment it is logged, not the wall clock."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return market_time.et(market_time.now(), datefmt or "%H:%M:%S")
+
+
 class QtLogHandler(logging.Handler):
     """Any thread may log; the record reaches the panel as a queued Qt signal (`handler.emitter.record`)."""
 
     def __init__(self, level: int = logging.DEBUG) -> None:
         super().__init__(level)
         self.emitter = _Emitter()
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        self.setFormatter(MarketTimeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -59,6 +67,9 @@ class LogPanel(Panel):
         bar.addWidget(self.level)
         bar.addWidget(self.search, 1)
         bar.addWidget(clear)
+        zone = QLabel(f"times {market_time.ZONE}")
+        zone.setToolTip("Lines are stamped with the market clock, New York time")
+        bar.addWidget(zone)
         layout.addLayout(bar)
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)

@@ -1,14 +1,12 @@
 """Mispricings: open signals, sortable and filterable; approve (what-if first) or reject; auto-execute."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge, pick
 from ..dialogs.whatif import WhatIfDialog, denial_text
 from ..models import Column, RecordModel
@@ -20,7 +18,7 @@ def _side_colour(sig) -> QColor:
 
 
 def _age(sig) -> float:
-    return (datetime.now(timezone.utc) - sig.created_at).total_seconds()
+    return market_time.age_s(sig.created_at)
 
 
 COLUMNS = [
@@ -37,7 +35,7 @@ COLUMNS = [
     Column("z", lambda s: s.zscore, lambda v: f"{v:+.1f}", tooltip="z-score of the IV residual"),
     Column("Vega", lambda s: s.vega, tooltip="Vega per contract, $ per vol point"),
     Column("Qty", lambda s: s.quantity, lambda v: f"{v:d}"),
-    Column("Age", _age, lambda v: f"{v:,.0f}s", tooltip="Seconds since the signal appeared"),
+    Column("Age", _age, lambda v: f"{v:,.0f}s", tooltip="Seconds of market time since the signal appeared"),
     Column("State", lambda s: s.state.value, str, numeric=False),
 ]
 AGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Age")

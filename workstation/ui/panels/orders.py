@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QInputDialog, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from ...domain.ticks import round_to_tick
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge, pick
 from ..dialogs.whatif import PreviewView, denial_text
 from ..models import Column, RecordModel
@@ -45,8 +45,8 @@ def _status_colour(row: OrderRow) -> QColor | None:
 
 BLOTTER = [
     Column("Order id", lambda r: r.order.client_order_id, str, numeric=False),
-    Column("Time", lambda r: (r.updated or r.order.created_at).strftime("%H:%M:%S")
-           if (r.updated or r.order.created_at) else "", str, numeric=False),
+    Column("Time ET", lambda r: market_time.et(r.updated or r.order.created_at), str, numeric=False,
+           tooltip="Last change of the order, New York time"),
     Column("Contract", lambda r: r.order.contract.description, str, numeric=False),
     Column("Side", lambda r: r.order.side.value, str,
            lambda r: QColor(theme.POSITIVE if r.order.side.value == "BUY" else theme.NEGATIVE), numeric=False),
@@ -172,7 +172,7 @@ class OrdersPanel(Panel):
             if current in expiries:
                 self.expiry.setCurrentText(current)
             else:
-                today = np.datetime64(snap.timestamp.date(), "D")
+                today = np.datetime64(market_time.et(snap.timestamp, "%Y-%m-%d"), "D")
                 days = (np.array(expiries, dtype="datetime64[D]") - today).astype(int)
                 self.expiry.setCurrentIndex(int(np.argmin(np.abs(days - 30))))
             self.expiry.blockSignals(False)

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                                QMessageBox, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge, pick
 
 GREEKS = ("delta", "gamma", "vega", "theta")
@@ -206,7 +206,7 @@ class RiskPanel(QWidget):
         var_at = pick(report, "var_at")
         if var_at:
             try:
-                when = datetime.fromisoformat(str(var_at)).strftime("%H:%M:%S")
+                when = market_time.et(datetime.fromisoformat(str(var_at))) + " ET"
             except ValueError:
                 when = str(var_at)
             tip = (f"Full Heston revaluation at {when}: redone at once when the book changes, else every "

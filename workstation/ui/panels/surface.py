@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import Bridge, pick
 from ..gl import gl_view_window, opengl_status
 from ..plots import calm, follow
@@ -232,7 +232,7 @@ class SurfacePanel(Panel):
         snap = self._surface.snapshot
         usable = int(np.count_nonzero(self._surface.usable))
         model = "" if self.view.model_iv is not None else "  ·  model curve: no model IVs from the engine yet"
-        self.status.setText(f"{snap.underlying} {snap.underlying_price:,.2f}  ·  {snap.timestamp:%H:%M:%S}  ·  "
+        self.status.setText(f"{snap.underlying} {snap.underlying_price:,.2f}  ·  {market_time.et(snap.timestamp)} ET  ·  "
                             f"{usable:,} usable of {len(snap):,} quotes  ·  {len(self.view.series)} expiries{model}")
         labels = [s[0] for s in self.view.series]
         current = self.expiry.currentText()
