@@ -27,6 +27,29 @@ async def test_cycle_fits_the_surface_and_journals_the_fit(rig):
     assert rig.journal.fits(limit=1)[0].rmse == pytest.approx(fit.rmse_iv)
 
 
+@pytest.mark.parametrize("name", ["heston", "bates", "heston_td"])
+async def test_each_family_model_fits_the_cycle_and_feeds_the_model_values(tmp_path, name):
+    """calibration.model selects the fitted model: the fit event carries it, the model values price with it."""
+    from workstation.pricing.models import PARAMS_TYPE, price_model
+    settings = fast_settings()
+    settings.calibration.model = name
+    r = await SimRig(tmp_path, settings).open()
+    try:
+        await r.step()
+        fit = r.engine.last_fit
+        assert fit.accepted, fit.message
+        assert fit.model == name and isinstance(fit.model_params, PARAMS_TYPE[name])
+        assert fit.rmse_iv < 2.0 and r.journal.fits(limit=1)[0].rmse == pytest.approx(fit.rmse_iv)
+        surface = r.engine.last_surface
+        values = r.engine.calibrator.evaluate(fit.model_params, surface)
+        row = int(np.flatnonzero(np.isfinite(values.price))[0])
+        assert values.price[row] == pytest.approx(float(price_model(
+            name, fit.model_params, surface.forward[row], surface.snapshot.strike[row], surface.maturity[row],
+            surface.discount[row], surface.snapshot.is_call[row], tol=settings.calibration.integration_tol)), rel=1e-12)
+    finally:
+        await r.close()
+
+
 async def test_signals_find_the_simulated_mispricings(rig):
     """Signals land on contracts the simulator really mispriced, on the side that profits."""
     hits, total = 0, 0
@@ -82,7 +105,8 @@ async def test_var_is_revalued_when_the_book_changes_and_on_its_interval_otherwi
     row = int(np.nanargmin(np.where(usable & (snap.maturity > 14 / 365), np.abs(snap.mid - 20.0), np.nan)))
     contract = snap.contract(row)                             # a modest premium, weeks from expiry
     for _ in range(4):          # buy one lot
-        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, None)
+        # at the offer: a manual order without a limit is capped at the model price, which may sit below it
+        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, float(snap.ask[row]))
         assert preview.sent, preview.message
         for _ in range(5):
             await step()

@@ -110,7 +110,7 @@ def test_bates_without_jumps_is_heston_and_one_bucket_is_heston(heston):
         np.testing.assert_array_equal(family_price(BatesParams.from_heston(heston, 0.0, -0.1, 0.2), 100.0, k, t, d,
                                                    k >= 100), ref)
         # one theta and sigma in every bucket (and a single bucket): the recursion collapses to Heston
-        for ends in ((1 / 12, 0.25, 1.0), (5.0,)):
+        for ends in ((), (1 / 12, 0.25, 1.0), (5.0,)):
             td = TimeDependentHestonParams.from_heston(heston, ends)
             np.testing.assert_allclose(family_price(td, 100.0, k, t, d, k >= 100), ref, rtol=0, atol=1e-12)
         g_ref = heston_greeks(heston, 100.0, k, t, d, k >= 100)

@@ -1,4 +1,5 @@
 """Heston prices, Greeks and parameter gradients of a whole chain, one characteristic-function pass per expiry.
+The same kernel serves the whole Heston family (`family_cf`: Bates, time-dependent Heston) through a model flag.
 
 Lewis single-integral form with a Black-76 control variate:
     C = Black76(F, K, w) - sqrt(F K)/pi * Int_0^inf Re(e^{iux} [phi_H(u - i/2) - phi_B(u - i/2)]) / (u^2 + 1/4) du
