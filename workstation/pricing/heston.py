@@ -24,6 +24,7 @@ from workstation.domain.heston import HestonParams
 
 from ._inputs import broadcast_chain, shaped
 from .black import DAYS_PER_YEAR, VOL_POINT, black_undiscounted, valid_contract
+from .charfunc import heston_log_cf
 from .family_cf import HESTON, HESTON_TD, model_black_variance, model_log_cf, n_params, params_valid, vega_direction
 from .implied_vol import implied_vol
 from .normal import norm_cdf, norm_pdf
@@ -42,6 +43,7 @@ def _fill_channels(model, mode, prm, knots, vdir, t, w, u0, h, panels, gl_tau, g
     dphi/dT); gradient mode (psi, dphi/d(each parameter)); psi = phi - phi_Black; all / (u^2+1/4).
     """
     n_par = vdir.size - 1
+    v0, kappa, theta, sigma, rho = prm[0], prm[1], prm[2], prm[3], prm[4]
     want_grad = mode     # 1: the Greeks' derivatives, 2: the calibration's (see model_log_cf)
     n_ch = sr.shape[0]
     vals_p = np.empty(n_ch, dtype=np.complex128)
@@ -51,7 +53,10 @@ def _fill_channels(model, mode, prm, knots, vdir, t, w, u0, h, panels, gl_tau, g
             for side in range(2):
                 u = centre + (0.5 * h * gl_tau[j] if side == 0 else -0.5 * h * gl_tau[j])
                 q = u * u + 0.25
-                log_cf = model_log_cf(model, u, prm, knots, t, grad, want_grad)
+                if model == HESTON:     # the common case called directly: keeps it inlined in the node loop
+                    log_cf = heston_log_cf(u, v0, kappa, theta, sigma, rho, t, grad, want_grad)
+                else:
+                    log_cf = model_log_cf(model, u, prm, knots, t, grad, want_grad)
                 phi = np.exp(log_cf)
                 base = 0.5 * h * gl_weight[j] / q
                 psi = (phi - math.exp(-0.5 * w * q)) * base
