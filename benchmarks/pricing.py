@@ -64,24 +64,34 @@ def quantlib_chain_seconds(ql, f, k, t, d, call, days) -> tuple[float, np.ndarra
     return time.perf_counter() - t0, prices
 
 
-def _time_options(ql, engine, today, k, days, call) -> tuple[float, np.ndarray]:
+def _time_options(ql, engine, today, k, days, call, quote, repeat: int = 3) -> tuple[float, np.ndarray]:
+    """Best of `repeat` full passes (QuantLib caches an NPV until an input changes: the spot quote is moved and
+    moved back before each pass, which marks every option for recalculation)."""
     options = []
     for strike, n, c in zip(k, days, call):
         o = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if c else ql.Option.Put, float(strike)),
                              ql.EuropeanExercise(today + int(n)))
         o.setPricingEngine(engine)
         options.append(o)
-    t0 = time.perf_counter()
-    prices = np.array([o.NPV() for o in options])
-    return time.perf_counter() - t0, prices
+    best = np.inf
+    for _ in range(repeat):
+        value = quote.value()
+        quote.setValue(value * (1.0 + 1e-12))
+        quote.setValue(value)
+        t0 = time.perf_counter()
+        prices = np.array([o.NPV() for o in options])
+        best = min(best, time.perf_counter() - t0)
+    return best, prices
 
 
 def quantlib_family_seconds(ql, params, f, k, call, days) -> tuple[float, np.ndarray]:
-    """QuantLib's BatesEngine / AnalyticPTDHestonEngine (Gauss-Laguerre 144, their defaults) on the same chain."""
+    """QuantLib's BatesEngine / AnalyticPTDHestonEngine (Gauss-Laguerre 144, their defaults) on the same chain,
+    best of 3 passes (ours is best of 20: on a loaded machine a single pass would flatter the ratio)."""
     today = ql.Date(1, 1, 2020)
     ql.Settings.instance().evaluationDate = today
     curve = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.03, ql.Actual365Fixed(), ql.Continuous))
-    spot = ql.QuoteHandle(ql.SimpleQuote(f))
+    quote = ql.SimpleQuote(f)
+    spot = ql.QuoteHandle(quote)
     if isinstance(params, BatesParams):
         engine = ql.BatesEngine(ql.BatesModel(ql.BatesProcess(curve, curve, spot, *params.as_array())))
     else:
@@ -98,7 +108,7 @@ def quantlib_family_seconds(ql, params, f, k, call, days) -> tuple[float, np.nda
             curve, curve, spot, params.v0, piecewise(params.theta), ql.ConstantParameter(params.kappa, ql.NoConstraint()),
             piecewise(params.sigma), ql.ConstantParameter(params.rho, ql.NoConstraint()), grid)
         engine = ql.AnalyticPTDHestonEngine(model)
-    return _time_options(ql, engine, today, k, days, call)
+    return _time_options(ql, engine, today, k, days, call, quote)
 
 
 def synthetic_200():

@@ -38,6 +38,12 @@ def n_params(model: int, knots) -> int:
 
 
 @njit(nogil=True, cache=True)
+def scratch_size(model: int, knots) -> int:
+    """Length of the complex work array `model_log_cf` needs for its gradient."""
+    return 2 * (n_params(model, knots) + 1) + 12
+
+
+@njit(nogil=True, cache=True)
 def params_valid(model: int, prm, knots) -> bool:
     """Finite parameters inside the model's domain."""
     n = n_params(model, knots)
@@ -88,9 +94,9 @@ def jump_log_cf(u: float, lam: float, mu: float, delta: float, t: float, grad, a
 
 @njit(nogil=True, cache=True)
 def _td_step(b0: complex, kappa: float, theta: float, sigma: float, rho: float, s: float, q: float, iz: complex,
-             part, want_part: bool) -> tuple[complex, complex]:
+             part, at: int, want_part: bool) -> tuple[complex, complex]:
     """One bucket of length s: (B, increment of A) from the later bucket's B = b0. With want_part,
-    part[k] = d(B, dA)/d(b0, kappa, theta, sigma, rho, s) as complex pairs part[k, 0], part[k, 1]."""
+    part[at + 2k], part[at + 2k + 1] = dB, dA / d(b0, kappa, theta, sigma, rho, s)[k]."""
     s2 = sigma * sigma
     kt = kappa * theta
     xi = kappa - sigma * rho * iz
@@ -144,8 +150,8 @@ def _td_step(b0: complex, kappa: float, theta: float, sigma: float, rho: float, 
         yd = s2d * yos + s2 * yosd
         den1d = -(gd * e + g * ed)
         rd = (omgd - r * den1d) / den1
-        part[k, 0] = q * betad * inv_beta2 + c0d * e * r + c0 * ed * r + c0 * e * rd
-        part[k, 1] = (ktd * (-q * s / beta - 2.0 * yos * big_l)
+        part[at + 2 * k] = q * betad * inv_beta2 + c0d * e * r + c0 * ed * r + c0 * e * rd
+        part[at + 2 * k + 1] = (ktd * (-q * s / beta - 2.0 * yos * big_l)
                       + kt * (q * s * betad * inv_beta2 - q * sd / beta - 2.0 * (yosd * big_l + yos * curv * yd)))
     return b, da
 
@@ -153,14 +159,14 @@ def _td_step(b0: complex, kappa: float, theta: float, sigma: float, rho: float, 
 @njit(nogil=True, cache=True)
 def td_log_cf(u: float, prm, knots, t: float, grad, want_grad: int) -> complex:
     """ln phi(u - i/2) of time-dependent Heston; with want_grad all of grad[0:n+1] (n parameters, then T).
-    grad must hold 2 (n + 1) entries: the upper half is scratch for dB."""
+    grad must hold 2 (n + 1) + 12 entries (`scratch_size`): the rest is scratch for dB and one step's partials."""
     nb = knots.size + 1
     n = TD_FIXED + 2 * nb
     v0, kappa, rho = prm[0], prm[1], prm[2]
     q = u * u + 0.25
     iz = complex(0.5, u)
     want = want_grad != 0
-    part = np.empty((6, 2), dtype=np.complex128)
+    pa = 2 * (n + 1)                              # one step's partials live at grad[pa:pa + 12]
     if want:
         for p in range(2 * (n + 1)):
             grad[p] = 0j
@@ -177,20 +183,20 @@ def td_log_cf(u: float, prm, knots, t: float, grad, want_grad: int) -> complex:
             continue
         th_i = TD_FIXED + j
         sg_i = TD_FIXED + nb + j
-        b_new, da = _td_step(b, kappa, prm[th_i], prm[sg_i], rho, s, q, iz, part, want)
+        b_new, da = _td_step(b, kappa, prm[th_i], prm[sg_i], rho, s, q, iz, grad, pa, want)
         if want:
-            db0, da0 = part[0, 0], part[0, 1]
+            db0, da0 = grad[pa], grad[pa + 1]
             # chain the earlier dependence through b0, then add this bucket's own partials
             for p in range(n + 1):
                 dbp = grad[n + 1 + p]
                 grad[p] += da0 * dbp
                 grad[n + 1 + p] = db0 * dbp
             for k, p in ((1, 1), (4, 2), (2, th_i), (3, sg_i)):
-                grad[p] += part[k, 1]
-                grad[n + 1 + p] += part[k, 0]
+                grad[p] += grad[pa + 2 * k + 1]
+                grad[n + 1 + p] += grad[pa + 2 * k]
             if first:        # the bucket holding T grows with T
-                grad[n] += part[5, 1]
-                grad[n + 1 + n] += part[5, 0]
+                grad[n] += grad[pa + 11]
+                grad[n + 1 + n] += grad[pa + 10]
         b = b_new
         a += da
         first = False

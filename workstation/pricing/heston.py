@@ -25,7 +25,9 @@ from workstation.domain.heston import HestonParams
 from ._inputs import broadcast_chain, shaped
 from .black import DAYS_PER_YEAR, VOL_POINT, black_undiscounted, valid_contract
 from .charfunc import heston_log_cf
-from .family_cf import HESTON, HESTON_TD, model_black_variance, model_log_cf, n_params, params_valid, vega_direction
+from .family_cf import (
+    HESTON, HESTON_TD, model_black_variance, model_log_cf, n_params, params_valid, scratch_size, vega_direction,
+)
 from .implied_vol import implied_vol
 from .normal import norm_cdf, norm_pdf
 from .quadrature import CF_TOL, GL_TAU, GL_WEIGHT, HALF_PANEL, expiry_layout
@@ -175,7 +177,7 @@ def chain_kernel(model, mode, prm, knots, vdir, forward, strike, maturity, disco
     n = forward.size
     n_par = n_params(model, knots)
     n_ch = 1 if mode == 0 else (5 if mode == 1 else 1 + n_par)
-    grad = np.zeros(2 * (n_par + 1), dtype=np.complex128)
+    grad = np.zeros(scratch_size(model, knots), dtype=np.complex128)
     params_ok = params_valid(model, prm, knots)
     live = np.zeros(n, dtype=np.bool_)
     for i in range(n):
