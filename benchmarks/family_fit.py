@@ -53,10 +53,11 @@ def main() -> None:
             continue
         quotes = load_liquid_otm(path)
         row = {"quotes": int(quotes[0].size), "expiries": int(np.unique(quotes[2]).size)}
+        opts = dict(tol=FAST_CF_TOL, ftol=FTOL, max_iterations=MAX_IT)
         for model in MODELS:
-            calibrate_model(model, *quotes, tol=FAST_CF_TOL, ftol=FTOL, max_iterations=MAX_IT)    # compile and warm caches
-            cold = calibrate_model(model, *quotes, tol=FAST_CF_TOL, ftol=FTOL, max_iterations=MAX_IT)
-            warm = calibrate_model(model, *quotes, initial=cold.params, tol=FAST_CF_TOL, ftol=FTOL, max_iterations=MAX_IT)
+            calibrate_model(model, *quotes, **opts)    # compile and warm caches
+            cold = calibrate_model(model, *quotes, **opts)
+            warm = calibrate_model(model, *quotes, initial=cold.params, **opts)
             row[model] = {"rmse_iv": cold.rmse_iv, "max_iv_error": cold.max_abs_iv_error,
                           "cold_ms": cold.elapsed_s * 1e3, "cold_iterations": cold.iterations,
                           "warm_ms": warm.elapsed_s * 1e3, "warm_iterations": warm.iterations,

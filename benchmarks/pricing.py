@@ -105,8 +105,9 @@ def quantlib_family_seconds(ql, params, f, k, call, days) -> tuple[float, np.nda
 
         grid = ql.TimeGrid(sorted(set(ends + [float(n) / 365.0 for n in np.unique(days)])))
         model = ql.PiecewiseTimeDependentHestonModel(
-            curve, curve, spot, params.v0, piecewise(params.theta), ql.ConstantParameter(params.kappa, ql.NoConstraint()),
-            piecewise(params.sigma), ql.ConstantParameter(params.rho, ql.NoConstraint()), grid)
+            curve, curve, spot, params.v0, piecewise(params.theta),
+            ql.ConstantParameter(params.kappa, ql.NoConstraint()), piecewise(params.sigma),
+            ql.ConstantParameter(params.rho, ql.NoConstraint()), grid)
         engine = ql.AnalyticPTDHestonEngine(model)
     return _time_options(ql, engine, today, k, days, call, quote)
 

@@ -226,3 +226,4 @@ def test_family_models_reprice_greeks_stress_and_var():
     assert greeks.delta > 0                                          # short puts are long delta
     td = TimeDependentHestonParams.from_heston(PARAMS)
     np.testing.assert_allclose(monitor.stress_grid(exp, td).pnl, monitor.stress_grid(exp, PARAMS).pnl, atol=1e-6)
+    np.testing.assert_allclose(monitor.value_at_risk(exp, td, n_scenarios=2000, seed=3).pnl, heston_var.pnl, atol=1e-4)

@@ -97,7 +97,8 @@ class TimeDependentHestonParams:
             object.__setattr__(self, name, tuple(_finite(owner, name, v) for v in np.atleast_1d(getattr(self, name))))
         n = len(self.bucket_ends) + 1
         if len(self.theta) != n or len(self.sigma) != n:
-            raise ValueError(f"{owner}: {n} buckets need {n} thetas and sigmas, got {len(self.theta)}, {len(self.sigma)}")
+            raise ValueError(f"{owner}: {n} buckets need {n} thetas and sigmas, "
+                             f"got {len(self.theta)}, {len(self.sigma)}")
         if any(b <= a for a, b in zip((0.0,) + self.bucket_ends, self.bucket_ends)):
             raise ValueError(f"{owner}.bucket_ends must be positive and increasing, got {self.bucket_ends}")
         for th, sg in zip(self.theta, self.sigma):

@@ -119,8 +119,8 @@ def model_half_width(model: int, prm, knots, t: float, cap: float) -> float:
 def expiry_layout(model: int, prm, knots, t: float, w: float, max_abs_x: float, scratch,
                   cf_tol: float = CF_TOL) -> tuple[float, int, int, int]:
     """Truncation U, panel count P, and the fine zone: its first `zone` panels are integrated on `fine` equal
-    sub-panels instead (fine = 1: none), for one expiry of `model` (max_abs_x = largest |ln(F/K)| among its strikes; cf_tol = where the
-    integrand is cut off)."""
+    sub-panels instead (fine = 1: none), for one expiry of `model` (max_abs_x = largest |ln(F/K)| among its
+    strikes; cf_tol = where the integrand is cut off)."""
     log_tol = math.log(cf_tol)
     # Black-76 part: exp(-w (u^2 + 1/4) / 2) <= tol
     u_black = math.sqrt(max(-2.0 * log_tol / max(w, 1e-300) - 0.25, 0.0))

@@ -4,9 +4,9 @@ Greeks and VaR come from the fitted Heston-family model (`calibration.model`; fu
 `var_scenarios` 1-day paths of (forward, variance) simulated from the Heston dynamics in force today (Bates:
 plus its lognormal jumps; time-dependent Heston: its first bucket) with a fixed seed (full-truncation Euler,
 8 steps, one trading day = 1/252 year of diffusion; options age one calendar day = 1/365, time buckets held),
-every position revalued with the model's price at its scenario forward and variance. Prices are linear-interpolated in v0
-between a few nodes spanning the simulated variances (one vectorised call of scenarios x positions per
-node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
+every position revalued with the model's price at its scenario forward and variance. Prices are
+linear-interpolated in v0 between a few nodes spanning the simulated variances (one vectorised call of
+scenarios x positions per node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
 option's model price is turned into its Black-76 implied vol, and forward and vol are shocked together.
 """
 from __future__ import annotations
