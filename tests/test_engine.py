@@ -104,9 +104,9 @@ async def test_var_is_revalued_when_the_book_changes_and_on_its_interval_otherwi
     snap, usable = rig.engine.last_snapshot, rig.engine.last_surface.usable
     row = int(np.nanargmin(np.where(usable & (snap.maturity > 14 / 365), np.abs(snap.mid - 20.0), np.nan)))
     contract = snap.contract(row)                             # a modest premium, weeks from expiry
-    for _ in range(4):          # buy one lot
-        # at the offer: a manual order without a limit is capped at the model price, which may sit below it
-        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, float(snap.ask[row]))
+    for _ in range(4):          # buy one lot at the offer (the model may value it below the market)
+        ask = float(rig.engine.last_snapshot.ask[rig.engine.last_snapshot.index_of(contract.contract_id)])
+        preview = rig.engine.submit_order(contract.contract_id, "BUY", 1, ask)
         assert preview.sent, preview.message
         for _ in range(5):
             await step()

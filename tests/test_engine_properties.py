@@ -17,6 +17,7 @@ limits = st.fixed_dictionaries({
     "max_total_contracts": st.integers(2, 15),
     "max_open_orders": st.integers(1, 5),
     "max_orders_per_minute": st.integers(2, 30),
+    "max_gamma_dollars": st.floats(1_000.0, 30_000.0),
 })
 manual = st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["BUY", "SELL"]), st.integers(1, 12)),
                   max_size=12)
@@ -52,6 +53,13 @@ async def run(limit: dict, orders: list, seed: int) -> None:
                 times = sorted(r.order.created_at for r in sent)
                 window = [t for t in times if (times[-1] - t).total_seconds() < 60] if times else []
                 assert len(window) <= limit["max_orders_per_minute"]
+                # gamma$ of the book with the working orders as if filled: within the limit (the market's own
+                # drift between two 15-second steps aside: a fifth of the limit at most); the 2026 incident
+                # reached 1.6x the limit through orders that each saw gamma$ 0
+                rig.engine._position_greeks(rig.engine.last_surface, rig.engine.last_model)
+                ctx = rig.engine.risk_context(None)
+                gamma = abs(ctx.portfolio_greeks.gamma + ctx.pending_greeks.gamma)
+                assert gamma <= 1.2 * limit["max_gamma_dollars"], (gamma, limit["max_gamma_dollars"])
         finally:
             await rig.close()
 

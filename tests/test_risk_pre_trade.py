@@ -11,7 +11,7 @@ import pytest
 from workstation.config import RiskConfig
 from workstation.domain import Contract, Order, OrderPurpose, OrderType, Position, SecType, Side, TradingState
 from workstation.portfolio.greeks import DollarGreeks
-from workstation.risk import ContractMarket, RiskCode, RiskContext, check
+from workstation.risk import ContractMarket, DailyMoves, RiskCode, RiskContext, check
 from workstation.risk import hours, margin
 
 NY = ZoneInfo("America/New_York")
@@ -48,13 +48,14 @@ def test_baseline_order_is_approved_and_every_check_reports():
     assert decision.approved, decision.failures
     assert decision.reasons == []
     codes = {r.code for r in decision.results}
-    expected = set(RiskCode) - {RiskCode.VAR_LIMIT, RiskCode.STOP_LOSS}      # monitor-only codes
+    expected = set(RiskCode) - {RiskCode.STOP_LOSS}                          # the monitor-only code
     assert codes == expected
     assert decision.what_if == DollarGreeks(6_000.0, 1_000.0, 1_400.0, -200.0)
     assert decision.margin == pytest.approx(2 * 51.5 * 100)
 
 
 HELD_5 = {CALL.contract_id: Position(CALL, 5, 40.0)}
+MOVES = DailyMoves(spot_pct=1.0, vol_points=1.0, correlation=-0.7)     # 1 % and 1 vol point a day
 
 CASES = {
     RiskCode.TRADING_DISABLED: (order(), ctx(trading_enabled=False)),
@@ -88,6 +89,7 @@ CASES = {
     RiskCode.MIN_DAYS_TO_EXPIRY: (order(), ctx(settings=cfg(min_days_to_expiry=30.0))),
     RiskCode.UNCOVERED_SHORT: (order(side=Side.SELL, limit_price=50.5), ctx()),
     RiskCode.MARGIN: (order(), ctx(buying_power_used=995_000.0)),
+    RiskCode.VAR_LIMIT: (order(), ctx(var99=99_000.0, daily_moves=MOVES)),
 }
 
 
@@ -101,7 +103,7 @@ def test_each_reason_code_fires_alone(code):
 
 
 def test_every_pre_trade_code_has_a_case():
-    assert set(CASES) == set(RiskCode) - {RiskCode.VAR_LIMIT, RiskCode.STOP_LOSS}
+    assert set(CASES) == set(RiskCode) - {RiskCode.STOP_LOSS}
 
 
 def test_all_failures_are_reported_together():
@@ -231,3 +233,38 @@ def test_a_limit_off_the_tick_is_a_bad_order():
     assert check(order(limit_price=51.5), ctx()).approved
     hedge = order(contract=FUTURE, side=Side.SELL, quantity=1, limit_price=6750.1, purpose=OrderPurpose.HEDGE)
     assert RiskCode.BAD_ORDER in check(hedge, ctx(market=FUT_MARKET)).reasons
+
+
+# ----------------------------------------------------------------- working orders and the VaR what-if
+def test_greek_limits_count_working_orders_as_if_filled():
+    """Twenty buy orders approved one after another must not each see gamma$ 0: the working ones count."""
+    limit = cfg(max_gamma_dollars=5_000.0)
+    first = check(order(), ctx(settings=limit))                        # gamma$ 0 -> 1,000: fine
+    assert first.approved
+    pending = DollarGreeks(gamma=4_500.0)                              # working orders worth gamma$ 4,500
+    decision = check(order(), ctx(settings=limit, pending_greeks=pending))
+    assert decision.reasons == [RiskCode.GAMMA_LIMIT]
+    detail = next(r.detail for r in decision.results if r.code is RiskCode.GAMMA_LIMIT)
+    assert "with working orders 4,500 -> 5,500" in detail
+    # an order that offsets the working ones passes: it lowers the as-if-filled gamma
+    offset = check(order(side=Side.SELL, limit_price=50.5), ctx(settings=limit, pending_greeks=pending,
+                                                                positions=HELD_5))
+    assert RiskCode.GAMMA_LIMIT not in offset.reasons
+
+
+def test_var_what_if_is_the_last_revaluation_plus_the_linear_change():
+    """VaR after = VaR99 + z99 x (sd of the linear one-day P&L after - before), by hand."""
+    greeks = MARKET.greeks.scaled(2)                                   # the order: 2 calls
+    a, b = greeks.delta * 1.0, greeks.vega * 1.0
+    sd_after = math.sqrt(a * a + b * b + 2 * -0.7 * a * b)
+    expected = 60_000.0 + 2.326347874 * sd_after
+    decision = check(order(), ctx(var99=60_000.0, daily_moves=MOVES))
+    detail = next(r.detail for r in decision.results if r.code is RiskCode.VAR_LIMIT)
+    assert f"-> ${expected:,.0f}" in detail and decision.approved
+    tight = check(order(), ctx(var99=60_000.0, daily_moves=MOVES, settings=cfg(max_var_99=expected - 1)))
+    assert tight.reasons == [RiskCode.VAR_LIMIT]
+    # over the limit already: a trade that lowers the linear spread still passes (never trapped)
+    held = {CALL.contract_id: Position(CALL, 5, 40.0)}
+    sell = check(order(side=Side.SELL, limit_price=50.5),
+                 ctx(var99=150_000.0, daily_moves=MOVES, positions=held, portfolio_greeks=MARKET.greeks.scaled(5)))
+    assert RiskCode.VAR_LIMIT not in sell.reasons

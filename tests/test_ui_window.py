@@ -27,12 +27,13 @@ from workstation.ui.main_window import MainWindow  # noqa: E402
 def fast_settings() -> Settings:
     return Settings.model_validate({
         "market": {"snapshot_interval_s": 0.5, "max_expiry_days": 200,
-                   "simulator": {"start_date": SIM_DAY, "speed": 30, "always_open": True, "mispricing_rate": 0.5,
+                   "simulator": {"start_date": SIM_DAY, "speed": 3, "always_open": True, "mispricing_rate": 0.5,
                                  "mispricing_size_vol": 0.04}},
         "signals": {"min_history": 3, "min_zscore": 0.5, "min_edge_dollars": 1, "min_edge_vol": 0.05,
-                    "spread_multiple": 0.0, "max_age_s": 3600},
+                    "spread_multiple": 0.0, "max_age_s": 3600,
+                    "min_expiry_days": 7},     # a week or more: the quote does not run away between approval and fill
         "hedging": {"enabled": False},
-        "execution": {"paper": {"latency_ms": 5}},
+        "execution": {"paper": {"latency_ms": 5}, "aggressiveness": 1.0},     # signal orders take the offer
         # under xvfb the 3-D view is test_ui_panels' job: a second GL window in one process reuses pyqtgraph's
         # cached shader programs from the first (deleted) context and logs GLErrors
         "ui": {"opengl": "off" if os.environ.get("DISPLAY") else "auto"},

@@ -50,6 +50,11 @@ class SimulatorConfig(Section):
     max_expiry_days: int = Field(400, ge=30, le=1200, description="Longest listed expiry, calendar days.")
     underlyings: list[Literal["SPX", "XSP"]] = Field(["SPX"], min_length=1,
                                                      description="Index chains the simulator lists.")
+    listing: Literal["standard", "full"] = Field("standard", description="standard: a ~2,000-option chain "
+                                                 "(dailies two weeks out, Fridays six weeks, month-ends and "
+                                                 "quarterlies); full: the real-size SPX chain (dailies six weeks "
+                                                 "out, every Friday to a year, month-ends, quarterlies and "
+                                                 "monthlies to max_expiry_days, 5-point strikes over a wide band).")
     min_wall_interval_s: float = Field(0.5, gt=0, le=60, description="Fastest snapshot pace in wall-clock "
                                        "seconds: snapshots come every market.snapshot_interval_s of simulated "
                                        "time, compressed by speed, but never faster than this.")
@@ -57,6 +62,25 @@ class SimulatorConfig(Section):
     mispricing_size_vol: float = Field(0.03, ge=0, le=0.5,
                                        description="Typical size of a mispricing, in vol (0.03 = 3 points).")
     mispricing_half_life_s: float = Field(600.0, gt=0, description="Half-life of a mispricing, simulated seconds.")
+
+
+class SanityConfig(Section):
+    """Data sanity before anything acts: a quote, index or future that jumped or disagrees with the options'
+    own forwards is unusable for signals, hedges and marks; a snapshot that fails as a whole is skipped."""
+
+    max_iv_jump: float = Field(0.10, gt=0, le=1.0, description="Largest change of a quote's mid implied vol "
+                               "from its last good value (0.10 = 10 vol points), plus twice the index's move.")
+    max_bad_share: float = Field(0.25, gt=0, le=1.0, description="A snapshot in which more than this share of "
+                                 "the quotes jumped is skipped as a whole (alert DATA_REJECTED).")
+    max_usable_drop: float = Field(0.5, gt=0, le=1.0, description="A snapshot whose usable quotes fell by "
+                                   "more than this share from the last good snapshot is skipped as a whole.")
+    max_index_basis: float = Field(0.03, gt=0, le=0.5, description="Largest gap between the index and the "
+                                   "nearest expiry's parity forward (fraction); beyond it the snapshot is skipped.")
+    max_future_basis: float = Field(0.03, gt=0, le=0.5, description="Largest gap between the hedge future and "
+                                    "the options' forward nearest its expiry (fraction); beyond it the future "
+                                    "quote is unusable (no hedge, no mark).")
+    confirm_snapshots: int = Field(3, ge=1, le=100, description="A new level seen this many snapshots in a row "
+                                   "is accepted as the market's (a real jump, not a bad print).")
 
 
 class MarketConfig(Section):
@@ -74,6 +98,7 @@ class MarketConfig(Section):
     replay_path: Path | None = Field(None, description="Recording directory or Cboe CSV for source=replay.")
     replay_speed: float = Field(0.0, ge=0, description="Replay pace: 1 = as recorded, 0 = as fast as possible.")
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    sanity: SanityConfig = Field(default_factory=SanityConfig)
 
     @model_validator(mode="after")
     def _window(self) -> "MarketConfig":
@@ -308,6 +333,13 @@ class UIConfig(Section):
     confirm_orders: bool = Field(True, description="Show the what-if before sending an approved order.")
 
 
+class EngineConfig(Section):
+    """How the engine protects itself when its own cycle keeps failing."""
+
+    max_failed_cycles: int = Field(3, ge=1, le=1000, description="Cycles failing in a row before trading is "
+                                   "HALTED (alert CYCLES_FAILING) until the trader resumes.")
+
+
 class Settings(Section):
     """All settings of the workstation."""
 
@@ -321,6 +353,7 @@ class Settings(Section):
     ib: IBConfig = Field(default_factory=IBConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain dict for YAML, secrets excluded."""

@@ -36,9 +36,11 @@ from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
 from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor
-from .risk.pre_trade import ContractMarket, RiskContext, check
+from .risk.limits import RiskCode
+from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
 from .strategy.calibrator import Calibrator, ModelValues
+from .strategy.sanity import SanityGuard, SanityVerdict
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
 from .workers import numerics_executor
@@ -87,6 +89,7 @@ class Engine:
         self._base_settings = settings
         self.executor = executor or numerics_executor()
         self.calibrator = Calibrator(settings.calibration)
+        self.sanity = SanityGuard(settings.market.sanity)
         self.signal_model = SignalModel(settings.signals)
         # ids unique across restarts (journal counters), and the same in two runs of a backtest
         self.signals = SignalBook(settings.signals, self._on_signal, lambda: journal.next_client_order_id("S"))
@@ -96,6 +99,7 @@ class Engine:
         self.hedger = Hedger(settings.hedging)
         self.orders = OrderManager(broker, journal, settings.execution, self._on_order_event_applied,
                                    self._on_fill_applied, lambda o: self.bus.publish(topics.ORDER, o), self.clock)
+        self.orders.on_journal_error = self.journal_failed
         self.auto_execute = settings.signals.auto_execute
         self.read_only = not settings.execution.trading_enabled
         self.last_snapshot: ChainSnapshot | None = None
@@ -109,6 +113,7 @@ class Engine:
         self.fit_rmse: list[float] = []
         self.snapshots = 0
         self.skipped = 0
+        self.failed_cycles = 0
         self.alert_counts: dict[str, int] = {}
         self.entries: dict[int, Entry] = {}
         self._denied_until: dict[tuple, datetime] = {}
@@ -123,6 +128,7 @@ class Engine:
         self._running = False
         self._monitor_busy = False
         self._revalued: Revaluation | None = None      # the last full revaluation (VaR, stress grid)
+        self._revalue_now = False                      # a VaR what-if bound: revalue on the next monitor run
         self._cycle_seq = 0
         self._alert_seq = 0
         self.stopped = asyncio.Event()
@@ -192,9 +198,12 @@ class Engine:
         if self._lag_monitor is not None:
             await self._lag_monitor.stop()
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
-            n = await self.orders.cancel_all()
-            if n:
-                await asyncio.sleep(0.2)   # let the cancels be acknowledged and journaled
+            try:
+                n = await self.orders.cancel_all()     # sent even when the journal cannot record them
+                if n:
+                    await asyncio.sleep(0.2)           # let the cancels be acknowledged and journaled
+            except Exception:
+                log.exception("cancelling the working orders at shutdown failed: check them at the broker")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -252,9 +261,29 @@ class Engine:
                 continue
             try:
                 await self.run_cycle(snapshot)
-            except Exception as exc:   # one bad snapshot must not stop the engine
+            except Exception as exc:   # one bad snapshot must not stop the engine, failing ones stop trading
                 log.exception("cycle failed")
                 self.alert("ENGINE_ERROR", Severity.ERROR, f"cycle failed: {exc}")
+                self.cycle_failed(exc)
+            else:
+                self.failed_cycles = 0
+
+    def cycle_failed(self, exc: BaseException) -> None:
+        """Count a failed cycle; `engine.max_failed_cycles` in a row HALT trading until the trader resumes (a
+        cycle that keeps failing has no hedging, repricing or risk monitor behind its orders)."""
+        self.failed_cycles += 1
+        limit = self.settings.engine.max_failed_cycles
+        if self.failed_cycles == limit:
+            self.alert("CYCLES_FAILING", Severity.CRITICAL, f"{limit} cycles failed in a row (last: {exc}): "
+                       "trading HALTED until you resume")
+            self._state_changed(self.trading.hold("CYCLES_FAILING", TradingState.HALTED,
+                                                  f"{limit} cycles failed in a row", self.clock()))
+
+    def journal_failed(self, what: str, exc: BaseException) -> None:
+        """A journal write failed: nothing may trade on a record that was not kept. HALTED until resumed."""
+        self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"{what} not journaled: {exc}")
+        self._state_changed(self.trading.hold("JOURNAL_WRITE_FAILED", TradingState.HALTED,
+                                              f"journal write failed ({what})", self.clock()))
 
     # ================================================================== the cycle
     async def run_cycle(self, snapshot: ChainSnapshot) -> CycleReport:
@@ -265,14 +294,18 @@ class Engine:
         """
         now = snapshot.timestamp
         self.snapshots += 1
+        budget = self._signal_budget_now()
+        loop = asyncio.get_running_loop()
+        surface, fit, model, candidates, timings, verdict = await loop.run_in_executor(
+            self.executor, self._compute, snapshot, now, budget)
+        if verdict.skip:
+            return self._rejected_snapshot(snapshot, surface, verdict, timings)
+        if verdict.future_dropped:
+            self.alert("DATA_REJECTED", Severity.WARNING, verdict.future_dropped, source="sanity")
+        snapshot = surface.snapshot                  # jumped quotes blanked: nothing downstream sees them
         self.last_snapshot = snapshot
         self.bus.publish(topics.SNAPSHOT, snapshot)
         self._new_day_if_needed(now)
-
-        budget = self._signal_budget_now()
-        loop = asyncio.get_running_loop()
-        surface, fit, model, candidates, timings = await loop.run_in_executor(
-            self.executor, self._compute, snapshot, now, budget)
         t = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -311,13 +344,17 @@ class Engine:
         return report
 
     def _compute(self, snapshot: ChainSnapshot, now: datetime, budget: Callable[[int, Side, float], int]
-                 ) -> tuple[Surface, FitEvent, ModelValues | None, list, dict[str, float]]:
-        """The numerical part of a cycle (worker thread): touches no shared state but the calibrator and the
-        residual history, which only the (sequential) cycles use."""
+                 ) -> tuple[Surface, FitEvent, ModelValues | None, list, dict[str, float], SanityVerdict]:
+        """The numerical part of a cycle (worker thread): touches no shared state but the calibrator, the
+        residual history and the sanity guard, which only the (sequential) cycles use."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
+        surface, verdict = self.sanity.check(surface)
         t1 = time.perf_counter()
+        if verdict.skip:
+            timings["surface"] = (t1 - t0) * 1e3
+            return surface, self.last_fit, None, [], timings, verdict
         if self.settings.calibration.enabled or self.calibrator.last_good is None:
             fit, model = self.calibrator.fit(surface, now)
         else:
@@ -326,7 +363,22 @@ class Engine:
         candidates = self.signal_model.scan(surface, model, budget) if model is not None else []
         t3 = time.perf_counter()
         timings.update(surface=(t1 - t0) * 1e3, calibration=(t2 - t1) * 1e3, signals=(t3 - t2) * 1e3)
-        return surface, fit, model, candidates, timings
+        return surface, fit, model, candidates, timings, verdict
+
+    def _rejected_snapshot(self, snapshot: ChainSnapshot, surface: Surface, verdict: SanityVerdict,
+                           timings: dict[str, float]) -> CycleReport:
+        """A snapshot that failed the sanity check as a whole: nothing acts on it (no fit, signal, mark, hedge
+        or order); the last good snapshot stays the engine's market; an alert says why."""
+        self.alert("DATA_REJECTED", Severity.ERROR, f"snapshot {snapshot.timestamp:%H:%M:%S} UTC skipped: "
+                   f"{verdict.skip_reason}", source="sanity")
+        log.warning("snapshot skipped: %s", verdict.skip_reason)
+        self.publish_status()
+        self._cycle_seq += 1
+        counts = dict(surface.filter_counts, SNAPSHOT_SKIPPED=1)
+        report = CycleReport(self._cycle_seq, snapshot.timestamp, len(snapshot), 0, timings, self.skipped,
+                             len(self.signals.open), counts)
+        self.bus.publish(topics.CYCLE, report)
+        return report
 
     def _after_fit(self, fit: FitEvent, surface: Surface, now: datetime) -> None:
         """Journal, publish and alert on a fit (loop thread)."""
@@ -342,7 +394,7 @@ class Engine:
                                     quotes_used=fit.quotes_used, accepted=fit.accepted, stale=fit.stale,
                                     timestamp=now, underlying=surface.snapshot.underlying, detail=fit.message)
         except Exception as exc:
-            self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"fit not journaled: {exc}")
+            self.journal_failed("fit", exc)
         self.bus.publish(topics.FIT, fit)
         if not fit.accepted:
             self.alert("FIT_FAILED", Severity.WARNING,
@@ -354,6 +406,14 @@ class Engine:
         """Marks and dollar Greeks of every position from this snapshot and the model; P&L attribution."""
         snap = surface.snapshot
         self.book.mark_snapshot(snap, model.price if model is not None else None)
+        marks = self._position_greeks(surface, model)
+        self._attribute(marks, snap.timestamp)
+        self.bus.publish(topics.BOOK, self.book_summary())
+
+    def _position_greeks(self, surface: Surface, model: ModelValues | None) -> dict[int, tuple]:
+        """Dollar Greeks of every position (set on the book) from `surface` and the model; the marks they came
+        from, per contract: (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)."""
+        snap = surface.snapshot
         marks: dict[int, tuple] = {}   # cid -> (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)
         if model is not None:          # one vectorised Greeks call for every held option
             rows = [snap.index_of(cid) for cid, p in self.book.positions.items() if p.quantity]
@@ -374,8 +434,7 @@ class Engine:
         cols = np.array([marks[c][3:] for c in ids], dtype=float).reshape(len(ids), 6)
         fwd, _, d, g, v, th = cols.T
         self.book.set_greeks(ids, d, g, v, th, fwd)
-        self._attribute(marks, snap.timestamp)
-        self.bus.publish(topics.BOOK, self.book_summary())
+        return marks
 
     def _attribute(self, marks: dict[int, tuple], at: datetime) -> None:
         """Add this cycle's P&L, split by Greeks, to the day's attribution (positions held at both marks)."""
@@ -412,8 +471,9 @@ class Engine:
             cfg = self.settings.risk
             book_key = tuple(sorted((p.contract.contract_id, p.quantity) for p in positions))
             last = self._revalued
-            revalue = (last is None or last.book != book_key or cfg.var_interval_s <= 0
+            revalue = (last is None or last.book != book_key or cfg.var_interval_s <= 0 or self._revalue_now
                        or (now - last.at).total_seconds() >= cfg.var_interval_s)
+            self._revalue_now = False
 
             def measure():
                 greeks, _ = monitor.portfolio_greeks(exposure, params)
@@ -502,12 +562,29 @@ class Engine:
         risk_cfg = self.settings.risk
         if self.connection == "simulated" and self.settings.market.simulator.always_open:
             risk_cfg = risk_cfg.model_copy(update={"enforce_trading_hours": False})
+        pending = DollarGreeks()            # working orders (approved this cycle included) as if they filled
+        for r in working:
+            m = self.market_for(r.order.contract)
+            if m is not None and r.remaining > 0:
+                pending = pending + m.greeks.scaled(r.order.side.sign * r.remaining)
         return RiskContext(
             settings=risk_cfg, now=now, trading_state=self.state, positions=self.book.positions,
             open_orders=[r.order for r in working], filled={r.order.client_order_id: r.filled for r in working},
             recent_orders=recent, market=market, portfolio_greeks=self.book.greeks, day_pnl=self.book.day_pnl,
             buying_power_used=self._margin_used(), marks=self.book.marks,
-            trading_enabled=not self.read_only)
+            trading_enabled=not self.read_only, pending_greeks=pending,
+            var99=self._revalued.var.var99 if self._revalued is not None else math.nan,
+            daily_moves=self._daily_moves())
+
+    def _daily_moves(self) -> DailyMoves | None:
+        """One-day spreads of the index and of implied vol from the fitted model (for the VaR what-if)."""
+        params = self.calibrator.last_good
+        if params is None:
+            return None
+        v0, sigma, rho = float(params.v0), float(params.sigma), float(params.rho)
+        day = 1.0 / 252.0
+        return DailyMoves(spot_pct=100.0 * math.sqrt(max(v0, 0.0) * day), vol_points=100.0 * 0.5 * sigma * math.sqrt(day),
+                          correlation=rho)
 
     def _margin_used(self) -> float:
         legs = [margin.Leg(p.contract, p.quantity, self.book.mark_of(cid))
@@ -527,7 +604,12 @@ class Engine:
                                         self.settings.execution.aggressiveness,
                                         tick=0.25 if contract.sec_type is SecType.FUTURE else None)
         try:
-            order = Order(self.orders.new_client_order_id(), contract, side, int(quantity), OrderType.LIMIT,
+            client_order_id = self.orders.new_client_order_id()
+        except Exception as exc:        # ids come from the journal: no record, no order
+            self.journal_failed("client order id", exc)
+            return None, market, f"not sent: the journal could not give an order id ({exc})"
+        try:
+            order = Order(client_order_id, contract, side, int(quantity), OrderType.LIMIT,
                           float(limit_price), self.clock(), purpose, signal_id,
                           market.model_price if market else None)
         except (ValueError, TypeError) as exc:
@@ -552,8 +634,13 @@ class Engine:
         """Check `order` and, when approved, journal it and send it (the send runs as a task)."""
         pv = self.preview(order, market)
         self.bus.publish(topics.RISK_DECISION, pv.decision)
+        if RiskCode.VAR_LIMIT in pv.decision.reasons:
+            self._revalue_now = True       # the linearised what-if bound: a full revaluation next, at once
         if not pv.approved:
-            self.orders.record_denied(order, pv.decision)
+            try:
+                self.orders.record_denied(order, pv.decision)
+            except Exception as exc:
+                self.journal_failed(f"denied order {order.client_order_id}", exc)
             codes = ", ".join(c.value for c in pv.decision.reasons)
             self.alert("RISK_DENIED", Severity.WARNING,
                        f"{order.purpose.value} order {order.side.value} {order.quantity} "
@@ -563,7 +650,11 @@ class Engine:
         if market is not None:
             bound = reprice_bound(order.side, market.bid, market.ask, self._price_cap(order.purpose, market),
                                   self.settings.execution.max_slippage)
-        self.orders.register(order, pv.decision, bound)
+        try:
+            self.orders.register(order, pv.decision, bound)     # journaled before it is sent, or not sent
+        except Exception as exc:
+            self.journal_failed(f"order {order.client_order_id}", exc)
+            return replace(pv, message=f"not sent: the journal could not record it ({exc})")
         self._spawn(self.orders.place(order), f"place {order.client_order_id}")
         return replace(pv, sent=True, message="sent")
 
@@ -573,7 +664,7 @@ class Engine:
             try:
                 self.journal.record_signal(signal)
             except Exception as exc:
-                self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"signal not journaled: {exc}")
+                self.journal_failed("signal", exc)
         self.bus.publish(topics.SIGNAL, signal)
 
     def _signal_budget_now(self) -> Callable[[int, Side, float], int]:
@@ -763,14 +854,14 @@ class Engine:
             self.orders.apply_event(event)
         except Exception as exc:
             log.exception("order event not applied")
-            self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"order event not journaled: {exc}")
+            self.journal_failed("order event", exc)
 
     def _broker_fill(self, fill: Fill) -> None:
         try:
             self.orders.apply_fill(fill)
         except Exception as exc:
             log.exception("fill not applied")
-            self.alert("JOURNAL_WRITE_FAILED", Severity.CRITICAL, f"fill {fill.fill_id} not journaled: {exc}")
+            self.journal_failed(f"fill {fill.fill_id}", exc)
 
     def _on_order_event_applied(self, event: OrderEvent) -> None:
         self.bus.publish(topics.ORDER_EVENT, event)
@@ -782,6 +873,8 @@ class Engine:
         cid = fill.contract.contract_id
         before = self.book.quantity(cid)
         self.book.apply_fill(fill)
+        if self.last_surface is not None:      # the limits see the new position's Greeks at once
+            self._position_greeks(self.last_surface, self.last_model)
         after = self.book.quantity(cid)
         record = self.orders.records.get(fill.client_order_id)
         if after == 0:
@@ -934,6 +1027,7 @@ class Engine:
             self.journal.record_setting_change(path, old, value, source)
         self.settings = new
         self.calibrator.config = new.calibration
+        self.sanity.config = new.market.sanity
         self.signal_model.config = new.signals
         self.signals.config = new.signals
         self.hedger.config = new.hedging
@@ -992,8 +1086,13 @@ class Engine:
         cyc = np.array(self.cycle_ms) if self.cycle_ms else np.array([np.nan])
         fits = np.array(self.fit_ms) if self.fit_ms else np.array([np.nan])
         book = self.book_summary()
+        snap = self.last_snapshot
         return {
             "snapshots": self.snapshots,
+            "chain": {"options": len(snap) if snap is not None else 0,
+                      "expiries": int(len(np.unique(snap.expiry.astype(np.int64) * 2 + snap.am_settled)))
+                      if snap is not None else 0},
+            "quality": dict(self.sanity.counts),
             "skipped_snapshots": self.skipped,
             "fits": {"count": len(self.fit_ms), "accepted": len(self.fit_rmse),
                      "median_ms": _r(np.nanmedian(fits)), "p95_ms": _r(np.nanpercentile(fits, 95)),

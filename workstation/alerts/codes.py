@@ -32,6 +32,8 @@ class Code(StrEnum):
     ENGINE_ERROR = "ENGINE_ERROR"
     FEED_DISCONNECTED = "FEED_DISCONNECTED"
     AUTO_EXECUTE = "AUTO_EXECUTE"
+    DATA_REJECTED = "DATA_REJECTED"
+    CYCLES_FAILING = "CYCLES_FAILING"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,10 @@ CATALOGUE: dict[str, CodeInfo] = {info.code.value: info for info in (
     CodeInfo(Code.ENGINE_ERROR, _E, "A cycle or an engine task failed; the engine skips it and carries on."),
     CodeInfo(Code.FEED_DISCONNECTED, _W, "The market-data feed disconnected; no new snapshots until it is back."),
     CodeInfo(Code.AUTO_EXECUTE, _I, "Auto-execute was switched on or off."),
+    CodeInfo(Code.DATA_REJECTED, _E, "A snapshot (or the hedge future's quote) failed the data sanity checks: "
+                                     "it was skipped, nothing acted on it (market.sanity)."),
+    CodeInfo(Code.CYCLES_FAILING, _C, "engine.max_failed_cycles cycles failed in a row: trading is HALTED until "
+                                      "the trader resumes."),
     CodeInfo(Code.TRADING_STATE_CHANGED, _W, "The trading state changed (ACTIVE / REDUCING / HALTED)."),
     CodeInfo(Code.KILL_SWITCH, _C, "The kill switch was pressed: orders cancelled, trading halted."),
     CodeInfo(Code.CHANNEL_FAILED, _E, "An alert channel (e-mail, webhook, ...) failed after all retries."),

@@ -65,6 +65,7 @@ class OrderManager:
         self._on_event, self._on_fill, self._on_order = on_event, on_fill, on_order
         self.clock = clock
         self.records: dict[str, OrderRecord] = {}
+        self.on_journal_error: Callable[[str, BaseException], None] | None = None   # the engine halts on it
 
     # ------------------------------------------------------------------ queries
     def working(self) -> list[OrderRecord]:
@@ -146,9 +147,14 @@ class OrderManager:
         if record is None or not record.is_working:
             return False
         record.cancel_requested = True
-        self.journal.record_order_event(OrderEvent(            # write-ahead: the request, before it is sent
-            client_order_id, record.status, self.clock(), record.filled, record.remaining, record.avg_price,
-            reason="cancel requested", limit_price=record.limit_price))
+        try:
+            self.journal.record_order_event(OrderEvent(        # write-ahead: the request, before it is sent
+                client_order_id, record.status, self.clock(), record.filled, record.remaining, record.avg_price,
+                reason="cancel requested", limit_price=record.limit_price))
+        except Exception as exc:    # a cancel only lowers risk: it goes out even when the journal cannot keep it
+            log.error("cancel of %s not journaled (%s): sending it anyway", client_order_id, exc)
+            if self.on_journal_error is not None:
+                self.on_journal_error(f"cancel of {client_order_id}", exc)
         try:
             await self.broker.cancel(client_order_id)
         except Exception as exc:
@@ -157,9 +163,13 @@ class OrderManager:
         return True
 
     async def cancel_all(self) -> int:
+        """Cancel every working order (each one tried even when another fails); how many were sent."""
         n = 0
         for record in self.working():
-            n += await self.cancel(record.order.client_order_id)
+            try:
+                n += await self.cancel(record.order.client_order_id)
+            except Exception:
+                log.exception("cancel of %s failed", record.order.client_order_id)
         return n
 
     async def modify(self, client_order_id: str, limit_price: float | None = None,

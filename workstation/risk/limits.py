@@ -27,7 +27,7 @@ class RiskCode(str, Enum):
     DELTA_LIMIT = "DELTA_LIMIT"                  # portfolio |delta$| after the trade above the limit
     GAMMA_LIMIT = "GAMMA_LIMIT"                  # portfolio |gamma$| after the trade above the limit
     VEGA_LIMIT = "VEGA_LIMIT"                    # portfolio |vega$| after the trade above the limit
-    VAR_LIMIT = "VAR_LIMIT"                      # 1-day 99% VaR above the limit (monitor only)
+    VAR_LIMIT = "VAR_LIMIT"                      # 1-day 99% VaR above the limit (pre-trade what-if; monitor)
     STOP_LOSS = "STOP_LOSS"                      # a position lost more than its stop (monitor only)
     TRADING_HOURS = "TRADING_HOURS"              # outside the contract's regular trading hours
     RESTRICTED_UNDERLYING = "RESTRICTED_UNDERLYING"

@@ -57,6 +57,10 @@ class RiskContext:
     client order id; recent_orders: orders sent lately (created_at set) for the throttle and duplicate
     guard; market: the ordered contract's market; portfolio_greeks: current dollar Greeks; day_pnl and
     buying_power_used in dollars; marks: prices of held contracts for the margin estimate (else avg cost).
+    pending_greeks: the dollar Greeks of the working orders' unfilled quantity as if it filled (orders approved
+    earlier in the same cycle included); the Greek limits count them. var99: the last full revaluation's 1-day
+    99% VaR of the book ($, NaN before the first); daily_moves: one-day standard deviations of the index (in %)
+    and of implied vol (in vol points) and their correlation, for the order's linearised VaR contribution.
     """
 
     settings: RiskConfig
@@ -72,10 +76,31 @@ class RiskContext:
     buying_power_used: float = 0.0
     marks: Mapping[int, float] = field(default_factory=dict)
     trading_enabled: bool = True
+    pending_greeks: DollarGreeks = field(default_factory=DollarGreeks)
+    var99: float = math.nan
+    daily_moves: "DailyMoves | None" = None
 
     def remaining(self, order: Order) -> int:
         """Unfilled quantity of a working order."""
         return max(0, order.quantity - self.filled.get(order.client_order_id, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class DailyMoves:
+    """One-day standard deviations of the index (percent) and of implied vol (vol points), and their correlation:
+    what turns dollar Greeks (delta$ per 1 %, vega$ per vol point) into a linear one-day P&L spread."""
+
+    spot_pct: float
+    vol_points: float
+    correlation: float
+
+    def sd(self, greeks: DollarGreeks) -> float:
+        """Standard deviation ($) of the one-day P&L of `greeks`, linearised."""
+        a, b = greeks.delta * self.spot_pct, greeks.vega * self.vol_points
+        return math.sqrt(max(a * a + b * b + 2.0 * self.correlation * a * b, 0.0))
+
+
+Z99 = 2.326347874     # one-sided 99% normal quantile
 
 
 def _ok(name: str, code: RiskCode, passed: bool, detail: str) -> CheckResult:
@@ -155,7 +180,10 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     exp = _exposure(order, ctx)
     pre_g = ctx.portfolio_greeks
     have_greeks = mkt is not None and all(_finite(v) for v in mkt.greeks.as_dict().values())
-    what_if = pre_g + mkt.greeks.scaled(s) if have_greeks and mkt is not None else pre_g
+    order_g = mkt.greeks.scaled(s) if have_greeks and mkt is not None else DollarGreeks()
+    what_if = pre_g + order_g
+    pending_g = pre_g + ctx.pending_greeks              # the book as if every working order filled
+    what_if_all = pending_g + order_g
     hedge_reduces = (order.purpose is OrderPurpose.HEDGE and have_greeks
                      and abs(what_if.delta) < abs(pre_g.delta)
                      and abs(what_if.gamma) <= abs(pre_g.gamma) + GREEK_TOLERANCE
@@ -231,11 +259,17 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     for name, code, limit in (("delta", RiskCode.DELTA_LIMIT, cfg.max_delta_dollars),
                               ("gamma", RiskCode.GAMMA_LIMIT, cfg.max_gamma_dollars),
                               ("vega", RiskCode.VEGA_LIMIT, cfg.max_vega_dollars)):
+        # within the limit (or no worse) both if the working orders fill and if they do not
         before, after = getattr(pre_g, name), getattr(what_if, name)
-        passed = have_greeks and (abs(after) <= limit or abs(after) <= abs(before) + GREEK_TOLERANCE)
-        detail = (f"{name}$ {before:,.0f} -> {after:,.0f} vs limit {limit:,.0f}" if have_greeks
+        before_all, after_all = getattr(pending_g, name), getattr(what_if_all, name)
+        passed = have_greeks and all(abs(a) <= limit or abs(a) <= abs(b) + GREEK_TOLERANCE
+                                     for b, a in ((before, after), (before_all, after_all)))
+        working = f" (with working orders {before_all:,.0f} -> {after_all:,.0f})" if ctx.pending_greeks != \
+            DollarGreeks() else ""
+        detail = (f"{name}$ {before:,.0f} -> {after:,.0f}{working} vs limit {limit:,.0f}" if have_greeks
                   else f"no {name} for the contract")
         add(_ok(f"{name} limit", code, passed, detail))
+    add(_var_check(ctx, pending_g, what_if_all, have_greeks))
 
     # --- compliance
     results.extend(_compliance(order, ctx, exp.reduces_position))
@@ -243,6 +277,20 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
 
     return RiskDecision(order.client_order_id, all(r.passed for r in results), tuple(results), what_if,
                         margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
+
+
+def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have_greeks: bool) -> CheckResult:
+    """1-day 99% VaR after the trade: the last full revaluation plus the linearised change the working orders and
+    this order make (z99 x the change of the linear P&L spread). An order that lowers the spread passes."""
+    limit, moves = ctx.settings.max_var_99, ctx.daily_moves
+    if moves is None or not have_greeks:
+        return _ok("VaR limit", RiskCode.VAR_LIMIT, True, "no model yet: VaR checked by the monitor")
+    sd_book, sd_before, sd_after = moves.sd(ctx.portfolio_greeks), moves.sd(before), moves.sd(after)
+    base = ctx.var99 if _finite(ctx.var99) else Z99 * sd_book
+    var_after = max(base + Z99 * (sd_after - sd_book), 0.0)
+    passed = var_after <= limit or sd_after <= sd_before + GREEK_TOLERANCE
+    return _ok("VaR limit", RiskCode.VAR_LIMIT, passed,
+               f"VaR99 ${base:,.0f} -> ${var_after:,.0f} (linearised what-if) vs limit ${limit:,.0f}")
 
 
 def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig, reduces: bool = False) -> CheckResult:

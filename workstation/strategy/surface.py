@@ -30,6 +30,7 @@ class Filter(IntEnum):
     MONEYNESS_WINDOW = 7
     NO_FORWARD = 8
     NO_IV = 9
+    JUMP = 10              # jumped from its last good value (strategy/sanity.py)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,208 @@
+"""Guards on the real engine, simulator, paper exchange and journal: nothing acts on a number that has not
+earned it (garbage quotes, a garbage future, a whole garbage snapshot), the Greek limits count every order, a
+cycle that keeps failing and a journal that cannot write stop trading, and shutdown still cancels."""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from engine_support import SimRig, fast_settings
+from workstation.domain import OrderPurpose, Quote, Side, TradingState
+from workstation.domain.ticks import round_to_tick
+from workstation.risk.limits import RiskCode
+
+
+@pytest.fixture
+async def rig(tmp_path):
+    s = fast_settings()
+    s.market.simulator.mispricing_rate = 0.0          # no planted mispricings: the tests place their orders
+    s.hedging.enabled = False
+    r = await SimRig(tmp_path, s).open()
+    yield r
+    await r.close()
+
+
+async def _cycle(rig: SimRig, snapshot=None, seconds: float = 5.0):
+    """Advance the market and run one cycle on `snapshot` (the market's own when None)."""
+    rig.world.clock.advance(seconds)
+    rig.broker.pump()
+    report = await rig.engine.run_cycle(snapshot if snapshot is not None else rig.feed.snapshot_now())
+    await rig.settle()
+    return report
+
+
+def _atm_calls(rig: SimRig, n: int, min_days: float = 20.0) -> list[int]:
+    """Contract ids of `n` usable calls nearest the money, weeks from expiry."""
+    snap, surface = rig.engine.last_snapshot, rig.engine.last_surface
+    ok = surface.usable & snap.is_call & (snap.maturity * 365 > min_days)
+    rows = np.flatnonzero(ok)
+    rows = rows[np.argsort(np.abs(snap.strike[rows] / surface.forward[rows] - 1.0))][:n]
+    return [int(snap.contract_id[r]) for r in rows]
+
+
+async def test_twenty_orders_in_one_cycle_cannot_pass_the_gamma_limit_together(rig):
+    """The incident: 20 buy-call orders in 0.2 s each saw gamma$ 0. Working orders now count as if filled."""
+    for _ in range(3):
+        await _cycle(rig)
+    ids = _atm_calls(rig, 20)
+    one = rig.engine.market_for(rig.engine.contract_by_id(ids[0])).greeks.gamma
+    rig.engine.settings.risk.max_gamma_dollars = 4.5 * one            # room for about four lots
+    sent = []
+    for cid in ids:                                                     # all in the same cycle
+        snap = rig.engine.last_snapshot
+        bid = float(snap.bid[snap.index_of(cid)])
+        pv = rig.engine.submit_order(cid, "BUY", 1, round_to_tick(bid * 0.9, "down"))        # rests below bid
+        sent.append(pv)
+    approved = [pv for pv in sent if pv.sent]
+    denied = [pv for pv in sent if not pv.sent]
+    assert 1 <= len(approved) <= 5, [pv.message for pv in sent]
+    assert denied and all(RiskCode.GAMMA_LIMIT in pv.decision.reasons for pv in denied)
+    pending = sum(rig.engine.market_for(pv.order.contract).greeks.gamma for pv in approved)
+    assert pending <= rig.engine.settings.risk.max_gamma_dollars * 1.01
+
+
+async def test_greeks_include_a_fill_before_the_next_cycle(rig):
+    for _ in range(3):
+        await _cycle(rig)
+    cid = _atm_calls(rig, 1)[0]
+    snap = rig.engine.last_snapshot
+    ask = float(snap.ask[snap.index_of(cid)])
+    assert rig.engine.submit_order(cid, "BUY", 2, ask).sent
+    for _ in range(20):                                   # the exchange answers; no engine cycle runs
+        rig.world.clock.advance(0.2)
+        rig.broker.pump()
+        await asyncio.sleep(0)
+        if rig.engine.book.quantity(cid) == 2:
+            break
+    assert rig.engine.book.quantity(cid) == 2
+    expected = rig.engine.market_for(rig.engine.contract_by_id(cid)).greeks.scaled(2)
+    assert rig.engine.book.greeks.gamma == pytest.approx(expected.gamma, rel=1e-9)
+    assert rig.engine.book.greeks.delta == pytest.approx(expected.delta, rel=1e-9)
+
+
+async def test_a_snapshot_with_every_quote_times_ten_is_skipped_and_nothing_trades(rig):
+    rig.engine.auto_execute = True
+    for _ in range(4):
+        await _cycle(rig)
+    orders_before = len(rig.engine.orders.records)
+    snap = rig.feed.snapshot_now()
+    garbage = replace(snap, bid=snap.bid * 10, ask=snap.ask * 10)
+    report = await _cycle(rig, garbage, 0.0)
+    assert report.filter_counts.get("SNAPSHOT_SKIPPED") == 1 and report.usable == 0
+    assert rig.engine.alert_counts.get("DATA_REJECTED", 0) == 1
+    assert len(rig.engine.orders.records) == orders_before
+    assert rig.engine.last_snapshot is not garbage and float(np.nanmax(rig.engine.last_snapshot.ask)) < \
+        float(np.nanmax(garbage.ask))
+    assert rig.engine.sanity.counts["SNAPSHOT_SKIPPED"] == 1
+    report = await _cycle(rig)                                  # the clean market: back to normal
+    assert report.usable > 1000 and "SNAPSHOT_SKIPPED" not in report.filter_counts
+
+
+async def test_one_quote_times_ten_is_blanked_and_cannot_signal(rig):
+    rig.engine.settings.signals.min_history = 2
+    for _ in range(4):
+        await _cycle(rig)
+    snap = rig.feed.snapshot_now()
+    cid = _atm_calls(rig, 1)[0]
+    row = snap.index_of(cid)
+    bid, ask = snap.bid.copy(), snap.ask.copy()
+    bid[row] *= 10
+    ask[row] *= 10
+    report = await _cycle(rig, replace(snap, bid=bid, ask=ask), 0.0)
+    assert 1 <= report.filter_counts.get("JUMP", 0) <= 3          # the quote (and at most its parity pair)
+    used = rig.engine.last_snapshot
+    assert math.isnan(used.bid[used.index_of(cid)]) and math.isnan(used.ask[used.index_of(cid)])
+    market = rig.engine.market_for(rig.engine.contract_by_id(cid))
+    assert math.isnan(market.bid) and math.isnan(market.ask) and math.isnan(market.mid)   # no quote to act on
+    assert all(s.contract.contract_id != cid for s in rig.engine.signals.new_signals())
+
+
+async def test_a_garbage_future_quote_never_prices_a_hedge(tmp_path):
+    """The incident: the future quoted 1.00/1.25 and the hedger bought 47 ES at 1.25. Now its quote is dropped
+    (DATA_REJECTED), no hedge goes out at a price away from the clean market, and hedging resumes when clean."""
+    s = fast_settings(hedging__band_delta=50.0, hedging__min_interval_s=0.0)
+    s.market.simulator.mispricing_rate = 0.0
+    rig = await SimRig(tmp_path, s).open()
+    try:
+        for _ in range(3):
+            await _cycle(rig)
+        cid = _atm_calls(rig, 1)[0]
+        snap = rig.engine.last_snapshot
+        rig.engine.settings.hedging.enabled = False
+        assert rig.engine.submit_order(cid, "BUY", 2, float(snap.ask[snap.index_of(cid)])).sent
+        for _ in range(3):
+            await _cycle(rig)
+        assert rig.engine.book.quantity(cid) == 2                     # delta about $110 a point: hedge 2
+        rig.engine.settings.hedging.enabled = True
+        for _ in range(5):
+            clean = rig.feed.snapshot_now()
+            bad = replace(clean, future=Quote(clean.future.contract_id, 1.00, 1.25, 10, 10, clean.timestamp))
+            await _cycle(rig, bad)
+        hedges = [r for r in rig.engine.orders.records.values() if r.order.purpose is OrderPurpose.HEDGE]
+        assert not hedges
+        assert rig.engine.sanity.counts["FUTURE_BAD"] == 5 and rig.engine.alert_counts["DATA_REJECTED"] >= 1
+        await _cycle(rig)                                                   # a clean quote: hedge at ~the index
+        hedges = [r for r in rig.engine.orders.records.values() if r.order.purpose is OrderPurpose.HEDGE]
+        assert len(hedges) == 1 and hedges[0].order.side is Side.SELL
+        assert abs(hedges[0].order.limit_price / rig.engine.last_snapshot.underlying_price - 1.0) < 0.03
+    finally:
+        await rig.close()
+
+
+async def test_cycles_that_keep_failing_halt_trading(rig, monkeypatch):
+    """The NaN-config incident: every cycle failed yet orders went out. Now `engine.max_failed_cycles` failures
+    in a row HALT until the trader resumes (the real cycle loop, fed snapshots as the pump does)."""
+    engine = rig.engine
+    engine.settings.engine.max_failed_cycles = 3
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot convert float NaN to integer")
+    monkeypatch.setattr(engine.hedger, "propose", broken)
+    engine._running = True
+    loop_task = asyncio.ensure_future(engine._cycle_loop())
+    try:
+        for i in range(4):
+            rig.world.clock.advance(5.0)
+            engine._latest = rig.feed.snapshot_now()
+            engine._wake.set()
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if engine.failed_cycles > i or engine.state is TradingState.HALTED and i >= 3:
+                    break
+        assert engine.failed_cycles >= 3
+        assert engine.state is TradingState.HALTED and "cycles failed" in engine.trading.reason
+        assert engine.alert_counts.get("CYCLES_FAILING") == 1
+        cid = _atm_calls(rig, 1)[0] if engine.last_surface is not None else None
+        if cid is not None:
+            assert RiskCode.TRADING_HALTED in engine.submit_order(cid, "BUY", 1, None).decision.reasons
+    finally:
+        engine._running = False
+        engine._wake.set()
+        await asyncio.wait_for(loop_task, 5)
+
+
+async def test_a_journal_that_cannot_write_halts_and_shutdown_still_cancels(rig):
+    engine = rig.engine
+    for _ in range(3):
+        await _cycle(rig)
+    cid = _atm_calls(rig, 1)[0]
+    snap = engine.last_snapshot
+    resting = round_to_tick(float(snap.bid[snap.index_of(cid)]) * 0.8, "down")
+    pv = engine.submit_order(cid, "BUY", 1, resting)
+    assert pv.sent
+    await rig.settle()
+    assert engine.orders.working()
+    engine.journal.close()                                     # the disk is gone: every write now fails
+    blocked = engine.submit_order(cid, "BUY", 1, resting)
+    assert not blocked.sent and "journal" in blocked.message
+    assert engine.state is TradingState.HALTED and engine.alert_counts.get("JOURNAL_WRITE_FAILED", 0) >= 1
+    engine._running = True                                      # as if started: stop() must still cancel
+    await engine.stop()
+    rig.broker.pump()
+    rig.world.clock.advance(1.0)
+    rig.world.sync()
+    assert rig.world.exchange.open_orders() == []                # cancelled at the exchange
