@@ -46,6 +46,9 @@ async def test_each_family_model_fits_the_cycle_and_feeds_the_model_values(tmp_p
         assert values.price[row] == pytest.approx(float(price_model(
             name, fit.model_params, surface.forward[row], surface.snapshot.strike[row], surface.maturity[row],
             surface.discount[row], surface.snapshot.is_call[row], tol=settings.calibration.integration_tol)), rel=1e-12)
+        # the pre-trade what-if reads the model too (its diffusion part)
+        preview = r.engine.preview_order(surface.snapshot.contract(row).contract_id, "BUY", 1, None)
+        assert preview.decision is not None, preview.message
     finally:
         await r.close()
 

@@ -38,7 +38,7 @@ def as_model(name: str, params: FamilyParams) -> FamilyParams:
     _check(name)
     if isinstance(params, PARAMS_TYPE[name]):
         return params
-    heston = params if isinstance(params, HestonParams) else params.heston
+    heston = params.heston
     if name == "heston":
         return heston
     if name == "bates":

@@ -20,7 +20,7 @@ import numpy as np
 
 from workstation import pricing
 from workstation.config import RiskConfig
-from workstation.domain import BatesParams, HestonParams, Position, SecType
+from workstation.domain import BatesParams, Position, SecType
 from workstation.portfolio.greeks import DollarGreeks, dollar_greeks
 from workstation.pricing.family import FamilyParams
 
@@ -163,7 +163,7 @@ def simulate_heston_day(params: FamilyParams, n: int, seed: int, days: float = 1
     """(forward ratio F1/F0, variance v1) after `days` trading days, full-truncation Euler, fixed seed; Bates
     adds compensated lognormal jumps (drawn after the diffusion, so the diffusion paths match Heston's)."""
     jumps = params if isinstance(params, BatesParams) else None
-    params = params if isinstance(params, HestonParams) else params.heston
+    params = params.heston
     rng = np.random.default_rng(seed)
     dt = days / TRADING_DAYS / EULER_STEPS
     z1 = rng.standard_normal((EULER_STEPS, n))

@@ -150,4 +150,4 @@ class Calibrator:
 
 def _heston_part(params: FamilyParams) -> HestonParams:
     """What the Heston-shaped views (calibration panel, journal) show: Bates' diffusion, the first time bucket."""
-    return params if isinstance(params, HestonParams) else params.heston
+    return params.heston
