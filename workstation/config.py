@@ -107,9 +107,13 @@ class MarketConfig(Section):
 
 # ------------------------------------------------------------------------------------ calibration
 class CalibrationConfig(Section):
-    """Which quotes the Heston fit uses and when a fit is rejected."""
+    """Which model is fitted, which quotes the fit uses and when a fit is rejected."""
 
     enabled: bool = Field(True, description="Fit the model every snapshot.")
+    model: Literal["heston", "bates", "heston_td"] = Field(
+        "bates", description="Heston-family model fitted to the chain and used for fair value, Greeks, hedging, "
+        "stress and VaR: heston, bates (Heston + lognormal jumps: the short-dated skew) or heston_td (theta and "
+        "sigma per maturity bucket). Bates fits the real SPX chains best (docs/pricing.md).")
     min_expiry_days: float = Field(7.0, ge=0, le=3650, description="Shortest expiry in the fit, calendar days.")
     max_expiry_days: float = Field(730.0, gt=0, le=3650, description="Longest expiry in the fit, calendar days.")
     min_moneyness: float = Field(0.7, gt=0, le=10, description="Lowest K/F in the fit.")

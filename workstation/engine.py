@@ -334,7 +334,7 @@ class Engine:
         lap("orders")
 
         if model is not None and not self._monitor_busy:
-            self._spawn(self._monitor(now, surface, fit.params), "monitor")
+            self._spawn(self._monitor(now, surface, fit.model_params or fit.params), "monitor")
         self.publish_status()
         self._cycle_seq += 1
         report = CycleReport(self._cycle_seq, now, len(snapshot), int(surface.usable.sum()), timings, self.skipped,
@@ -578,9 +578,9 @@ class Engine:
 
     def _daily_moves(self) -> DailyMoves | None:
         """One-day spreads of the index and of implied vol from the fitted model (for the VaR what-if)."""
-        params = self.calibrator.last_good
-        if params is None:
+        if self.calibrator.last_good is None:
             return None
+        params = self.calibrator.last_good.heston      # the diffusion in force today (any calibration.model)
         v0, sigma, rho = float(params.v0), float(params.sigma), float(params.rho)
         day = 1.0 / 252.0
         return DailyMoves(spot_pct=100.0 * math.sqrt(max(v0, 0.0) * day), vol_points=100.0 * 0.5 * sigma * math.sqrt(day),

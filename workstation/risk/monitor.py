@@ -1,12 +1,13 @@
 """The portfolio monitor, once per cycle: dollar Greeks, a stress grid, 1-day VaR, limit breaches, stops.
 
-Greeks and VaR come from the fitted Heston model (full revaluation). VaR: `var_scenarios` 1-day paths of
-(forward, variance) simulated from the Heston dynamics with a fixed seed (full-truncation Euler, 8 steps,
-one trading day = 1/252 year of diffusion; options age one calendar day = 1/365), every position
-revalued with `heston_price` at its scenario forward and variance. Prices are linear-interpolated in v0
-between a few nodes spanning the simulated variances (one vectorised call of scenarios x positions per
-node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
-option's Heston price is turned into its Black-76 implied vol, and forward and vol are shocked together.
+Greeks and VaR come from the fitted Heston-family model (`calibration.model`; full revaluation). VaR:
+`var_scenarios` 1-day paths of (forward, variance) simulated from the Heston dynamics in force today (Bates:
+plus its lognormal jumps; time-dependent Heston: its first bucket) with a fixed seed (full-truncation Euler,
+8 steps, one trading day = 1/252 year of diffusion; options age one calendar day = 1/365, time buckets held),
+every position revalued with the model's price at its scenario forward and variance. Prices are
+linear-interpolated in v0 between a few nodes spanning the simulated variances (one vectorised call of
+scenarios x positions per node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
+option's model price is turned into its Black-76 implied vol, and forward and vol are shocked together.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import numpy as np
 
 from workstation import pricing
 from workstation.config import RiskConfig
-from workstation.domain import HestonParams, Position, SecType
+from workstation.domain import BatesParams, Position, SecType
 from workstation.portfolio.greeks import DollarGreeks, dollar_greeks
+from workstation.pricing.family import FamilyParams
 
 from .limits import RiskCode
 from .state import Lift, StateChange, TradingStateMachine
@@ -81,14 +83,14 @@ class Exposure:
 
 
 # --------------------------------------------------------------------------------------- Greeks
-def portfolio_greeks(exp: Exposure, params: HestonParams, pricer: Any = pricing
+def portfolio_greeks(exp: Exposure, params: FamilyParams, pricer: Any = pricing
                      ) -> tuple[DollarGreeks, tuple[np.ndarray, ...]]:
-    """Portfolio dollar Greeks under the fitted Heston model, and the per-position dollar arrays."""
+    """Portfolio dollar Greeks under the fitted model, and the per-position dollar arrays."""
     n = len(exp)
     delta, gamma, vega, theta = np.ones(n), np.zeros(n), np.zeros(n), np.zeros(n)   # futures
     o = exp.is_option
     if o.any():
-        g = pricer.heston_greeks(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
+        g = pricer.family_greeks(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
                                  exp.is_call[o])
         delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
     per = dollar_greeks(delta, gamma, vega, theta, exp.forward, exp.multiplier, exp.quantity)
@@ -113,7 +115,7 @@ class StressGrid:
                 "pnl": self.pnl.tolist(), "worst": self.worst}
 
 
-def stress_grid(exp: Exposure, params: HestonParams, spot_shocks: np.ndarray = SPOT_SHOCKS,
+def stress_grid(exp: Exposure, params: FamilyParams, spot_shocks: np.ndarray = SPOT_SHOCKS,
                 vol_shocks: np.ndarray = VOL_SHOCKS, pricer: Any = pricing) -> StressGrid:
     """Instantaneous full revaluation at F(1+s) and Black vol (model IV + dv points, floored at 1%)."""
     spot_shocks, vol_shocks = np.asarray(spot_shocks, float), np.asarray(vol_shocks, float)
@@ -124,7 +126,7 @@ def stress_grid(exp: Exposure, params: HestonParams, spot_shocks: np.ndarray = S
     o = exp.is_option
     if o.any():
         fwd, k, t, d, c = exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o], exp.is_call[o]
-        model = pricer.heston_price(params, fwd, k, t, d, c)
+        model = pricer.family_price(params, fwd, k, t, d, c)
         iv = np.asarray(pricer.implied_vol(model, fwd, k, t, d, c), dtype=float)
         iv = np.where(np.isfinite(iv) & (iv > 0), iv, np.sqrt(max(params.v0, MIN_VOL**2)))
         base = pricer.black_price(fwd, k, t, d, iv, c)
@@ -156,9 +158,12 @@ def expected_shortfall(pnl: np.ndarray, level: float) -> float:
     return float(max(0.0, -pnl[pnl <= cut].mean()))
 
 
-def simulate_heston_day(params: HestonParams, n: int, seed: int, days: float = 1.0
+def simulate_heston_day(params: FamilyParams, n: int, seed: int, days: float = 1.0
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(forward ratio F1/F0, variance v1) after `days` trading days, full-truncation Euler, fixed seed."""
+    """(forward ratio F1/F0, variance v1) after `days` trading days, full-truncation Euler, fixed seed; Bates
+    adds compensated lognormal jumps (drawn after the diffusion, so the diffusion paths match Heston's)."""
+    jumps = params if isinstance(params, BatesParams) else None
+    params = params.heston
     rng = np.random.default_rng(seed)
     dt = days / TRADING_DAYS / EULER_STEPS
     z1 = rng.standard_normal((EULER_STEPS, n))
@@ -169,10 +174,15 @@ def simulate_heston_day(params: HestonParams, n: int, seed: int, days: float = 1
         vp = np.maximum(v, 0.0)
         log_ratio += -0.5 * vp * dt + np.sqrt(vp * dt) * z1[step]
         v = v + params.kappa * (params.theta - vp) * dt + params.sigma * np.sqrt(vp * dt) * z2[step]
+    if jumps is not None and jumps.jump_rate > 0.0:
+        horizon = days / TRADING_DAYS
+        count = rng.poisson(jumps.jump_rate * horizon, n)
+        log_ratio += (count * jumps.jump_mean + np.sqrt(count) * jumps.jump_vol * rng.standard_normal(n)
+                      - jumps.jump_rate * horizon * np.expm1(jumps.jump_mean + 0.5 * jumps.jump_vol ** 2))
     return np.exp(log_ratio), np.maximum(v, 0.0)
 
 
-def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.ndarray, maturity: np.ndarray,
+def _prices_on_ratio_grid(params: FamilyParams, forward: np.ndarray, strike: np.ndarray, maturity: np.ndarray,
                           discount: np.ndarray, is_call: np.ndarray, ratio: np.ndarray, pricer: Any) -> np.ndarray:
     """Prices (scenarios x options) at forward*ratio, from a fine grid of ratios and linear interpolation.
 
@@ -181,10 +191,10 @@ def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.
     interpolation error is a small fraction of a tick per contract."""
     lo, hi = float(ratio.min()), float(ratio.max())
     if hi - lo < 1e-12:
-        return np.asarray(pricer.heston_price(params, forward[None, :] * ratio[:, None], strike, maturity,
+        return np.asarray(pricer.family_price(params, forward[None, :] * ratio[:, None], strike, maturity,
                                               discount, is_call), dtype=float)
     grid = np.linspace(lo, hi, RATIO_NODES)
-    prices = np.asarray(pricer.heston_price(params, forward[None, :] * grid[:, None], strike, maturity, discount,
+    prices = np.asarray(pricer.family_price(params, forward[None, :] * grid[:, None], strike, maturity, discount,
                                             is_call), dtype=float)
     x = (ratio - lo) / (grid[1] - grid[0])
     i0 = np.clip(np.floor(x).astype(np.int64), 0, RATIO_NODES - 2)
@@ -192,7 +202,7 @@ def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.
     return prices[i0] * (1.0 - frac) + prices[i0 + 1] * frac
 
 
-def _option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray, v1: np.ndarray,
+def _option_values(exp: Exposure, params: FamilyParams, ratio: np.ndarray, v1: np.ndarray,
                    age_years: float, pricer: Any) -> np.ndarray:
     """Option values (scenarios x options) at F*ratio, variance v1, maturity aged by `age_years`."""
     o = exp.is_option
@@ -221,9 +231,9 @@ def _option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray, v1: n
     return values
 
 
-def value_at_risk(exp: Exposure, params: HestonParams, n_scenarios: int = 2000, seed: int = 11,
+def value_at_risk(exp: Exposure, params: FamilyParams, n_scenarios: int = 2000, seed: int = 11,
                   days: float = 1.0, pricer: Any = pricing) -> VaR:
-    """1-day VaR at 95% and 99% by full Heston revaluation of every position in every scenario."""
+    """1-day VaR at 95% and 99% by full model revaluation of every position in every scenario."""
     if not len(exp):
         return VaR(0.0, 0.0, np.zeros(0))
     ratio, v1 = simulate_heston_day(params, n_scenarios, seed, days)
@@ -233,7 +243,7 @@ def value_at_risk(exp: Exposure, params: HestonParams, n_scenarios: int = 2000, 
         pnl += (ratio - 1.0) * np.sum(exp.size[f] * exp.forward[f])
     o = exp.is_option
     if o.any():
-        base = pricer.heston_price(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
+        base = pricer.family_price(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
                                    exp.is_call[o])
         values = _option_values(exp, params, ratio, v1, days / CALENDAR_DAYS, pricer)
         pnl += np.nansum((values - base[None, :]) * exp.size[o][None, :], axis=1)
@@ -330,7 +340,7 @@ class MonitorReport:
                 "state_changes": [c.as_dict() for c in self.state_changes], "trading_state": self.trading_state}
 
 
-def run(exp: Exposure, params: HestonParams, cfg: RiskConfig, machine: TradingStateMachine, at: datetime,
+def run(exp: Exposure, params: FamilyParams, cfg: RiskConfig, machine: TradingStateMachine, at: datetime,
         day_pnl: float, unrealized=None, stop_loss: float | None = None, pricer: Any = pricing) -> MonitorReport:
     """One monitor cycle: Greeks, stress grid, VaR, breaches and the state changes they cause, stops."""
     greeks, _ = portfolio_greeks(exp, params, pricer)
