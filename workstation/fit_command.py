@@ -89,6 +89,8 @@ class ModelFit:
     price: np.ndarray
     iv: np.ndarray
     report: dict
+    cv_price: np.ndarray | None = None     # out-of-sample values with --cv
+    cv_iv: np.ndarray | None = None
 
 
 def _params_json(params) -> object:
@@ -125,7 +127,7 @@ def _metrics(surface: Surface, rows: np.ndarray, iv, price, cv_iv=None, cv_price
     return out
 
 
-def fit_fair_value(surface: Surface, cv: int | None) -> tuple[FairValueFit, ModelFit, ModelFit | None]:
+def fit_fair_value(surface: Surface, cv: int | None) -> tuple[FairValueFit, ModelFit]:
     """The fair-value surface (cold, then timed again warm), its JSON entry, and its out-of-sample values."""
     fv = FairValueSurface()
     fit = fv.fit(surface)
@@ -135,13 +137,12 @@ def fit_fair_value(surface: Surface, cv: int | None) -> tuple[FairValueFit, Mode
               "calendar_violations": fit.calendar_violations, "fit_ms": round(fit.fit_ms, 2),
               "fit_ms_warm": round(warm.fit_ms, 2), "quotes_used": int(fit.in_fit.sum()),
               "params": _surface_params(fit, fv.settings.smoothing)}
-    cv_fit = None
+    iv = price = None
     if cv:
         iv, price = fv.cross_validate(surface, fit, cv)
         report.update({k: v for k, v in _metrics(surface, fit.in_fit, fit.fair_iv, fit.fair_price, iv,
                                                   price).items() if k.endswith("_cv")})
-        cv_fit = ModelFit(price, iv, {})
-    return fit, ModelFit(fit.fair_price, fit.fair_iv, report), cv_fit
+    return fit, ModelFit(fit.fair_price, fit.fair_iv, report, price, iv)
 
 
 def _calibrator(name: str, settings: Settings):
@@ -204,7 +205,7 @@ def fit_model(name: str, surface: Surface, fit_rows: np.ndarray, settings: Setti
     report = {**_metrics(surface, fit_rows, iv, price, cv_iv, cv_price),
               "arbitrage_violations": 0, "fit_ms": round(fit_ms, 2), "quotes_used": int(rows.size),
               "params": _params_json(result.params)}
-    return ModelFit(price, iv, report)
+    return ModelFit(price, iv, report, cv_price, cv_iv)
 
 
 def write_out(path: Path, header: list[str], rows: list[list[str]], fair: ModelFit, model: ModelFit,
@@ -238,7 +239,7 @@ def run_fit(settings: Settings, args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     surface = fit_surface_for(snap, settings)
-    fit, fair, fair_cv = fit_fair_value(surface, args.cv)
+    fit, fair = fit_fair_value(surface, args.cv)
     if fit.in_fit.sum() == 0:
         print(f"error: {args.chain}: no liquid out-of-the-money quotes to fit", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -257,7 +258,7 @@ def run_fit(settings: Settings, args) -> int:
     for s in bad:
         print(f"  {s.expiry} {'AM' if s.am_settled else 'PM'}: {s.status} ({s.reason})")
     if args.out:
-        shown = fair_cv or fair
+        shown = ModelFit(fair.cv_price, fair.cv_iv, {}) if fair.cv_price is not None else fair
         write_out(args.out, header, rows, shown, model, fit.in_fit, fitted)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

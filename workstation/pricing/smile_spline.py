@@ -63,26 +63,25 @@ def spline_rows(knots: np.ndarray, gmap: np.ndarray, x: np.ndarray):
     val = np.zeros((m, n))
     d1 = np.zeros((m, n))
     d2 = np.zeros((m, n))
+    # end slopes of the natural spline: (y1-y0)/h - M1 h/6 on the left, (yn-1 - yn-2)/h + Mn-2 h/6 on the right
+    h0 = knots[1] - knots[0]
+    hn = knots[n - 1] - knots[n - 2]
+    left = -gmap[1] * h0 / 6.0
+    left[0] -= 1.0 / h0
+    left[1] += 1.0 / h0
+    right = gmap[n - 2] * hn / 6.0
+    right[n - 2] -= 1.0 / hn
+    right[n - 1] += 1.0 / hn
     for i in range(m):
         xi = x[i]
         if xi <= knots[0] or xi >= knots[n - 1]:
-            left = xi <= knots[0]
-            j = 0 if left else n - 2
-            h = knots[j + 1] - knots[j]
-            # end slope of the natural spline: (y1-y0)/h - M1 h/6 on the left, (yn-1 - yn-2)/h + Mn-2 h/6 on the right
-            slope = np.zeros(n)
-            slope[j] -= 1.0 / h
-            slope[j + 1] += 1.0 / h
-            if left:
-                slope -= gmap[1] * h / 6.0
-                end = 0
-            else:
-                slope += gmap[n - 2] * h / 6.0
-                end = n - 1
+            slope = left if xi <= knots[0] else right
+            end = 0 if xi <= knots[0] else n - 1
             dx = xi - knots[end]
-            val[i] = slope * dx
+            for p in range(n):
+                val[i, p] = slope[p] * dx
+                d1[i, p] = slope[p]
             val[i, end] += 1.0
-            d1[i] = slope
             continue
         lo, hi = 0, n - 1
         while hi - lo > 1:
@@ -95,13 +94,20 @@ def spline_rows(knots: np.ndarray, gmap: np.ndarray, x: np.ndarray):
         h = knots[j + 1] - knots[j]
         a = (knots[j + 1] - xi) / h
         b = (xi - knots[j]) / h
+        ca = (a * a * a - a) * h * h / 6.0
+        cb = (b * b * b - b) * h * h / 6.0
+        da = (1.0 - 3.0 * a * a) * h / 6.0
+        db = (3.0 * b * b - 1.0) * h / 6.0
+        for p in range(n):
+            g0 = gmap[j, p]
+            g1 = gmap[j + 1, p]
+            val[i, p] = ca * g0 + cb * g1
+            d1[i, p] = da * g0 + db * g1
+            d2[i, p] = a * g0 + b * g1
         val[i, j] += a
         val[i, j + 1] += b
-        val[i] += ((a ** 3 - a) * gmap[j] + (b ** 3 - b) * gmap[j + 1]) * h * h / 6.0
         d1[i, j] -= 1.0 / h
         d1[i, j + 1] += 1.0 / h
-        d1[i] += ((1.0 - 3.0 * a * a) * gmap[j] + (3.0 * b * b - 1.0) * gmap[j + 1]) * h / 6.0
-        d2[i] = a * gmap[j] + b * gmap[j + 1]
     return val, d1, d2
 
 
@@ -197,25 +203,23 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
                    alpha, beta, delta, g_floor)
     for it in range(1, max_iter + 1):
         wq = vq @ y
-        a_mat = rough.copy()
-        rhs = np.zeros(n)
+        wi = np.zeros(zq.size)
+        target = np.zeros(zq.size)
         for i in range(zq.size):
             if weight[i] <= 0.0:
                 continue
             h2 = half[i] * half[i]
-            row = vq[i]
-            wi = alpha * weight[i] / h2
-            target = w_mid[i] * wi
+            wi[i] = alpha * weight[i] / h2
+            target[i] = w_mid[i] * wi[i]
             if wq[i] > w_ask[i] or wq[i] < w_bid[i]:
                 edge = w_ask[i] if wq[i] > w_ask[i] else w_bid[i]
                 d = abs(wq[i] - edge) / half[i]
                 wo = beta * weight[i] / h2 * (1.0 if d <= delta else delta / d)
-                wi += wo
-                target += wo * edge
-            for p in range(n):
-                rhs[p] += target * row[p]
-                for q in range(n):
-                    a_mat[p, q] += wi * row[p] * row[q]
+                wi[i] += wo
+                target[i] += wo * edge
+        weighted = vq * wi.reshape(-1, 1)
+        a_mat = rough + vq.T @ weighted
+        rhs = vq.T @ target
         # active no-arbitrage rows, linearised at the current y
         wg = vg @ y
         w1 = (dg1 @ y) / scale
@@ -276,10 +280,10 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
 
 
 @njit(nogil=True, cache=True)
-def evaluate_slice(knots, y, scale, k):
-    """Total variance and its first two k-derivatives of a fitted slice at log-moneyness `k` (O(log n) a point)."""
+def evaluate_slice(knots, y, m2, scale, k):
+    """Total variance and its first two k-derivatives of a fitted slice at log-moneyness `k` (O(log n) a point);
+    m2 = the spline's second derivatives at the knots (`second_derivative_map(knots) @ y`)."""
     n = knots.size
-    m2 = second_derivative_map(knots) @ y
     w = np.empty(k.size)
     w1 = np.empty(k.size)
     w2 = np.empty(k.size)

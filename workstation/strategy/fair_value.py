@@ -11,12 +11,13 @@ per-row fair IVs and prices aligned with the Surface rows and a status per expir
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
 from ..pricing import black_price
-from ..pricing.smile_spline import butterfly_density, evaluate_slice, fit_slice
+from ..pricing.smile_spline import butterfly_density, evaluate_slice, fit_slice, second_derivative_map
 from .surface import Surface
 
 VOL_POINT = 0.01
@@ -70,17 +71,21 @@ class SliceFit:
     def has_values(self) -> bool:
         return self.knots.size > 0
 
+    @cached_property
+    def _curvature(self) -> np.ndarray:
+        return second_derivative_map(self.knots) @ self.values
+
     def total_variance(self, k: np.ndarray) -> np.ndarray:
         """w(k); NaN when the slice has no values."""
         k = np.ascontiguousarray(k, dtype=np.float64)
         if not self.has_values:
             return np.full(k.shape, np.nan)
-        return evaluate_slice(self.knots, self.values, self.scale, k)[0]
+        return evaluate_slice(self.knots, self.values, self._curvature, self.scale, k)[0]
 
     def density(self, k: np.ndarray) -> np.ndarray:
         """Gatheral's butterfly density g(k) (>= 0 where the slice is free of butterfly arbitrage)."""
         k = np.ascontiguousarray(k, dtype=np.float64)
-        w, w1, w2 = evaluate_slice(self.knots, self.values, self.scale, k)
+        w, w1, w2 = evaluate_slice(self.knots, self.values, self._curvature, self.scale, k)
         return butterfly_density(k, w, w1, w2)
 
 
@@ -210,8 +215,7 @@ class FairValueSurface:
                 lower = np.maximum(lower, sl.total_variance(k_grid))
         fair_iv, fair_price = self._values(surface, slices, k_all, series)
         butterfly, calendar = self.violations(slices)
-        slices = [self._with_metrics(sl, surface, rows & (series == sl.series), fair_iv, fair_price)
-                  for sl in slices]
+        slices = self._with_metrics(slices, surface, rows, series, fair_iv, fair_price)
         return FairValueFit(surface, slices, fair_iv, fair_price, rows, series,
                             (time.perf_counter() - started) * 1e3, butterfly, calendar)
 
@@ -245,7 +249,7 @@ class FairValueSurface:
         # exact calendar: lift the whole slice by the largest remaining shortfall (constants are splines too)
         shortfall = float(np.max(lower - sl.total_variance(k_grid)))
         if shortfall > 0:
-            sl = SliceFit(**{**sl.__dict__, "values": y + shortfall + 1e-12})
+            sl = replace(sl, values=y + shortfall + 1e-12)
         g = sl.density(k_grid)
         if np.min(g) < 0:
             return SliceFit(**base, status="failed", reason=f"butterfly density {np.min(g):.2g} < 0"
@@ -278,12 +282,27 @@ class FairValueSurface:
         return fair_iv, fair_price
 
     @staticmethod
-    def _with_metrics(sl: SliceFit, surface: Surface, rows: np.ndarray, fair_iv: np.ndarray,
-                      fair_price: np.ndarray) -> SliceFit:
-        if not sl.has_values:
-            return sl
-        m = quote_metrics(surface, rows, fair_iv, fair_price)
-        return SliceFit(**{**sl.__dict__, "rmse_iv": m["rmse_iv"], "inside_pct": m["inside_spread_pct"]})
+    def _with_metrics(slices: list[SliceFit], surface: Surface, rows: np.ndarray, series: np.ndarray,
+                      fair_iv: np.ndarray, fair_price: np.ndarray) -> list[SliceFit]:
+        """Per-slice IV RMSE to mids and share inside the spread over its fit quotes (one pass over the chain)."""
+        snap = surface.snapshot
+        ok = rows & np.isfinite(fair_iv) & np.isfinite(surface.iv_mid)
+        nseries = len(surface.expiries)
+        idx = series[ok]
+        err2 = ((fair_iv[ok] - surface.iv_mid[ok]) / VOL_POINT) ** 2
+        inside = ((fair_price[ok] >= snap.bid[ok]) & (fair_price[ok] <= snap.ask[ok])).astype(float)
+        n = np.bincount(idx, minlength=nseries)
+        sse = np.bincount(idx, err2, minlength=nseries)
+        hits = np.bincount(idx, inside, minlength=nseries)
+        out = []
+        for sl in slices:
+            m = n[sl.series]
+            if not sl.has_values or m == 0:
+                out.append(sl)
+                continue
+            out.append(replace(sl, rmse_iv=float(np.sqrt(sse[sl.series] / m)),
+                               inside_pct=float(100.0 * hits[sl.series] / m)))
+        return out
 
     def violations(self, slices: list[SliceFit]) -> tuple[int, int]:
         """Static arbitrage of the fitted surface on the dense check grid: points with butterfly density g < 0,
