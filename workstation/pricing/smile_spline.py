@@ -12,8 +12,8 @@ times y, and the fit is a sequence of small weighted least-squares solves:
 - smoothness: `lam` * integral of (d2(w/theta)/dz2)^2 dz;
 - no-arbitrage on a grid of k (active-set penalties, re-linearised every iteration): the butterfly density
   g(k) = (1 - k w'/2w)^2 - w'^2/4 (1/w + 1/4) + w''/2 >= `g_floor` (Gatheral & Jacquier 2014), w >= `lower`
-  (the previous expiry's total variance: no calendar arbitrage), and linear wings that neither fall (left wing
-  slope <= 0, right >= 0) nor exceed Lee's bound 2.
+  (the previous expiry's total variance: no calendar arbitrage; a last constant lift makes it exact), and
+  linear wings that neither fall (left wing slope <= 0, right >= 0) nor exceed Lee's bound 2.
 
 Everything here is numba, `nogil=True`, `cache=True`: called from a worker thread once per snapshot.
 """
@@ -276,6 +276,10 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
         if step < 1e-7 or gain <= 1e-10 * (1.0 + merit):
             converged = True
             break
+    # exact calendar: lift the slice by the largest remaining shortfall (a constant is a spline too)
+    shortfall = np.max(lower - vg @ y)
+    if shortfall > 0.0:
+        y = y + shortfall + 1e-9 * theta
     return y, it, converged
 
 

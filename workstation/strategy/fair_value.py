@@ -41,6 +41,7 @@ class FairValueSettings:
     mid_weight: float = 0.05               # alpha: pull towards the mid inside the spread
     outside_weight: float = 1.0            # beta: weight of the distance outside the spread
     huber_delta: float = 2.0               # half-spreads; beyond this the loss grows linearly
+    outlier_half_spreads: float = 5.0      # quotes this far outside after a first fit are dropped and it is redone
     g_floor: float = 1e-3                  # butterfly density margin kept by the fit
     max_iterations: int = 60
 
@@ -59,6 +60,7 @@ class SliceFit:
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: float = np.nan        # sqrt of the ATM total variance (z = k / scale)
     quotes: int = 0
+    outliers: int = 0            # fit quotes dropped as outliers (far outside their spread after a first fit)
     rmse_iv: float = np.nan      # vol points, fair IV vs mid IV of the fit quotes
     inside_pct: float = np.nan   # share of fit quotes whose fair price is within [bid, ask]
     iterations: int = 0
@@ -242,14 +244,22 @@ class FairValueSurface:
             knots, zq, w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx], weight, scale, theta, k_grid / scale,
             lower, y0, st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
             st.max_iterations)
-        sl = SliceFit(**base, status="ok", knots=knots, values=y, scale=scale, quotes=int(fit_idx.size),
-                      iterations=int(iterations))
         if not np.all(np.isfinite(y)):
             return SliceFit(**base, status="failed", reason="fit diverged")
-        # exact calendar: lift the whole slice by the largest remaining shortfall (constants are splines too)
-        shortfall = float(np.max(lower - sl.total_variance(k_grid)))
-        if shortfall > 0:
-            sl = replace(sl, values=y + shortfall + 1e-12)
+        # quotes far outside their spread after the first fit are outliers: refit without them
+        w_fit = evaluate_slice(knots, y, second_derivative_map(knots) @ y, scale, k_all[fit_idx])[0]
+        half = 0.5 * (w_ask[fit_idx] - w_bid[fit_idx])
+        outside = np.maximum(w_fit - w_ask[fit_idx], w_bid[fit_idx] - w_fit) / half
+        outliers = outside > st.outlier_half_spreads
+        if outliers.any():
+            weight[outliers] = 0.0
+            y, more, converged = fit_slice(
+                knots, zq, w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx], weight, scale, theta, k_grid / scale,
+                lower, y, st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
+                st.max_iterations)
+            iterations += more
+        sl = SliceFit(**base, status="ok", knots=knots, values=y, scale=scale, quotes=int(fit_idx.size),
+                      outliers=int(outliers.sum()), iterations=int(iterations))
         g = sl.density(k_grid)
         if np.min(g) < 0:
             return SliceFit(**base, status="failed", reason=f"butterfly density {np.min(g):.2g} < 0"
