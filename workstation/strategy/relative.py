@@ -37,7 +37,7 @@ def relative_candidates(bid: np.ndarray, ask: np.ndarray, fair: np.ndarray, unce
     with np.errstate(invalid="ignore"):
         buy = fair - ask
         sell = bid - fair
-        side = np.where(buy >= sell, 1, -1)
+        side = np.where(np.nan_to_num(buy, nan=-np.inf) >= np.nan_to_num(sell, nan=-np.inf), 1, -1)
         gross = np.where(side > 0, buy, sell)
         edge = gross - cost
         hit = np.isfinite(edge) & (edge > 0)
