@@ -37,8 +37,8 @@ class FairValueSettings:
     knot_spacing: float = 0.35             # in z = k / sqrt(ATM total variance), at most
     quotes_per_knot: float = 4.0           # at least one knot per this many quotes
     max_knots: int = 30
-    smoothing: float = 5e-2                # lam: weight of the curvature penalty (tuned by --cv 5 on both chains)
-    mid_weight: float = 0.05               # alpha: pull towards the mid inside the spread
+    smoothing: float = 5.0                 # lam: weight of the curvature penalty (benchmarks/fair_value_families.py)
+    mid_weight: float = 1.0                # alpha: pull towards the mid, in half-spreads (<= 1 inside the spread)
     outside_weight: float = 1.0            # beta: weight of the distance outside the spread
     huber_delta: float = 2.0               # half-spreads; beyond this the loss grows linearly
     outlier_half_spreads: float = 5.0      # quotes this far outside after a first fit are dropped and it is redone
