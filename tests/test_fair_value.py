@@ -93,7 +93,7 @@ def test_slice_fit_stays_inside_the_band_and_one_outlier_does_not_drag_it(outlie
     scale = math.sqrt(theta)
     knots = np.linspace(k.min() / scale, k.max() / scale, 16)
     grid = np.linspace(-0.7, 0.47, 401)
-    y, it, ok = fit_slice(knots, k / scale, w_mid, w_bid, w_ask, np.ones(k.size), scale, theta, grid / scale,
+    y, it, ok, _ = fit_slice(knots, k / scale, w_mid, w_bid, w_ask, np.ones(k.size), scale, theta, grid / scale,
                           np.zeros(grid.size), np.interp(knots * scale, k, w_mid), 5e-2, 0.05, 1.0, 2.0, 1e-3, 60)
     assert ok
     w, w1, w2 = evaluate_slice(knots, y, second_derivative_map(knots) @ y, scale, k)
@@ -116,7 +116,7 @@ def test_calendar_constraint_lifts_a_slice_above_the_previous_expiry():
     knots = np.linspace(k.min() / scale, k.max() / scale, 12)
     grid = np.linspace(-0.7, 0.47, 401)
     lower = svi(grid, *CLEAN)[0] * t * 1.01            # the previous expiry sits 1% above these quotes
-    y, _, _ = fit_slice(knots, k / scale, w_mid, w_bid, w_ask, np.ones(k.size), scale, theta, grid / scale, lower,
+    y, _, _, _ = fit_slice(knots, k / scale, w_mid, w_bid, w_ask, np.ones(k.size), scale, theta, grid / scale, lower,
                         np.interp(knots * scale, k, w_mid), 5e-2, 0.05, 1.0, 2.0, 1e-3, 60)
     wg = evaluate_slice(knots, y, second_derivative_map(knots) @ y, scale, grid)[0]
     assert np.min(wg - lower) > -1e-6 * theta

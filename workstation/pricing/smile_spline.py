@@ -26,6 +26,7 @@ from numba import njit
 
 _PENALTY = 1e4          # weight of an active no-arbitrage row (the objective is O(number of quotes))
 _LEE_SLOPE = 1.9        # wing slopes of w in k are kept inside Lee's bound 2
+_CAL_BAND = 1e-4        # calendar rows engage within this fraction of theta above the previous expiry
 
 
 @njit(nogil=True, cache=True)
@@ -162,7 +163,7 @@ def _merit(y, vq, w_mid, w_bid, w_ask, half, weight, rough, vg, dg1, dg2, kg, lo
     g = butterfly_density(kg, wg, (dg1 @ y) / scale, (dg2 @ y) / (scale * scale))
     pen = _PENALTY / (theta * theta)
     for i in range(kg.size):
-        short = lower[i] + 2e-7 * theta - wg[i]
+        short = lower[i] + 0.5 * _CAL_BAND * theta - wg[i]
         if short > 0.0:
             total += 0.5 * pen * short * short
         if g[i] < 2.0 * g_floor:
@@ -184,7 +185,7 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
     scale = s (k = s z), theta normalises w; z_grid, lower: the no-arbitrage grid and the total variance the
     slice must not fall below there (the previous expiry; 0 for the first). Each iteration solves the
     majorised (IRLS) problem with the no-arbitrage rows linearised at the current y, and backtracks on the
-    true objective, so the objective never rises. Returns (y, iterations, converged).
+    true objective, so the objective never rises. Returns (y, iterations, converged, w at the quotes).
     """
     n = knots.size
     gmap = second_derivative_map(knots)
@@ -226,9 +227,9 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
         w2 = (dg2 @ y) / (scale * scale)
         g = butterfly_density(kg, wg, w1, w2)
         for i in range(z_grid.size):
-            if wg[i] < lower[i] + 4e-7 * theta:     # calendar: w >= previous expiry's w (and w > 0)
-                row = vg[i]
-                b = lower[i] + 4e-7 * theta
+            if wg[i] < lower[i] + _CAL_BAND * theta:   # calendar: w >= previous expiry's w (and w > 0)
+                row = vg[i]                           # held at the middle of a thin band: no zig-zag
+                b = lower[i] + 0.5 * _CAL_BAND * theta
                 for p in range(n):
                     rhs[p] += pen * b * row[p]
                     for q in range(n):
@@ -273,14 +274,14 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
         y = y_try
         gain = merit - m_try
         merit = m_try
-        if step < 1e-7 or gain <= 1e-10 * (1.0 + merit):
+        if step < 1e-4 or gain <= 1e-6 * (1.0 + merit):
             converged = True
             break
     # exact calendar: lift the slice by the largest remaining shortfall (a constant is a spline too)
     shortfall = np.max(lower - vg @ y)
     if shortfall > 0.0:
         y = y + shortfall + 1e-9 * theta
-    return y, it, converged
+    return y, it, converged, vq @ y
 
 
 @njit(nogil=True, cache=True)

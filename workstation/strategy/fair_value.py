@@ -84,6 +84,12 @@ class SliceFit:
             return np.full(k.shape, np.nan)
         return evaluate_slice(self.knots, self.values, self._curvature, self.scale, k)[0]
 
+    def on_grid(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Total variance and butterfly density at `k` in one pass."""
+        k = np.ascontiguousarray(k, dtype=np.float64)
+        w, w1, w2 = evaluate_slice(self.knots, self.values, self._curvature, self.scale, k)
+        return w, butterfly_density(k, w, w1, w2)
+
     def density(self, k: np.ndarray) -> np.ndarray:
         """Gatheral's butterfly density g(k) (>= 0 where the slice is free of butterfly arbitrage)."""
         k = np.ascontiguousarray(k, dtype=np.float64)
@@ -159,6 +165,25 @@ def cv_folds(series: np.ndarray, strike: np.ndarray, rows: np.ndarray, folds: in
     return fold
 
 
+def _row_groups(series: np.ndarray, n: int) -> list[np.ndarray]:
+    """The rows of each series index 0..n-1 (one sort of the chain instead of a mask per expiry)."""
+    order = np.argsort(series, kind="stable")
+    bounds = np.searchsorted(series[order], np.arange(n + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
+def _count_violations(on_grid: list[tuple[np.ndarray, np.ndarray]]) -> tuple[int, int]:
+    """(butterfly, calendar) violation counts from each slice's (w, g) on the grid, in maturity order."""
+    butterfly = calendar = 0
+    prev = None
+    for w, g in on_grid:
+        butterfly += int(np.sum(g < 0))
+        if prev is not None:
+            calendar += int(np.sum(w < prev * (1 - 1e-12)))
+        prev = w if prev is None else np.maximum(prev, w)
+    return butterfly, calendar
+
+
 def _atm_total_variance(k: np.ndarray, w: np.ndarray) -> float:
     """Total variance at k = 0 from the quotes nearest the money (linear between the two that straddle it)."""
     order = np.argsort(k)
@@ -194,32 +219,41 @@ class FairValueSurface:
         w_mid = surface.iv_mid ** 2 * surface.maturity
         w_bid = surface.iv_bid ** 2 * surface.maturity
         w_ask = surface.iv_ask ** 2 * surface.maturity
-        k_grid = np.linspace(np.log(st.grid_moneyness[0]), np.log(st.grid_moneyness[1]), st.grid_points)
+        k_grid = self.grid()
         lower = np.zeros(st.grid_points)
+        groups = _row_groups(series, len(surface.expiries))
         order = sorted({int(e) for e in np.unique(series[rows])}, key=lambda e: surface.expiries[e].maturity)
         slices: list[SliceFit] = []
+        on_grid: list[tuple[np.ndarray, np.ndarray]] = []      # (w, g) of each slice with values, in order
         for e in order:
             ex = surface.expiries[e]
-            in_slice = rows & (series == e)
-            fit_idx = np.flatnonzero(use & (series == e))
+            members = groups[e]
+            in_slice = members[rows[members]]
+            fit_idx = members[use[members]]
             base = dict(expiry=ex.expiry, am_settled=ex.am_settled, maturity=ex.maturity, series=e)
             warm = last.get((ex.expiry, ex.am_settled))
             fallback = warm if fallback_ok else None
             if fit_idx.size < st.min_quotes:
                 sl = self._fallback(base, fallback, f"{fit_idx.size} quotes (< {st.min_quotes})")
             else:
-                sl = self._fit_slice(base, k_all, w_mid, w_bid, w_ask, np.flatnonzero(in_slice), fit_idx,
-                                     k_grid, lower, warm)
+                sl = self._fit_slice(base, k_all, w_mid, w_bid, w_ask, in_slice, fit_idx, k_grid, lower, warm)
                 if sl.status != "ok":
                     sl = self._fallback(base, fallback, sl.reason)
             slices.append(sl)
             if sl.has_values:
-                lower = np.maximum(lower, sl.total_variance(k_grid))
-        fair_iv, fair_price = self._values(surface, slices, k_all, series)
-        butterfly, calendar = self.violations(slices)
+                w, g = sl.on_grid(k_grid)
+                on_grid.append((w, g))
+                lower = np.maximum(lower, w)
+        fair_iv, fair_price = self._values(surface, slices, k_all, groups)
+        butterfly, calendar = _count_violations(on_grid)
         slices = self._with_metrics(slices, surface, rows, series, fair_iv, fair_price)
         return FairValueFit(surface, slices, fair_iv, fair_price, rows, series,
                             (time.perf_counter() - started) * 1e3, butterfly, calendar)
+
+    def grid(self) -> np.ndarray:
+        """The log-moneyness grid on which the fit keeps, and the check counts, no static arbitrage."""
+        st = self.settings
+        return np.linspace(np.log(st.grid_moneyness[0]), np.log(st.grid_moneyness[1]), st.grid_points)
 
     def _fit_slice(self, base: dict, k_all, w_mid, w_bid, w_ask, slice_idx, fit_idx, k_grid, lower,
                    previous: SliceFit | None) -> SliceFit:
@@ -240,27 +274,26 @@ class FairValueSurface:
             o = np.argsort(zq)
             y0 = np.interp(knots, zq[o], w_mid[fit_idx][o])
         weight = np.ones(fit_idx.size)
-        y, iterations, converged = fit_slice(
+        y, iterations, converged, w_fit = fit_slice(
             knots, zq, w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx], weight, scale, theta, k_grid / scale,
             lower, y0, st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
             st.max_iterations)
         if not np.all(np.isfinite(y)):
             return SliceFit(**base, status="failed", reason="fit diverged")
         # quotes far outside their spread after the first fit are outliers: refit without them
-        w_fit = evaluate_slice(knots, y, second_derivative_map(knots) @ y, scale, k_all[fit_idx])[0]
         half = 0.5 * (w_ask[fit_idx] - w_bid[fit_idx])
         outside = np.maximum(w_fit - w_ask[fit_idx], w_bid[fit_idx] - w_fit) / half
         outliers = outside > st.outlier_half_spreads
         if outliers.any():
             weight[outliers] = 0.0
-            y, more, converged = fit_slice(
+            y, more, converged, _ = fit_slice(
                 knots, zq, w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx], weight, scale, theta, k_grid / scale,
                 lower, y, st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
                 st.max_iterations)
             iterations += more
         sl = SliceFit(**base, status="ok", knots=knots, values=y, scale=scale, quotes=int(fit_idx.size),
                       outliers=int(outliers.sum()), iterations=int(iterations))
-        g = sl.density(k_grid)
+        g = sl.on_grid(k_grid)[1]
         if np.min(g) < 0:
             return SliceFit(**base, status="failed", reason=f"butterfly density {np.min(g):.2g} < 0"
                             + ("" if converged else " (not converged)"))
@@ -275,13 +308,14 @@ class FairValueSurface:
 
     @staticmethod
     def _values(surface: Surface, slices: list[SliceFit], k_all: np.ndarray,
-                series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         snap = surface.snapshot
         fair_iv = np.full(len(snap), np.nan)
         for sl in slices:
             if not sl.has_values:
                 continue
-            idx = np.flatnonzero((series == sl.series) & np.isfinite(k_all))
+            idx = groups[sl.series]
+            idx = idx[np.isfinite(k_all[idx])]
             w = sl.total_variance(k_all[idx])
             with np.errstate(invalid="ignore"):
                 fair_iv[idx] = np.sqrt(np.where(w > 0, w, np.nan) / surface.maturity[idx])
@@ -315,19 +349,11 @@ class FairValueSurface:
         return out
 
     def violations(self, slices: list[SliceFit]) -> tuple[int, int]:
-        """Static arbitrage of the fitted surface on the dense check grid: points with butterfly density g < 0,
-        and points where total variance falls from one expiry to the next (in maturity order)."""
-        st = self.settings
-        k = np.linspace(np.log(st.grid_moneyness[0]), np.log(st.grid_moneyness[1]), st.grid_points)
-        butterfly = calendar = 0
-        prev = None
-        for sl in sorted((s for s in slices if s.has_values), key=lambda s: s.maturity):
-            butterfly += int(np.sum(sl.density(k) < 0))
-            w = sl.total_variance(k)
-            if prev is not None:
-                calendar += int(np.sum(w < prev * (1 - 1e-12)))
-            prev = w if prev is None else np.maximum(prev, w)
-        return butterfly, calendar
+        """Static arbitrage of fitted slices on the grid: points with butterfly density g < 0, and points where
+        total variance falls from one expiry to the next (in maturity order)."""
+        k = self.grid()
+        ordered = sorted((s for s in slices if s.has_values), key=lambda s: s.maturity)
+        return _count_violations([s.on_grid(k) for s in ordered])
 
     def cross_validate(self, surface: Surface, full: FairValueFit, folds: int) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-sample fair IV and price per row: each fit quote valued by the fit without its fold (strike
