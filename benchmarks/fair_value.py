@@ -29,7 +29,7 @@ from workstation.config import Settings  # noqa: E402
 from workstation.domain import HestonParams  # noqa: E402
 from workstation.fit_command import _calibrator, fit_model, fit_surface_for  # noqa: E402
 from workstation.market.replay import read_cboe_csv  # noqa: E402
-from workstation.pricing import calibrate_heston, implied_vol  # noqa: E402
+from workstation.pricing import calibrate_heston  # noqa: E402
 from workstation.strategy.calibrator import DEFAULT_START, evaluate_model, thin_evenly  # noqa: E402
 from workstation.strategy.fair_value import FairValueSurface, quote_metrics  # noqa: E402
 
@@ -68,9 +68,10 @@ def row_metrics(surface, rows, iv, price, cv_iv, cv_price) -> dict:
     out = {"quotes": m["quotes"], "inside_pct": m["inside_spread_pct"], "rmse_iv": m["rmse_iv"]}
     if cv_iv is not None:
         c = quote_metrics(surface, rows, cv_iv, cv_price)
+        short = quote_metrics(surface, rows & (days <= 30), cv_iv, cv_price)
+        long_ = quote_metrics(surface, rows & (days > 180), cv_iv, cv_price)
         out.update(inside_pct_cv=c["inside_spread_pct"], rmse_iv_cv=c["rmse_iv"],
-                   short_inside_pct_cv=quote_metrics(surface, rows & (days <= 30), cv_iv, cv_price)["inside_spread_pct"],
-                   long_inside_pct_cv=quote_metrics(surface, rows & (days > 180), cv_iv, cv_price)["inside_spread_pct"])
+                   short_inside_pct_cv=short["inside_spread_pct"], long_inside_pct_cv=long_["inside_spread_pct"])
     return out
 
 
@@ -163,8 +164,8 @@ def quantlib_row(surface, rows, settings) -> dict | None:
     elapsed, cpu = (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
     values = evaluate_model(params, surface, settings.calibration.integration_tol)
     return {**row_metrics(surface, rows, values.iv, values.price, None, None), "violations": 0, "cold_ms": elapsed,
-            "cold_cpu_ms": cpu, "fit_quotes": int(used.size), "params": dict(zip(("v0", "kappa", "theta", "sigma", "rho"),
-                                                             map(float, params.as_array())))}
+            "cold_cpu_ms": cpu, "fit_quotes": int(used.size),
+            "params": dict(zip(("v0", "kappa", "theta", "sigma", "rho"), map(float, params.as_array())))}
 
 
 def models_available() -> list[str]:
@@ -205,7 +206,8 @@ def table(results: dict) -> str:
     for label, chain in results["chains"].items():
         for name, r in chain.items():
             lines.append(f"| {label} | {name} | {r['quotes']} | {f(r['inside_pct'], '.1f')} | "
-                         f"{f(r.get('inside_pct_cv'), '.1f')} | {f(r['rmse_iv'], '.3f')} | {f(r.get('rmse_iv_cv'), '.3f')} | "
+                         f"{f(r.get('inside_pct_cv'), '.1f')} | {f(r['rmse_iv'], '.3f')} | "
+                         f"{f(r.get('rmse_iv_cv'), '.3f')} | "
                          f"{f(r.get('short_inside_pct_cv'), '.1f')} | {f(r.get('long_inside_pct_cv'), '.1f')} | "
                          f"{r['violations']} | {f(r['cold_ms'], '.0f')} ({f(r.get('cold_cpu_ms'), '.0f')}) | "
                          f"{f(r.get('warm_ms'), '.0f')} ({f(r.get('warm_cpu_ms'), '.0f')}) |")

@@ -1,4 +1,4 @@
-"""The arbitrage-free fair-value surface: no-arbitrage checks, the band fit, fallbacks, and the targets on real chains."""
+"""The fair-value surface: no-arbitrage checks, the band fit, fallbacks, and the targets on real chains."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from chain_support import CHAINS, clean_chain, forward_discount, smile, wide_settings, with_quotes
 from workstation.pricing.smile_spline import butterfly_density, evaluate_slice, fit_slice, second_derivative_map
-from workstation.strategy.fair_value import FairValueSettings, FairValueSurface, SliceFit, cv_folds
+from workstation.strategy.fair_value import FairValueSurface, SliceFit, cv_folds
 from workstation.strategy.surface import build_surface
 
 

@@ -94,12 +94,16 @@ class ModelFit:
 
 
 def _params_json(params) -> object:
-    if dataclasses.is_dataclass(params):
-        return {k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
-                for k, v in dataclasses.asdict(params).items()}
-    if hasattr(params, "as_array"):
-        return [float(v) for v in params.as_array()]
-    return np.asarray(params, dtype=float).tolist()
+    """Model parameters as JSON: dataclass fields by name (nested ones too), arrays as lists."""
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        return {f.name: _params_json(getattr(params, f.name)) for f in dataclasses.fields(params)}
+    if isinstance(params, (list, tuple, np.ndarray)):
+        return [_params_json(v) for v in params]
+    if isinstance(params, (bool, np.bool_)):
+        return bool(params)
+    if isinstance(params, (int, float, np.integer, np.floating)):
+        return float(params)
+    return params
 
 
 def _surface_params(fit: FairValueFit, smoothing: float) -> dict:
@@ -166,7 +170,7 @@ def _calibrator(name: str, settings: Settings):
     except ModuleNotFoundError:
         return None
 
-    def calibrate(surface: Surface, rows: np.ndarray):
+    def calibrate(surface: Surface, rows: np.ndarray):     # the interface agreed with pricing.models
         snap = surface.snapshot
         return models.calibrate_model(name, surface.forward[rows], snap.strike[rows], surface.maturity[rows],
                                       surface.discount[rows], snap.is_call[rows], snap.mid[rows])

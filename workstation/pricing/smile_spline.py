@@ -19,7 +19,6 @@ Everything here is numba, `nogil=True`, `cache=True`: called from a worker threa
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from numba import njit
