@@ -273,7 +273,7 @@ def fit_slice(knots, zq, w_mid, w_bid, w_ask, weight, scale, theta, z_grid, lowe
         y = y_try
         gain = merit - m_try
         merit = m_try
-        if step < 1e-4 or gain <= 1e-6 * (1.0 + merit):
+        if step < 1e-5 or (t == 1.0 and gain <= 1e-8 * (1.0 + merit)):
             converged = True
             break
     # exact calendar: lift the slice by the largest remaining shortfall (a constant is a spline too)

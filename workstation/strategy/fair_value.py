@@ -357,11 +357,13 @@ class FairValueSurface:
 
     def cross_validate(self, surface: Surface, full: FairValueFit, folds: int) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-sample fair IV and price per row: each fit quote valued by the fit without its fold (strike
-        rank mod `folds` within its expiry); other rows keep the full fit's values."""
+        rank mod `folds` within its expiry); other rows keep the full fit's values. The fold fits start cold:
+        a start from the full fit would carry the left-out quotes into a fit that stops short of exact
+        convergence."""
         fold = cv_folds(full.series, surface.snapshot.strike, full.in_fit, folds)
         iv, price = full.fair_iv.copy(), full.fair_price.copy()
         for f in range(folds):
             out = fold == f
-            part = self.fit(surface, full, exclude=out, fallback=False)
+            part = self.fit(surface, None, exclude=out, fallback=False)
             iv[out], price[out] = part.fair_iv[out], part.fair_price[out]
         return iv, price
