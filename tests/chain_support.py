@@ -57,7 +57,7 @@ def with_quotes(snap: ChainSnapshot, bid: np.ndarray, ask: np.ndarray) -> ChainS
 def wide_settings() -> Settings:
     """Market filters that keep every listed expiry and strike (the fair-value fit applies its own window)."""
     s = Settings()
-    s.market.min_expiry_days, s.market.max_expiry_days, s.market.strike_window = 0.0, 36500.0, 1.0
+    s.market.min_expiry_days, s.market.max_expiry_days, s.market.strike_window = 0.0, 3650.0, 1.0
     return s
 
 

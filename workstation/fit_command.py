@@ -9,8 +9,8 @@ without its fold. A file that cannot be read exits 2 with one line naming the pr
 from __future__ import annotations
 
 import csv
+import logging
 import dataclasses
-import importlib
 import json
 import math
 import sys
@@ -21,6 +21,7 @@ import numpy as np
 
 from workstation.config import Settings
 from workstation.domain import ChainSnapshot
+from workstation.pricing import models
 from workstation.pricing import calibrate_heston, implied_vol
 from workstation.strategy.calibrator import DEFAULT_START, evaluate_model, thin_evenly
 from workstation.strategy.fair_value import FairValueFit, FairValueSurface, cv_folds, quote_metrics
@@ -63,7 +64,13 @@ def read_chain(path: Path) -> tuple[ChainSnapshot, list[str], list[list[str]]]:
         if any(len(r) != len(header) for r in rows):
             bad = next(i for i, r in enumerate(rows) if len(r) != len(header))
             raise ChainError(f"{path}: line {bad + 2} has {len(rows[bad])} fields, the header {len(header)}")
-        snap = read_cboe_csv(path)
+        reader_log = logging.getLogger("workstation.market.replay")
+        level = reader_log.level
+        reader_log.setLevel(logging.ERROR)      # skipped rows are counted in the one line of an error
+        try:
+            snap = read_cboe_csv(path)
+        finally:
+            reader_log.setLevel(level)
     except ChainError:
         raise
     except (ValueError, KeyError, OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -77,7 +84,7 @@ def read_chain(path: Path) -> tuple[ChainSnapshot, list[str], list[list[str]]]:
 def fit_surface_for(snap: ChainSnapshot, settings: Settings) -> Surface:
     """The Surface with the market filters of `settings`, over every listed expiry and strike (the fair-value
     window is the fit's own)."""
-    market = settings.market.model_copy(update={"min_expiry_days": 0.0, "max_expiry_days": 36500.0,
+    market = settings.market.model_copy(update={"min_expiry_days": 0.0, "max_expiry_days": 3650.0,
                                                 "strike_window": 1.0, "stale_after_s": 1e12})
     return build_surface(snap, market, settings.calibration)
 
@@ -165,11 +172,6 @@ def _calibrator(name: str, settings: Settings):
         def price(surface: Surface, params) -> np.ndarray:
             return evaluate_model(params, surface, cal.integration_tol).price
         return calibrate, price
-    try:
-        models = importlib.import_module("workstation.pricing.models")
-    except ModuleNotFoundError:
-        return None
-
     def calibrate(surface: Surface, rows: np.ndarray):     # the interface agreed with pricing.models
         snap = surface.snapshot
         return models.calibrate_model(name, surface.forward[rows], snap.strike[rows], surface.maturity[rows],
@@ -231,12 +233,7 @@ def run_fit(settings: Settings, args) -> int:
     if args.cv is not None and args.cv < 2:
         print("error: --cv needs K >= 2", file=sys.stderr)
         return EXIT_BAD_INPUT
-    model_fns = None
-    if name != "surface":
-        model_fns = _calibrator(name, settings)
-        if model_fns is None:
-            print(f"error: model {name} not available in this build", file=sys.stderr)
-            return EXIT_BAD_INPUT
+    model_fns = _calibrator(name, settings) if name != "surface" else None
     try:
         snap, header, rows = read_chain(args.chain)
     except ChainError as exc:
