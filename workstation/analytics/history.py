@@ -1,0 +1,118 @@
+"""The metric history: one row per snapshot (time, index price, skew and term metrics, realised vol), kept in
+memory for the day and written to Parquet beside the recordings, one file per New York trade day
+(`<dir>/vol-metrics-YYYY-MM-DD.parquet`); earlier days are loaded from those files."""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..domain.calendar import NEW_YORK
+
+log = logging.getLogger(__name__)
+PREFIX = "vol-metrics-"
+
+
+def trade_day(at: datetime) -> date:
+    return at.astimezone(NEW_YORK).date()
+
+
+class MetricHistory:
+    """Today's rows in memory (written every `flush_every` rows and at close), past days' from disk."""
+
+    def __init__(self, directory: Path | None, flush_every: int = 12, max_days: int = 400) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self.flush_every = flush_every
+        self.day: date | None = None
+        self.rows: list[dict] = []
+        self._unsaved = 0
+        self.past: dict[date, dict[str, np.ndarray]] = self._load(max_days)
+
+    # ------------------------------------------------------------------------------------- writing
+    def append(self, at: datetime, row: dict[str, float]) -> None:
+        day = trade_day(at)
+        if self.day is not None and day != self.day:
+            self.flush()
+            if self.rows:
+                self.past[self.day] = self.columns()
+            self.rows = []
+        self.day = day
+        self.rows.append({"timestamp": at.timestamp(), **row})
+        self._unsaved += 1
+        if self._unsaved >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write today's rows (the whole day's file is rewritten: a day is a few thousand rows)."""
+        if self.directory is None or not self.rows or not self._unsaved:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            cols = self.columns()
+            table = pa.table({k: pa.array(v) for k, v in cols.items()})
+            tmp = self.directory / f".{PREFIX}{self.day}.tmp"
+            pq.write_table(table, tmp)
+            tmp.replace(self.directory / f"{PREFIX}{self.day}.parquet")
+            self._unsaved = 0
+        except Exception:             # the history is a view: a full disk must not stop a cycle
+            log.exception("vol metric history not written")
+
+    # ------------------------------------------------------------------------------------- reading
+    def columns(self) -> dict[str, np.ndarray]:
+        """Today's rows as columns (a key missing from a row is NaN)."""
+        keys = dict.fromkeys(k for row in self.rows for k in row)
+        return {k: np.array([row.get(k, np.nan) for row in self.rows], dtype=float) for k in keys}
+
+    def _load(self, max_days: int) -> dict[date, dict[str, np.ndarray]]:
+        out: dict[date, dict[str, np.ndarray]] = {}
+        if self.directory is None or not self.directory.is_dir():
+            return out
+        for path in sorted(self.directory.glob(f"{PREFIX}*.parquet"))[-max_days:]:
+            try:
+                day = date.fromisoformat(path.stem[len(PREFIX):])
+                table = pq.read_table(path)
+                out[day] = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
+                            for name in table.column_names}
+            except Exception:
+                log.warning("skipping unreadable metric history %s", path)
+        return out
+
+    def days(self) -> list[tuple[date, dict[str, np.ndarray]]]:
+        """Every day's columns, oldest first, today last."""
+        out = sorted((d, c) for d, c in self.past.items() if d != self.day)
+        if self.rows:
+            out.append((self.day, self.columns()))
+        return out
+
+    def daily(self, name: str) -> tuple[list[date], np.ndarray]:
+        """The last value of `name` on each day (today's latest included)."""
+        days, values = [], []
+        for day, cols in self.days():
+            col = cols.get(name)
+            if col is not None and np.isfinite(col).any():
+                days.append(day)
+                values.append(col[np.isfinite(col)][-1])
+        return days, np.array(values, dtype=float)
+
+    def ranges(self, name: str = "spot") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per day: last, high and low of `name` (the index price: closes and ranges)."""
+        last, high, low = [], [], []
+        for _, cols in self.days():
+            col = cols.get(name)
+            col = col[np.isfinite(col)] if col is not None else np.zeros(0)
+            if len(col):
+                last.append(col[-1]), high.append(col.max()), low.append(col.min())
+        return np.array(last), np.array(high), np.array(low)
+
+
+def percentile_of(value: float, history: np.ndarray) -> float:
+    """Percent of `history` at or below `value` (NaN without history)."""
+    history = np.asarray(history, float)
+    history = history[np.isfinite(history)]
+    if not len(history) or not np.isfinite(value):
+        return np.nan
+    return 100.0 * float(np.mean(history <= value))
