@@ -1,0 +1,93 @@
+"""Realised vs implied: realised vol of the index (5-min intraday, close-to-close, Parkinson) against the 30-day
+ATM implied vol, the variance risk premium (implied - realised) as a line over the day, and the vol cone
+(10/21/63-day realised vol by percentile) once the recorded history allows. Numbers from analytics.realised."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from .. import market_time, theme
+from ..bridge import Bridge
+from .base import Panel
+from .vol_common import fit_view, plot
+
+FIELDS = (("Realised", "value"), ("Intraday 5-min", "intraday"), ("Close-to-close", "close_to_close"),
+          ("Parkinson", "parkinson"), ("Implied 30d ATM", "implied_30d"), ("VRP (IV - RV)", "vrp"))
+
+
+class RealisedPanel(Panel):
+    title = "Realised vs implied"
+    name = "realised"
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(bridge, parent)
+        self.views = None
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        box = QGroupBox("Vol points, annualised")
+        form = QFormLayout(box)
+        self.values: dict[str, QLabel] = {}
+        for label, key in FIELDS:
+            value = QLabel("–")
+            value.setFont(theme.mono_font(9))
+            value.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.values[key] = value
+            form.addRow(label, value)
+        self.window = QLabel("–")
+        self.window.setWordWrap(True)
+        form.addRow("Window", self.window)
+        layout.addWidget(box)
+        plots = QVBoxLayout()
+        self.day = plot("Implied vs realised over the day", "vol pts", "hour ET")
+        self.iv_curve = self.day.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="30d ATM implied")
+        self.rv_curve = self.day.plot([], [], pen=pg.mkPen(theme.POSITIVE, width=2), name="realised")
+        self.vrp_curve = self.day.plot([], [], pen=pg.mkPen(theme.WARNING, width=1, style=Qt.DashLine), name="VRP")
+        plots.addWidget(self.day, 1)
+        self.cone = plot("Vol cone (realised by window: min, quartiles, max; dot = now)", "vol pts", "days")
+        self.cone_lines = {p: self.cone.plot([], [], pen=pg.mkPen(theme.MUTED, width=1)) for p in (0, 25, 50, 75, 100)}
+        self.cone_now = self.cone.plot([], [], pen=None, symbol="o", symbolBrush=theme.WARNING, name="now")
+        self.cone_note = pg.TextItem("", color=theme.MUTED)
+        self.cone.addItem(self.cone_note)
+        plots.addWidget(self.cone, 1)
+        layout.addLayout(plots, 1)
+        bridge.vol_views.connect(self._on_views)
+
+    def _on_views(self, views) -> None:
+        self.views = views
+        self.mark_dirty()
+
+    def render(self) -> None:
+        v = self.views
+        if v is None:
+            return
+        r = v.realised
+        for _, key in FIELDS:
+            value = getattr(r, key)
+            self.values[key].setText(theme.fmt(value))
+        self.window.setText(f"{r.window} ({r.observations} returns) at {market_time.et(v.at)} ET")
+        cols = v.history.columns() if v.history is not None and v.history.rows else {}
+        t = cols.get("timestamp", np.zeros(0))
+        offset = v.at.astimezone(market_time.NEW_YORK).utcoffset().total_seconds()
+        hours = ((t + offset) % 86_400.0) / 3600.0
+        for curve, name in ((self.iv_curve, "market_30_atm_vol"), (self.rv_curve, "realised"), (self.vrp_curve, "vrp")):
+            y = cols.get(name, np.full(len(t), np.nan))
+            ok = np.isfinite(y)
+            curve.setData(hours[ok], y[ok])
+        fit_view(self.day)
+        cone = r.cone
+        if cone is None or not np.isfinite(cone.levels).any():
+            for line in self.cone_lines.values():
+                line.setData([], [])
+            self.cone_now.setData([], [])
+            self.cone_note.setText("vol cone: needs 20+ recorded daily closes (10-day window x 2)")
+            return
+        self.cone_note.setText("")
+        w = np.array(cone.windows, float)
+        for j, p in enumerate(cone.percentiles):
+            ok = np.isfinite(cone.levels[:, j])
+            self.cone_lines[p].setData(w[ok], cone.levels[ok, j])
+        ok = np.isfinite(cone.current)
+        self.cone_now.setData(w[ok], cone.current[ok])
+        fit_view(self.cone)
