@@ -51,7 +51,8 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
     g = black_greeks(surface.forward[rows], snap.strike[rows], surface.maturity[rows], np.ones(len(rows)),
                      vol[rows], snap.is_call[rows])
     cols = {"contract_id": snap.contract_id[rows].astype(float), "bid": snap.bid[rows], "ask": snap.ask[rows],
-            "iv_bid": 100 * surface.iv_bid[rows], "iv_ask": 100 * surface.iv_ask[rows],
+            "iv_bid": np.where(snap.bid[rows] > 0, 100 * surface.iv_bid[rows], np.nan),   # no bid: no bid IV
+            "iv_ask": 100 * surface.iv_ask[rows],
             "fair_iv": 100 * fair[rows], "model_iv": 100 * model[rows],
             "edge": 100 * (fair[rows] - surface.iv_mid[rows]), "delta": np.asarray(g.delta),
             "vega": np.asarray(g.vega) * snap.multiplier[rows]}

@@ -50,7 +50,7 @@ def _columns() -> list[Column]:
 
 
 STRIKE_COLUMN = len(CALL_FIELDS)
-BID_COLUMNS = {STRIKE_COLUMN - 2, STRIKE_COLUMN + 1}      # call bid, put bid: a double-click there sells
+BID_COLUMNS = {STRIKE_COLUMN - 2, STRIKE_COLUMN + 2}      # call bid, put bid (mirrored): a double-click there sells
 
 
 class BoardModel(RecordModel):

@@ -11,8 +11,9 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QVBox
 from .. import market_time, theme
 from ..bridge import Bridge
 from .base import Panel
-from .vol_common import fit_view, plot
+from .vol_common import et_seconds, fit_view, plot
 
+CONE_TITLE = "Vol cone: realised vol by window (min, quartiles, max); dot: now"
 FIELDS = (("Realised", "value"), ("Intraday 5-min", "intraday"), ("Close-to-close", "close_to_close"),
           ("Parkinson", "parkinson"), ("Implied 30d ATM", "implied_30d"), ("VRP (IV - RV)", "vrp"))
 
@@ -40,16 +41,14 @@ class RealisedPanel(Panel):
         form.addRow("Window", self.window)
         layout.addWidget(box)
         plots = QVBoxLayout()
-        self.day = plot("Implied vs realised over the day", "vol pts", "hour ET")
+        self.day = plot("Implied vs realised over the day", "vol pts", "time ET", dates=True)
         self.iv_curve = self.day.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="30d ATM implied")
         self.rv_curve = self.day.plot([], [], pen=pg.mkPen(theme.POSITIVE, width=2), name="realised")
         self.vrp_curve = self.day.plot([], [], pen=pg.mkPen(theme.WARNING, width=1, style=Qt.DashLine), name="VRP")
         plots.addWidget(self.day, 1)
-        self.cone = plot("Vol cone (realised by window: min, quartiles, max; dot = now)", "vol pts", "days")
+        self.cone = plot(CONE_TITLE, "vol pts", "window, trading days")
         self.cone_lines = {p: self.cone.plot([], [], pen=pg.mkPen(theme.MUTED, width=1)) for p in (0, 25, 50, 75, 100)}
-        self.cone_now = self.cone.plot([], [], pen=None, symbol="o", symbolBrush=theme.WARNING, name="now")
-        self.cone_note = pg.TextItem("", color=theme.MUTED)
-        self.cone.addItem(self.cone_note)
+        self.cone_now = self.cone.plot([], [], pen=None, symbol="o", symbolBrush=theme.WARNING)
         plots.addWidget(self.cone, 1)
         layout.addLayout(plots, 1)
         bridge.vol_views.connect(self._on_views)
@@ -69,8 +68,7 @@ class RealisedPanel(Panel):
         self.window.setText(f"{r.window} ({r.observations} returns) at {market_time.et(v.at)} ET")
         cols = v.history.columns() if v.history is not None and v.history.rows else {}
         t = cols.get("timestamp", np.zeros(0))
-        offset = v.at.astimezone(market_time.NEW_YORK).utcoffset().total_seconds()
-        hours = ((t + offset) % 86_400.0) / 3600.0
+        hours = et_seconds(t, v.at)
         for curve, name in ((self.iv_curve, "market_30_atm_vol"), (self.rv_curve, "realised"), (self.vrp_curve, "vrp")):
             y = cols.get(name, np.full(len(t), np.nan))
             ok = np.isfinite(y)
@@ -81,9 +79,11 @@ class RealisedPanel(Panel):
             for line in self.cone_lines.values():
                 line.setData([], [])
             self.cone_now.setData([], [])
-            self.cone_note.setText("vol cone: needs 20+ recorded daily closes (10-day window x 2)")
+            self.cone.setTitle("Vol cone: needs 20+ recorded daily closes (two 10-day windows); "
+                               f"{max(len(v.history.past) if v.history is not None else 0, 0)} past day(s) recorded",
+                               size="9pt")
             return
-        self.cone_note.setText("")
+        self.cone.setTitle(CONE_TITLE, size="9pt")
         w = np.array(cone.windows, float)
         for j, p in enumerate(cone.percentiles):
             ok = np.isfinite(cone.levels[:, j])

@@ -31,14 +31,17 @@ def set_cell(table: QTableWidget, row: int, col: int, value, digits: int = 2, si
         item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
         table.setItem(row, col, item)
     item.setText(text if text is not None else theme.fmt(value, digits, dollars=dollars))
+    if text is not None:
+        item.setTextAlignment(Qt.AlignLeft | Qt.AlignVCenter)
     if signed and isinstance(value, (int, float)) and math.isfinite(value) and value:
         item.setForeground(QColor(theme.POSITIVE if value > 0 else theme.NEGATIVE))
     if background is not None:
         item.setBackground(background)
 
 
-def plot(title: str, left: str, bottom: str) -> pg.PlotWidget:
-    p = calm(pg.PlotWidget())
+def plot(title: str, left: str, bottom: str, dates: bool = False) -> pg.PlotWidget:
+    """A calm plot; `dates`: the x axis shows clock times / dates of (ET-shifted) epoch seconds."""
+    p = calm(pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)} if dates else None))
     p.setTitle(title, size="9pt")
     p.setLabel("left", left)
     p.setLabel("bottom", bottom)
@@ -50,3 +53,18 @@ def plot(title: str, left: str, bottom: str) -> pg.PlotWidget:
 def fit_view(p: pg.PlotWidget) -> None:
     p.getViewBox().enableAutoRange()
     p.getViewBox().autoRange(padding=0.05)
+
+
+def et_seconds(timestamps, at) -> "np.ndarray":
+    """Epoch seconds shifted so that a UTC date axis reads New York wall time (one offset: a day has one)."""
+    import numpy as np
+
+    from .. import market_time
+    return np.asarray(timestamps, float) + at.astimezone(market_time.NEW_YORK).utcoffset().total_seconds()
+
+
+def day_range(p: pg.PlotWidget, x) -> None:
+    """Auto-range, but at least two days wide around a single day's point."""
+    fit_view(p)
+    if len(x) == 1:
+        p.setXRange(x[0] - 2 * 86_400, x[0] + 2 * 86_400, padding=0)

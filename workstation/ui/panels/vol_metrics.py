@@ -14,7 +14,7 @@ from ...analytics.skew import CONSTANT_MATURITIES
 from .. import market_time, theme
 from ..bridge import Bridge
 from .base import Panel
-from .vol_common import fit_view, number_table, plot, set_cell
+from .vol_common import day_range, et_seconds, fit_view, number_table, plot, set_cell
 
 CM_HEADERS = ["Days", "ATM", "RR25", "BF25", "RR10", "BF10", "Slope", "Curv", "Forward", "Model ATM", "Model RR25",
               "Model BF25", "ATM %ile", "RR25 %ile"]
@@ -65,10 +65,10 @@ class VolMetricsPanel(Panel):
             w.currentIndexChanged.connect(lambda *_: (self.mark_dirty(), self.flush()))
         pick.addStretch(1)
         hv.addLayout(pick)
-        self.intraday = plot("Over the day (ET hours)", "vol pts", "hour ET")
+        self.intraday = plot("Over the day", "vol pts", "time ET", dates=True)
         self.intraday_market = self.intraday.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="market")
         self.intraday_model = self.intraday.plot([], [], pen=pg.mkPen(theme.WARNING, width=1), name="model")
-        self.daily = plot("Across days (close of each recorded day)", "vol pts", "day")
+        self.daily = plot("Across days (close of each recorded day)", "vol pts", "day", dates=True)
         self.daily_market = self.daily.plot([], [], pen=pg.mkPen(theme.ACCENT, width=1), symbol="o", symbolSize=5,
                                             name="market")
         hv.addWidget(self.intraday, 1)
@@ -118,8 +118,7 @@ class VolMetricsPanel(Panel):
         days = self.tenor.currentText()
         cols = v.history.columns() if v.history is not None and v.history.rows else {}
         t = cols.get("timestamp", np.zeros(0))
-        offset = v.at.astimezone(market_time.NEW_YORK).utcoffset().total_seconds()
-        hours = ((t + offset) % 86_400.0) / 3600.0          # ET hour of day (one offset: a day has one)
+        hours = et_seconds(t, v.at)
         for curve, source in ((self.intraday_market, "market"), (self.intraday_model, "model")):
             y = cols.get(f"{source}_{days}_{name}", np.full(len(t), np.nan))
             ok = np.isfinite(y)
@@ -129,7 +128,5 @@ class VolMetricsPanel(Panel):
             dates, values = v.history.daily(f"market_{days}_{name}")
             x = np.array([datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() for d in dates])
             self.daily_market.setData(x, values)
-            self.daily.setAxisItems({"bottom": pg.DateAxisItem()}) if not isinstance(
-                self.daily.getAxis("bottom"), pg.DateAxisItem) else None
-            fit_view(self.daily)
+            day_range(self.daily, x)
 

@@ -110,8 +110,10 @@ class VolRiskPanel(Panel):
                     set_cell(self.grid, i, j, float(pnl[i, j]), 0, dollars=True,
                              background=pnl_colour(float(pnl[i, j]), scale))
             scaled = ", vol shocks x √(30/days)" if g.term_scaled else ""
-            self.note.setText(f"after {g.labels[d]} ({g.days[d]} trading days): worst ${pnl.min():,.0f}, best "
-                              f"${pnl.max():,.0f}; sticky-{g.sticky} vols{scaled}; expired options at intrinsic")
+            self.note.setText(f"after {g.labels[d]} ({g.days[d]} trading days): worst "
+                              f"{theme.fmt(float(pnl.min()), 0, dollars=True)}, best "
+                              f"{theme.fmt(float(pnl.max()), 0, dollars=True)}; sticky-{g.sticky} vols{scaled}; "
+                              "expired options at intrinsic")
         rows = [(label, None, b) for label, b in v.buckets.items()]
         total = {k: sum(b[k] for b in v.buckets.values()) for k in GREEKS}
         rows.append(("Total", None, total))
@@ -119,7 +121,7 @@ class VolRiskPanel(Panel):
         if self.buckets.rowCount() != len(rows):
             self.buckets.setRowCount(len(rows))
         for r, (label, days, b) in enumerate(rows):
-            set_cell(self.buckets, r, 0, None, text=label if days is not None else f"▌ {label}")
+            set_cell(self.buckets, r, 0, None, text=label if days is not None else f"{label} (bucket)" if label != "Total" else label)
             set_cell(self.buckets, r, 1, days, 0)
             for c, k in enumerate(GREEKS, 2):
                 set_cell(self.buckets, r, c, b[k], 0, signed=True, dollars=True)
