@@ -16,6 +16,7 @@ from workstation.analytics import realised
 from workstation.analytics.history import MetricHistory, percentile_of
 from workstation.analytics.skew import constant_maturities, smile_metrics
 from workstation.domain import Position, Right, SecType
+from workstation.domain.calendar import NEW_YORK
 from workstation.domain.contracts import Contract
 from workstation.risk import buckets
 from workstation.risk.monitor import Exposure
@@ -223,17 +224,14 @@ def test_bucket_sums_equal_the_portfolio_greeks_on_the_engine(rig):
         assert sum(g[greek] for g in per.values()) == pytest.approx(summary["greeks"][greek], rel=1e-9, abs=1e-6)
     views = rig.engine.vol_views.last
     assert views is not None and views.market.constant[30].atm_vol > 0
-    total_w = sum(b["weighted_vega"] for b in views.buckets.values())
-    assert total_w == pytest.approx(buckets.weighted_vega(
-        [(p.contract.expiry, rig.engine.book.position_greeks(c)) for c, p in rig.engine.book.positions.items()
-         if p.quantity], views.at.astimezone(buckets_ny()).date()), rel=1e-6)
+    # weighted vega: each expiry's vega$ x √(30 / days), and the buckets add up to the expiries
+    for e, row in views.expiries.items():
+        assert row["weighted_vega"] == pytest.approx(row["vega"] * math.sqrt(30 / max(row["days"], 1)))
+        assert row["days"] == (e - views.at.astimezone(NEW_YORK).date()).days
+    assert sum(b["weighted_vega"] for b in views.buckets.values()) == pytest.approx(
+        sum(r["weighted_vega"] for r in views.expiries.values()))
     grid = summary["scenarios"]
     assert np.array(grid["pnl"]).shape == (len(grid["days"]), len(grid["spot_shocks"]), len(grid["vol_shocks"]))
-
-
-def buckets_ny():
-    from workstation.domain.calendar import NEW_YORK
-    return NEW_YORK
 
 
 def test_a_bucket_limit_denies_an_order_in_that_bucket_only(rig):
@@ -254,3 +252,32 @@ def test_a_bucket_limit_denies_an_order_in_that_bucket_only(rig):
     assert "8-30d" in check.detail and "vega$" in check.detail
     other = eng.preview_order(int(snap.contract_id[outside]), "BUY", 1, float(snap.ask[outside]))
     assert "BUCKET_LIMIT" not in [c.value for c in other.decision.reasons]
+
+
+@pytest.mark.slow
+def test_headless_json_has_the_vol_views(tmp_path):
+    """A real short headless run: the summary carries skew, realised_vol, risk_buckets and scenarios."""
+    import json
+
+    from test_cli import run
+    summary_file = tmp_path / "summary.json"
+    out = run("headless", "--duration", "15", "--speed", "30", "--data-dir", str(tmp_path / "d"),
+              "--json", str(summary_file), tmp=tmp_path, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    s = json.loads(summary_file.read_text())
+    assert set(s["skew"]) == {"7", "30", "60", "90", "180", "365"}
+    for days, m in s["skew"].items():
+        assert set(m) == {"atm_vol", "rr25", "bf25"}
+    m30 = s["skew"]["30"]
+    assert 5 < m30["atm_vol"] < 80 and m30["rr25"] < 0 < m30["bf25"]          # vol points, put skew
+    rv = s["realised_vol"]
+    assert "window" in rv and "value" in rv
+    assert rv["value"] is None or 0 < rv["value"] < 200
+    assert list(s["risk_buckets"]) == list(buckets.LABELS)
+    for greek in ("delta", "gamma", "vega", "theta"):
+        assert sum(b[greek] for b in s["risk_buckets"].values()) == pytest.approx(s["greeks"][greek], rel=1e-9,
+                                                                                  abs=1e-6)
+    grid = s["scenarios"]
+    assert {0, 1, 5} <= set(grid["days"]) and grid["days"] == sorted(grid["days"]) and len(grid["spot_shocks"]) == 9 and len(grid["vol_shocks"]) == 5
+    assert np.array(grid["pnl"]).shape == (len(grid["days"]), 9, 5)
+    assert list((tmp_path / "d" / "vol-metrics").glob("vol-metrics-*.parquet"))      # the history was written

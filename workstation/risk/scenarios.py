@@ -79,6 +79,7 @@ def time_grid(exp: Exposure, vol: np.ndarray, now: datetime, *, skew: np.ndarray
         e = expiry[nearest]
         if e is not None:
             steps.append((trading_days_between(today, e), f"expiry {e:%d %b}", float(exp.maturity[nearest])))
+    steps.sort(key=lambda step: step[2])                 # in time order: the next expiry may come before 5 days
     pnl = np.zeros((len(steps), len(spot_shocks), len(vol_shocks)))
     f = ~exp.is_option
     if f.any():
