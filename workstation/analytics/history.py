@@ -29,6 +29,8 @@ class MetricHistory:
         self.flush_every = flush_every
         self.day: date | None = None
         self.rows: list[dict] = []
+        self._lists: dict[str, list[float]] = {}
+        self._arrays: dict[str, np.ndarray] | None = None
         self._unsaved = 0
         self.past: dict[date, dict[str, np.ndarray]] = self._load(max_days)
 
@@ -39,9 +41,17 @@ class MetricHistory:
             self.flush()
             if self.rows:
                 self.past[self.day] = self.columns()
-            self.rows = []
+            self.rows, self._lists = [], {}
         self.day = day
-        self.rows.append({"timestamp": at.timestamp(), **row})
+        row = {"timestamp": at.timestamp(), **row}
+        n = len(self.rows)
+        for key, value in row.items():           # columns kept as lists: reading them is cheap
+            self._lists.setdefault(key, [np.nan] * n).append(float(value))
+        for key, values in self._lists.items():
+            if len(values) == n:
+                values.append(np.nan)
+        self.rows.append(row)
+        self._arrays = None
         self._unsaved += 1
         if self._unsaved >= self.flush_every:
             self.flush()
@@ -63,9 +73,17 @@ class MetricHistory:
 
     # ------------------------------------------------------------------------------------- reading
     def columns(self) -> dict[str, np.ndarray]:
-        """Today's rows as columns (a key missing from a row is NaN)."""
-        keys = dict.fromkeys(k for row in self.rows for k in row)
-        return {k: np.array([row.get(k, np.nan) for row in self.rows], dtype=float) for k in keys}
+        """All of today's columns (a key missing from a row is NaN): for writing; readers use `column`."""
+        return {k: self.column(k) for k in self._lists}
+
+    def column(self, name: str) -> np.ndarray:
+        """Today's values of `name` (empty when unknown); each column is built once per new row, when read."""
+        if self._arrays is None:
+            self._arrays = {}
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = self._arrays[name] = np.array(self._lists.get(name, ()), dtype=float)
+        return arr
 
     def _load(self, max_days: int) -> dict[date, dict[str, np.ndarray]]:
         out: dict[date, dict[str, np.ndarray]] = {}
@@ -81,28 +99,25 @@ class MetricHistory:
                 log.warning("skipping unreadable metric history %s", path)
         return out
 
-    def days(self) -> list[tuple[date, dict[str, np.ndarray]]]:
-        """Every day's columns, oldest first, today last."""
-        out = sorted((d, c) for d, c in self.past.items() if d != self.day)
-        if self.rows:
-            out.append((self.day, self.columns()))
-        return out
+    def _today(self, name: str) -> np.ndarray | None:
+        return self.column(name) if self.rows else None
 
     def daily(self, name: str) -> tuple[list[date], np.ndarray]:
         """The last value of `name` on each day (today's latest included)."""
         days, values = [], []
-        for day, cols in self.days():
-            col = cols.get(name)
-            if col is not None and np.isfinite(col).any():
+        series = [(d, c.get(name)) for d, c in sorted(self.past.items()) if d != self.day]
+        series.append((self.day, self._today(name)))
+        for day, col in series:
+            if col is not None and len(col) and np.isfinite(col).any():
                 days.append(day)
                 values.append(col[np.isfinite(col)][-1])
         return days, np.array(values, dtype=float)
 
     def ranges(self, name: str = "spot") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per day: last, high and low of `name` (the index price: closes and ranges)."""
+        """Per day: last, high and low of `name` (the index price: closes and ranges), today last."""
         last, high, low = [], [], []
-        for _, cols in self.days():
-            col = cols.get(name)
+        series = [c.get(name) for d, c in sorted(self.past.items()) if d != self.day] + [self._today(name)]
+        for col in series:
             col = col[np.isfinite(col)] if col is not None else np.zeros(0)
             if len(col):
                 last.append(col[-1]), high.append(col.max()), low.append(col.min())

@@ -111,9 +111,9 @@ class VolDesk:
     # ------------------------------------------------------------------------------- loop thread
     def record(self, now: datetime, spot: float, market: SkewReport, model: SkewReport | None, scen: dict,
                risk: tuple) -> VolViews:
-        cols = self.history.columns() if self.history.rows and self.history.day == trade_day(now) else {}
-        seconds = np.r_[cols.get("timestamp", np.zeros(0)), now.timestamp()]
-        prices = np.r_[cols.get("spot", np.zeros(0)), spot]
+        today = self.history.rows and self.history.day == trade_day(now)
+        seconds = np.r_[self.history.column("timestamp") if today else np.zeros(0), now.timestamp()]
+        prices = np.r_[self.history.column("spot") if today else np.zeros(0), spot]
         past_last, past_high, past_low = self.history.ranges("spot")
         closes, highs, lows = past_last, past_high, past_low
         if self.history.day == trade_day(now) and len(closes):       # today's entry: the live price

@@ -56,14 +56,16 @@ BID_COLUMNS = {STRIKE_COLUMN - 2, STRIKE_COLUMN + 2}      # call bid, put bid (m
 class BoardModel(RecordModel):
     """The record model with a background for the ATM row and for rows with an open signal."""
 
+    _data = RecordModel.data
+
     def data(self, index, role=Qt.DisplayRole):
-        if role == Qt.BackgroundRole and index.isValid():
-            r = self.record(index.row())
-            side = r.call if index.column() < STRIKE_COLUMN else r.put
-            if index.column() != STRIKE_COLUMN and side.get("signal"):
-                return SIGNAL_BACKGROUND
-            return ATM_BACKGROUND if r.atm else None
-        return super().data(index, role)
+        if role != Qt.BackgroundRole:
+            return self._data(index, role)
+        r = self._rows[self._keys[index.row()]]
+        column = index.column()
+        if column != STRIKE_COLUMN and (r.call if column < STRIKE_COLUMN else r.put)["signal"]:
+            return SIGNAL_BACKGROUND
+        return ATM_BACKGROUND if r.atm else None
 
 
 class BoardTable(RecordTable):
@@ -86,6 +88,7 @@ class ChainBoardPanel(Panel):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self._surface = None
+        self._series = None
         self._positions: dict[int, int] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -153,7 +156,9 @@ class ChainBoardPanel(Panel):
         index = self.expiry.currentIndex()
         if index < 0:
             return
-        b = board(surface, index, self.bridge.model_iv(surface), self.bridge.fair_iv(surface))
+        if self._series is None or self._series[0] is not surface:     # once per surface, not per redraw
+            self._series = (surface, surface.expiry_index())
+        b = board(surface, index, self.bridge.model_iv(surface), self.bridge.fair_iv(surface), self._series[1])
         if b is None:
             return
         working = self._working()

@@ -66,11 +66,12 @@ class RealisedPanel(Panel):
             value = getattr(r, key)
             self.values[key].setText(theme.fmt(value))
         self.window.setText(f"{r.window} ({r.observations} returns) at {market_time.et(v.at)} ET")
-        cols = v.history.columns() if v.history is not None and v.history.rows else {}
-        t = cols.get("timestamp", np.zeros(0))
+        h = v.history
+        t = h.column("timestamp") if h is not None else np.zeros(0)
         hours = et_seconds(t, v.at)
         for curve, name in ((self.iv_curve, "market_30_atm_vol"), (self.rv_curve, "realised"), (self.vrp_curve, "vrp")):
-            y = cols.get(name, np.full(len(t), np.nan))
+            y = h.column(name) if h is not None else np.zeros(0)
+            y = y if len(y) == len(t) else np.full(len(t), np.nan)
             ok = np.isfinite(y)
             curve.setData(hours[ok], y[ok])
         fit_view(self.day)

@@ -74,6 +74,7 @@ class VolMetricsPanel(Panel):
         hv.addWidget(self.intraday, 1)
         hv.addWidget(self.daily, 1)
         self.tabs.addTab(history, "History")
+        self.tabs.currentChanged.connect(lambda *_: (self.mark_dirty(), self.flush()))
         bridge.vol_views.connect(self._on_views)
 
     def _on_views(self, views) -> None:
@@ -96,6 +97,15 @@ class VolMetricsPanel(Panel):
                       v.percentile(f"market_{days}_atm_vol", m.atm_vol), v.percentile(f"market_{days}_rr25", m.rr25)]
             for c, value in enumerate(values):
                 set_cell(self.cm, r, c, value, 0 if c == 0 else 1 if c in (8, 12, 13) else 2)
+        tab = self.tabs.currentIndex()          # only the tab in view is drawn (a tab change redraws)
+        if tab == 1:
+            self._per_expiry(v)
+        elif tab == 2:
+            self._term(v)
+        elif tab == 3:
+            self._history(v)
+
+    def _per_expiry(self, v) -> None:
         per = v.market.per_expiry
         model = {m.label: m for m in (v.model.per_expiry if v.model is not None else [])}
         if self.per_expiry.rowCount() != len(per):
@@ -106,21 +116,24 @@ class VolMetricsPanel(Panel):
             for c, value in enumerate((m.days, m.forward, m.atm_vol, m.rr25, m.bf25, m.rr10, m.bf10, m.slope,
                                        m.curvature, getattr(mo, "atm_vol", np.nan), getattr(mo, "rr25", np.nan)), 1):
                 set_cell(self.per_expiry, r, c, value, 1 if c in (1, 2) else 2)
+
+    def _term(self, v) -> None:
+        per = v.market.per_expiry
         self.term_market.setData([m.days for m in per], [m.atm_vol for m in per])
         if v.model is not None:
             mp = [m for m in v.model.per_expiry if np.isfinite(m.atm_vol)]
             self.term_model.setData([m.days for m in mp], [m.atm_vol for m in mp])
         fit_view(self.term)
-        self._history(v)
 
     def _history(self, v) -> None:
         name = METRICS[self.metric.currentText()]
         days = self.tenor.currentText()
-        cols = v.history.columns() if v.history is not None and v.history.rows else {}
-        t = cols.get("timestamp", np.zeros(0))
+        h = v.history
+        t = h.column("timestamp") if h is not None else np.zeros(0)
         hours = et_seconds(t, v.at)
         for curve, source in ((self.intraday_market, "market"), (self.intraday_model, "model")):
-            y = cols.get(f"{source}_{days}_{name}", np.full(len(t), np.nan))
+            y = h.column(f"{source}_{days}_{name}") if h is not None else np.zeros(0)
+            y = y if len(y) == len(t) else np.full(len(t), np.nan)
             ok = np.isfinite(y)
             curve.setData(hours[ok], y[ok])
         fit_view(self.intraday)
