@@ -78,7 +78,9 @@ def test_vol_panels_show_the_engines_views(desk):
     m30 = v.market.constant[30]
     assert w.skew.cm.item(1, 1).text() == theme.fmt(m30.atm_vol)
     assert w.skew.cm.item(1, 2).text() == theme.fmt(m30.rr25)
+    w.skew.tabs.setCurrentIndex(1)                      # only the tab in view is drawn; a tab change redraws
     assert w.skew.per_expiry.rowCount() == len(v.market.per_expiry)
+    assert w.skew.per_expiry.item(0, 0).text() == v.market.per_expiry[0].label
     assert w.realised.values["implied_30d"].text() == theme.fmt(v.realised.implied_30d)
     grid = v.scenarios[("strike", False)]
     assert w.volrisk.grid.rowCount() == len(grid.spot_shocks)
