@@ -53,6 +53,18 @@ STRIKE_COLUMN = len(CALL_FIELDS)
 BID_COLUMNS = {STRIKE_COLUMN - 2, STRIKE_COLUMN + 2}      # call bid, put bid (mirrored): a double-click there sells
 
 
+def _same(a, b) -> bool:
+    """Two board rows show the same numbers (NaN equal to NaN)."""
+    if a is None or a.atm != b.atm:
+        return False
+    for x, y in ((a.call, b.call), (a.put, b.put)):
+        for key, value in y.items():
+            old = x.get(key)
+            if old != value and not (isinstance(value, float) and value != value and old != old):
+                return False
+    return True
+
+
 class BoardModel(RecordModel):
     """The record model with a background for the ATM row and for rows with an open signal."""
 
@@ -176,7 +188,13 @@ class ChainBoardPanel(Panel):
             records.append((float(k), SimpleNamespace(strike=float(k), atm=i == b.atm_index, call=sides[0],
                                                       put=sides[1])))
         first = not self.model.rowCount()
-        self.model.set_records(records)
+        if [k for k, _ in records] != self.model.keys():
+            self.model.set_records(records)          # another expiry or a new strike: rebuild
+        else:                                        # same strikes: only the rows that changed repaint
+            for key, record in records:
+                if _same(self.model.get(key), record):
+                    continue
+                self.model.upsert(key, record)
         ampm = b.label.split()[-1] if b.label else ""
         self.info.setText(f"forward {b.forward:,.2f}   ATM {b.strikes[b.atm_index]:,.0f}   {b.days:,.1f} days   "
                           f"{'AM-settled' if ampm == 'AM' else 'PM-settled'}   spot {surface.snapshot.underlying_price:,.2f}")
