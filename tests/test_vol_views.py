@@ -281,3 +281,20 @@ def test_headless_json_has_the_vol_views(tmp_path):
     assert {0, 1, 5} <= set(grid["days"]) and grid["days"] == sorted(grid["days"]) and len(grid["spot_shocks"]) == 9 and len(grid["vol_shocks"]) == 5
     assert np.array(grid["pnl"]).shape == (len(grid["days"]), 9, 5)
     assert list((tmp_path / "d" / "vol-metrics").glob("vol-metrics-*.parquet"))      # the history was written
+
+
+def test_bucket_limit_is_no_worse_than_before():
+    """A bucket already over its limit: an order adding vega there is denied, one taking vega off passes."""
+    from test_risk_pre_trade import cfg, ctx, order
+    from workstation.domain import Side
+    from workstation.portfolio.greeks import DollarGreeks
+    from workstation.risk.pre_trade import check
+    settings = cfg(bucket_limits={"d8_30": {"vega": 1_000.0}}, allow_uncovered_shorts=True)
+    over = {"8-30d": DollarGreeks(vega=5_000.0)}                          # 16 days to the order's expiry
+    buy = check(order(), ctx(settings=settings, bucket_greeks=over))
+    sell = check(order(side=Side.SELL, limit_price=50.5), ctx(settings=settings, bucket_greeks=over))
+    bucket = lambda d: next(r for r in d.results if r.code.value == "BUCKET_LIMIT")   # noqa: E731
+    assert not bucket(buy).passed and "8-30d" in bucket(buy).detail and "5,000 -> 6,400" in bucket(buy).detail     # 2 contracts x $700
+    assert bucket(sell).passed
+    other = check(order(), ctx(settings=cfg(bucket_limits={"d31_90": {"vega": 1.0}}), bucket_greeks=over))
+    assert bucket(other).passed                                              # a limit on another bucket
