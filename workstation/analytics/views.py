@@ -18,6 +18,7 @@ from ..portfolio.greeks import DollarGreeks
 from ..risk import buckets
 from ..risk.monitor import Exposure
 from ..risk.scenarios import TimeScenarios, smile_skew, time_grid
+from .chain import series_of
 from .history import MetricHistory, percentile_of, trade_day
 from .realised import RealisedReport, realised_report
 from .skew import CONSTANT_MATURITIES, SkewReport, skew_report
@@ -85,7 +86,7 @@ class VolDesk:
     def compute(now: datetime, surface: Any, model_iv: np.ndarray | None, positions: list, greeks: list,
                 markets: tuple[np.ndarray, np.ndarray, np.ndarray]):
         snap = surface.snapshot
-        series = surface.expiry_index()
+        series = series_of(surface)
         labels = [f"{e.expiry} {'AM' if e.am_settled else 'PM'}" for e in surface.expiries]
         args = (snap.strike, snap.is_call)
         market = skew_report("market", *args, surface.iv_mid, surface.forward, surface.maturity, series, labels,
@@ -94,7 +95,7 @@ class VolDesk:
         if model_iv is not None and len(model_iv) == len(snap):
             model = skew_report("model", *args, model_iv, surface.forward, surface.maturity, series, labels,
                                 usable=surface.usable)
-        scen = scenario_grids(now, surface, model_iv, positions, markets)
+        scen = scenario_grids(now, surface, model_iv, positions, markets, series)
         today = trade_day(now)
         items = [(p.contract.expiry, g) for p, g in zip(positions, greeks)]
         fwd = markets[0]
@@ -153,7 +154,8 @@ def _r(x: float) -> float | None:
 
 
 def scenario_grids(now: datetime, surface: Any, model_iv: np.ndarray | None, positions: list,
-                   markets: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[tuple[str, bool], TimeScenarios]:
+                   markets: tuple[np.ndarray, np.ndarray, np.ndarray], series: np.ndarray
+                   ) -> dict[tuple[str, bool], TimeScenarios]:
     """The time grid in each convention (sticky strike/delta, term-scaled or not) for the held positions,
     each option marked at its market mid vol (the model's where the quote has none)."""
     snap = surface.snapshot
@@ -162,7 +164,6 @@ def scenario_grids(now: datetime, surface: Any, model_iv: np.ndarray | None, pos
     vol = np.full(len(positions), np.nan)
     skew = np.zeros(len(positions))
     smiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    series = surface.expiry_index() if positions else None
     otm = np.where(snap.is_call, snap.strike >= surface.forward, snap.strike < surface.forward) & surface.usable
     for i, p in enumerate(positions):
         row = snap.index_of(p.contract.contract_id)
