@@ -74,6 +74,15 @@ def test_vol_panels_show_the_engines_views(desk):
         assert pv.sent, pv.message
     desk.until(lambda: sum(1 for p in eng.book.positions.values() if p.quantity) >= 2, what="two fills")
     desk.step(2)
+    # the chain board on a held expiry shows the position on its row
+    held = next(p.contract for p in eng.book.positions.values() if p.quantity and p.contract.expiry)
+    _show(desk, "chain")
+    labels = [w.chain.expiry.itemText(i) for i in range(w.chain.expiry.count())]
+    w.chain.expiry.setCurrentIndex(next(i for i, t in enumerate(labels) if t.startswith(str(held.expiry))))
+    desk.step()
+    _show(desk, "chain")
+    row = w.chain.model.get(float(held.strike))
+    assert row.put["pos"] == eng.book.quantity(held.contract_id) == 1, (row.put, held)
     v = eng.vol_views.last
     for name in ("skew", "realised", "volrisk"):
         _show(desk, name)
@@ -97,3 +106,19 @@ def test_vol_panels_show_the_engines_views(desk):
     total_vega = sum(b["vega"] for b in v.buckets.values())
     assert w.volrisk.buckets.item(total_row, 4).text() == theme.fmt(total_vega, 0, dollars=True)
     assert math.isfinite(total_vega) and total_vega > 0
+
+
+def test_chain_board_highlights_a_signals_row(desk):
+    from test_ui_panels import _signal
+    from workstation.ui.panels.chain_board import SIGNAL_BACKGROUND
+    w = desk.window
+    sig = _signal(desk, tradable=False)
+    c = sig.contract
+    _show(desk, "chain")
+    labels = [w.chain.expiry.itemText(i) for i in range(w.chain.expiry.count())]
+    w.chain.expiry.setCurrentIndex(next(i for i, t in enumerate(labels) if t.startswith(str(c.expiry))))
+    _show(desk, "chain")
+    row = w.chain.model.keys().index(float(c.strike))
+    column = STRIKE_COLUMN - 1 if c.is_call else STRIKE_COLUMN + 1
+    assert sig.state.value == "NEW"
+    assert w.chain.model.data(w.chain.model.index(row, column), Qt.BackgroundRole) == SIGNAL_BACKGROUND

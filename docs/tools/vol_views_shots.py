@@ -47,6 +47,13 @@ async def shoot(window, engine, out: Path) -> None:
         await asyncio.sleep(0.3)
         window.grab_image(dock).save(str(out / f"{name}.png"), "PNG")
 
+    held = [p.contract for p in engine.book.positions.values() if p.quantity and p.contract.expiry]
+    if held:                                       # the board on an expiry the book holds (positions shown)
+        chain = window.chain
+        labels = [chain.expiry.itemText(i) for i in range(chain.expiry.count())]
+        chain.expiry.setCurrentIndex(next((i for i, t in enumerate(labels) if t.startswith(str(held[0].expiry))), 0))
+        window.flush()
+        chain.select_strike(held[0].strike, "P")
     await grab("vol-chain-board", "chain")
     for i, name in enumerate(("constant-maturity", "per-expiry", "term-structure", "history")):
         window.skew.tabs.setCurrentIndex(i)

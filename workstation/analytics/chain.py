@@ -17,7 +17,8 @@ SIDE_FIELDS = ("contract_id", "bid", "ask", "iv_bid", "iv_ask", "fair_iv", "mode
 
 @dataclass(frozen=True)
 class Board:
-    """One expiry: strikes ascending, `calls[name]` / `puts[name]` arrays aligned with them (NaN when absent)."""
+    """One expiry: strikes ascending, `calls[name]` / `puts[name]` arrays aligned with them (NaN when absent;
+    `contract_id` int64, -1 when absent)."""
 
     label: str
     strikes: np.ndarray
@@ -64,7 +65,7 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
     vol = np.where(np.isfinite(fair), fair, surface.iv_mid)
     g = black_greeks(surface.forward[rows], snap.strike[rows], surface.maturity[rows], np.ones(len(rows)),
                      vol[rows], snap.is_call[rows])
-    cols = {"contract_id": snap.contract_id[rows].astype(float), "bid": snap.bid[rows], "ask": snap.ask[rows],
+    cols = {"contract_id": snap.contract_id[rows], "bid": snap.bid[rows], "ask": snap.ask[rows],
             "iv_bid": np.where(snap.bid[rows] > 0, 100 * surface.iv_bid[rows], np.nan),   # no bid: no bid IV
             "iv_ask": 100 * surface.iv_ask[rows],
             "fair_iv": 100 * fair[rows], "model_iv": 100 * model[rows],
@@ -76,8 +77,8 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
         mine = snap.is_call[rows] == is_call
         sides[name] = {}
         for field, values in cols.items():
-            out = np.full(len(strikes), np.nan)
-            out[pos[mine]] = values[mine]
+            out = np.full(len(strikes), -1 if values.dtype.kind == "i" else np.nan, dtype=values.dtype)
+            out[pos[mine]] = values[mine]           # contract ids stay int64 (-1: none): ids exceed 2**53
             sides[name][field] = out
     atm = int(np.argmin(np.abs(strikes - f))) if np.isfinite(f) else int(np.argmin(np.abs(strikes - snap.underlying_price)))
     label = expiry_labels(surface)[series_index] if series_index < len(surface.expiries) else ""

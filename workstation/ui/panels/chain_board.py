@@ -180,9 +180,9 @@ class ChainBoardPanel(Panel):
         for i, k in enumerate(b.strikes):
             sides = []
             for cols in (b.calls, b.puts):
-                cid = cols["contract_id"][i]
-                cid = int(cid) if math.isfinite(cid) else None
-                side = {f: float(v[i]) for f, v in cols.items()}
+                cid = int(cols["contract_id"][i])
+                cid = cid if cid >= 0 else None
+                side = {f: float(v[i]) for f, v in cols.items() if f != "contract_id"}
                 side.update(pos=self._positions.get(cid, 0), work=working.get(cid, 0), signal=cid in signals, cid=cid)
                 sides.append(side)
             records.append((float(k), SimpleNamespace(strike=float(k), atm=i == b.atm_index, call=sides[0],
