@@ -5,7 +5,6 @@ loop thread records the history and publishes one `VolViews` on the bus (topic `
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..bus import VOL_VIEWS as TOPIC
 from ..domain import SecType
 from ..portfolio.greeks import DollarGreeks
 from ..risk import buckets
@@ -21,10 +21,8 @@ from ..risk.scenarios import TimeScenarios, smile_skew, time_grid
 from .chain import series_of
 from .history import MetricHistory, percentile_of, trade_day
 from .realised import RealisedReport, realised_report
-from .skew import CONSTANT_MATURITIES, SkewReport, skew_report
+from .skew import SkewReport, skew_report
 
-log = logging.getLogger(__name__)
-TOPIC = "vol_views"
 SCENARIO_MODES = (("strike", False), ("strike", True), ("delta", False), ("delta", True))
 HEADLESS_SKEW = ("atm_vol", "rr25", "bf25")
 
