@@ -298,3 +298,33 @@ def test_bucket_limit_is_no_worse_than_before():
     assert bucket(sell).passed
     other = check(order(), ctx(settings=cfg(bucket_limits={"d31_90": {"vega": 1.0}}), bucket_greeks=over))
     assert bucket(other).passed                                              # a limit on another bucket
+
+
+def test_index_closes_come_from_the_snapshot_recordings(tmp_path):
+    """Days only in the recordings give their index prices (row-group statistics) to the history: close-to-close
+    realised vol over them is the hand-computed one."""
+    from datetime import timedelta
+
+    from workstation.domain import ChainSnapshot
+    from workstation.market.recorder import SnapshotRecorder
+
+    def snap(at: datetime, spot: float) -> ChainSnapshot:
+        n = 3
+        return ChainSnapshot.from_columns(timestamp=at, underlying="SPX", underlying_price=spot, columns={
+            "contract_id": np.arange(n), "trading_class": np.array(["SPXW"] * n), "expiry": np.full(n, "2027-01-15",
+            dtype="datetime64[D]"), "strike": np.array([5000.0, 5100.0, 5200.0]), "is_call": np.ones(n, bool),
+            "bid": np.ones(n), "ask": np.full(n, 1.2), "bid_size": np.ones(n, np.int64), "ask_size": np.ones(n, np.int64)})
+
+    closes = [5000.0, 5050.0, 4990.0, 5020.0]
+    start = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)                 # Monday, 10:00 ET
+    with SnapshotRecorder(tmp_path / "recordings") as rec:
+        for i, close in enumerate(closes):
+            day = start + timedelta(days=i)
+            for k, spot in enumerate((close * 1.01, close * 0.98, close)):      # high, low, then the close
+                rec.write(snap(day + timedelta(minutes=k), spot))
+    h = MetricHistory(tmp_path / "metrics", recordings=tmp_path / "recordings")
+    last, high, low = h.ranges("spot")
+    assert last.tolist() == closes
+    assert high == pytest.approx(np.array(closes) * 1.01) and low == pytest.approx(np.array(closes) * 0.98)
+    r = np.diff(np.log(closes))
+    assert realised.close_to_close(last) == pytest.approx(100 * math.sqrt(252 * np.mean(r * r)))

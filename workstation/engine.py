@@ -99,9 +99,9 @@ class Engine:
         self.book = Book()
         self.trading = TradingStateMachine()
         self.hedger = Hedger(settings.hedging)
-        journal_path = getattr(journal, "path", None)
-        self.vol_views = VolDesk(self.bus.publish, Path(journal_path).parent / "vol-metrics"
-                                 if isinstance(journal_path, (str, Path)) else None)
+        data_dir = Path(journal.path).parent if isinstance(getattr(journal, "path", None), (str, Path)) else None
+        self.vol_views = VolDesk(self.bus.publish, data_dir / "vol-metrics" if data_dir else None,
+                                 data_dir / settings.storage.recordings_dir if data_dir else None)
         self.orders = OrderManager(broker, journal, settings.execution, self._on_order_event_applied,
                                    self._on_fill_applied, lambda o: self.bus.publish(topics.ORDER, o), self.clock)
         self.orders.on_journal_error = self.journal_failed

@@ -1,6 +1,9 @@
 """The metric history: one row per snapshot (time, index price, skew and term metrics, realised vol), kept in
 memory for the day and written to Parquet beside the recordings, one file per New York trade day
-(`<dir>/vol-metrics-YYYY-MM-DD.parquet`); earlier days are loaded from those files."""
+(`<dir>/vol-metrics-YYYY-MM-DD.parquet`); earlier days are loaded from those files. Days found only in the
+snapshot recordings (`storage.recordings_dir`) contribute their index prices (time and `spot`), read from the
+Parquet row-group statistics alone (one row group per snapshot), so realised vol and the vol cone reach back
+over everything recorded."""
 from __future__ import annotations
 
 import logging
@@ -24,7 +27,8 @@ def trade_day(at: datetime) -> date:
 class MetricHistory:
     """Today's rows in memory (written every `flush_every` rows and at close), past days' from disk."""
 
-    def __init__(self, directory: Path | None, flush_every: int = 12, max_days: int = 400) -> None:
+    def __init__(self, directory: Path | None, flush_every: int = 12, max_days: int = 400,
+                 recordings: Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.flush_every = flush_every
         self.day: date | None = None
@@ -33,6 +37,9 @@ class MetricHistory:
         self._arrays: dict[str, np.ndarray] | None = None
         self._unsaved = 0
         self.past: dict[date, dict[str, np.ndarray]] = self._load(max_days)
+        if recordings is not None:
+            for day, cols in recorded_index(recordings, max_days).items():
+                self.past.setdefault(day, cols)
 
     # ------------------------------------------------------------------------------------- writing
     def append(self, at: datetime, row: dict[str, float]) -> None:
@@ -122,6 +129,37 @@ class MetricHistory:
             if len(col):
                 last.append(col[-1]), high.append(col.max()), low.append(col.min())
         return np.array(last), np.array(high), np.array(low)
+
+
+def recorded_index(directory: Path, max_days: int = 400) -> dict[date, dict[str, np.ndarray]]:
+    """Per recorded trade day (`date=YYYY-MM-DD` folders): the snapshot times and index prices, from each
+    file's row-group statistics (no rows are read)."""
+    out: dict[date, dict[str, np.ndarray]] = {}
+    directory = Path(directory)
+    if not directory.is_dir():
+        return out
+    for folder in sorted(directory.glob("date=*"))[-max_days:]:
+        try:
+            day = date.fromisoformat(folder.name[5:])
+        except ValueError:
+            continue
+        times, prices = [], []
+        for path in sorted(folder.glob("*.parquet")):
+            try:
+                meta = pq.ParquetFile(path).metadata
+                names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+                it, ip = names.index("timestamp"), names.index("underlying_price")
+                for g in range(meta.num_row_groups):
+                    st, sp = meta.row_group(g).column(it).statistics, meta.row_group(g).column(ip).statistics
+                    if st is not None and sp is not None and st.has_min_max and sp.has_min_max:
+                        times.append(st.min.timestamp())
+                        prices.append(float(sp.max))
+            except Exception:
+                log.warning("skipping unreadable recording %s", path)
+        if times:
+            order = np.argsort(times)
+            out[day] = {"timestamp": np.asarray(times)[order], "spot": np.asarray(prices)[order]}
+    return out
 
 
 def percentile_of(value: float, history: np.ndarray) -> float:

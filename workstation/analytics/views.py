@@ -57,9 +57,10 @@ def book_items(book: Any) -> list[tuple[date | None, DollarGreeks]]:
 class VolDesk:
     """Computes and publishes VolViews; keeps the metric history (Parquet beside the journal)."""
 
-    def __init__(self, publish: Callable[[str, Any], None], history_dir: Path | None) -> None:
+    def __init__(self, publish: Callable[[str, Any], None], history_dir: Path | None,
+                 recordings_dir: Path | None = None) -> None:
         self.publish = publish
-        self.history = MetricHistory(history_dir)
+        self.history = MetricHistory(history_dir, recordings=recordings_dir)
         self.last: VolViews | None = None
         self._busy = False
 
