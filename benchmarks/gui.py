@@ -84,6 +84,8 @@ def main() -> int:
                         help="no auto-execution (default: signals become orders, so blotter and positions update too)")
     parser.add_argument("--no-3d", dest="no_3d", action="store_true",
                         help="ui.opengl off (under Xvfb the GL view makes Qt compose the whole window in software)")
+    parser.add_argument("--show", default="", help="docks to bring to the front, comma-separated (e.g. "
+                        "chain,skew,volrisk: the vol views, tabbed behind others by default)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gui.json")
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -111,6 +113,8 @@ def main() -> int:
     window = MainWindow(engine, settings, QSettings(str(tmp / "layout.ini"), QSettings.IniFormat))
     window.resize(1680, 1000)
     window.show()
+    for name in filter(None, args.show.split(",")):
+        window.docks[name].raise_()
     fits: list[float] = []
     steps: dict[str, list[float]] = {}
     engine.bus.subscribe("fit", lambda f: fits.append(f.elapsed_ms))
@@ -170,7 +174,8 @@ def main() -> int:
                                         "count": len(v)} for k, v in sorted(render_ms.items())},
                 "stalls": stalls.report(),
                 "gc_pause_ms": {f"gen{g}": {"count": len(v), "max": round(max(v), 1)} for g, v in sorted(gc_ms.items())},
-                "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None}
+                "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None,
+                "shown": args.show}
 
     with loop:
         result = loop.run_until_complete(run())

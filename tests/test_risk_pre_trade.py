@@ -90,6 +90,8 @@ CASES = {
     RiskCode.UNCOVERED_SHORT: (order(side=Side.SELL, limit_price=50.5), ctx()),
     RiskCode.MARGIN: (order(), ctx(buying_power_used=995_000.0)),
     RiskCode.VAR_LIMIT: (order(), ctx(var99=99_000.0, daily_moves=MOVES)),
+    RiskCode.BUCKET_LIMIT: (order(), ctx(settings=cfg(bucket_limits={name: {"vega": 1.0} for name in (
+        "upto_7d", "d8_30", "d31_90", "d91_365", "over_1y")}))),      # $1 of vega in whichever bucket it is
 }
 
 

@@ -30,6 +30,7 @@ ALERT = "alert"                  # domain.Alert
 STATUS = "status"                # feed/broker connection status dict
 CYCLE = "cycle"                  # engine CycleReport
 SETTINGS = "settings"            # config.Settings after a live change
+VOL_VIEWS = "vol_views"          # analytics.views.VolViews (skew, realised, scenarios with time, risk by expiry)
 
 
 class EventBus:

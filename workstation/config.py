@@ -171,6 +171,25 @@ class SignalsConfig(Section):
 
 
 # ------------------------------------------------------------------------------------------- risk
+class BucketLimit(Section):
+    """|Dollar Greeks| limits of one expiry bucket (empty: no limit)."""
+
+    delta: float | None = Field(None, gt=0, description="|delta$| limit of the bucket.")
+    gamma: float | None = Field(None, gt=0, description="|gamma$| limit of the bucket.")
+    vega: float | None = Field(None, gt=0, description="|vega$| limit of the bucket.")
+    theta: float | None = Field(None, gt=0, description="|theta$| limit of the bucket.")
+
+
+class BucketLimits(Section):
+    """Greek limits per expiry bucket (calendar days to expiry), checked pre-trade like the portfolio limits."""
+
+    upto_7d: BucketLimit = Field(default_factory=BucketLimit, description="Expiries within 7 days (<=7d).")
+    d8_30: BucketLimit = Field(default_factory=BucketLimit, description="8 to 30 days (8-30d).")
+    d31_90: BucketLimit = Field(default_factory=BucketLimit, description="31 to 90 days (31-90d).")
+    d91_365: BucketLimit = Field(default_factory=BucketLimit, description="91 to 365 days (91-365d).")
+    over_1y: BucketLimit = Field(default_factory=BucketLimit, description="Beyond a year (>1y).")
+
+
 class RiskConfig(Section):
     """Hard pre-trade limits and portfolio limits. Every order, hedges included, is checked."""
 
@@ -217,6 +236,8 @@ class RiskConfig(Section):
     retry_denied_s: float = Field(30.0, ge=0, le=86_400, description="An exit or hedge the checks denied is retried "
                                   "after this long, not every cycle.")
     enforce_trading_hours: bool = Field(True, description="Deny orders outside the contract's trading hours.")
+    bucket_limits: BucketLimits = Field(default_factory=BucketLimits, description="|Greek| limits per expiry "
+                                        "bucket, checked pre-trade (risk by expiry).")
 
 
 # -------------------------------------------------------------------------------------- execution

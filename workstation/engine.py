@@ -44,6 +44,8 @@ from .strategy.sanity import SanityGuard, SanityVerdict
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
 from .workers import numerics_executor
+from .analytics.views import VolDesk, book_items
+from .risk import buckets
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,9 @@ class Engine:
         self.book = Book()
         self.trading = TradingStateMachine()
         self.hedger = Hedger(settings.hedging)
+        data_dir = Path(journal.path).parent if isinstance(getattr(journal, "path", None), (str, Path)) else None
+        self.vol_views = VolDesk(self.bus.publish, data_dir / "vol-metrics" if data_dir else None,
+                                 data_dir / settings.storage.recordings_dir if data_dir else None)
         self.orders = OrderManager(broker, journal, settings.execution, self._on_order_event_applied,
                                    self._on_fill_applied, lambda o: self.bus.publish(topics.ORDER, o), self.clock)
         self.orders.on_journal_error = self.journal_failed
@@ -207,6 +212,7 @@ class Engine:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.vol_views.close()
         for closer in (self.feed.close, self.broker.close):
             try:
                 await closer()
@@ -335,6 +341,9 @@ class Engine:
 
         if model is not None and not self._monitor_busy:
             self._spawn(self._monitor(now, surface, fit.model_params or fit.params), "monitor")
+        positions = [p for p in self.book.positions.values() if p.quantity]
+        self._spawn(self.vol_views.update(now, surface, model.iv if model is not None else None, self.book,
+                                          self._position_markets(positions, surface), self.executor), "vol views")
         self.publish_status()
         self._cycle_seq += 1
         report = CycleReport(self._cycle_seq, now, len(snapshot), int(surface.usable.sum()), timings, self.skipped,
@@ -563,10 +572,12 @@ class Engine:
         if self.connection == "simulated" and self.settings.market.simulator.always_open:
             risk_cfg = risk_cfg.model_copy(update={"enforce_trading_hours": False})
         pending = DollarGreeks()            # working orders (approved this cycle included) as if they filled
+        pending_items = []
         for r in working:
             m = self.market_for(r.order.contract)
             if m is not None and r.remaining > 0:
                 pending = pending + m.greeks.scaled(r.order.side.sign * r.remaining)
+                pending_items.append((r.order.contract.expiry, m.greeks.scaled(r.order.side.sign * r.remaining)))
         return RiskContext(
             settings=risk_cfg, now=now, trading_state=self.state, positions=self.book.positions,
             open_orders=[r.order for r in working], filled={r.order.client_order_id: r.filled for r in working},
@@ -574,7 +585,8 @@ class Engine:
             buying_power_used=self._margin_used(), marks=self.book.marks,
             trading_enabled=not self.read_only, pending_greeks=pending,
             var99=self._revalued.var.var99 if self._revalued is not None else math.nan,
-            daily_moves=self._daily_moves())
+            daily_moves=self._daily_moves(),
+            bucket_greeks=buckets.by_bucket(book_items(self.book) + pending_items, trading_day_of(now)))
 
     def _daily_moves(self) -> DailyMoves | None:
         """One-day spreads of the index and of implied vol from the fitted model (for the VaR what-if)."""
@@ -1113,6 +1125,7 @@ class Engine:
             "alerts": dict(self.alert_counts),
             "cycle_ms": {"p50": _r(np.nanpercentile(cyc, 50)), "p95": _r(np.nanpercentile(cyc, 95)),
                          "max": _r(np.nanmax(cyc))},
+            **self.vol_views.summary(self.book, self.clock()),
         }
 
 

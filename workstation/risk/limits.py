@@ -36,6 +36,7 @@ class RiskCode(str, Enum):
     MIN_DAYS_TO_EXPIRY = "MIN_DAYS_TO_EXPIRY"    # too close to expiry (0-day guard)
     UNCOVERED_SHORT = "UNCOVERED_SHORT"          # would leave short options not covered by longs
     MARGIN = "MARGIN"                            # margin needed above the buying power left
+    BUCKET_LIMIT = "BUCKET_LIMIT"                # an expiry bucket's |Greek$| after the trade above its limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from workstation.config import RiskConfig
 from workstation.domain import Order, OrderPurpose, OrderType, Position, SecType, Side, TradingState
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
+from workstation.domain.calendar import NEW_YORK
 from workstation.domain.snapshot import settlement_instant
 from workstation.portfolio.greeks import DollarGreeks
 
-from . import hours, margin
+from . import buckets, hours, margin
 from .limits import CheckResult, RiskCode, RiskDecision
 
 THROTTLE_WINDOW = timedelta(minutes=1)
@@ -79,6 +80,7 @@ class RiskContext:
     pending_greeks: DollarGreeks = field(default_factory=DollarGreeks)
     var99: float = math.nan
     daily_moves: "DailyMoves | None" = None
+    bucket_greeks: Mapping[str, DollarGreeks] = field(default_factory=dict)   # per expiry bucket, working incl.
 
     def remaining(self, order: Order) -> int:
         """Unfilled quantity of a working order."""
@@ -270,6 +272,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
                   else f"no {name} for the contract")
         add(_ok(f"{name} limit", code, passed, detail))
     add(_var_check(ctx, pending_g, what_if_all, have_greeks))
+    add(_bucket_check(order, ctx, order_g, have_greeks))
 
     # --- compliance
     results.extend(_compliance(order, ctx, exp.reduces_position))
@@ -291,6 +294,26 @@ def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have
     passed = var_after <= limit or sd_after <= sd_before + GREEK_TOLERANCE
     return _ok("VaR limit", RiskCode.VAR_LIMIT, passed,
                f"VaR99 ${base:,.0f} -> ${var_after:,.0f} (linearised what-if) vs limit ${limit:,.0f}")
+
+
+def _bucket_check(order: Order, ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> CheckResult:
+    """The order's expiry bucket within `risk.bucket_limits` after the trade (working orders counted as filled),
+    or no worse than before."""
+    limits = buckets.bucket_limits(ctx.settings.bucket_limits)
+    today = ctx.now.astimezone(NEW_YORK).date()
+    label = buckets.bucket_of(buckets.days_to(order.contract.expiry, today))
+    limit = limits.get(label)
+    if not limit:
+        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, True, f"no limits for the {label} bucket")
+    if not have_greeks:
+        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, False, f"no Greeks for the contract ({label} limits)")
+    before = ctx.bucket_greeks.get(label, DollarGreeks())
+    after = before + order_g
+    over = [f"{g}$ {getattr(before, g):,.0f} -> {getattr(after, g):,.0f} vs {v:,.0f}" for g, v in limit.items()
+            if abs(getattr(after, g)) > v and abs(getattr(after, g)) > abs(getattr(before, g)) + GREEK_TOLERANCE]
+    return _ok("bucket limits", RiskCode.BUCKET_LIMIT, not over,
+               f"{label}: " + ("; ".join(over) if over else "inside " + ", ".join(f"{g} {v:,.0f}"
+                                                                              for g, v in limit.items())))
 
 
 def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig, reduces: bool = False) -> CheckResult:

@@ -52,6 +52,7 @@ class Bridge(QObject):
     status = Signal(object)
     cycle = Signal(object)
     settings = Signal(object)
+    vol_views = Signal(object)
 
     def __init__(self, engine: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +68,7 @@ class Bridge(QObject):
             topics.RISK_DECISION: self.risk_decision, topics.FILL: self.fill, topics.BOOK: self.book,
             topics.RISK: self.risk, topics.TRADING_STATE: self.trading_state, topics.ALERT: self.alert,
             topics.STATUS: self.status, topics.CYCLE: self.cycle, topics.SETTINGS: self.settings,
+            topics.VOL_VIEWS: self.vol_views,
         }
         router = self.alert_router
         if router is not None:     # folded alerts (one row per repeating condition, with its count)
@@ -109,6 +111,9 @@ class Bridge(QObject):
             self.fit.emit(fit)
         if getattr(eng, "last_surface", None) is not None:
             self.surface.emit(eng.last_surface)
+        views = getattr(getattr(eng, "vol_views", None), "last", None)
+        if views is not None:
+            self.vol_views.emit(views)
         for sig in self._query("open_signals", []):
             self.signal.emit(sig)
         getter = "order_records" if hasattr(eng, "order_records") else "orders"
@@ -119,6 +124,15 @@ class Bridge(QObject):
         """Model IV per row of `surface` from the engine's last model values (None when not aligned)."""
         model = getattr(self.engine, "last_model", None)
         iv = getattr(model, "iv", None)
+        if iv is None or surface is None or len(iv) != len(surface.iv_mid):
+            return None
+        return iv
+
+    def fair_iv(self, surface: Any) -> Any:
+        """Fair-value IV per row of `surface` when the engine has a fair surface aligned with it, else None (the
+        chain board then shows the model's IV as fair)."""
+        fair = getattr(self.engine, "last_fair", None)
+        iv = getattr(fair, "iv", None)
         if iv is None or surface is None or len(iv) != len(surface.iv_mid):
             return None
         return iv

@@ -17,12 +17,16 @@ from .gl import grab_with_gl
 from .panels.alerts import AlertsPanel
 from .panels.base import DockFrame
 from .panels.calibration import CalibrationPanel
+from .panels.chain_board import ChainBoardPanel
 from .panels.log import LogPanel
 from .panels.mispricings import MispricingsPanel
 from .panels.orders import OrdersPanel
 from .panels.positions import PositionsPanel
+from .panels.realised import RealisedPanel
 from .panels.risk import RiskPanel
 from .panels.surface import SurfacePanel
+from .panels.vol_metrics import VolMetricsPanel
+from .panels.vol_risk import VolRiskPanel
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,13 @@ class MainWindow(QMainWindow):
         self.orders = OrdersPanel(self.bridge)
         self.calibration = CalibrationPanel(self.bridge)
         self.log_panel = LogPanel(self.bridge)
+        self.chain = ChainBoardPanel(self.bridge)
+        self.skew = VolMetricsPanel(self.bridge)
+        self.realised = RealisedPanel(self.bridge)
+        self.volrisk = VolRiskPanel(self.bridge)
         self.panels = [self.surface, self.mispricings, self.orders, self.positions, self.risk, self.alerts,
-                       self.calibration, self.log_panel]
+                       self.calibration, self.log_panel, self.chain, self.skew, self.realised, self.volrisk]
+        self.chain.trade.connect(self.ticket_for)
         self.docks: dict[str, QDockWidget] = {}
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
@@ -128,10 +137,15 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["mispricings"], d["risk"], Qt.Horizontal)
         self.splitDockWidget(d["surface"], d["calibration"], Qt.Vertical)
         self.tabifyDockWidget(d["calibration"], d["log"])
+        self.tabifyDockWidget(d["calibration"], d["skew"])           # the vol views sit behind existing tabs
+        self.tabifyDockWidget(d["calibration"], d["realised"])
         self.splitDockWidget(d["mispricings"], d["orders"], Qt.Vertical)
         self.splitDockWidget(d["orders"], d["positions"], Qt.Vertical)
         self.splitDockWidget(d["risk"], d["alerts"], Qt.Vertical)
-        d["calibration"].raise_()
+        self.tabifyDockWidget(d["mispricings"], d["chain"])
+        self.tabifyDockWidget(d["risk"], d["volrisk"])
+        for name in ("calibration", "mispricings", "risk"):
+            d[name].raise_()
         self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [560, 700, 420], Qt.Horizontal)
         self.resizeDocks([d["surface"], d["calibration"]], [560, 370], Qt.Vertical)
         self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [250, 480, 200], Qt.Vertical)
@@ -208,6 +222,12 @@ class MainWindow(QMainWindow):
         dock.show()
         dock.raise_()
         self.orders.focus_ticket()
+
+    def ticket_for(self, expiry: str, strike: float, right: str, side: str) -> None:
+        """The order ticket on a contract picked on the chain board, side set, focused."""
+        self.orders.select_contract(expiry, strike, right)
+        self.orders.side.setCurrentText(side)
+        self.new_order_ticket()
 
     def open_settings(self) -> None:
         from .dialogs.settings import SettingsDialog
@@ -388,10 +408,10 @@ class MainWindow(QMainWindow):
 
         self.flush()
         for name, dock in self.docks.items():
-            if name == "log":                   # tabbed behind calibration: bring it up for its picture
-                dock.raise_()
+            dock.raise_()                       # a dock tabbed behind another: bring it up for its picture
             await shoot(dock, f"panel-{name}")
-        self.docks["calibration"].raise_()
+        for name in ("calibration", "mispricings", "risk"):
+            self.docks[name].raise_()
         tabs = self.surface.tabs
         current = tabs.currentIndex()
         for i in range(tabs.count()):

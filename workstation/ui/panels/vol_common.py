@@ -1,0 +1,70 @@
+"""Small helpers shared by the vol panels: a read-only numeric QTableWidget and a plot with a legend."""
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
+
+from .. import theme
+from ..plots import calm
+
+
+def number_table(headers: list[str], rows: int = 0) -> QTableWidget:
+    table = QTableWidget(rows, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().setDefaultSectionSize(20)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+    table.setEditTriggers(QTableWidget.NoEditTriggers)
+    table.setFont(theme.mono_font(9))
+    return table
+
+
+def set_cell(table: QTableWidget, row: int, col: int, value, digits: int = 2, signed: bool = False,
+             dollars: bool = False, text: str | None = None, background: QColor | None = None) -> None:
+    """Set a cell in place (the item is reused: no allocation churn on every refresh)."""
+    item = table.item(row, col)
+    if item is None:
+        item = QTableWidgetItem()
+        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        table.setItem(row, col, item)
+    item.setText(text if text is not None else theme.fmt(value, digits, dollars=dollars))
+    if text is not None:
+        item.setTextAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+    if signed and isinstance(value, (int, float)) and math.isfinite(value) and value:
+        item.setForeground(QColor(theme.POSITIVE if value > 0 else theme.NEGATIVE))
+    if background is not None:
+        item.setBackground(background)
+
+
+def plot(title: str, left: str, bottom: str, dates: bool = False) -> pg.PlotWidget:
+    """A calm plot; `dates`: the x axis shows clock times / dates of (ET-shifted) epoch seconds."""
+    p = calm(pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)} if dates else None))
+    p.setTitle(title, size="9pt")
+    p.setLabel("left", left)
+    p.setLabel("bottom", bottom)
+    p.showGrid(x=True, y=True, alpha=0.2)
+    p.addLegend(offset=(8, 8), labelTextSize="8pt")
+    return p
+
+
+def fit_view(p: pg.PlotWidget) -> None:
+    p.getViewBox().enableAutoRange()
+    p.getViewBox().autoRange(padding=0.05)
+
+
+def et_seconds(timestamps, at) -> "np.ndarray":
+    """Epoch seconds shifted so that a UTC date axis reads New York wall time (one offset: a day has one)."""
+    import numpy as np
+
+    from .. import market_time
+    return np.asarray(timestamps, float) + at.astimezone(market_time.NEW_YORK).utcoffset().total_seconds()
+
+
+def day_range(p: pg.PlotWidget, x) -> None:
+    """Auto-range, but at least two days wide around a single day's point."""
+    fit_view(p)
+    if len(x) == 1:
+        p.setXRange(x[0] - 2 * 86_400, x[0] + 2 * 86_400, padding=0)
