@@ -167,6 +167,7 @@ async def test_a_settings_change_is_enforced_on_the_next_order_and_journaled(rig
     cid = int(snap.contract_id[int(np.flatnonzero(rig.engine.last_surface.usable)[0])])
     assert RiskCode.MAX_QUANTITY not in rig.engine.preview_order(cid, "BUY", 3, None).decision.reasons
     new = rig.engine.settings.model_copy(deep=True)
+    new.signals.auto_max_quantity = 2               # the auto limit stays within the order limit (a rule)
     new.risk.max_order_quantity = 2
     assert rig.engine.apply_settings(new, source="test") == []
     assert RiskCode.MAX_QUANTITY in rig.engine.preview_order(cid, "BUY", 3, None).decision.reasons
