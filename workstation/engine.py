@@ -40,6 +40,7 @@ from .risk.limits import RiskCode
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
 from .strategy.calibrator import Calibrator, ModelValues
+from .strategy.fair_value import FairValueFit, FairValueSurface
 from .strategy.sanity import SanityGuard, SanityVerdict
 from .strategy.signals import SignalBook, SignalModel
 from .strategy.surface import Surface, build_surface
@@ -92,6 +93,10 @@ class Engine:
         self.executor = executor or numerics_executor()
         self.calibrator = Calibrator(settings.calibration)
         self.sanity = SanityGuard(settings.market.sanity)
+        self.fair_value = FairValueSurface()
+        self._fair_last: FairValueFit | None = None     # the worker's warm start
+        self.last_fair: FairValueFit | None = None      # the fair surface of the last used snapshot
+        self.fair_ms: list[float] = []
         self.signal_model = SignalModel(settings.signals)
         # ids unique across restarts (journal counters), and the same in two runs of a backtest
         self.signals = SignalBook(settings.signals, self._on_signal, lambda: journal.next_client_order_id("S"))
@@ -302,7 +307,7 @@ class Engine:
         self.snapshots += 1
         budget = self._signal_budget_now()
         loop = asyncio.get_running_loop()
-        surface, fit, model, candidates, timings, verdict = await loop.run_in_executor(
+        surface, fit, model, candidates, timings, verdict, fair = await loop.run_in_executor(
             self.executor, self._compute, snapshot, now, budget)
         if verdict.skip:
             return self._rejected_snapshot(snapshot, surface, verdict, timings)
@@ -310,6 +315,7 @@ class Engine:
             self.alert("DATA_REJECTED", Severity.WARNING, verdict.future_dropped, source="sanity")
         snapshot = surface.snapshot                  # jumped quotes blanked: nothing downstream sees them
         self.last_snapshot = snapshot
+        self.last_fair = fair
         self.bus.publish(topics.SNAPSHOT, snapshot)
         self._new_day_if_needed(now)
         t = time.perf_counter()
@@ -353,7 +359,8 @@ class Engine:
         return report
 
     def _compute(self, snapshot: ChainSnapshot, now: datetime, budget: Callable[[int, Side, float], int]
-                 ) -> tuple[Surface, FitEvent, ModelValues | None, list, dict[str, float], SanityVerdict]:
+                 ) -> tuple[Surface, FitEvent, ModelValues | None, list, dict[str, float], SanityVerdict,
+                            FairValueFit | None]:
         """The numerical part of a cycle (worker thread): touches no shared state but the calibrator, the
         residual history and the sanity guard, which only the (sequential) cycles use."""
         timings: dict[str, float] = {}
@@ -361,9 +368,13 @@ class Engine:
         surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
         surface, verdict = self.sanity.check(surface)
         t1 = time.perf_counter()
+        timings["surface"] = (t1 - t0) * 1e3
         if verdict.skip:
-            timings["surface"] = (t1 - t0) * 1e3
-            return surface, self.last_fit, None, [], timings, verdict
+            return surface, self.last_fit, None, [], timings, verdict, None
+        fair = self._fit_fair_value(surface)
+        t_fair = time.perf_counter()
+        timings["fair_value"] = (t_fair - t1) * 1e3
+        t1 = t_fair
         if self.settings.calibration.enabled or self.calibrator.last_good is None:
             fit, model = self.calibrator.fit(surface, now)
         else:
@@ -371,8 +382,21 @@ class Engine:
         t2 = time.perf_counter()
         candidates = self.signal_model.scan(surface, model, budget) if model is not None else []
         t3 = time.perf_counter()
-        timings.update(surface=(t1 - t0) * 1e3, calibration=(t2 - t1) * 1e3, signals=(t3 - t2) * 1e3)
-        return surface, fit, model, candidates, timings, verdict
+        timings.update(calibration=(t2 - t1) * 1e3, signals=(t3 - t2) * 1e3)
+        return surface, fit, model, candidates, timings, verdict, fair
+
+    def _fit_fair_value(self, surface: Surface) -> FairValueFit | None:
+        """The arbitrage-free fair-value surface of this snapshot (worker thread), warm-started from the last;
+        an expiry that cannot be fitted keeps its last good slice (marked `fallback`) or is marked `failed`."""
+        started = time.perf_counter()
+        try:
+            fair = self.fair_value.fit(surface, self._fair_last)
+        except Exception:           # the fair surface informs; it must never stop the cycle
+            log.exception("fair-value fit failed")
+            return None
+        self._fair_last = fair
+        self.fair_ms.append((time.perf_counter() - started) * 1e3)
+        return fair
 
     def _rejected_snapshot(self, snapshot: ChainSnapshot, surface: Surface, verdict: SanityVerdict,
                            timings: dict[str, float]) -> CycleReport:
@@ -1096,6 +1120,13 @@ class Engine:
     def chain(self) -> ChainSnapshot | None:
         return self.last_snapshot
 
+    def _fair_summary(self) -> dict | None:
+        if self.last_fair is None:
+            return None
+        ms = np.array(self.fair_ms)
+        return {**_fair_quality(self.last_fair), "fit_ms": {"p50": _r(np.percentile(ms, 50)),
+                                                             "p95": _r(np.percentile(ms, 95))}}
+
     def summary(self) -> dict:
         """The headless summary (JSON keys are an interface: see the README)."""
         cyc = np.array(self.cycle_ms) if self.cycle_ms else np.array([np.nan])
@@ -1108,6 +1139,7 @@ class Engine:
                       "expiries": int(len(np.unique(snap.expiry.astype(np.int64) * 2 + snap.am_settled)))
                       if snap is not None else 0},
             "quality": dict(self.sanity.counts),
+            "fair_value": self._fair_summary(),
             "skipped_snapshots": self.skipped,
             "fits": {"count": len(self.fit_ms), "accepted": len(self.fit_rmse),
                      "median_ms": _r(np.nanmedian(fits)), "p95_ms": _r(np.nanpercentile(fits, 95)),
@@ -1127,6 +1159,14 @@ class Engine:
                          "max": _r(np.nanmax(cyc))},
             **self.vol_views.summary(self.book, self.clock()),
         }
+
+
+def _fair_quality(fair: FairValueFit) -> dict:
+    """Inside-spread share, IV RMSE, violations and slice states of a fair-value fit (the headless summary)."""
+    m = fair.metrics()
+    states = Counter(s.status for s in fair.slices)
+    return {"inside_spread_pct": _r(m.get("inside_spread_pct")), "rmse_iv": _r(m.get("rmse_iv")),
+            "arbitrage_violations": fair.arbitrage_violations, "expiries": dict(states)}
 
 
 def _r(x: float) -> float | None:

@@ -132,7 +132,7 @@ class Bridge(QObject):
         """Fair-value IV per row of `surface` when the engine has a fair surface aligned with it, else None (the
         chain board then shows the model's IV as fair)."""
         fair = getattr(self.engine, "last_fair", None)
-        iv = getattr(fair, "iv", None)
+        iv = getattr(fair, "fair_iv", None)
         if iv is None or surface is None or len(iv) != len(surface.iv_mid):
             return None
         return iv
