@@ -202,6 +202,9 @@ class RiskConfig(Section):
     retry_denied_s: float = Field(30.0, ge=0, description="An exit or hedge the checks denied is retried "
                                   "after this long, not every cycle.")
     enforce_trading_hours: bool = Field(True, description="Deny orders outside the contract's trading hours.")
+    greeks_from: Literal["market", "model"] = Field(
+        "market", description="Vol convention of every risk number (position and portfolio Greeks, stress grid, "
+        "VaR, the what-if): market = each option's own market mid IV (Black-76); model = the fitted Heston model.")
 
 
 # -------------------------------------------------------------------------------------- execution

@@ -35,7 +35,7 @@ from .execution.pricing_rules import initial_limit, reprice_bound
 from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
 from .portfolio.greeks import DollarGreeks, dollar_greeks
-from .risk import margin, monitor
+from .risk import margin, monitor, revaluation
 from .risk.limits import RiskCode
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
@@ -72,6 +72,7 @@ class Revaluation(NamedTuple):
     book: tuple                 # sorted (contract id, quantity) of the positions revalued
     stress: monitor.StressGrid
     var: monitor.VaR
+    convention: str = "market"  # risk.greeks_from it was revalued under
 
 
 class Engine:
@@ -415,9 +416,9 @@ class Engine:
         from, per contract: (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)."""
         snap = surface.snapshot
         marks: dict[int, tuple] = {}   # cid -> (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)
-        if model is not None:          # one vectorised Greeks call for every held option
-            rows = [snap.index_of(cid) for cid, p in self.book.positions.items() if p.quantity]
-            model.greeks([r for r in rows if r is not None])
+        rows = [r for r in (snap.index_of(cid) for cid, p in self.book.positions.items() if p.quantity)
+                if r is not None]
+        unit = dict(zip(rows, self._unit_greeks(surface, model, rows))) if model is not None else {}
         for cid, pos in self.book.positions.items():
             if not pos.quantity:
                 continue
@@ -426,7 +427,7 @@ class Engine:
             if pos.contract.sec_type is SecType.FUTURE:
                 greeks = (price, math.nan, 1.0, 0.0, 0.0, 0.0)
             elif row is not None and model is not None:
-                greeks = (surface.forward[row], surface.iv_mid[row], *model.greeks(row)[0])
+                greeks = (surface.forward[row], surface.iv_mid[row], *unit[row])
             else:
                 greeks = (math.nan,) * 6
             marks[cid] = (pos.quantity, pos.contract.multiplier, price, *greeks)
@@ -435,6 +436,15 @@ class Engine:
         fwd, _, d, g, v, th = cols.T
         self.book.set_greeks(ids, d, g, v, th, fwd)
         return marks
+
+    def _unit_greeks(self, surface: Surface, model: ModelValues | None, rows: list[int]) -> np.ndarray:
+        """Per-unit Greeks of chain `rows` under `risk.greeks_from` (one path: book, what-if and monitor)."""
+        idx = np.asarray(rows, dtype=np.int64)
+        snap = surface.snapshot
+        vol = revaluation.market_vols(surface.iv_mid[idx], model.iv[idx] if model is not None else None)
+        return revaluation.unit_greeks(self.settings.risk.greeks_from, surface.forward[idx], snap.strike[idx],
+                                       surface.maturity[idx], surface.discount[idx], snap.is_call[idx], vol,
+                                       (lambda: model.greeks(idx)) if model is not None else None)
 
     def _attribute(self, marks: dict[int, tuple], at: datetime) -> None:
         """Add this cycle's P&L, split by Greeks, to the day's attribution (positions held at both marks)."""
@@ -466,26 +476,27 @@ class Engine:
         self._monitor_busy = True
         try:
             positions = [p for p in self.book.positions.values() if p.quantity]
-            fwd, df, mat = self._position_markets(positions, surface)
-            exposure = monitor.Exposure.from_positions(positions, fwd, df, mat)
+            fwd, df, mat, vol = self._position_markets(positions, surface)
+            exposure = monitor.Exposure.from_positions(positions, fwd, df, mat, vol)
             cfg = self.settings.risk
+            how = cfg.greeks_from
             book_key = tuple(sorted((p.contract.contract_id, p.quantity) for p in positions))
             last = self._revalued
             revalue = (last is None or last.book != book_key or cfg.var_interval_s <= 0 or self._revalue_now
-                       or (now - last.at).total_seconds() >= cfg.var_interval_s)
+                       or (now - last.at).total_seconds() >= cfg.var_interval_s or last.convention != how)
             self._revalue_now = False
 
             def measure():
-                greeks, _ = monitor.portfolio_greeks(exposure, params)
+                greeks, _ = monitor.portfolio_greeks(exposure, params, convention=how)
                 if not revalue:
                     return greeks, last.stress, last.var
-                return greeks, monitor.stress_grid(exposure, params), \
-                    monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed)
+                return greeks, monitor.stress_grid(exposure, params, convention=how), \
+                    monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed, convention=how)
 
             loop = asyncio.get_running_loop()
             greeks, stress, var = await loop.run_in_executor(self.executor, measure)
             if revalue:
-                self._revalued = Revaluation(now, book_key, stress, var)
+                self._revalued = Revaluation(now, book_key, stress, var, how)
             breaches = monitor.limit_breaches(greeks, var.var99, self.book.day_pnl, cfg)
             changes = monitor.apply_breaches(self.trading, breaches, cfg, now)
             for change in changes:
@@ -494,7 +505,8 @@ class Engine:
                 code = "RISK_DAILY_LOSS" if b.code.value == "DAILY_LOSS" else "RISK_LIMIT_BREACH"
                 self.alert(code, Severity.CRITICAL if code == "RISK_DAILY_LOSS" else Severity.ERROR, b.message)
             self.last_risk = {
-                "at": now.isoformat(), "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
+                "at": now.isoformat(), "greeks_from": how, "forward": surface.snapshot.underlying_price,
+                "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
                 "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
                            "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
                 "var95": var.var95, "var99": var.var99, "var_at": self._revalued.at.isoformat(),
@@ -506,17 +518,23 @@ class Engine:
         finally:
             self._monitor_busy = False
 
-    def _position_markets(self, positions, surface: Surface) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Forward, discount and maturity per position (futures: their mark; expired/unquoted: NaN)."""
+    def _position_markets(self, positions, surface: Surface
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Forward, discount, maturity and market vol per position (futures: their mark; unquoted: NaN)."""
         snap = surface.snapshot
-        fwd, df, mat = [], [], []
+        model = self.last_model
+        fwd, df, mat, vol = [], [], [], []
         for p in positions:
             row = snap.index_of(p.contract.contract_id)
             if row is not None:
                 fwd.append(surface.forward[row]), df.append(surface.discount[row]), mat.append(surface.maturity[row])
+                vol.append(revaluation.market_vols(surface.iv_mid[row:row + 1], None if model is None
+                                                   or len(model.iv) != len(surface.iv_mid)
+                                                   else model.iv[row:row + 1])[0])
             else:
                 fwd.append(self.book.mark_of(p.contract.contract_id)), df.append(1.0), mat.append(0.0)
-        return np.array(fwd, float), np.array(df, float), np.array(mat, float)
+                vol.append(math.nan)
+        return np.array(fwd, float), np.array(df, float), np.array(mat, float), np.array(vol, float)
 
     # ================================================================== orders: build, check, route
     def market_for(self, contract: Contract) -> ContractMarket | None:
@@ -536,7 +554,8 @@ class Engine:
             return None
         price = float(model.price[row]) if model is not None else math.nan
         if model is not None:
-            d, g, v, th = dollar_greeks(*model.greeks(row)[0], surface.forward[row], contract.multiplier, 1)
+            d, g, v, th = dollar_greeks(*self._unit_greeks(surface, model, [row])[0], surface.forward[row],
+                                        contract.multiplier, 1)
             greeks = DollarGreeks(float(d), float(g), float(v), float(th))
         else:
             greeks = DollarGreeks()

@@ -1,0 +1,121 @@
+"""The trader's desk tells the truth (issue 19), on the real engine, simulator, paper broker and journal with a
+manual clock (`engine_support.SimRig`), the window offscreen. Risk numbers are checked against Black-76 written
+out here by hand at the market's own vol; the stress grid's labels against the shock vector itself."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from test_ui_panels import Desk, app, desk, desk_settings, store  # noqa: E402,F401  (shared fixtures)
+
+from workstation.risk import monitor  # noqa: E402
+
+
+# ------------------------------------------------------------------------------ Black-76 by hand
+def _ncdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def black76(f: float, k: float, t: float, df: float, vol: float, call: bool) -> float:
+    s = vol * math.sqrt(t)
+    d1 = math.log(f / k) / s + 0.5 * s
+    d2 = d1 - s
+    return df * (f * _ncdf(d1) - k * _ncdf(d2)) if call else df * (k * _ncdf(-d2) - f * _ncdf(-d1))
+
+
+def hand_dollar_greeks(f, k, t, df, vol, call, size) -> dict:
+    """delta$ per 1 %, gamma$ per 1 %, vega$ per vol point by central finite differences of black76."""
+    h = 1e-4 * f
+    p0, up, dn = black76(f, k, t, df, vol, call), black76(f + h, k, t, df, vol, call), black76(f - h, k, t, df, vol, call)
+    delta = (up - dn) / (2 * h)
+    gamma = (up - 2 * p0 + dn) / h**2
+    vega = (black76(f, k, t, df, vol + 1e-4, call) - black76(f, k, t, df, vol - 1e-4, call)) / 2e-4 * 0.01
+    return {"delta": delta * f * 0.01 * size, "gamma": gamma * (0.01 * f) ** 2 * size, "vega": vega * size}
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _put_position(desk: Desk, quantity: int = 2):
+    """BUY `quantity` of an out-of-the-money put about a month out, at the ask (fills), through the engine."""
+    engine = desk.engine
+    desk.until(lambda: engine.last_model is not None, what="a fit")
+    snap, surface = engine.last_snapshot, engine.last_surface
+    days = (snap.expiry - np.datetime64(snap.timestamp.date(), "D")).astype(int)
+    rows = np.flatnonzero(~snap.is_call & (days > 10) & (snap.strike < 0.97 * snap.underlying_price)
+                          & np.isfinite(surface.iv_mid) & (snap.bid > 1.0))
+    row = int(rows[np.argmax(snap.strike[rows])])
+    pv = engine.submit_order(int(snap.contract_id[row]), "BUY", quantity, float(snap.ask[row]) + 0.5)
+    assert pv.sent, pv.message
+    cid = int(snap.contract_id[row])
+    desk.until(lambda: engine.book.quantity(cid) == quantity, what="fill")
+    return cid
+
+
+def _revalued_now(desk: Desk, cid: int) -> dict:
+    """Step until the risk report is of the current surface and the book holding `cid`."""
+    engine = desk.engine
+
+    def ready():
+        r = engine.last_risk
+        return (r is not None and engine._revalued is not None and engine._revalued.book
+                and any(c == cid for c, _ in engine._revalued.book)
+                and engine._revalued.at == engine.last_surface.snapshot.timestamp
+                and r["at"] == engine.last_surface.snapshot.timestamp.isoformat())
+    desk.until(ready, what="a revaluation of the book on this snapshot")
+    desk.window.flush()
+    return engine.last_risk
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_stress_grid_labels_are_the_exact_shocks_with_units(desk):
+    w = desk.window
+    desk.until(lambda: w.risk.stress.rowCount() > 0, what="stress grid")
+    rows = [w.risk.stress.verticalHeaderItem(i).text() for i in range(w.risk.stress.rowCount())]
+    cols = [w.risk.stress.horizontalHeaderItem(j).text() for j in range(w.risk.stress.columnCount())]
+
+    def number(label: str, prefix: str, unit: str) -> float:
+        assert label.startswith(prefix) and label.endswith(unit), label
+        return float(label[len(prefix):-len(unit)].replace("−", "-"))
+    assert [number(r, "F ", " %") / 100 for r in rows] == pytest.approx(list(monitor.SPOT_SHOCKS), abs=1e-12)
+    assert [number(c, "vol ", " pts") for c in cols] == pytest.approx(list(monitor.VOL_SHOCKS), abs=1e-12)
+    assert "F −7.5 %" in rows and "F +2.5 %" in rows                # not rounded to −8 % / +2 %
+    assert "$" in w.risk.stress.item(0, 0).toolTip() and "vol points" in w.risk.stress.item(0, 0).toolTip()
+    assert w.risk.bar_labels["delta"].text() == "Delta $/1%" and "1 % move" in w.risk.bars["delta"].toolTip()
+    assert w.risk.bar_labels["vega"].text() == "Vega $/vol pt" and w.risk.bar_labels["theta"].text() == "Theta $/day"
+    assert "per index point" in w.risk.hedge_band.text()
+
+
+def test_dollar_zero_is_never_signed():
+    from workstation.ui import theme
+    assert theme.fmt(-0.3, 0, dollars=True) == "$0"
+    assert theme.fmt(-0.001, 2) == "0.00"
+    assert theme.fmt(-12.0, 0, dollars=True) == "-$12"
+
+
+def test_panel_greeks_and_a_stress_cell_are_black76_at_market_vol(desk):
+    """One path: the Greek bars are Black-76 Greeks at each option's market mid IV (within 1 %), the stress cell
+    a Black-76 full repricing at the shocked forward and vol; the header names the convention."""
+    w, engine = desk.window, desk.engine
+    assert engine.settings.risk.greeks_from == "market"
+    cid = _put_position(desk, 2)
+    risk = _revalued_now(desk, cid)
+    surface = engine.last_surface
+    snap = surface.snapshot
+    row = snap.index_of(cid)
+    f, k, t, df = (float(surface.forward[row]), float(snap.strike[row]), float(surface.maturity[row]),
+                   float(surface.discount[row]))
+    vol = float(surface.iv_mid[row])
+    size = 2 * snap.contract(row).multiplier
+    hand = hand_dollar_greeks(f, k, t, df, vol, False, size)
+    for g in ("delta", "gamma", "vega"):
+        assert w.risk.bars[g].number == pytest.approx(hand[g], rel=0.01), g
+        assert engine.book.greeks.as_dict()[g] == pytest.approx(hand[g], rel=0.01), g      # position Greeks too
+    assert "market vol" in w.risk.convention.text()
+    i, j = 2, 3                                             # forward −5 %, vol +5 points
+    s, dv = monitor.SPOT_SHOCKS[i], monitor.VOL_SHOCKS[j]
+    cell = (black76(f * (1 + s), k, t, df, vol + dv / 100, False) - black76(f, k, t, df, vol, False)) * size
+    assert risk["stress"]["pnl"][i][j] == pytest.approx(cell, rel=1e-6)
+    assert w.risk.stress.item(i, j).text() == f"{cell / 1000:+,.1f}k"
