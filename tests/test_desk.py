@@ -119,3 +119,124 @@ def test_panel_greeks_and_a_stress_cell_are_black76_at_market_vol(desk):
     cell = (black76(f * (1 + s), k, t, df, vol + dv / 100, False) - black76(f, k, t, df, vol, False)) * size
     assert risk["stress"]["pnl"][i][j] == pytest.approx(cell, rel=1e-6)
     assert w.risk.stress.item(i, j).text() == f"{cell / 1000:+,.1f}k"
+
+
+# ------------------------------------------------------------------------------- live previews
+def _ticket_on_a_contract(desk: Desk) -> None:
+    w = desk.window
+    desk.until(lambda: w.orders.contract_id() is not None, what="ticket contract")
+    w.orders.quantity.setValue(1)
+    w.orders.preview()
+    desk.wait(lambda: not w.orders._preview_timer.isActive() and w.orders.preview_view.verdict.text(),
+              what="a first verdict")
+
+
+def test_halt_while_the_ticket_is_open_refreshes_its_preview_without_an_edit(desk, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+    w, engine = desk.window, desk.engine
+    _ticket_on_a_contract(desk)
+    desk.step()                                                       # a cycle re-runs the checks as well
+    assert "TRADING_HALTED" not in w.orders.preview_view.verdict.text()
+    engine.kill_switch()                                              # no field touched after this
+    desk.wait(lambda: "TRADING_HALTED" in w.orders.preview_view.verdict.text(), what="halted in the preview")
+    assert not w.orders.send.isEnabled()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    w.risk.resume_trading()
+    desk.wait(lambda: "TRADING_HALTED" not in w.orders.preview_view.verdict.text(), what="resumed in the preview")
+
+
+def test_edge_is_per_order_and_an_off_tick_limit_is_rounded(desk):
+    w, engine = desk.window, desk.engine
+    _ticket_on_a_contract(desk)
+    w.orders.quantity.setValue(3)
+    w.orders.limit.setValue(150.73)
+    w.orders.preview()
+    assert w.orders.limit.value() == pytest.approx(150.70)            # the tick above $3 is 0.10
+    pv = w.orders.last_preview
+    order = pv.order
+    assert order.limit_price == pytest.approx(150.70)
+    per_order = (pv.model_price - 150.70) * order.side.sign * order.contract.multiplier * 3
+    assert pv.edge_dollars == pytest.approx(per_order)
+    assert "(3 × 100)" in w.orders.preview_view.labels["Edge $ per order"].text()
+
+
+def _tradable_signal(desk: Desk, min_quantity: int = 1):
+    engine = desk.engine
+    found = []
+
+    def ready():
+        for s in engine.signals.new_signals():
+            if s.quantity >= min_quantity and not s.blocked and s.signal_id in desk.window.mispricings.model.keys():
+                found.append(s)
+                return True
+        return False
+    desk.until(ready, steps=80, what=f"a sendable signal of {min_quantity}+ contracts")
+    return found[0]
+
+
+def test_signal_sized_against_the_premium_limit_and_greyed_when_nothing_fits(desk):
+    w, engine = desk.window, desk.engine
+    s = engine.settings.model_copy(deep=True)
+    s.signals.base_quantity, s.signals.max_quantity = 5, 10
+    assert engine.apply_settings(s, source="test") == []
+    default_premium = s.risk.max_order_premium
+    for _ in range(10):                       # signals come and go with the market: retry on one that stays
+        s = engine.settings.model_copy(deep=True)
+        s.risk.max_order_premium = default_premium
+        assert engine.apply_settings(s, source="test") == []
+        sig = _tradable_signal(desk, 3)
+        one = engine.preview_signal(sig.signal_id, 1)
+        lot = one.order.limit_price * sig.contract.multiplier           # premium of one contract
+        s = engine.settings.model_copy(deep=True)
+        s.risk.max_order_premium = 2.5 * lot                           # two fit, three do not
+        assert engine.apply_settings(s, source="test") == []
+        desk.step()
+        now = engine.signals.get(sig.signal_id)
+        if now is not None:
+            break
+    assert now is not None and now.quantity == 2 and now.blocked == ""
+    assert not engine.preview_signal(sig.signal_id, 3, capped=False).approved
+    assert "MAX_PREMIUM" in {c.value for c in engine.preview_signal(sig.signal_id, 3, capped=False).decision.reasons}
+    assert engine.preview_signal(sig.signal_id).approved and engine.preview_signal(sig.signal_id).order.quantity == 2
+    desk.window.flush()
+    row = w.mispricings.model.keys().index(sig.signal_id)
+    assert w.mispricings.model.record(row).quantity == 2
+    # the approval dialog: a quantity field up to the signal's size, checks re-run on a change
+    assert w.mispricings.select_signal(sig.signal_id)
+    w.mispricings.approve_selected()
+    dialog = w.mispricings.what_if
+    assert dialog is not None and dialog.quantity.maximum() == 2 and dialog.quantity.value() == 2
+    dialog.quantity.setValue(1)
+    assert "SIGNAL" in dialog.view.labels["Order"].text().upper() and " 1 " in dialog.view.labels["Order"].text()
+    assert dialog.countdown.text().endswith("(market time)")
+    dialog.reject()
+    # a premium limit below one contract: no size fits, the signal stays greyed with the reason
+    s = engine.settings.model_copy(deep=True)
+    s.risk.max_order_premium = 0.5 * lot
+    assert engine.apply_settings(s, source="test") == []
+    desk.step()
+    now = engine.signals.get(sig.signal_id)
+    if now is not None:                                                # (it may have expired meanwhile)
+        assert now.quantity == 0 and "MAX_PREMIUM" in now.blocked
+        desk.window.flush()
+        row = w.mispricings.model.keys().index(sig.signal_id)
+        assert "MAX_PREMIUM" in w.mispricings.model.data(w.mispricings.model.index(row, len(w.mispricings.model.columns) - 1))
+    assert all(s.quantity == 0 or not s.blocked for s in engine.signals.new_signals())
+
+
+def test_an_expiring_signal_closes_its_dialog_and_the_selection_stays_on_the_contract(desk):
+    w, engine = desk.window, desk.engine
+    sig = _tradable_signal(desk)
+    s = engine.settings.model_copy(deep=True)
+    s.signals.max_age_s = (engine.clock() - sig.created_at).total_seconds() + 12     # expires in ~12 s
+    assert engine.apply_settings(s, source="test") == []
+    assert w.mispricings.select_signal(sig.signal_id)
+    w.mispricings.approve_selected()
+    dialog = w.mispricings.what_if
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.countdown.text().startswith("0:1")                  # about 12 s left, market time
+    desk.until(lambda: engine.signals.get(sig.signal_id) is None, steps=6, what="expiry")
+    assert w.mispricings.what_if is None and not dialog.isVisible()
+    assert "nothing was sent" in w.mispricings.message.text()
+    selected = w.mispricings.current_signal()
+    assert selected is None or selected.contract.contract_id == sig.contract.contract_id

@@ -39,6 +39,7 @@ from .risk import margin, monitor, revaluation
 from .risk.limits import RiskCode
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
+from .sizing import PREVIEW_ID, largest_sendable
 from .strategy.calibrator import Calibrator, ModelValues
 from .strategy.sanity import SanityGuard, SanityVerdict
 from .strategy.signals import SignalBook, SignalModel
@@ -322,6 +323,7 @@ class Engine:
             self.last_model = model
         with self.journal.transaction():      # one commit for the cycle's signal changes
             self.signals.update(candidates, surface, now)
+        self._size_signals()
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE:
             self._auto_approve(now)
         lap("signals")
@@ -613,8 +615,10 @@ class Engine:
         return margin.estimate(legs, self.last_snapshot.underlying_price, self.settings.risk.future_margin_rate).margin
 
     def build_order(self, contract: Contract, side: Side, quantity: int, limit_price: float | None,
-                    purpose: OrderPurpose, signal_id: str | None = None) -> tuple[Order | None, ContractMarket | None, str]:
-        """An order with our next client id; limit from mid/model when `limit_price` is None."""
+                    purpose: OrderPurpose, signal_id: str | None = None, preview: bool = False
+                    ) -> tuple[Order | None, ContractMarket | None, str]:
+        """An order with our next client id (PREVIEW_ID for a preview: no id is used up); limit from
+        mid/model when `limit_price` is None."""
         market = self.market_for(contract)
         if limit_price is None:
             if market is None:
@@ -623,7 +627,7 @@ class Engine:
                                         self.settings.execution.aggressiveness,
                                         tick=0.25 if contract.sec_type is SecType.FUTURE else None)
         try:
-            client_order_id = self.orders.new_client_order_id()
+            client_order_id = PREVIEW_ID if preview else self.orders.new_client_order_id()
         except Exception as exc:        # ids come from the journal: no record, no order
             self.journal_failed("client order id", exc)
             return None, market, f"not sent: the journal could not give an order id ({exc})"
@@ -645,8 +649,8 @@ class Engine:
         decision = check(order, self.risk_context(market))
         mid = market.mid if market else math.nan
         model = market.model_price if market else math.nan
-        edge = (model - order.limit_price) * order.side.sign * order.contract.multiplier \
-            if order.limit_price is not None and math.isfinite(model) else math.nan
+        edge = (model - order.limit_price) * order.side.sign * order.contract.multiplier * order.quantity \
+            if order.limit_price is not None and math.isfinite(model) else math.nan     # per order
         return OrderPreview(order, decision, model, mid, edge)
 
     def route(self, order: Order, market: ContractMarket | None) -> OrderPreview:
@@ -710,31 +714,56 @@ class Engine:
         cfg = self.settings.signals
         for signal in self.signals.new_signals():
             premium = signal.limit_reference * signal.quantity * signal.contract.multiplier
-            if signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
+            if 0 < signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
                 self.approve_signal(signal.signal_id, by="auto")
 
     def open_signals(self) -> list[Signal]:
         return list(self.signals.open.values())
 
-    def preview_signal(self, signal_id: str) -> OrderPreview:
+    def _size_signals(self) -> None:
+        """Cap every NEW signal at the largest quantity the pre-trade checks pass now (quantity, premium,
+        position, Greek and VaR what-ifs); 0 with the reason when no size passes (shown greyed)."""
+        for signal in self.signals.new_signals():
+            def approved(quantity: int, signal=signal) -> tuple[bool, str]:
+                pv = self.preview_signal(signal.signal_id, quantity, capped=False)
+                return pv.approved, pv.message or _denial(pv)
+            quantity, why = largest_sendable(signal.quantity, approved)
+            if (quantity, why) != (signal.quantity, signal.blocked):
+                self.signals.open[signal.signal_id] = replace(signal, quantity=quantity, blocked=why)
+                self.bus.publish(topics.SIGNAL, self.signals.open[signal.signal_id])
+
+    def preview_signal(self, signal_id: str, quantity: int | None = None, capped: bool = True) -> OrderPreview:
+        """The what-if of a signal's order, at `quantity` (at most the signal's size when `capped`)."""
         signal = self.signals.get(signal_id)
         if signal is None:
-            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"unknown signal {signal_id}")
-        order, market, why = self.build_order(signal.contract, signal.side, signal.quantity, None,
-                                              OrderPurpose.SIGNAL, signal.signal_id)
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"signal {signal_id} is no longer open")
+        qty = signal.quantity if quantity is None else int(quantity)
+        if capped:
+            qty = min(qty, signal.quantity)
+        if qty < 1:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"no size can be sent: {signal.blocked}" if signal.blocked else "quantity 0")
+        order, market, why = self.build_order(signal.contract, signal.side, qty, None,
+                                              OrderPurpose.SIGNAL, signal.signal_id, preview=True)
         if order is None:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
         return self.preview(order, market)
 
-    def approve_signal(self, signal_id: str, by: str = "trader") -> OrderPreview:
-        """APPROVED, then an order through the risk checks; ORDERED when it was sent, else back to REJECTED."""
+    def approve_signal(self, signal_id: str, by: str = "trader", quantity: int | None = None) -> OrderPreview:
+        """APPROVED, then an order (of `quantity`, at most the signal's size) through the risk checks; ORDERED
+        when it was sent, else back to REJECTED."""
         signal = self.signals.get(signal_id)
         now = self.clock()
         if signal is None or signal.state is not SignalState.NEW:
             return OrderPreview(None, None, math.nan, math.nan, math.nan,
                                 message=f"signal {signal_id} is not open for approval")
+        qty = signal.quantity if quantity is None else min(int(quantity), signal.quantity)
+        if qty < 1:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"no size can be sent: {signal.blocked or 'quantity 0'}")
         self.signals.transition(signal_id, SignalState.APPROVED, now, f"approved by {by}")
-        order, market, why = self.build_order(signal.contract, signal.side, signal.quantity, None,
+        order, market, why = self.build_order(signal.contract, signal.side, qty, None,
                                               OrderPurpose.SIGNAL, signal_id)
         if order is None:
             self.signals.transition(signal_id, SignalState.REJECTED, now, why)
@@ -756,7 +785,8 @@ class Engine:
         self.publish_status()
 
     # ================================================================== manual orders
-    def preview_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None) -> OrderPreview:
+    def preview_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None,
+                      preview: bool = True) -> OrderPreview:
         contract = self.contract_by_id(contract_id)
         if contract is None:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"unknown contract {contract_id}")
@@ -764,13 +794,14 @@ class Engine:
             side = Side(side)
         except ValueError:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"bad side {side!r}")
-        order, market, why = self.build_order(contract, side, quantity, limit_price, OrderPurpose.MANUAL)
+        order, market, why = self.build_order(contract, side, quantity, limit_price, OrderPurpose.MANUAL,
+                                              preview=preview)
         if order is None:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
         return self.preview(order, market)
 
     def submit_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None) -> OrderPreview:
-        pv = self.preview_order(contract_id, side, quantity, limit_price)
+        pv = self.preview_order(contract_id, side, quantity, limit_price, preview=False)
         if pv.order is None:
             return pv
         return self.route(pv.order, self.market_for(pv.order.contract))
@@ -1125,6 +1156,14 @@ class Engine:
             "cycle_ms": {"p50": _r(np.nanpercentile(cyc, 50)), "p95": _r(np.nanpercentile(cyc, 95)),
                          "max": _r(np.nanmax(cyc))},
         }
+
+
+def _denial(pv: OrderPreview) -> str:
+    """The failed checks of a preview, named with their details."""
+    if pv.decision is None:
+        return pv.message
+    failed = [f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in pv.decision.results if not r.passed]
+    return "; ".join(failed) or "denied"
 
 
 def _r(x: float) -> float | None:
