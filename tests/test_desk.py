@@ -240,3 +240,134 @@ def test_an_expiring_signal_closes_its_dialog_and_the_selection_stays_on_the_con
     assert "nothing was sent" in w.mispricings.message.text()
     selected = w.mispricings.current_signal()
     assert selected is None or selected.contract.contract_id == sig.contract.contract_id
+
+
+# -------------------------------------------------------------------------------- P&L explain
+def test_pnl_explain_has_new_trades_and_fees_and_sums_to_day_pnl(desk):
+    w, engine = desk.window, desk.engine
+    desk.until(lambda: engine.last_model is not None, what="a fit")
+    snap = engine.last_snapshot
+    cid = _put_position(desk, 2)
+    fills = [f for f in engine.journal.fills() if f.contract.contract_id == cid]
+    row = snap.index_of(cid)
+    desk.step(3)
+    lines = engine.attribution_day
+    assert set(lines) == {"delta", "gamma", "vega", "theta", "new_trades", "fees", "residual", "day"}
+    parts = sum(v for k, v in lines.items() if k != "day")
+    assert round(parts, 2) == round(engine.book.day_pnl, 2) == round(lines["day"], 2)      # to the cent
+    assert lines["fees"] == pytest.approx(-sum(f.commission for f in fills)) and lines["fees"] < 0
+    # each fill against the mark of that moment: the mid of the snapshot it was sent and filled on
+    edge = sum((float(snap.mid[row]) - f.price) * f.signed_quantity * f.contract.multiplier for f in fills)
+    assert lines["new_trades"] == pytest.approx(edge) and edge != 0.0
+    desk.window.flush()
+    shown = {k: lab.text() for k, lab in w.risk.attr.items()}
+    assert {"new_trades", "fees", "residual", "day"} <= set(shown)
+
+
+# ------------------------------------------------------------------------------------ restart
+class _PersistentRig:
+    """SimRig with the paper account on disk beside the journal: a second one on the same directory is the
+    workstation started again (same journal, same broker account, same simulated day)."""
+
+    def __init__(self, tmp, settings):
+        from pathlib import Path
+
+        from engine_support import SimRig
+        from workstation.engine import Engine
+        from workstation.execution.paper import PaperBroker
+        from workstation.market.sim_feed import SimulatedFeed
+        from workstation.sim.world import SimWorld
+        from workstation.storage import Journal
+
+        self.settings = settings
+        self.world = SimWorld(settings.market.simulator, settings.execution.paper, manual=True,
+                              account_path=Path(tmp) / "paper_account.sqlite")
+        self.feed = SimulatedFeed.from_settings(settings, world=self.world)
+        self.broker = PaperBroker(self.world)
+        self.journal = Journal(Path(tmp) / "journal.sqlite")
+        self.engine = Engine(settings, self.feed, self.broker, self.journal, clock=self.world.clock.now)
+        self.step, self.settle, self.open = (SimRig.step.__get__(self), SimRig.settle.__get__(self),
+                                             SimRig.open.__get__(self))
+
+
+def test_the_day_survives_a_restart(app, tmp_path, store):
+    """Trade, stop, start again on the same journal and paper account: the blotter, the fills, the alerts and
+    the P&L explain are back; signals open at shutdown were closed in the journal with the reason."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from workstation import day_restore
+    from workstation.alerts import AlertRouter
+    from workstation.domain import Severity
+    from workstation.ui.main_window import MainWindow
+
+    settings = desk_settings()
+    first = _PersistentRig(tmp_path, settings)
+    runner = Desk(app, first, None)
+    runner.run(first.open())
+    first.engine.recover()
+    engine = first.engine
+    for _ in range(40):
+        runner.run(first.step())
+        if engine.last_model is not None and engine.signals.open:
+            break
+    snap = engine.last_snapshot
+    rows = [int(r) for r in np.flatnonzero((snap.bid > 5.0) & (snap.ask < 50.0) & np.isfinite(snap.mid))[:2]]
+    sent = []
+    for row in rows:
+        pv = engine.submit_order(int(snap.contract_id[row]), "BUY", 1, float(snap.ask[row]))
+        assert pv.sent, pv.message
+        sent.append(pv.order.client_order_id)
+    denied = engine.submit_order(int(snap.contract_id[rows[0]]), "BUY", settings.risk.max_order_quantity + 1, None)
+    assert not denied.sent
+    sent.append(denied.order.client_order_id)
+    engine.alert("DATA_STALE", Severity.WARNING, "a test alert before the restart")
+    for _ in range(3):
+        runner.run(first.step())
+    assert engine.book.fill_count == 2
+    open_signals = set(engine.signals.open)
+    before = dict(engine.explain.parts)
+    day_before = engine.book.day_pnl
+    runner.run(engine.stop())
+    first.world.close()
+    first.journal.close()
+    closed = {s.signal_id: s for s in _journal_signals(tmp_path)}
+    assert all(closed[sid].state.value == "EXPIRED" and closed[sid].reason == day_restore.SHUTDOWN_REASON
+               for sid in open_signals)
+    assert not [s for s in closed.values() if s.state.is_open]
+
+    second = _PersistentRig(tmp_path, desk_settings())
+    router = AlertRouter(second.engine.bus, fold_window_s=60)
+    second.engine.alert_router = router
+    window = MainWindow(second.engine, second.settings, store)     # the window is built before start, as in the app
+    window.show()
+    desk = Desk(app, second, window)
+    try:
+        second.engine.recover()                                       # what Engine.start does first
+        desk.run(second.open())
+        desk.run(second.engine.reconcile())
+        window.flush()
+        assert set(sent) <= {r.order.client_order_id for r in window.orders.rows()}
+        by_id = {r.order.client_order_id: r for r in window.orders.rows()}
+        assert [by_id[c].status for c in sent] == ["FILLED", "FILLED", "REJECTED"]
+        assert second.engine.book.fill_count == 2
+        assert second.engine.explain.parts == pytest.approx(before)  # new trades, fees, Greeks: the day's
+        assert any("before the restart" in a.message for a in window.alerts.model.records())
+        assert window.risk.attr["new_trades"].text() not in ("", "$0")
+        desk.step()
+        lines = second.engine.attribution_day
+        assert round(sum(v for k, v in lines.items() if k != "day"), 2) == round(second.engine.book.day_pnl, 2)
+        assert second.engine.book.day_pnl == pytest.approx(day_before, abs=abs(day_before) + 500)   # same day
+    finally:
+        window.close()
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        desk.run(second.engine.stop())
+        second.world.close()
+        second.journal.close()
+        router.stop(0.5)
+
+
+def _journal_signals(tmp_path):
+    from workstation.storage import Journal
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        return journal.signals()

@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import bus as topics
+from . import day_restore
 from .bus import EventBus
 from .config import Settings, save_overrides
 from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
@@ -34,6 +35,7 @@ from .execution.orders import OrderManager, OrderRecord
 from .execution.pricing_rules import initial_limit, reprice_bound
 from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
+from .portfolio.explain import DayExplain
 from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor, revaluation
 from .risk.limits import RiskCode
@@ -121,9 +123,9 @@ class Engine:
         self._denied_until: dict[tuple, datetime] = {}
         self._last_marks: dict[int, tuple] = {}
         self._last_marks_at: datetime | None = None
-        self.attribution_day: dict[str, float] = dict.fromkeys(
-            ("delta", "gamma", "vega", "theta", "residual", "actual"), 0.0)
-        self.last_attribution: dict[str, float] = dict(self.attribution_day)   # this cycle's, held positions
+        self.explain = DayExplain()        # today's P&L explain (Greeks, new trades, fees, residual)
+        self.last_attribution: dict[str, float] = dict.fromkeys(
+            ("delta", "gamma", "vega", "theta", "residual", "actual"), 0.0)   # this cycle's, held positions
         self._latest: ChainSnapshot | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -152,7 +154,7 @@ class Engine:
     # ================================================================== lifecycle
     async def start(self) -> None:
         """Recover from the journal, connect, reconcile with the broker, then run cycles in the background."""
-        self._recover_from_journal()
+        self.recover()
         await self.feed.connect()
         await self.broker.connect()
         await self.reconcile()
@@ -197,6 +199,12 @@ class Engine:
             return
         self._running = False
         self._wake.set()
+        try:                            # the day as the next start will find it
+            day_restore.close_open_signals(self.journal, self.signals.open.values(), self.clock(),
+                                           day_restore.SHUTDOWN_REASON)
+            day_restore.save_explain(self.journal, self.explain)
+        except Exception:
+            log.exception("the day's signals and P&L explain were not journaled at shutdown")
         if self._lag_monitor is not None:
             await self._lag_monitor.stop()
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
@@ -411,6 +419,10 @@ class Engine:
         self.book.mark_snapshot(snap, model.price if model is not None else None)
         marks = self._position_greeks(surface, model)
         self._attribute(marks, snap.timestamp)
+        try:
+            day_restore.save_explain(self.journal, self.explain)
+        except Exception as exc:
+            self.journal_failed("P&L explain", exc)
         self.bus.publish(topics.BOOK, self.book_summary())
 
     def _position_greeks(self, surface: Surface, model: ModelValues | None) -> dict[int, tuple]:
@@ -452,9 +464,8 @@ class Engine:
         """Add this cycle's P&L, split by Greeks, to the day's attribution (positions held at both marks)."""
         prev, prev_at = self._last_marks, self._last_marks_at
         self._last_marks, self._last_marks_at = marks, at
-        if prev_at is None or trading_day_of(prev_at) != trading_day_of(at):
-            self.attribution_day = dict.fromkeys(self.attribution_day, 0.0)
-        self.last_attribution = dict.fromkeys(self.attribution_day, 0.0)
+        self.explain.roll(trading_day_of(at))
+        self.last_attribution = dict.fromkeys(self.last_attribution, 0.0)
         held = [c for c in prev if c in marks and prev[c][0] == marks[c][0]]
         if not held or prev_at is None:
             return
@@ -468,7 +479,12 @@ class Engine:
         for name, value in parts.items():
             if math.isfinite(value):
                 self.last_attribution[name] = value
-                self.attribution_day[name] = self.attribution_day.get(name, 0.0) + value
+        self.explain.add_greeks(parts)
+
+    @property
+    def attribution_day(self) -> dict[str, float]:
+        """Today's P&L explain: delta, gamma, vega, theta, new_trades, fees, residual (sum: day P&L), day."""
+        return self.explain.lines(self.book.day_pnl)
 
     async def _monitor(self, now: datetime, surface: Surface, params) -> None:
         """Greeks, stress grid and VaR in the worker thread; breaches change the state on the loop thread.
@@ -922,7 +938,11 @@ class Engine:
         """A new fill: book it, remember the entry, publish."""
         cid = fill.contract.contract_id
         before = self.book.quantity(cid)
-        self.book.apply_fill(fill)
+        last_mark = self.book.mark_of(cid)
+        if self.book.apply_fill(fill):
+            self.explain.roll(trading_day_of(fill.timestamp))
+            mark = self._mark_now(fill.contract, last_mark if math.isfinite(last_mark) else fill.price)
+            self.explain.add_fill(fill.signed_quantity, fill.price, fill.contract.multiplier, mark, fill.commission)
         if self.last_surface is not None:      # the limits see the new position's Greeks at once
             self._position_greeks(self.last_surface, self.last_model)
         after = self.book.quantity(cid)
@@ -934,6 +954,18 @@ class Engine:
             self.entries[cid] = Entry(fill.timestamp, from_signal, self.signal_model.usual_residual(cid))
         self.bus.publish(topics.FILL, fill)
         self.bus.publish(topics.BOOK, self.book_summary())
+
+    def _mark_now(self, contract: Contract, fallback: float) -> float:
+        """The contract's mark at this moment: the last snapshot's mid, else its last mark, else `fallback`."""
+        snap = self.last_snapshot
+        if snap is not None:
+            row = snap.index_of(contract.contract_id)
+            if row is not None and math.isfinite(snap.mid[row]):
+                return float(snap.mid[row])
+            if snap.future_contract is not None and snap.future_contract.contract_id == contract.contract_id \
+                    and snap.future is not None:
+                return 0.5 * (snap.future.bid + snap.future.ask)
+        return fallback
 
     def _broker_connection(self, up: bool, message: str) -> None:
         """HALTED while the broker is away (config), back when it returns; reconcile after every reconnect."""
@@ -976,6 +1008,15 @@ class Engine:
         self.publish_status()
 
     # ================================================================== recovery
+    def recover(self) -> None:
+        """Before connecting: the book and working orders from the journal, and today back on screen (the
+        blotter, alerts, P&L explain; signals a crash left open closed with the reason)."""
+        self._recover_from_journal()
+        self.explain = day_restore.restore_day(
+            self.journal, trading_day_of(self.clock()), self.clock(), self.orders.records.values(),
+            lambda record: self.bus.publish(topics.ORDER, record), self.alert_router)
+        self.bus.publish(topics.BOOK, self.book_summary())
+
     def _recover_from_journal(self) -> None:
         """Rebuild the book from journaled fills and adopt working orders (before connecting)."""
         fills = self.journal.fills()

@@ -27,6 +27,7 @@ GREEK_TIPS = {
     "theta": "theta$: P&L in $ of one calendar day passing, market unchanged (no limit)",
     "var99": "1-day 99 % value at risk in $ (a loss, positive), against risk.max_var_99",
 }
+ATTRIBUTION_NAMES = {"new_trades": "new trades", "day": "= day P&L"}
 CONVENTION_TEXT = {"market": "market vol (each option's mid IV)", "model": "Heston model dynamics"}
 
 
@@ -158,8 +159,9 @@ class RiskPanel(QWidget):
             self.var_form.addRow(key.replace("&", "&&"), self.numbers[key])
         row.addWidget(var_box)
         attr_box = QGroupBox("P&&L attribution (day)")
-        attr_box.setToolTip("Today's P&L split by Greeks (delta, gamma, vega, theta), the residual the Greeks do "
-                            "not explain, and the actual P&L of the positions held")
+        attr_box.setToolTip("Today's P&L explained: delta, gamma, vega, theta (moves of the positions held), new "
+                            "trades (edge paid or earned at each fill against the mark then), fees, and the "
+                            "residual the other lines leave; they sum to the day's P&L to the cent")
         self.attr_grid = QGridLayout(attr_box)      # two columns of name/value pairs: compact
         self.attr_grid.setVerticalSpacing(2)
         self.attr: dict[str, QLabel] = {}
@@ -197,6 +199,9 @@ class RiskPanel(QWidget):
                    default=pick(pick(book, "totals", default={}), "day_pnl")))
         if day is not None:
             self._set_number("Day P&L", day, signed=True)
+        attribution = pick(book, "attribution")
+        if attribution:
+            self._render_attribution(attribution)
 
     def flush(self) -> None:
         if self._dirty:
@@ -277,7 +282,7 @@ class RiskPanel(QWidget):
                 n = len(self.attr)
                 self.attr[key] = QLabel()
                 self.attr[key].setFont(theme.mono_font(9))
-                self.attr_grid.addWidget(QLabel(key), 1 + n // 2, (n % 2) * 2)
+                self.attr_grid.addWidget(QLabel(ATTRIBUTION_NAMES.get(key, key)), 1 + n // 2, (n % 2) * 2)
                 self.attr_grid.addWidget(self.attr[key], 1 + n // 2, (n % 2) * 2 + 1)
             colour = theme.signed_colour(value)
             self.attr[key].setText(theme.fmt(value, 0, dollars=True))
