@@ -371,3 +371,42 @@ def _journal_signals(tmp_path):
     from workstation.storage import Journal
     with Journal(tmp_path / "journal.sqlite") as journal:
         return journal.signals()
+
+
+# ------------------------------------------------------------------------------------ help, layout
+def test_help_menu_shows_the_window_section_shortcuts_and_about(desk, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    import workstation
+    w = desk.window
+    titles = [a.text() for a in w.menuBar().actions()]
+    help_menu = w.menuBar().actions()[titles.index("&Help")].menu()
+    assert [a.text() for a in help_menu.actions() if a.text()] == ["The window", "Keyboard shortcuts",
+                                                                    "About Heston Workstation"]
+    w.show_window_help()
+    text = w.help_dialog.browser.toPlainText()
+    assert text.startswith("The window") and "KILL SWITCH" in text and "Docked panels" in text
+    w.show_shortcuts()
+    text = w.help_dialog.browser.toPlainText()
+    assert "Ctrl+K" in text and "KILL SWITCH" in text and "Ctrl+N" in text
+    shown = []
+    monkeypatch.setattr(QMessageBox, "about", lambda *a: shown.append(a[2]))
+    w.show_about()
+    assert workstation.__version__ in shown[0]
+
+
+def test_a_floated_panel_comes_back_floating_and_is_raised_in_front(desk, store):
+    from workstation.ui.main_window import MainWindow
+
+    first = desk.window
+    first.docks["risk"].setFloating(True)
+    first.close()                                                     # writes the layout
+    second = MainWindow(desk.engine, desk.engine.settings, store)
+    raised = []
+    second.raise_floating = lambda: raised.append(MainWindow.raise_floating(second))
+    second.show()
+    try:
+        desk.wait(lambda: raised, what="floating panels raised after show")
+        assert second.docks["risk"].isFloating() and second.docks["risk"] in raised[0]
+    finally:
+        second.close()
