@@ -79,9 +79,9 @@ def test_stress_grid_labels_are_the_exact_shocks_with_units(desk):
     def number(label: str, prefix: str, unit: str) -> float:
         assert label.startswith(prefix) and label.endswith(unit), label
         return float(label[len(prefix):-len(unit)].replace("−", "-"))
-    assert [number(r, "F ", " %") / 100 for r in rows] == pytest.approx(list(monitor.SPOT_SHOCKS), abs=1e-12)
-    assert [number(c, "vol ", " pts") for c in cols] == pytest.approx(list(monitor.VOL_SHOCKS), abs=1e-12)
-    assert "F −7.5 %" in rows and "F +2.5 %" in rows                # not rounded to −8 % / +2 %
+    assert [number(r, "", " %") / 100 for r in rows] == pytest.approx(list(monitor.SPOT_SHOCKS), abs=1e-12)
+    assert [number(c, "", " pts") for c in cols] == pytest.approx(list(monitor.VOL_SHOCKS), abs=1e-12)
+    assert "−7.5 %" in rows and "+2.5 %" in rows                    # not rounded to −8 % / +2 %
     assert "$" in w.risk.stress.item(0, 0).toolTip() and "vol points" in w.risk.stress.item(0, 0).toolTip()
     assert w.risk.bar_labels["delta"].text() == "Delta $/1%" and "1 % move" in w.risk.bars["delta"].toolTip()
     assert w.risk.bar_labels["vega"].text() == "Vega $/vol pt" and w.risk.bar_labels["theta"].text() == "Theta $/day"

@@ -435,8 +435,13 @@ class MainWindow(QMainWindow):
         dialogs.append((self.live_guard, "dialog-live-guard"))
         self.open_backtest()
         dialogs.append((self.backtest_dialog, "dialog-backtest"))
+        signals = [s for s in self.bridge.query("open_signals", []) or [] if s.quantity > 0]
         preview = self._sample_preview()
-        if preview is not None:
+        if signals:                         # the approval dialog as the trader gets it (quantity, countdown)
+            self.mispricings.select_signal(signals[0].signal_id)
+            self.mispricings._show_what_if(signals[0], self.engine.preview_signal(signals[0].signal_id))
+            dialogs.append((self.mispricings.what_if, "dialog-what-if"))
+        elif preview is not None:
             from .dialogs.whatif import WhatIfDialog
 
             what_if = WhatIfDialog(preview, "Approve signal — what if", self)

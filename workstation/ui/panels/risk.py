@@ -171,7 +171,7 @@ class RiskPanel(QWidget):
         row.addWidget(attr_box)
         layout.addLayout(row)
 
-        stress_box = QGroupBox("Stress P&&L, $ thousands: forward move (rows) × vol move (columns)")
+        stress_box = QGroupBox("Stress P&&L, $k: forward move % (rows) × vol move, vol points (columns)")
         stress_box.setToolTip("Instant full revaluation of every position at the shocked forward and vol; "
                               "k = $1,000")
         v = QVBoxLayout(stress_box)
@@ -302,8 +302,8 @@ class RiskPanel(QWidget):
             self._cells: dict = {}
             self.stress.setRowCount(len(spots))
             self.stress.setColumnCount(len(vols))
-            self.stress.setVerticalHeaderLabels([f"F {shock_label(s, '%')}" for s in spots])
-            self.stress.setHorizontalHeaderLabels([f"vol {shock_label(v, 'pts')}" for v in vols])
+            self.stress.setVerticalHeaderLabels([shock_label(s, "%") for s in spots])
+            self.stress.setHorizontalHeaderLabels([shock_label(v, "pts") for v in vols])
         flat = [abs(x) for row in pnl for x in row if x == x] or [1.0]
         scale = max(max(flat), 1.0)
         for i in range(len(spots)):
