@@ -739,11 +739,22 @@ class Engine:
     def _size_signals(self) -> None:
         """Cap every NEW signal at the largest quantity the pre-trade checks pass now (quantity, premium,
         position, Greek and VaR what-ifs); 0 with the reason when no size passes (shown greyed)."""
-        for signal in self.signals.new_signals():
-            def approved(quantity: int, signal=signal) -> tuple[bool, str]:
-                pv = self.preview_signal(signal.signal_id, quantity, capped=False)
-                return pv.approved, pv.message or _denial(pv)
-            quantity, why = largest_sendable(signal.quantity, approved)
+        signals = self.signals.new_signals()
+        if not signals:
+            return
+        base = self.risk_context(None)          # one context per cycle: only the contract's market differs
+        for signal in signals:
+            order, market, why = self.build_order(signal.contract, signal.side, max(signal.quantity, 1), None,
+                                                  OrderPurpose.SIGNAL, signal.signal_id, preview=True)
+            if order is None:
+                quantity = 0
+            else:
+                ctx = replace(base, market=market)
+
+                def approved(q: int, order=order, ctx=ctx) -> tuple[bool, str]:
+                    decision = check(replace(order, quantity=q), ctx)
+                    return decision.approved, _denial(OrderPreview(order, decision, math.nan, math.nan, math.nan))
+                quantity, why = largest_sendable(signal.quantity, approved)
             if (quantity, why) != (signal.quantity, signal.blocked):
                 self.signals.open[signal.signal_id] = replace(signal, quantity=quantity, blocked=why)
                 self.bus.publish(topics.SIGNAL, self.signals.open[signal.signal_id])
