@@ -24,9 +24,11 @@ CRASH_REASON = "closed at restart: still open when the workstation last stopped"
 
 
 def save_explain(journal: Any, explain: DayExplain) -> None:
-    """Keep today's explain lines in the journal (a restart reloads them)."""
-    if explain.day is not None:
+    """Keep today's explain lines in the journal (a restart reloads them); no write when nothing changed."""
+    kept = (explain.day, dict(explain.parts))
+    if explain.day is not None and kept != explain.kept:
         journal.set_value(EXPLAIN_KEY, {"day": explain.day.isoformat(), "parts": explain.parts})
+        explain.kept = kept
 
 
 def load_explain(journal: Any, today: date) -> DayExplain:

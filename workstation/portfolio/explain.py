@@ -21,6 +21,7 @@ class DayExplain:
     def __init__(self, day: date | None = None) -> None:
         self.day = day
         self.parts = dict.fromkeys((*GREEK_LINES, "new_trades", "fees"), 0.0)
+        self.kept: tuple | None = None      # (day, parts) as last written to the journal
 
     def roll(self, day: date) -> None:
         """A new trading day starts every line at 0."""
