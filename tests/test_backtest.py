@@ -181,10 +181,10 @@ def _check_sweep(out: Path, runs: int) -> list[dict]:
 
 def test_sweep_on_local_processes(recording, config_file, tmp_path):
     rc = main(["backtest", str(recording), "--config", str(config_file), "--out", str(tmp_path), *SWEEP_WINDOW,
-               "--sweep", "risk.max_position=1,50"])
+               "--sweep", "risk.max_position=20,50"])   # >= max_order_quantity (20): a rule across fields
     assert rc == 0
     rows = _check_sweep(tmp_path, 2)
-    assert [r["risk.max_position"] for r in rows] == ["1", "50"]
+    assert [r["risk.max_position"] for r in rows] == ["20", "50"]
 
 
 def test_sweep_on_a_local_dask_cluster(recording, config_file, tmp_path):

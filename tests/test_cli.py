@@ -72,5 +72,9 @@ def test_headless_run_trades_and_writes_the_summary(tmp_path):
     assert summary["fits"]["count"] >= 20 and summary["fits"]["median_rmse_iv"] < 2.0
     assert sum(summary["signals"].values()) > 0
     assert "cycle_ms" in summary and summary["trading_state"] in ("ACTIVE", "REDUCING", "HALTED")
+    quality = summary["quality"]                 # the surface's quality filters, summed over the run
+    assert quality["snapshots"] >= 20 and 0 < quality["usable"] < quality["quotes"]
+    assert quality["usable"] + sum(quality["filtered"].values()) == quality["quotes"]
+    assert "quality: " in out.stdout
     assert (tmp_path / "d" / "journal.sqlite").exists()
     assert "snapshots" in out.stdout and "cycle ms" in out.stdout

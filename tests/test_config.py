@@ -27,12 +27,12 @@ def test_live_config_is_conservative_and_read_only_until_confirmed():
 
 def test_layers_defaults_yaml_overrides_environment(tmp_path):
     base = tmp_path / "base.yaml"
-    base.write_text("risk:\n  max_position: 7\n  max_order_quantity: 3\n")
+    base.write_text("risk:\n  max_position: 7\n  max_order_quantity: 5\n")
     over = tmp_path / "overrides.yaml"
     over.write_text("risk:\n  max_position: 9\n")
     s = load_settings(base, over, environ={"HESTON_IB_ACCOUNT": "DU999", "HESTON_WEBHOOK_URL": "https://x/y"})
     assert s.risk.max_position == 9                    # overrides beat the file
-    assert s.risk.max_order_quantity == 3              # the file beats the defaults
+    assert s.risk.max_order_quantity == 5              # the file beats the defaults
     assert s.risk.max_daily_loss == Settings().risk.max_daily_loss
     assert s.ib.account.get_secret_value() == "DU999"
     assert "DU999" not in str(s.to_yaml_dict()) and "https://x/y" not in yaml.safe_dump(s.to_yaml_dict())
@@ -61,10 +61,10 @@ def test_malformed_yaml_and_missing_file_are_config_errors(tmp_path):
 def test_save_overrides_writes_only_what_changed(tmp_path):
     base = Settings()
     new = base.model_copy(deep=True)
-    new.risk.max_position = 12
+    new.risk.max_position = 25
     path = tmp_path / "o.yaml"
-    assert save_overrides(new, base, path) == {"risk": {"max_position": 12}}
-    assert load_settings(None, path, environ={}).risk.max_position == 12
+    assert save_overrides(new, base, path) == {"risk": {"max_position": 25}}
+    assert load_settings(None, path, environ={}).risk.max_position == 25
 
 
 def test_assignments_are_validated_like_the_file():

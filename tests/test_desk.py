@@ -189,6 +189,7 @@ def test_signal_sized_against_the_premium_limit_and_greyed_when_nothing_fits(des
         lot = one.order.limit_price * sig.contract.multiplier           # premium of one contract
         s = engine.settings.model_copy(deep=True)
         s.risk.max_order_premium = 2.5 * lot                           # two fit, three do not
+        s.signals.auto_max_premium = min(s.signals.auto_max_premium, s.risk.max_order_premium)
         assert engine.apply_settings(s, source="test") == []
         desk.step()
         now = engine.signals.get(sig.signal_id)
@@ -213,6 +214,7 @@ def test_signal_sized_against_the_premium_limit_and_greyed_when_nothing_fits(des
     # a premium limit below one contract: no size fits, the signal stays greyed with the reason
     s = engine.settings.model_copy(deep=True)
     s.risk.max_order_premium = 0.5 * lot
+    s.signals.auto_max_premium = s.risk.max_order_premium
     assert engine.apply_settings(s, source="test") == []
     desk.step()
     now = engine.signals.get(sig.signal_id)

@@ -27,6 +27,32 @@ async def test_cycle_fits_the_surface_and_journals_the_fit(rig):
     assert rig.journal.fits(limit=1)[0].rmse == pytest.approx(fit.rmse_iv)
 
 
+@pytest.mark.parametrize("name", ["heston", "bates", "heston_td"])
+async def test_each_family_model_fits_the_cycle_and_feeds_the_model_values(tmp_path, name):
+    """calibration.model selects the fitted model: the fit event carries it, the model values price with it."""
+    from workstation.pricing.models import PARAMS_TYPE, price_model
+    settings = fast_settings()
+    settings.calibration.model = name
+    r = await SimRig(tmp_path, settings).open()
+    try:
+        await r.step()
+        fit = r.engine.last_fit
+        assert fit.accepted, fit.message
+        assert fit.model == name and isinstance(fit.model_params, PARAMS_TYPE[name])
+        assert fit.rmse_iv < 2.0 and r.journal.fits(limit=1)[0].rmse == pytest.approx(fit.rmse_iv)
+        surface = r.engine.last_surface
+        values = r.engine.calibrator.evaluate(fit.model_params, surface)
+        row = int(np.flatnonzero(np.isfinite(values.price))[0])
+        assert values.price[row] == pytest.approx(float(price_model(
+            name, fit.model_params, surface.forward[row], surface.snapshot.strike[row], surface.maturity[row],
+            surface.discount[row], surface.snapshot.is_call[row], tol=settings.calibration.integration_tol)), rel=1e-12)
+        # the pre-trade what-if reads the model too (its diffusion part)
+        preview = r.engine.preview_order(surface.snapshot.contract(row).contract_id, "BUY", 1, None)
+        assert preview.decision is not None, preview.message
+    finally:
+        await r.close()
+
+
 async def test_signals_find_the_simulated_mispricings(rig):
     """Signals land on contracts the simulator really mispriced, on the side that profits."""
     hits, total = 0, 0

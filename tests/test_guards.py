@@ -206,3 +206,12 @@ async def test_a_journal_that_cannot_write_halts_and_shutdown_still_cancels(rig)
     rig.world.clock.advance(1.0)
     rig.world.sync()
     assert rig.world.exchange.open_orders() == []                # cancelled at the exchange
+
+
+async def test_settings_that_break_a_rule_across_fields_are_refused_by_the_engine(rig):
+    """Assignments check one field at a time; the engine re-checks the whole before taking new settings."""
+    new = rig.engine.settings.model_copy(deep=True)
+    new.risk.max_position = 1                              # below max_order_quantity: a broken pair
+    problems = rig.engine.apply_settings(new, source="test")
+    assert problems and any("max_position" in p for p in problems)
+    assert rig.engine.settings.risk.max_position != 1      # nothing applied

@@ -19,7 +19,7 @@ from workstation.risk.state import KILL_SWITCH, Lift, TradingStateMachine
 
 pricing = pytest.importorskip("workstation.pricing")
 heston = pytest.importorskip("workstation.pricing.heston")
-PRICER = SimpleNamespace(heston_price=heston.heston_price, heston_greeks=heston.heston_greeks,
+PRICER = SimpleNamespace(family_price=pricing.family_price, family_greeks=pricing.family_greeks,
                          black_greeks=pricing.black_greeks,
                          black_price=pricing.black_price, implied_vol=pricing.implied_vol)
 
@@ -151,8 +151,8 @@ def test_stop_loss_per_position():
 
 
 def test_default_pricer_is_the_pricing_package():
-    if not hasattr(pricing, "heston_price"):
-        pytest.skip("workstation.pricing does not export heston_price yet")
+    if not hasattr(pricing, "family_price"):
+        pytest.skip("workstation.pricing does not export family_price yet")
     var = monitor.value_at_risk(exposure(LONG_CALLS), PARAMS, n_scenarios=300)
     assert var.var99 >= var.var95 > 0
 
@@ -203,10 +203,28 @@ def test_var_forward_grid_matches_scenario_by_scenario_revaluation(monkeypatch):
     fast = monitor.value_at_risk(book, params)
 
     def scenario_by_scenario(params, forward, strike, maturity, discount, is_call, ratio, pricer):
-        return np.asarray(pricer.heston_price(params, forward[None, :] * ratio[:, None], strike, maturity,
+        return np.asarray(pricer.family_price(params, forward[None, :] * ratio[:, None], strike, maturity,
                                               discount, is_call), dtype=float)
 
     monkeypatch.setattr(monitor, "_prices_on_ratio_grid", scenario_by_scenario)
     direct = monitor.value_at_risk(book, params)
     assert np.max(np.abs(fast.pnl - direct.pnl)) < 5.0
     assert abs(fast.var99 - direct.var99) < 5.0 and fast.var99 > 10_000
+
+
+def test_family_models_reprice_greeks_stress_and_var():
+    """Bates without jumps is Heston in every scenario; crash jumps fatten a short-put book's loss tail;
+    time-dependent Heston runs through the same revaluation."""
+    from workstation.domain import BatesParams, TimeDependentHestonParams
+    short_puts = [Position(option(1, 6300.0, "P", 30), -10, 40.0), Position(option(2, 6000.0, "P", 60), -10, 35.0)]
+    exp = exposure(short_puts)
+    heston_var = monitor.value_at_risk(exp, PARAMS, n_scenarios=2000, seed=3)
+    no_jumps = BatesParams.from_heston(PARAMS, 0.0, -0.1, 0.1)
+    assert np.array_equal(monitor.value_at_risk(exp, no_jumps, n_scenarios=2000, seed=3).pnl, heston_var.pnl)
+    crashes = BatesParams.from_heston(PARAMS, 8.0, -0.08, 0.05)      # a crash every ~6 weeks: visible in 1 day
+    assert monitor.value_at_risk(exp, crashes, n_scenarios=2000, seed=3).var99 > 1.2 * heston_var.var99
+    greeks, _ = monitor.portfolio_greeks(exp, crashes)
+    assert greeks.delta > 0                                          # short puts are long delta
+    td = TimeDependentHestonParams.from_heston(PARAMS)
+    np.testing.assert_allclose(monitor.stress_grid(exp, td).pnl, monitor.stress_grid(exp, PARAMS).pnl, atol=1e-6)
+    np.testing.assert_allclose(monitor.value_at_risk(exp, td, n_scenarios=2000, seed=3).pnl, heston_var.pnl, atol=1e-4)

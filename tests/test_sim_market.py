@@ -9,6 +9,7 @@ import pytest
 
 from workstation.config import MarketConfig, SimulatorConfig
 from workstation.domain import settlement_instant
+from workstation.domain import calendar
 from workstation.domain.calendar import expiry_on_or_before
 from workstation.domain.snapshot import NEW_YORK
 from workstation.sim.clock import SimClock, is_session_open
@@ -211,3 +212,15 @@ def test_snapshot_of_2000_options_takes_at_most_5ms():
         times.append(time.perf_counter() - t0)
     assert len(rows) == 2000
     assert np.median(times) < 0.005 * 3   # 3x headroom for a busy shared CI machine; the benchmark checks 5 ms
+
+
+def test_the_full_listing_is_the_real_size_spx_chain():
+    """`listing: full`: ~20,000+ options in ~60 series (SPXW dailies, Fridays, month-ends, quarterlies; SPX AM
+    monthlies and LEAPS), 5-point strikes near the money, no expiry on a holiday."""
+    lst = build_listing(date(2026, 12, 7), 5900.0, 1100, full=True)
+    series = set(zip(np.asarray(lst.expiry).astype(date), lst.trading_class.tolist()))
+    assert len(lst) >= 20_000 and 55 <= len(series) <= 80
+    near = lst.strike[(lst.expiry == np.datetime64("2026-12-18")) & (np.abs(lst.strike / 5900.0 - 1) < 0.03)]
+    assert set(np.diff(np.unique(near))) == {5.0}
+    assert max(d for d, _ in series) - date(2026, 12, 7) > timedelta(days=900)
+    assert not any(calendar.is_holiday(d) for d, _ in series)

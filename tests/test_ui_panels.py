@@ -258,6 +258,38 @@ def test_oversized_ticket_shows_the_denial_and_cannot_be_sent(desk):
     assert first.startswith("FAIL")                                   # the failed check is listed first
 
 
+def test_settings_dialog_refuses_inf_huge_and_crossed_limits_with_the_reason(desk):
+    """The dialog applies the config file's rules: finite numbers, ranges, and the rules across fields."""
+    w, engine = desk.window, desk.engine
+    w.open_settings()
+    dialog = w.settings_dialog
+    assert not dialog.set_value("risk.max_daily_loss", "inf")
+    assert dialog.error_text("risk.max_daily_loss") == "must be a finite number (no .nan or .inf), got 'inf'"
+    assert not dialog.set_value("hedging.target_delta", "nan")
+    assert "finite number" in dialog.error_text("hedging.target_delta")
+    assert not dialog.set_value("risk.max_order_premium", "1e23")
+    assert dialog.error_text("risk.max_order_premium") == "must be <= 1e+08, got '1e23'"
+    assert not dialog.apply_button.isEnabled()
+    for key, good in (("risk.max_daily_loss", "25000"), ("hedging.target_delta", "0"),
+                      ("risk.max_order_premium", "50000")):
+        assert dialog.set_value(key, good)
+    assert dialog.apply_button.isEnabled()
+    # a rule across fields: typed on one field, shown on both, cleared when either is fixed
+    assert not dialog.set_value("signals.auto_max_premium", "60000")
+    assert dialog.error_text("signals.auto_max_premium") == \
+        "must be <= risk.max_order_premium (50000), got 60000"
+    assert dialog.error_text("risk.max_order_premium") == \
+        "must be >= signals.auto_max_premium (60000), got 50000"
+    assert not dialog.apply_button.isEnabled() and "2 field(s) need fixing" in dialog.problems.text()
+    assert dialog.set_value("risk.max_order_premium", "60000")
+    assert dialog.error_text("signals.auto_max_premium") == "" and dialog.apply_button.isEnabled()
+    assert not dialog.set_value("signals.min_history", "61")
+    assert "signals.history_length (60)" in dialog.error_text("signals.min_history")
+    dialog.apply()                                      # refused as a whole too: nothing reaches the engine
+    assert "Not applied" in dialog.problems.text() and engine.settings.signals.min_history == 3
+    dialog.reject()
+
+
 def test_settings_dialog_validates_inline_and_a_new_limit_is_enforced(desk):
     w, engine = desk.window, desk.engine
     w.open_settings()
@@ -266,9 +298,11 @@ def test_settings_dialog_validates_inline_and_a_new_limit_is_enforced(desk):
     assert ">= 1" in dialog.error_text("risk.max_order_quantity")
     assert not dialog.apply_button.isEnabled()
     assert not dialog.set_value("risk.max_order_quantity", "lots")
+    assert dialog.set_value("signals.auto_max_quantity", "3")        # auto limits stay within order limits
     assert dialog.set_value("risk.max_order_quantity", "3")
     assert dialog.apply_button.isEnabled()
-    assert dialog.editors["risk.max_order_quantity"].widget.toolTip() == "Largest order, contracts."
+    assert dialog.editors["risk.max_order_quantity"].widget.toolTip() == \
+        "Largest order, contracts. Range: >= 1 and <= 10000."
     dialog.apply()
     assert engine.settings.risk.max_order_quantity == 3
     assert w.settings.risk.max_order_quantity == 3
@@ -299,9 +333,9 @@ def test_a_connection_change_asks_to_reconnect(desk, monkeypatch):
         monkeypatch.setattr(QMessageBox, "question", lambda *a, _answer=answer, **k: _answer)
         w.open_settings()
         dialog = w.settings_dialog
-        assert dialog.set_value("ib.port", str(port + 1)) and dialog.set_value("risk.max_position", "7")
+        assert dialog.set_value("ib.port", str(port + 1)) and dialog.set_value("risk.max_position", "27")
         dialog.apply()
-        assert engine.settings.ib.port == expect_port and engine.settings.risk.max_position == 7
+        assert engine.settings.ib.port == expect_port and engine.settings.risk.max_position == 27
         assert restarts == expect_restart
 
 
@@ -448,9 +482,12 @@ def test_every_time_on_screen_is_market_time_in_new_york(desk):
     age = w.mispricings.model.data(w.mispricings.model.index(row, AGE_COLUMN))
     assert age == f"{(engine.clock() - sig.created_at).total_seconds():,.0f}s"   # market seconds
     engine.alert("DATA_STALE", Severity.WARNING, "no snapshot for 12 s")
-    desk.wait(lambda: w.alerts.model.rowCount() >= 1, what="alert row")
+    def stale_row():
+        rows = [i for i, a in enumerate(w.alerts.model.records()) if a.code == "DATA_STALE"]
+        return rows[0] if rows else None
+    desk.wait(lambda: stale_row() is not None, what="alert row")
     assert w.alerts.model.headerData(0, Qt.Horizontal) == "Time ET"
-    assert w.alerts.model.data(w.alerts.model.index(0, 0)) == f"{now_et:%H:%M:%S}"
+    assert w.alerts.model.data(w.alerts.model.index(stale_row(), 0)) == f"{now_et:%H:%M:%S}"
     logging.getLogger("workstation.test").warning("stamped on the market clock")
     desk.wait(lambda: "stamped on the market clock" in w.log_panel.visible_text(), what="log line")
     line = next(x for x in w.log_panel.visible_text().splitlines() if "stamped on the market clock" in x)

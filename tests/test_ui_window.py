@@ -27,7 +27,7 @@ from workstation.ui.main_window import MainWindow  # noqa: E402
 def fast_settings() -> Settings:
     return Settings.model_validate({
         "market": {"snapshot_interval_s": 0.5, "max_expiry_days": 200,
-                   "simulator": {"start_date": SIM_DAY, "speed": 30, "always_open": True, "mispricing_rate": 0.5,
+                   "simulator": {"start_date": SIM_DAY, "speed": 3, "always_open": True, "mispricing_rate": 0.5,
                                  "mispricing_size_vol": 0.04}},
         "signals": {"min_history": 3, "min_zscore": 0.5, "min_edge_dollars": 1, "min_edge_vol": 0.05,
                     "spread_multiple": 0.0, "max_age_s": 3600,
@@ -161,6 +161,7 @@ def test_settings_limit_is_enforced_on_the_next_order(session):
     w, engine = session.window, session.engine
     w.open_settings()
     dialog = w.settings_dialog
+    assert dialog.set_value("signals.auto_max_quantity", "2")        # auto limits stay within order limits
     assert dialog.set_value("risk.max_order_quantity", "2")
     dialog.apply()
     assert engine.settings.risk.max_order_quantity == 2

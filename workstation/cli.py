@@ -1,7 +1,9 @@
-"""The command line: gui (default), headless, gateway, backtest, record, doctor.
+"""The command line: gui (default), headless, gateway, backtest, record, fit, doctor.
 
 Common options (--config, --log-level, --data-dir, --version) are accepted before or after the command.
-A bad configuration stops start-up before anything connects: one line per problem, exit code 2.
+A bad configuration stops start-up before anything connects: one line per problem, exit code 2. So do an
+unusable data dir, a damaged journal or paper account, and an unreadable data file (`StorageError`: one line
+saying what to do, exit code 2, no traceback).
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from typing import Callable
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 
-COMMANDS = ("gui", "headless", "gateway", "backtest", "record", "doctor")
+COMMANDS = ("gui", "headless", "gateway", "backtest", "record", "fit", "doctor")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 EXIT_USAGE = 2
+DATA_DIR_COMMANDS = ("gui", "headless")     # they open the journal and the paper account in the data dir
 
 
 def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -73,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--speed", type=float, help="simulated-market speed multiplier")
     record.add_argument("--out", type=Path, required=True, metavar="DIR")
 
+    fit = add("fit", "fit the fair-value surface (and a Heston-family model) to one chain and report the quality")
+    fit.add_argument("chain", type=Path, metavar="CHAIN", help="Cboe delayed-quotes CSV or a recording")
+    fit.add_argument("--model", choices=["surface", "heston", "bates", "heston_td"], default="surface")
+    fit.add_argument("--cv", type=int, metavar="K", help="K-fold out-of-sample values (strike rank mod K)")
+    fit.add_argument("--out", type=Path, metavar="FILE.csv", help="every quote with fair and model values")
+    fit.add_argument("--json", type=Path, metavar="FILE.json", help="quality per model")
+
     add("doctor", "check the set-up and say how to fix what fails")
     return parser
 
@@ -91,6 +101,7 @@ HANDLERS: dict[str, tuple[str, str]] = {
     "gateway": ("workstation.sim.gateway", "run_gateway"),
     "backtest": ("workstation.backtest.command", "run_backtest"),
     "record": ("workstation.market.record_command", "run_record_command"),
+    "fit": ("workstation.fit_command", "run_fit"),
     "doctor": ("workstation.doctor", "run_doctor"),
 }
 
@@ -138,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     from .logging_setup import configure_logging
     from .storage.paths import default_log_dir
     configure_logging(args.log_level, None if args.command == "doctor" else default_log_dir())
+    from .storage.integrity import StorageError, check_data_dir
     try:
+        if args.command in DATA_DIR_COMMANDS:
+            check_data_dir(data_dir_for(args))
         return int(handler(settings, args) or 0)
+    except StorageError as exc:     # a damaged journal or account, an unusable data dir, a bad data file
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -26,7 +26,7 @@ import numpy as np
 from . import bus as topics
 from . import day_restore
 from .bus import EventBus
-from .config import Settings, save_overrides
+from .config import Settings, problems_of, save_overrides
 from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
                      SecType, Severity, Side, Signal, SignalState, TradingState)
 from .events import CycleReport, FitEvent, OrderPreview
@@ -345,7 +345,7 @@ class Engine:
         lap("orders")
 
         if model is not None and not self._monitor_busy:
-            self._spawn(self._monitor(now, surface, fit.params), "monitor")
+            self._spawn(self._monitor(now, surface, fit.model_params or fit.params), "monitor")
         self.publish_status()
         self._cycle_seq += 1
         report = CycleReport(self._cycle_seq, now, len(snapshot), int(surface.usable.sum()), timings, self.skipped,
@@ -615,9 +615,9 @@ class Engine:
 
     def _daily_moves(self) -> DailyMoves | None:
         """One-day spreads of the index and of implied vol from the fitted model (for the VaR what-if)."""
-        params = self.calibrator.last_good
-        if params is None:
+        if self.calibrator.last_good is None:
             return None
+        params = self.calibrator.last_good.heston      # the diffusion in force today (any calibration.model)
         v0, sigma, rho = float(params.v0), float(params.sigma), float(params.rho)
         day = 1.0 / 252.0
         return DailyMoves(spot_pct=100.0 * math.sqrt(max(v0, 0.0) * day), vol_points=100.0 * 0.5 * sigma * math.sqrt(day),
@@ -1123,7 +1123,10 @@ class Engine:
         """Take new settings from the next cycle on; journal every changed field and write the overrides file."""
         if not isinstance(new, Settings):
             return [f"expected Settings, got {type(new).__name__}"]
-        new = new.model_copy(deep=True)    # validated at construction and on every assignment
+        problems = problems_of(new)        # the rules across fields, which assignments alone do not check
+        if problems:
+            return problems
+        new = new.model_copy(deep=True)
         changes = _changed_fields(self.settings.model_dump(mode="json"), new.model_dump(mode="json"))
         for path, old, value in changes:
             self.journal.record_setting_change(path, old, value, source)
@@ -1188,8 +1191,13 @@ class Engine:
         cyc = np.array(self.cycle_ms) if self.cycle_ms else np.array([np.nan])
         fits = np.array(self.fit_ms) if self.fit_ms else np.array([np.nan])
         book = self.book_summary()
+        snap = self.last_snapshot
         return {
             "snapshots": self.snapshots,
+            "chain": {"options": len(snap) if snap is not None else 0,
+                      "expiries": int(len(np.unique(snap.expiry.astype(np.int64) * 2 + snap.am_settled)))
+                      if snap is not None else 0},
+            "quality": dict(self.sanity.counts),
             "skipped_snapshots": self.skipped,
             "fits": {"count": len(self.fit_ms), "accepted": len(self.fit_rmse),
                      "median_ms": _r(np.nanmedian(fits)), "p95_ms": _r(np.nanpercentile(fits, 95)),

@@ -13,7 +13,7 @@ class FitEvent:
     """One calibration: accepted fits become the model; rejected ones keep the last good parameters."""
 
     timestamp: datetime
-    params: HestonParams            # the parameters now in use (the last good ones when rejected)
+    params: HestonParams            # the Heston part of the parameters now in use (last good when rejected)
     rmse_iv: float                  # vol points
     max_abs_iv_error: float
     per_expiry_rmse: dict[str, float]
@@ -24,6 +24,8 @@ class FitEvent:
     stale: bool                     # True while the model runs on older parameters
     message: str = ""
     feller_ok: bool = True
+    model: str = "heston"           # calibration.model: heston | bates | heston_td
+    model_params: Any = None        # the full parameters of `model` (params holds their Heston part); None: params
 
 
 @dataclass(frozen=True)

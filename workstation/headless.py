@@ -5,11 +5,42 @@ import argparse
 import asyncio
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 from .config import Settings
 
 log = logging.getLogger(__name__)
+
+
+class QualityCounts:
+    """Quotes the surface's quality filters dropped, by reason, summed over the run (read from the bus)."""
+
+    def __init__(self, bus) -> None:
+        from . import bus as topics
+        self.snapshots = self.quotes = self.usable = 0
+        self.filtered: Counter[str] = Counter()
+        bus.subscribe(topics.SURFACE, self.on_surface)
+
+    def on_surface(self, surface) -> None:
+        counts = surface.filter_counts
+        self.snapshots += 1
+        self.quotes += sum(counts.values())
+        self.usable += counts.get("OK", 0)
+        self.filtered.update({reason.lower(): n for reason, n in counts.items() if reason != "OK" and n})
+
+    def as_dict(self) -> dict:
+        """The summary's `quality`: snapshots and quotes seen, usable quotes, filtered quotes by reason."""
+        return {"snapshots": self.snapshots, "quotes": self.quotes, "usable": self.usable,
+                "filtered": dict(self.filtered.most_common())}
+
+
+def quality_line(quality: dict) -> str:
+    """'quality: 123,456 quotes in 80 snapshots, 91.2% usable; filtered no_bid 9,000, too_wide 1,200'."""
+    quotes = quality.get("quotes", 0)
+    share = f"{100.0 * quality.get('usable', 0) / quotes:.1f}% usable" if quotes else "no quotes"
+    filtered = ", ".join(f"{k} {v:,}" for k, v in quality.get("filtered", {}).items()) or "none"
+    return f"quality: {quotes:,} quotes in {quality.get('snapshots', 0)} snapshots, {share}; filtered {filtered}"
 
 
 async def run_for(settings: Settings, data_dir: Path, duration: float, speed: float | None = None,
@@ -20,13 +51,17 @@ async def run_for(settings: Settings, data_dir: Path, duration: float, speed: fl
     engine = build_engine(settings, data_dir, speed, console_alerts=console_alerts, metrics_port=metrics_port,
                           log_dir=default_log_dir())
     engine.auto_execute = True   # nobody is there to approve: headless trades within the auto limits
+    quality = QualityCounts(engine.bus)
     await engine.start()
     log.info("headless run: %s feed, %s broker, %.0f s", settings.market.source, settings.execution.broker, duration)
     try:
         await asyncio.sleep(duration)
     finally:
         await engine.stop()
-    return engine.summary()
+    summary = engine.summary()
+    summary["quality"] = {**quality.as_dict(), **(summary.get("quality") or {})}   # the engine's own counts win
+    log.info("%s", quality_line(summary["quality"]))
+    return summary
 
 
 def format_summary(summary: dict) -> str:
@@ -43,6 +78,7 @@ def format_summary(summary: dict) -> str:
         f"commissions {pnl['commissions']:,.2f}), day {pnl['day']:,.2f} $",
         "greeks $ " + ", ".join(f"{k} {v:,.0f}" for k, v in summary["greeks"].items()),
         f"trading state {summary['trading_state']}",
+        *([quality_line(summary["quality"])] if summary.get("quality") else []),
         "alerts " + (", ".join(f"{k} {v}" for k, v in summary["alerts"].items()) or "none"),
         f"cycle ms p50 {cyc['p50']}, p95 {cyc['p95']}, max {cyc['max']}",
     ]

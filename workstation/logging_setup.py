@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 
 from .config import ENV_SECRETS
+from .redact import redact
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _configured = False
 
 
 class SecretMasker(logging.Filter):
-    """Replaces the values of secret environment variables with '***' in every record."""
+    """Masks secrets in every record, message and traceback: by pattern (webhook paths, userinfo in URLs,
+    password/token fields; see `redact`) and every fragment of the secret environment variables' values."""
 
     def __init__(self, secrets: list[str] | None = None) -> None:
         super().__init__()
@@ -21,13 +23,16 @@ class SecretMasker(logging.Filter):
         self.secrets = [s for s in found if s and len(s) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            masked = message
-            for secret in self.secrets:
-                masked = masked.replace(secret, "***")
-            if masked != message:
-                record.msg, record.args = masked, None
+        message = record.getMessage()
+        masked = redact(message, self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:      # the formatter uses this cached text
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
         return True
 
 

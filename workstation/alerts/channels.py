@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, TextIO
 from pydantic import SecretStr
 
 from workstation.domain.alerts import Alert, Severity
+from workstation.redact import redact
 
 if TYPE_CHECKING:
     from workstation.config import AlertsConfig
@@ -37,10 +38,10 @@ _STOP = object()
 
 
 def format_line(alert: Alert) -> str:
-    """One human line: time, severity, code (xN), source, message."""
+    """One human line: time, severity, code (xN), source, message (anything that looks like a secret masked)."""
     count = f" x{alert.count}" if alert.count > 1 else ""
     stamp = alert.timestamp.strftime("%Y-%m-%d %H:%M:%S%z")
-    return f"{stamp} {alert.severity.name:<8} {alert.code}{count} [{alert.source}] {alert.message}"
+    return f"{stamp} {alert.severity.name:<8} {alert.code}{count} [{alert.source}] {redact(alert.message)}"
 
 
 def _secret(value: SecretStr | str | None) -> str:
@@ -182,8 +183,12 @@ class Channel:
                 log.exception("on_failure handler of channel %s failed", self.name)
 
     def describe_error(self, error: BaseException) -> str:
-        """A one-line description of a delivery error, with no secrets in it."""
-        return f"{type(error).__name__}: {error}"
+        """A one-line description of a delivery error, with no secrets in it (by pattern and by `secrets`)."""
+        return redact(f"{type(error).__name__}: {error}", self.secrets())
+
+    def secrets(self) -> list[str]:
+        """Values this channel must never write (a webhook URL, a password); masked in every fragment."""
+        return []
 
     def deliver(self, alert: Alert) -> None:
         """Deliver one alert; raise on failure (the base class retries)."""
@@ -303,10 +308,8 @@ class EmailChannel(Channel):
                 smtp.login(self.username, password)
             smtp.send_message(self.message(alert))
 
-    def describe_error(self, error: BaseException) -> str:
-        text = super().describe_error(error)
-        password = _secret(self._password)
-        return text.replace(password, "***") if password else text
+    def secrets(self) -> list[str]:
+        return [_secret(self._password)]
 
 
 class WebhookChannel(Channel):
@@ -324,7 +327,7 @@ class WebhookChannel(Channel):
     def payload(alert: Alert) -> dict:
         """The JSON body: Slack shows `text`."""
         count = f" (x{alert.count})" if alert.count > 1 else ""
-        return {"text": f"*{alert.severity.name}* `{alert.code}`{count} [{alert.source}] {alert.message}"}
+        return {"text": f"*{alert.severity.name}* `{alert.code}`{count} [{alert.source}] {redact(alert.message)}"}
 
     def deliver(self, alert: Alert) -> None:
         url = _secret(self._url)
@@ -338,10 +341,8 @@ class WebhookChannel(Channel):
             if not 200 <= response.status < 300:
                 raise OSError(f"webhook answered HTTP {response.status}")
 
-    def describe_error(self, error: BaseException) -> str:
-        text = super().describe_error(error)
-        url = _secret(self._url)
-        return text.replace(url, "<webhook url>") if url else text
+    def secrets(self) -> list[str]:
+        return [_secret(self._url)]
 
 
 CHANNEL_NAMES = ("panel", "tray", "log", "email", "webhook", "console")

@@ -2,7 +2,8 @@
 [--executor local|dask://HOST:PORT]`.
 
 Exit codes: 0 done, 1 nothing replayed or every sweep run failed, 2 bad arguments (data, dates, sweep keys or
-values, executor), 130 stopped by Ctrl-C (the partial report is written first).
+values, executor) or a data file refused (corrupt, truncated, mostly bad rows: one line naming the file),
+130 stopped by Ctrl-C (the partial report is written first). Bad rows and bad snapshots are skipped and counted.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workstation.config import ConfigError, Settings
+from workstation.storage.integrity import StorageError
 
 from .progress import Progress
 from .report import build_report, hit_rate_text, ratios_text
@@ -70,14 +72,14 @@ def run_backtest(settings: Settings, args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         source = SnapshotSource.from_settings(Path(args.data), backtest_settings(settings), args.date_from, args.date_to)
-        source.files()
+        source.check()
         sweeps = parse_sweeps(getattr(args, "sweep", None) or [], settings)
         parse_executor(getattr(args, "executor", "local"))
         combos = combinations(settings, sweeps) if sweeps else []
     except ConfigError as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (SweepError, ValueError, FileNotFoundError) as exc:
+    except (SweepError, ValueError, FileNotFoundError, StorageError) as exc:   # StorageError: a bad data file
         print(f"backtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if combos:
@@ -100,6 +102,10 @@ def _single(settings: Settings, args: argparse.Namespace, out: Path) -> int:
           f"hit rate {hit_rate_text(m['hit_rate'], m['trades']['closed'])}, max drawdown {m['max_drawdown']:,.2f} $, "
           f"{ratios_text(m)}")
     print(f"report: {out / 'report.html'} (metrics.json, trades.csv beside it)")
+    if result.skipped:
+        counts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.skipped.items()))
+        print(f"data: {sum(result.skipped.values()):,} skipped ({counts}); first: {result.skipped_examples[0]}"
+              if result.skipped_examples else f"data: skipped {counts}")
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.snapshots else EXIT_EMPTY

@@ -199,6 +199,7 @@ def compute_metrics(result: BacktestResult, trades: list[Trade]) -> dict[str, An
         "snapshots": result.snapshots,
         "interrupted": result.interrupted,
         "cycle_failures": result.cycle_failures,
+        "skipped": dict(result.skipped),                # data rows / snapshots skipped while reading, by reason
         "pnl": {"total": _r(total, 2), "realized": _r(result.equity[-1]["realized"], 2) if result.equity else 0.0,
                 "unrealized": _r(result.equity[-1]["unrealized"], 2) if result.equity else 0.0,
                 "fees": _r(fees, 2), "gross": _r(total + fees, 2),
@@ -340,7 +341,9 @@ def render_html(result: BacktestResult, metrics: dict, trades: list[Trade], titl
         ("Data", escape(metrics["data"])),
         ("Period", f"{escape(str(metrics['period']['first']))} → {escape(str(metrics['period']['last']))}"),
         ("Snapshots", f"{metrics['snapshots']}" + (" <b class='neg'>(interrupted: partial report)</b>"
-                                                   if metrics["interrupted"] else "")),
+                                                   if metrics["interrupted"] else "")
+         + (" (skipped: " + escape(", ".join(f"{k} {v:,}" for k, v in sorted(metrics["skipped"].items())))
+            + ")" if metrics.get("skipped") else "")),
         ("Total P&L", f"<b class='{'pos' if (pnl['total'] or 0) >= 0 else 'neg'}'>{_money(pnl['total'])} $</b> "
                       f"(realised {_money(pnl['realized'])}, unrealised {_money(pnl['unrealized'])}, "
                       f"fees {_money(pnl['fees'])})"),

@@ -50,6 +50,8 @@ class BacktestResult:
     snapshots: int = 0
     expected_snapshots: int = 0
     cycle_failures: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)   # data rows / snapshots skipped while reading, by reason
+    skipped_examples: list[str] = field(default_factory=list)
     step_ms: dict[str, float] = field(default_factory=dict)  # summed wall-clock ms per engine step (not deterministic)
     interrupted: bool = False
     elapsed_s: float = 0.0
@@ -169,6 +171,8 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
                 if progress is not None:
                     progress(result.snapshots, max(result.expected_snapshots, result.snapshots))
         finally:
+            result.skipped = dict(source.report.skipped)
+            result.skipped_examples = list(source.report.examples)
             await engine.settle_tasks()
             result.orders = {coid: {"purpose": r.order.purpose.value, "signal_id": r.order.signal_id,
                                     "model_price": r.order.model_price, "status": r.status.value,

@@ -6,16 +6,14 @@ Reading and chain selection are the ReplayFeed's (one home for each fact); this 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import AsyncIterator
 
-import pyarrow.parquet as pq
-
 from workstation.domain import ChainSnapshot
 from workstation.domain.snapshot import NEW_YORK
-from workstation.market.replay import ReplayFeed, recording_files
+from workstation.market.replay import ReadReport, ReplayFeed, open_recording_file, read_cboe_csv, recording_files
 
 _PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
@@ -47,6 +45,7 @@ class SnapshotSource:
     min_expiry_days: float = 0.0
     max_expiry_days: float = 400.0
     strike_window: float = 0.25
+    report: ReadReport = field(default_factory=ReadReport)    # rows and snapshots skipped, by reason
 
     @classmethod
     def from_settings(cls, path: Path, settings, date_from: str | None = None,
@@ -82,10 +81,18 @@ class SnapshotSource:
 
     def count(self) -> int:
         """Snapshots in the selected files (one row group each): the progress bar's total (an upper bound
-        when the window cuts a day)."""
+        when the window cuts a day). Opens every file's footer: a truncated or foreign file is a DataFileError."""
         if self.is_csv:
             return 1
-        return sum(pq.ParquetFile(f).metadata.num_row_groups for f in self.files())
+        return sum(open_recording_file(f).metadata.num_row_groups for f in self.files())
+
+    def check(self) -> None:
+        """Refuse, before anything runs, data that cannot be replayed: a missing path, a Parquet file without a
+        readable footer, a CSV that is not a usable chain (DataFileError, naming the file and line)."""
+        if self.is_csv:
+            read_cboe_csv(self.path, ReadReport(max_examples=1))   # the run reads it again and reports all
+        else:
+            self.count()
 
     def _in_window(self, snap: ChainSnapshot) -> bool:
         return (self.start is None or snap.timestamp >= self.start) and (self.end is None or snap.timestamp < self.end)
@@ -101,4 +108,5 @@ class SnapshotSource:
                     if self._in_window(snap) and len(snap):
                         yield snap
             finally:
+                self.report.merge(feed.report)
                 await feed.close()

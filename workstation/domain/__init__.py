@@ -2,6 +2,7 @@
 from .alerts import Alert, Severity
 from .contracts import Contract, Right, SecType, Settlement
 from .heston import HestonParams
+from .heston_family import TD_BUCKET_ENDS, BatesParams, TimeDependentHestonParams
 from .orders import Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType, Side
 from .positions import Position
 from .quotes import Quote
@@ -10,7 +11,8 @@ from .snapshot import COLUMNS, ChainSnapshot, settlement_instant
 from .trading_state import TradingState
 
 __all__ = [
-    "Alert", "Severity", "Contract", "Right", "SecType", "Settlement", "HestonParams", "Fill", "Order",
+    "Alert", "Severity", "Contract", "Right", "SecType", "Settlement", "HestonParams", "BatesParams",
+    "TimeDependentHestonParams", "TD_BUCKET_ENDS", "Fill", "Order",
     "OrderEvent", "OrderPurpose", "OrderStatus", "OrderType", "Side", "Position", "Quote", "Signal",
     "SignalState", "COLUMNS", "ChainSnapshot", "settlement_instant", "TradingState",
 ]

@@ -35,6 +35,11 @@ class HestonParams:
             raise ValueError(f"HestonParams.rho must be in (-1, 1), got {self.rho}")
 
     @property
+    def heston(self) -> "HestonParams":
+        """The Heston part of a Heston-family parameter set: for plain Heston, itself."""
+        return self
+
+    @property
     def feller_ok(self) -> bool:
         """True when 2*kappa*theta >= sigma^2 (variance stays strictly positive)."""
         return 2.0 * self.kappa * self.theta >= self.sigma**2

@@ -1,4 +1,5 @@
 """Heston prices, Greeks and parameter gradients of a whole chain, one characteristic-function pass per expiry.
+The same kernel serves the whole Heston family (`family_cf`: Bates, time-dependent Heston) through a model flag.
 
 Lewis single-integral form with a Black-76 control variate:
     C = Black76(F, K, w) - sqrt(F K)/pi * Int_0^inf Re(e^{iux} [phi_H(u - i/2) - phi_B(u - i/2)]) / (u^2 + 1/4) du
@@ -23,26 +24,29 @@ from workstation.domain.heston import HestonParams
 
 from ._inputs import broadcast_chain, shaped
 from .black import DAYS_PER_YEAR, VOL_POINT, black_undiscounted, valid_contract
-from .charfunc import MATURITY, N_GRAD, THETA, V0, black_variance, heston_log_cf
+from .charfunc import heston_log_cf
+from .family_cf import (
+    HESTON, HESTON_TD, model_black_variance, model_log_cf, n_params, params_valid, scratch_size, vega_direction,
+)
 from .implied_vol import implied_vol
 from .normal import norm_cdf, norm_pdf
 from .quadrature import CF_TOL, GL_TAU, GL_WEIGHT, HALF_PANEL, expiry_layout
 from .results import Greeks
 
 MODE_PRICE, MODE_GREEKS, MODE_GRADIENT = 0, 1, 2
-_CHANNELS = (1, 6, 6)
 
 
 @njit(nogil=True, cache=True)
-def _fill_channels(mode, prm, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr, di, grad):
+def _fill_channels(model, mode, prm, knots, vdir, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr, di, grad):
     """Integrand weights per node and channel on panels [u0 + p h, u0 + (p + 1) h], folded into
     sums/differences of the symmetric node pairs.
 
-    Channels: price mode (psi); greeks mode (psi, (1/2+iu) psi, (1/2+iu)^2 psi, dphi/dv0, dphi/dtheta,
-    dphi/dT); gradient mode (psi, dphi/d(v0, kappa, theta, sigma, rho)); psi = phi_H - phi_B; all / (u^2+1/4).
+    Channels: price mode (psi); greeks mode (psi, (1/2+iu) psi, (1/2+iu)^2 psi, dphi/dvol along `vdir`,
+    dphi/dT); gradient mode (psi, dphi/d(each parameter)); psi = phi - phi_Black; all / (u^2+1/4).
     """
+    n_par = vdir.size - 1
     v0, kappa, theta, sigma, rho = prm[0], prm[1], prm[2], prm[3], prm[4]
-    want_grad = mode     # 1: the Greeks' derivatives, 2: the calibration's (see heston_log_cf)
+    want_grad = mode     # 1: the Greeks' derivatives, 2: the calibration's (see model_log_cf)
     n_ch = sr.shape[0]
     vals_p = np.empty(n_ch, dtype=np.complex128)
     for p in range(panels):
@@ -51,7 +55,10 @@ def _fill_channels(mode, prm, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr
             for side in range(2):
                 u = centre + (0.5 * h * gl_tau[j] if side == 0 else -0.5 * h * gl_tau[j])
                 q = u * u + 0.25
-                log_cf = heston_log_cf(u, v0, kappa, theta, sigma, rho, t, grad, want_grad)
+                if model == HESTON:     # the common case called directly: keeps it inlined in the node loop
+                    log_cf = heston_log_cf(u, v0, kappa, theta, sigma, rho, t, grad, want_grad)
+                else:
+                    log_cf = model_log_cf(model, u, prm, knots, t, grad, want_grad)
                 phi = np.exp(log_cf)
                 base = 0.5 * h * gl_weight[j] / q
                 psi = (phi - math.exp(-0.5 * w * q)) * base
@@ -60,11 +67,14 @@ def _fill_channels(mode, prm, t, w, u0, h, panels, gl_tau, gl_weight, sr, si, dr
                     iz = complex(0.5, u)
                     vals_p[1] = iz * psi
                     vals_p[2] = iz * iz * psi
-                    vals_p[3] = phi * grad[V0] * base
-                    vals_p[4] = phi * grad[THETA] * base
-                    vals_p[5] = phi * grad[MATURITY] * base
+                    dvol = 0j
+                    for k in range(n_par):
+                        if vdir[k] != 0.0:
+                            dvol += vdir[k] * grad[k]
+                    vals_p[3] = phi * dvol * base
+                    vals_p[4] = phi * grad[n_par] * base
                 elif mode == 2:
-                    for k in range(5):
+                    for k in range(n_par):
                         vals_p[1 + k] = phi * grad[k] * base
                 for c in range(n_ch):
                     v = vals_p[c]
@@ -159,20 +169,16 @@ def _intrinsic_row(mode, f, k, d, call, row):
 
 
 @njit(nogil=True, cache=True)
-def heston_chain_kernel(mode, prm, forward, strike, maturity, discount, is_call, out, cf_tol):
-    """Fill out[i, :] for every option: price mode (price); greeks mode (price, delta, gamma, vega, theta);
-    gradient mode (price, dP/dv0, dP/dkappa, dP/dtheta, dP/dsigma, dP/drho). Bad rows are NaN. The integral is
-    truncated where the characteristic function falls below `cf_tol` (see `quadrature`)."""
+def chain_kernel(model, mode, prm, knots, vdir, forward, strike, maturity, discount, is_call, out, cf_tol):
+    """Fill out[i, :] for every option under `model` (see `family_cf`): price mode (price); greeks mode (price,
+    delta, gamma, vega, theta); gradient mode (price, dP/d(each parameter)). Bad rows are NaN. The integral is
+    truncated where the characteristic function falls below `cf_tol` (see `quadrature`); `vdir` is the vega
+    direction in parameter space (`family_cf.vega_direction`)."""
     n = forward.size
-    n_ch = 1 if mode == 0 else 6
-    grad = np.zeros(N_GRAD, dtype=np.complex128)
-    v0, theta = prm[0], prm[2]
-    params_ok = True
-    for k in range(5):
-        if not math.isfinite(prm[k]):
-            params_ok = False
-    if not (v0 >= 0.0 and prm[1] > 0.0 and theta >= 0.0 and prm[3] > 0.0 and -1.0 < prm[4] < 1.0):
-        params_ok = False
+    n_par = n_params(model, knots)
+    n_ch = 1 if mode == 0 else (5 if mode == 1 else 1 + n_par)
+    grad = np.zeros(scratch_size(model, knots), dtype=np.complex128)
+    params_ok = params_valid(model, prm, knots)
     live = np.zeros(n, dtype=np.bool_)
     for i in range(n):
         if not params_ok or not valid_contract(forward[i], strike[i], maturity[i], discount[i]):
@@ -192,24 +198,26 @@ def heston_chain_kernel(mode, prm, forward, strike, maturity, discount, is_call,
             i = order[stop]
             max_abs_x = max(max_abs_x, abs(math.log(forward[i] / strike[i])))
             stop += 1
-        w = black_variance(v0, prm[1], theta, t)
-        u_max, panels, fine = expiry_layout(v0, prm[1], theta, prm[3], prm[4], t, w, max_abs_x, grad, cf_tol)
+        w = model_black_variance(model, prm, knots, t)
+        u_max, panels, zone, fine = expiry_layout(model, prm, knots, t, w, max_abs_x, grad, cf_tol)
         h = u_max / panels
-        # the first panel [0, h] is split into `fine` sub-panels when the analyticity strip is narrow
-        start_main = h if fine > 1 else 0.0
-        n_main = panels - 1 if fine > 1 else panels
+        # the first `zone` panels are split into `fine` sub-panels (narrow analyticity strip, narrow jump factor)
+        start_main = zone * h if fine > 1 else 0.0
+        n_main = panels - zone if fine > 1 else panels
         sr = np.empty((n_ch, n_main, HALF_PANEL))
         si = np.empty_like(sr)
         dr = np.empty_like(sr)
         di = np.empty_like(sr)
-        _fill_channels(mode, prm, t, w, start_main, h, n_main, GL_TAU, GL_WEIGHT, sr, si, dr, di, grad)
+        _fill_channels(model, mode, prm, knots, vdir, t, w, start_main, h, n_main, GL_TAU, GL_WEIGHT,
+                       sr, si, dr, di, grad)
         if fine > 1:
-            h_fine = h / fine
+            h_fine = zone * h / fine
             fsr = np.empty((n_ch, fine, HALF_PANEL))
             fsi = np.empty_like(fsr)
             fdr = np.empty_like(fsr)
             fdi = np.empty_like(fsr)
-            _fill_channels(mode, prm, t, w, 0.0, h_fine, fine, GL_TAU, GL_WEIGHT, fsr, fsi, fdr, fdi, grad)
+            _fill_channels(model, mode, prm, knots, vdir, t, w, 0.0, h_fine, fine, GL_TAU, GL_WEIGHT,
+                           fsr, fsi, fdr, fdi, grad)
         sd = math.sqrt(max(w, 0.0))
         group = order[start:stop]
         xs = np.empty(group.size)
@@ -235,16 +243,31 @@ def heston_chain_kernel(mode, prm, forward, strike, maturity, discount, is_call,
                 cxx = scale * sums[2, m]
                 out[i, 1] = d * (delta_b + cx / f)
                 out[i, 2] = d * (gamma_b + (cxx - cx) / (f * f))
-                dv0 = scale * sums[3, m]
-                dtheta = scale * sums[4, m]
-                out[i, 3] = d * (dv0 * 2.0 * math.sqrt(v0) + dtheta * 2.0 * math.sqrt(theta)) * VOL_POINT
+                out[i, 3] = d * scale * sums[3, m] * VOL_POINT
                 rate = -math.log(d) / t
-                dprice_dt = -rate * d * undiscounted + d * scale * sums[5, m]
+                dprice_dt = -rate * d * undiscounted + d * scale * sums[4, m]
                 out[i, 4] = -dprice_dt / DAYS_PER_YEAR
             elif mode == 2:
-                for c in range(5):
+                for c in range(n_par):
                     out[i, 1 + c] = d * scale * sums[1 + c, m]
         start = stop
+
+
+NO_KNOTS = np.zeros(0)
+
+
+def family_chain(model: int, mode: int, prm: np.ndarray, knots: np.ndarray, forward, strike, maturity, discount,
+                 is_call, tol: float = CF_TOL) -> tuple[tuple[int, ...], np.ndarray]:
+    """Run the chain kernel for `model` in `mode`; returns the broadcast shape and the (n, columns) result."""
+    shape, (f, k, t, d, c) = broadcast_chain(forward, strike, maturity, discount, is_call)
+    prm = np.ascontiguousarray(prm, dtype=np.float64)
+    knots = np.ascontiguousarray(knots, dtype=np.float64)
+    n_par = int(n_params(model, knots))
+    out = np.empty((f.size, 1 if mode == MODE_PRICE else (5 if mode == MODE_GREEKS else 1 + n_par)))
+    kernel_knots = knots if model == HESTON_TD else NO_KNOTS
+    chain_kernel(model, mode, prm, kernel_knots, vega_direction(model, prm, kernel_knots), f, k, t, d, c, out,
+                 float(tol))
+    return shape, out
 
 
 def _params_vector(params: HestonParams | np.ndarray) -> np.ndarray:
@@ -255,11 +278,9 @@ def _params_vector(params: HestonParams | np.ndarray) -> np.ndarray:
 
 def heston_chain(mode: int, params, forward, strike, maturity, discount, is_call, tol: float = CF_TOL
                  ) -> tuple[tuple[int, ...], np.ndarray]:
-    """Run the chain kernel in `mode`; returns the broadcast shape and the (n, columns) result."""
-    shape, (f, k, t, d, c) = broadcast_chain(forward, strike, maturity, discount, is_call)
-    out = np.empty((f.size, 1 if mode == MODE_PRICE else _CHANNELS[mode] if mode == MODE_GRADIENT else 5))
-    heston_chain_kernel(mode, _params_vector(params), f, k, t, d, c, out, float(tol))
-    return shape, out
+    """Run the chain kernel for Heston in `mode`; returns the broadcast shape and the (n, columns) result."""
+    return family_chain(HESTON, mode, _params_vector(params), NO_KNOTS, forward, strike, maturity, discount,
+                        is_call, tol)
 
 
 def heston_price(params: HestonParams, forward, strike, maturity, discount, is_call, tol: float = CF_TOL

@@ -1,4 +1,4 @@
-"""Result types of the pricing core: Greeks of a chain and the outcome of a Heston calibration."""
+"""Result types of the pricing core: Greeks of a chain and the outcome of a Heston-family calibration."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workstation.domain.heston import HestonParams
+from workstation.domain.heston_family import BatesParams, TimeDependentHestonParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,13 +25,13 @@ class Greeks:
 
 @dataclass(frozen=True, slots=True)
 class CalibrationResult:
-    """Outcome of `calibrate_heston`.
+    """Outcome of a Heston-family calibration (`calibrate_heston`, `calibrate_bates`, `calibrate_heston_td`).
 
     rmse_iv and max_abs_iv_error are in vol points (1 vol point = 0.01 of implied vol);
     per_expiry_rmse maps each maturity (years) to the IV RMSE of its quotes, in vol points.
     """
 
-    params: HestonParams
+    params: HestonParams | BatesParams | TimeDependentHestonParams
     rmse_iv: float
     max_abs_iv_error: float
     per_expiry_rmse: dict[float, float] = field(default_factory=dict)

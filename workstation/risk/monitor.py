@@ -3,16 +3,17 @@
 One revaluation path under one stated vol convention (`risk.greeks_from`):
 - "market" (default): every option at its own market vol (the mid implied vol of its quote; the model's IV
   only where the quote has none). Greeks are Black-76 at that vol; the stress grid reprices with Black-76 at
-  the shocked forward and vol; VaR takes the 1-day (forward, variance) paths of the fitted Heston dynamics
-  and moves each option's vol by the path's change of sqrt(variance), Black-76 at the aged maturity.
-- "model": the fitted Heston model prices everything, as below.
-Under "model", Greeks and VaR come from the fitted Heston model (full revaluation). VaR: `var_scenarios` 1-day paths of
-(forward, variance) simulated from the Heston dynamics with a fixed seed (full-truncation Euler, 8 steps,
-one trading day = 1/252 year of diffusion; options age one calendar day = 1/365), every position
-revalued with `heston_price` at its scenario forward and variance. Prices are linear-interpolated in v0
-between a few nodes spanning the simulated variances (one vectorised call of scenarios x positions per
-node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
-option's Heston price is turned into its Black-76 implied vol, and forward and vol are shocked together.
+  the shocked forward and vol; VaR takes the 1-day (forward, variance) paths of the fitted dynamics and moves
+  each option's vol by the path's change of sqrt(variance), Black-76 at the aged maturity.
+- "model": the fitted model prices everything, as below.
+Under "model", greeks and VaR come from the fitted Heston-family model (`calibration.model`; full revaluation). VaR:
+`var_scenarios` 1-day paths of (forward, variance) simulated from the Heston dynamics in force today (Bates:
+plus its lognormal jumps; time-dependent Heston: its first bucket) with a fixed seed (full-truncation Euler,
+8 steps, one trading day = 1/252 year of diffusion; options age one calendar day = 1/365, time buckets held),
+every position revalued with the model's price at its scenario forward and variance. Prices are
+linear-interpolated in v0 between a few nodes spanning the simulated variances (one vectorised call of
+scenarios x positions per node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
+option's model price is turned into its Black-76 implied vol, and forward and vol are shocked together.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ import numpy as np
 
 from workstation import pricing
 from workstation.config import RiskConfig
-from workstation.domain import HestonParams, Position, SecType
+from workstation.domain import BatesParams, Position, SecType
 from workstation.portfolio.greeks import DollarGreeks, dollar_greeks
+from workstation.pricing.family import FamilyParams
 
 from .limits import RiskCode
 from .state import Lift, StateChange, TradingStateMachine
@@ -89,7 +91,7 @@ class Exposure:
 
 
 # --------------------------------------------------------------------------------------- Greeks
-def option_vols(exp: Exposure, params: HestonParams, pricer: Any = pricing) -> np.ndarray:
+def option_vols(exp: Exposure, params: FamilyParams, pricer: Any = pricing) -> np.ndarray:
     """The vol each option is revalued at under "market": its market vol, the model's IV where it has none."""
     o = exp.is_option
     if exp.vol is None:
@@ -101,19 +103,19 @@ def option_vols(exp: Exposure, params: HestonParams, pricer: Any = pricing) -> n
     return vol
 
 
-def model_vols(exp: Exposure, params: HestonParams, pricer: Any = pricing) -> np.ndarray:
-    """Each option's Heston price as a Black-76 implied vol (floored: never NaN)."""
+def model_vols(exp: Exposure, params: FamilyParams, pricer: Any = pricing) -> np.ndarray:
+    """Each option's model price as a Black-76 implied vol (floored: never NaN)."""
     o = exp.is_option
     fwd, k, t, d, c = exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o], exp.is_call[o]
-    model = pricer.heston_price(params, fwd, k, t, d, c)
+    model = pricer.family_price(params, fwd, k, t, d, c)
     iv = np.asarray(pricer.implied_vol(model, fwd, k, t, d, c), dtype=float)
     return np.where(np.isfinite(iv) & (iv > 0), iv, np.sqrt(max(params.v0, MIN_VOL**2)))
 
 
-def portfolio_greeks(exp: Exposure, params: HestonParams, pricer: Any = pricing, convention: str = "model"
+def portfolio_greeks(exp: Exposure, params: FamilyParams, pricer: Any = pricing, convention: str = "model"
                      ) -> tuple[DollarGreeks, tuple[np.ndarray, ...]]:
-    """Portfolio dollar Greeks (Black-76 at market vol, or the fitted Heston model), and the per-position
-    dollar arrays."""
+    """Portfolio dollar Greeks (Black-76 at market vol, or the fitted model), and the per-position dollar
+    arrays."""
     n = len(exp)
     delta, gamma, vega, theta = np.ones(n), np.zeros(n), np.zeros(n), np.zeros(n)   # futures
     o = exp.is_option
@@ -122,7 +124,7 @@ def portfolio_greeks(exp: Exposure, params: HestonParams, pricer: Any = pricing,
                                 option_vols(exp, params, pricer), exp.is_call[o])
         delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
     elif o.any():
-        g = pricer.heston_greeks(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
+        g = pricer.family_greeks(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
                                  exp.is_call[o])
         delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
     per = dollar_greeks(delta, gamma, vega, theta, exp.forward, exp.multiplier, exp.quantity)
@@ -147,7 +149,7 @@ class StressGrid:
                 "pnl": self.pnl.tolist(), "worst": self.worst}
 
 
-def stress_grid(exp: Exposure, params: HestonParams, spot_shocks: np.ndarray = SPOT_SHOCKS,
+def stress_grid(exp: Exposure, params: FamilyParams, spot_shocks: np.ndarray = SPOT_SHOCKS,
                 vol_shocks: np.ndarray = VOL_SHOCKS, pricer: Any = pricing, convention: str = "model") -> StressGrid:
     """Instantaneous full revaluation at F(1+s) and Black vol (market or model IV + dv points, floored at 1%)."""
     spot_shocks, vol_shocks = np.asarray(spot_shocks, float), np.asarray(vol_shocks, float)
@@ -188,9 +190,12 @@ def expected_shortfall(pnl: np.ndarray, level: float) -> float:
     return float(max(0.0, -pnl[pnl <= cut].mean()))
 
 
-def simulate_heston_day(params: HestonParams, n: int, seed: int, days: float = 1.0
+def simulate_heston_day(params: FamilyParams, n: int, seed: int, days: float = 1.0
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(forward ratio F1/F0, variance v1) after `days` trading days, full-truncation Euler, fixed seed."""
+    """(forward ratio F1/F0, variance v1) after `days` trading days, full-truncation Euler, fixed seed; Bates
+    adds compensated lognormal jumps (drawn after the diffusion, so the diffusion paths match Heston's)."""
+    jumps = params if isinstance(params, BatesParams) else None
+    params = params.heston
     rng = np.random.default_rng(seed)
     dt = days / TRADING_DAYS / EULER_STEPS
     z1 = rng.standard_normal((EULER_STEPS, n))
@@ -201,10 +206,15 @@ def simulate_heston_day(params: HestonParams, n: int, seed: int, days: float = 1
         vp = np.maximum(v, 0.0)
         log_ratio += -0.5 * vp * dt + np.sqrt(vp * dt) * z1[step]
         v = v + params.kappa * (params.theta - vp) * dt + params.sigma * np.sqrt(vp * dt) * z2[step]
+    if jumps is not None and jumps.jump_rate > 0.0:
+        horizon = days / TRADING_DAYS
+        count = rng.poisson(jumps.jump_rate * horizon, n)
+        log_ratio += (count * jumps.jump_mean + np.sqrt(count) * jumps.jump_vol * rng.standard_normal(n)
+                      - jumps.jump_rate * horizon * np.expm1(jumps.jump_mean + 0.5 * jumps.jump_vol ** 2))
     return np.exp(log_ratio), np.maximum(v, 0.0)
 
 
-def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.ndarray, maturity: np.ndarray,
+def _prices_on_ratio_grid(params: FamilyParams, forward: np.ndarray, strike: np.ndarray, maturity: np.ndarray,
                           discount: np.ndarray, is_call: np.ndarray, ratio: np.ndarray, pricer: Any) -> np.ndarray:
     """Prices (scenarios x options) at forward*ratio, from a fine grid of ratios and linear interpolation.
 
@@ -213,10 +223,10 @@ def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.
     interpolation error is a small fraction of a tick per contract."""
     lo, hi = float(ratio.min()), float(ratio.max())
     if hi - lo < 1e-12:
-        return np.asarray(pricer.heston_price(params, forward[None, :] * ratio[:, None], strike, maturity,
+        return np.asarray(pricer.family_price(params, forward[None, :] * ratio[:, None], strike, maturity,
                                               discount, is_call), dtype=float)
     grid = np.linspace(lo, hi, RATIO_NODES)
-    prices = np.asarray(pricer.heston_price(params, forward[None, :] * grid[:, None], strike, maturity, discount,
+    prices = np.asarray(pricer.family_price(params, forward[None, :] * grid[:, None], strike, maturity, discount,
                                             is_call), dtype=float)
     x = (ratio - lo) / (grid[1] - grid[0])
     i0 = np.clip(np.floor(x).astype(np.int64), 0, RATIO_NODES - 2)
@@ -224,7 +234,7 @@ def _prices_on_ratio_grid(params: HestonParams, forward: np.ndarray, strike: np.
     return prices[i0] * (1.0 - frac) + prices[i0 + 1] * frac
 
 
-def _option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray, v1: np.ndarray,
+def _option_values(exp: Exposure, params: FamilyParams, ratio: np.ndarray, v1: np.ndarray,
                    age_years: float, pricer: Any) -> np.ndarray:
     """Option values (scenarios x options) at F*ratio, variance v1, maturity aged by `age_years`."""
     o = exp.is_option
@@ -253,7 +263,7 @@ def _option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray, v1: n
     return values
 
 
-def _market_option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray, v1: np.ndarray,
+def _market_option_values(exp: Exposure, params: FamilyParams, ratio: np.ndarray, v1: np.ndarray,
                           age_years: float, pricer: Any) -> tuple[np.ndarray, np.ndarray]:
     """(today's values, scenario values (scenarios x options)) at market vol: Black-76 at F*ratio and each
     option's vol moved by the path's change of sqrt(variance), maturity aged by `age_years`."""
@@ -262,7 +272,8 @@ def _market_option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray
     vol = option_vols(exp, params, pricer)
     base = pricer.black_price(exp.forward[o], k, t, d, vol, c)
     fwd = exp.forward[o][None, :] * ratio[:, None]
-    shifted = np.maximum(vol[None, :] + (np.sqrt(v1) - np.sqrt(max(params.v0, 0.0)))[:, None], MIN_VOL)
+    v0 = max(params.heston.v0, 0.0)                   # the variance the day's paths start from
+    shifted = np.maximum(vol[None, :] + (np.sqrt(v1) - np.sqrt(v0))[:, None], MIN_VOL)
     t1 = np.broadcast_to(t - age_years, fwd.shape)
     values = d * np.where(c, np.maximum(fwd - k, 0.0), np.maximum(k - fwd, 0.0))   # expired: intrinsic
     live = t1 > 0
@@ -273,10 +284,10 @@ def _market_option_values(exp: Exposure, params: HestonParams, ratio: np.ndarray
     return base, values
 
 
-def value_at_risk(exp: Exposure, params: HestonParams, n_scenarios: int = 2000, seed: int = 11,
+def value_at_risk(exp: Exposure, params: FamilyParams, n_scenarios: int = 2000, seed: int = 11,
                   days: float = 1.0, pricer: Any = pricing, convention: str = "model") -> VaR:
-    """1-day VaR at 95% and 99% by full revaluation of every position in every Heston scenario (Heston prices
-    under "model"; Black-76 at the market vol moved with the path's variance under "market")."""
+    """1-day VaR at 95% and 99% by full revaluation of every position in every scenario (model prices under
+    "model"; Black-76 at the market vol moved with the path's variance under "market")."""
     if not len(exp):
         return VaR(0.0, 0.0, np.zeros(0))
     ratio, v1 = simulate_heston_day(params, n_scenarios, seed, days)
@@ -289,7 +300,7 @@ def value_at_risk(exp: Exposure, params: HestonParams, n_scenarios: int = 2000, 
         base, values = _market_option_values(exp, params, ratio, v1, days / CALENDAR_DAYS, pricer)
         pnl += np.nansum((values - base[None, :]) * exp.size[o][None, :], axis=1)
     elif o.any():
-        base = pricer.heston_price(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
+        base = pricer.family_price(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
                                    exp.is_call[o])
         values = _option_values(exp, params, ratio, v1, days / CALENDAR_DAYS, pricer)
         pnl += np.nansum((values - base[None, :]) * exp.size[o][None, :], axis=1)
@@ -386,7 +397,7 @@ class MonitorReport:
                 "state_changes": [c.as_dict() for c in self.state_changes], "trading_state": self.trading_state}
 
 
-def run(exp: Exposure, params: HestonParams, cfg: RiskConfig, machine: TradingStateMachine, at: datetime,
+def run(exp: Exposure, params: FamilyParams, cfg: RiskConfig, machine: TradingStateMachine, at: datetime,
         day_pnl: float, unrealized=None, stop_loss: float | None = None, pricer: Any = pricing) -> MonitorReport:
     """One monitor cycle: Greeks, stress grid, VaR, breaches and the state changes they cause, stops."""
     how = cfg.greeks_from

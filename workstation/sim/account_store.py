@@ -23,6 +23,7 @@ from pathlib import Path
 
 from workstation.domain import Contract, Fill, Order, OrderStatus
 from workstation.storage.codec import contract_from_json, contract_to_json, dumps, iso, loads, parse_iso
+from workstation.storage.integrity import RESTORE_ACCOUNT, StorageError, damaged, describe_sqlite_error, quick_check
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
@@ -70,18 +71,40 @@ def _wall() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class AccountStoreError(StorageError):
+    """The paper account file cannot be opened or read safely; the message says what to do."""
+
+
 class AccountStore:
-    """The SQLite file of one paper account (created when missing)."""
+    """The SQLite file of one paper account (created when missing; refused when `PRAGMA quick_check` fails)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise AccountStoreError(f"cannot open paper account {self.path}: {reason} (use --data-dir to choose "
+                                    "another directory)") from None
+        try:
+            self._open()
+        except BaseException as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise AccountStoreError(str(describe_sqlite_error("paper account", self.path, exc,
+                                                                  RESTORE_ACCOUNT))) from None
+            raise
+
+    def _open(self) -> None:
+        problems = quick_check(self._conn)
+        if problems:
+            raise AccountStoreError(str(damaged("paper account", self.path, "; ".join(problems), RESTORE_ACCOUNT)))
         self._conn.row_factory = sqlite3.Row
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise RuntimeError(f"paper account {self.path}: could not enable WAL mode (got {mode})")
+            raise AccountStoreError(f"paper account {self.path}: could not enable WAL mode (got {mode})")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)            # idempotent; executescript commits by itself
         with self.transaction():
@@ -111,7 +134,15 @@ class AccountStore:
 
     # ---------------------------------------------------------------------------------------- reads
     def load(self) -> AccountState:
-        """The whole account: orders (all, in acknowledgement order), positions, cash, executions, id counter."""
+        """The whole account: orders (all, in acknowledgement order), positions, cash, executions, id counter.
+        A row that cannot be read back (damaged despite the quick check) is an AccountStoreError."""
+        try:
+            return self._load()
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+            raise AccountStoreError(str(damaged("paper account", self.path, f"{type(exc).__name__}: {exc}",
+                                                RESTORE_ACCOUNT))) from None
+
+    def _load(self) -> AccountState:
         with self._lock:
             c = self._conn
             state = AccountState(seq=int(self._meta("seq")), cash=float(self._meta("cash")))

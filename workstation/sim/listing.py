@@ -33,6 +33,8 @@ LISTING_VOL = 0.20        # vol used to size strike bands (sd = LISTING_VOL * sq
 NEAR_STEP_SD = 0.17       # the near-the-money step is about this fraction of one stdev (then the next listed step)
 NEAR_BAND = (1.0, 0.04)   # fine steps within min(1 stdev, 4%) of spot,
 MID_BAND = (2.0, 0.12)    # the next step within min(2.5 stdevs, 15%), coarser beyond
+FULL_EXPIRIES = dict(daily_days=30, friday_days=120, eom_days=366)   # the real-size SPXW listing
+FULL_MONTHLIES_DAYS = 366  # SPX AM monthlies for a year, then June and December (LEAPS) to the last expiry
 
 
 def contract_id_for(trading_class: str, expiry: date, strike: float, is_call: bool | None) -> int:
@@ -105,6 +107,18 @@ def future_expiry(trade_date: date, roll_days: int = 8) -> date:
         if m % 3 == 0 and (third_friday(y, m) - trade_date).days >= roll_days:
             return third_friday(y, m)
     raise AssertionError("no quarterly within 200 days")  # pragma: no cover
+
+
+def full_strikes_for(spot: float, years: float, steps: tuple[float, ...]) -> np.ndarray:
+    """The real-size listing: the finest step over min(2 stdevs, 8 %) below and 60 % of that above spot (at
+    least 4 %), the third step out to min(5 stdevs, 40 %), the fourth to -60 % / +35 %: ~300 options a series."""
+    sd = LISTING_VOL * np.sqrt(max(years, 1.0 / 365.0))
+    fine, mid = max(min(2.0 * sd, 0.08), 0.04), max(min(5.0 * sd, 0.40), 0.12)
+    sets = []
+    for lo_w, hi_w, step in ((fine, 0.6 * fine, steps[0]), (mid, 0.5 * mid, steps[2]), (0.6, 0.35, steps[3])):
+        lo, hi = spot * np.exp(-lo_w), spot * np.exp(hi_w)
+        sets.append(np.arange(np.ceil(lo / step) * step, np.floor(hi / step) * step + step / 2, step))
+    return np.unique(np.concatenate(sets))
 
 
 def strikes_for(spot: float, years: float, steps: tuple[float, ...]) -> np.ndarray:
@@ -182,20 +196,26 @@ def future_contract(trade_date: date, symbol: str = "ES") -> Contract:
 
 
 def build_listing(trade_date: date, spot: float, max_expiry_days: int,
-                  underlyings: tuple[str, ...] = ("SPX",)) -> Listing:
-    """List the chains of `underlyings` for `trade_date` around the SPX level `spot`."""
+                  underlyings: tuple[str, ...] = ("SPX",), full: bool = False) -> Listing:
+    """List the chains of `underlyings` for `trade_date` around the SPX level `spot` (`full`: the real-size
+    chain, ~20,000 SPX options)."""
     series: list[tuple[str, str, date, bool, float]] = []   # (underlying, class, expiry, am, scale)
+    pm = pm_expiries(trade_date, max_expiry_days, **(FULL_EXPIRIES if full else {}))
+    monthlies = spx_monthlies(trade_date, max_expiry_days)
+    if full:
+        monthlies = [d for d in monthlies if (d - trade_date).days <= FULL_MONTHLIES_DAYS or d.month in (6, 12)]
+    strikes = full_strikes_for if full else strikes_for
     if "SPX" in underlyings:
-        series += [("SPX", "SPX", d, True, 1.0) for d in spx_monthlies(trade_date, max_expiry_days)]
-        series += [("SPX", "SPXW", d, False, 1.0) for d in pm_expiries(trade_date, max_expiry_days)]
+        series += [("SPX", "SPX", d, True, 1.0) for d in monthlies]
+        series += [("SPX", "SPXW", d, False, 1.0) for d in pm]
     if "XSP" in underlyings:
-        series += [("XSP", "XSP", d, False, 0.1) for d in pm_expiries(trade_date, max_expiry_days)]
+        series += [("XSP", "XSP", d, False, 0.1) for d in pm]
     cols: dict[str, list] = {k: [] for k in ("underlying", "trading_class", "expiry", "strike", "am", "scale",
                                              "epoch")}
     for und, cls, exp, am, scale in series:
         epoch = settlement_instant(exp, am).timestamp()
         years = max((exp - trade_date).days, 0.5) / 365.0
-        ks = strikes_for(spot * scale, years, STRIKE_STEPS[und])
+        ks = strikes(spot * scale, years, STRIKE_STEPS[und])
         n = len(ks)
         cols["underlying"] += [und] * n
         cols["trading_class"] += [cls] * n

@@ -59,7 +59,8 @@ class SimMarket:
         self.var = float(cfg.v0)
         self._mis: dict[int, tuple[float, float]] = {}          # contract id -> (epoch, vol offset then)
         self.prints: dict[date, dict[str, float]] = {}           # day -> {"open": S, "close": S}
-        self._listing = build_listing(self.trade_date, self.spot, cfg.max_expiry_days, self.underlyings)
+        self._listing = build_listing(self.trade_date, self.spot, cfg.max_expiry_days, self.underlyings,
+                                      cfg.listing == "full")
         if self.now == session_bounds(self.trade_date)[0]:       # started at the open: that is the opening print
             self.prints.setdefault(self.trade_date, {})["open"] = self.spot
 
@@ -91,7 +92,8 @@ class SimMarket:
             if stop == target:
                 break
             self.now = midnight.astimezone(timezone.utc)     # a new trade date: list its chain
-            self._listing = build_listing(self.trade_date, self.spot, self.cfg.max_expiry_days, self.underlyings)
+            self._listing = build_listing(self.trade_date, self.spot, self.cfg.max_expiry_days,
+                                          self.underlyings, self.cfg.listing == "full")
         self.now = max(self.now, at.astimezone(timezone.utc))
 
     def _simulate(self, n: int) -> None:

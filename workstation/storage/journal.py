@@ -32,10 +32,11 @@ from typing import Any
 from ..domain import Alert, Fill, HestonParams, Order, OrderEvent, OrderStatus, Position, Signal
 from ..domain.positions import trade
 from .codec import contract_from_json, contract_to_json, dumps, iso, parse_iso, to_jsonable
+from .integrity import RESTORE_JOURNAL, StorageError, damaged, describe_sqlite_error, quick_check
 from .schema import CURRENT_VERSION, migrate, read_version
 
 
-class JournalError(RuntimeError):
+class JournalError(StorageError):
     """A journal read or write failed; nothing of the failed transaction was stored."""
 
 
@@ -114,13 +115,19 @@ class Journal:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        """Connect, refuse a newer or foreign database before changing anything, then migrate."""
+        """Connect, refuse a damaged (`PRAGMA quick_check`), newer or foreign database before changing anything,
+        then migrate. Every failure is one JournalError line saying what to do."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
         except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise JournalError(f"cannot open journal {self.path}: {reason} (use --data-dir to choose another "
+                               "directory)") from exc
         try:
+            problems = quick_check(conn)
+            if problems:
+                raise JournalError(str(damaged("journal", self.path, "; ".join(problems), RESTORE_JOURNAL)))
             self._check_version(conn)
             conn.row_factory = sqlite3.Row
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -132,7 +139,7 @@ class Journal:
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+                raise JournalError(str(describe_sqlite_error("journal", self.path, exc, RESTORE_JOURNAL))) from exc
             raise
         return conn
 

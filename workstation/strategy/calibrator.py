@@ -1,4 +1,5 @@
-"""Runs the Heston fit on a surface, warm-started, and decides whether the new fit replaces the model.
+"""Runs the Heston-family fit (`calibration.model`) on a surface, warm-started, and decides whether the new fit
+replaces the model.
 
 A failed or much worse fit keeps the last good parameters and marks the model stale. The engine calls
 `fit` from its worker thread (the numba kernels release the GIL), so the event loop never waits on it.
@@ -14,7 +15,9 @@ import numpy as np
 from ..config import CalibrationConfig
 from ..domain import HestonParams
 from ..events import FitEvent
-from ..pricing import CF_TOL, black_greeks, calibrate_heston, heston_greeks, heston_price, implied_vol
+from ..pricing import CF_TOL, black_greeks, family_greeks, family_price, implied_vol
+from ..pricing.family import FamilyParams
+from ..pricing.models import as_model, calibrate_model, model_name
 from .surface import Surface
 
 DEFAULT_START = HestonParams(v0=0.03, kappa=2.0, theta=0.04, sigma=0.8, rho=-0.7)
@@ -25,12 +28,12 @@ class ModelValues:
     """The fitted model on every row of a surface (NaN where the row has no forward).
 
     `vega` is the Black vega at the model's implied vol, per vol point and unit of premium: what one vol
-    point of edge is worth in price, which is how signals convert vol edges. Heston Greeks (delta, gamma,
-    vega, theta under the model) are computed on demand for the rows that need them — positions and
-    orders — rather than for the whole chain every cycle.
+    point of edge is worth in price, which is how signals convert vol edges. Model Greeks (delta, gamma,
+    vega, theta under the fitted Heston-family model) are computed on demand for the rows that need them —
+    positions and orders — rather than for the whole chain every cycle.
     """
 
-    params: HestonParams
+    params: FamilyParams
     surface: Surface
     price: np.ndarray
     iv: np.ndarray
@@ -38,13 +41,13 @@ class ModelValues:
     _greeks: dict = field(default_factory=dict, repr=False)
 
     def greeks(self, rows) -> np.ndarray:
-        """Heston (delta, gamma, vega, theta) per unit for `rows`, shape (len(rows), 4); NaN without a forward."""
+        """Model (delta, gamma, vega, theta) per unit for `rows`, shape (len(rows), 4); NaN without a forward."""
         rows = [int(r) for r in np.atleast_1d(rows)]
         missing = [r for r in dict.fromkeys(rows) if r not in self._greeks]
         if missing:
             sur, snap = self.surface, self.surface.snapshot
             idx = np.array(missing)
-            g = heston_greeks(self.params, sur.forward[idx], snap.strike[idx], sur.maturity[idx], sur.discount[idx],
+            g = family_greeks(self.params, sur.forward[idx], snap.strike[idx], sur.maturity[idx], sur.discount[idx],
                               snap.is_call[idx])
             for i, r in enumerate(missing):
                 self._greeks[r] = (float(g.delta[i]), float(g.gamma[i]), float(g.vega[i]), float(g.theta[i]))
@@ -58,7 +61,7 @@ def thin_evenly(rows: np.ndarray, cap: int) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, cap).round().astype(np.int64)]
 
 
-def evaluate_model(params: HestonParams, surface: Surface, tol: float = CF_TOL) -> ModelValues:
+def evaluate_model(params: FamilyParams, surface: Surface, tol: float = CF_TOL) -> ModelValues:
     """Model prices, implied vols and Black vegas at those vols for the whole chain (vectorised); `tol` is the
     pricing integral's truncation (`heston_price`)."""
     snap = surface.snapshot
@@ -66,7 +69,7 @@ def evaluate_model(params: HestonParams, surface: Surface, tol: float = CF_TOL) 
     price, iv, vega = (np.full(len(snap), np.nan) for _ in range(3))
     if ok.any():
         args = (surface.forward[ok], snap.strike[ok], surface.maturity[ok], surface.discount[ok], snap.is_call[ok])
-        price[ok] = heston_price(params, *args, tol=tol)
+        price[ok] = family_price(params, *args, tol=tol)
         iv[ok] = implied_vol(price[ok], *args)
         vega[ok] = black_greeks(*args[:4], iv[ok], args[4]).vega
     return ModelValues(params, surface, price, iv, vega)
@@ -77,7 +80,7 @@ class Calibrator:
 
     def __init__(self, config: CalibrationConfig) -> None:
         self.config = config
-        self.last_good: HestonParams | None = None
+        self.last_good: FamilyParams | None = None
         self.last_good_rmse: float = math.nan
         self.worse_in_a_row = 0
 
@@ -88,9 +91,9 @@ class Calibrator:
         if len(rows) < 10:
             return self._rejected(now, f"only {len(rows)} usable quotes", len(rows), surface)
         try:
-            result = calibrate_heston(
-                surface.forward[rows], snap.strike[rows], surface.maturity[rows], surface.discount[rows],
-                snap.is_call[rows], snap.mid[rows], initial=self.last_good or DEFAULT_START,
+            result = calibrate_model(
+                self.config.model, surface.forward[rows], snap.strike[rows], surface.maturity[rows],
+                surface.discount[rows], snap.is_call[rows], snap.mid[rows], initial=self.last_good or DEFAULT_START,
                 max_iterations=self.config.max_iterations, ftol=self.config.ftol, tol=self.config.integration_tol)
         except Exception as exc:  # the numerics must not take the engine down
             return self._rejected(now, f"calibration error: {exc}", len(rows), surface)
@@ -115,23 +118,23 @@ class Calibrator:
             return self._rejected(now, reason, len(rows), surface, result, per_expiry)
         self.worse_in_a_row = 0
         self.last_good, self.last_good_rmse = result.params, rmse
-        event = FitEvent(now, result.params, rmse, float(result.max_abs_iv_error), per_expiry,
+        event = FitEvent(now, _heston_part(result.params), rmse, float(result.max_abs_iv_error), per_expiry,
                          int(result.iterations), float(result.elapsed_s) * 1e3, len(rows), True, False,
-                         result.message, result.params.feller_ok)
+                         result.message, result.params.feller_ok, self.config.model, result.params)
         return event, self.evaluate(result.params, surface)
 
-    def evaluate(self, params: HestonParams, surface: Surface) -> ModelValues:
+    def evaluate(self, params: FamilyParams, surface: Surface) -> ModelValues:
         """The model on the whole surface at the configured integration accuracy."""
         return evaluate_model(params, surface, self.config.integration_tol)
 
     def _rejected(self, now: datetime, reason: str, quotes: int, surface: Surface, result=None,
                   per_expiry: dict[str, float] | None = None) -> tuple[FitEvent, ModelValues | None]:
-        params = self.last_good or DEFAULT_START
-        event = FitEvent(now, params, float(result.rmse_iv) if result else math.nan,
+        params = self.last_good or as_model(self.config.model, DEFAULT_START)
+        event = FitEvent(now, _heston_part(params), float(result.rmse_iv) if result else math.nan,
                          float(result.max_abs_iv_error) if result else math.nan, per_expiry or {},
                          int(result.iterations) if result else 0,
                          float(result.elapsed_s) * 1e3 if result else 0.0, quotes, False, True, reason,
-                         params.feller_ok)
+                         params.feller_ok, model_name(params), params)
         values = self.evaluate(self.last_good, surface) if self.last_good else None
         return event, values
 
@@ -143,3 +146,8 @@ class Calibrator:
         labels = {round(float(t), 10): f"{snap.expiry[rows[i]]} {'AM' if snap.am_settled[rows[i]] else 'PM'}"
                   for t, i in zip(maturities, first)}
         return {labels.get(round(float(t), 10), str(t)): float(v) for t, v in result.per_expiry_rmse.items()}
+
+
+def _heston_part(params: FamilyParams) -> HestonParams:
+    """What the Heston-shaped views (calibration panel, journal) show: Bates' diffusion, the first time bucket."""
+    return params.heston

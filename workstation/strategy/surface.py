@@ -64,9 +64,16 @@ class Surface:
 
     def expiry_index(self) -> np.ndarray:
         """For each row, the index of its series in `expiries` (-1 when it has none)."""
-        keys = {(e.expiry, e.am_settled): i for i, e in enumerate(self.expiries)}
         snap = self.snapshot
-        return np.array([keys.get((x, bool(a)), -1) for x, a in zip(snap.expiry, snap.am_settled)], dtype=np.int64)
+        row_keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
+        keys = np.array([np.datetime64(e.expiry, "D").astype(np.int64) * 2 + int(e.am_settled)
+                         for e in self.expiries], dtype=np.int64)
+        if keys.size == 0:
+            return np.full(len(snap), -1, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        pos = np.clip(np.searchsorted(keys[order], row_keys), 0, keys.size - 1)
+        found = keys[order][pos] == row_keys
+        return np.where(found, order[pos], -1).astype(np.int64)
 
 
 def _series_forwards(snap: ChainSnapshot, maturity: np.ndarray, mid: np.ndarray,

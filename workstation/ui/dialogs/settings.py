@@ -12,11 +12,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QScrollArea, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from ...config import _describe, field_help, problems_by_field, problems_of
 from .. import theme
 
 # tab title -> (section path, fields to show or None for all)
 TABS: list[tuple[str, list[tuple[str, list[str] | None]]]] = [
-    ("Risk limits", [("risk", None)]),
+    ("Risk limits", [("risk", None), ("engine", None)]),
     ("Signals", [("signals", None)]),
     ("Execution", [("execution", None)]),
     ("Hedging", [("hedging", None)]),
@@ -48,11 +49,8 @@ def _resolve(root: BaseModel, path: tuple[str, ...]) -> BaseModel:
 
 
 def _problem_text(exc: ValidationError) -> str:
-    try:
-        from ...config import _describe   # the same wording as config file errors
-        return "; ".join(_describe(e).split(": ", 1)[-1] for e in exc.errors())
-    except ImportError:  # pragma: no cover
-        return "; ".join(e["msg"] for e in exc.errors())
+    """The config file's wording for a failed field ("must be a finite number ...", "must be <= 1e+08, got ...")."""
+    return "; ".join(_describe(e).split(": ", 1)[-1] for e in exc.errors())
 
 
 class FieldEditor:
@@ -76,7 +74,8 @@ class FieldEditor:
             if origin is list:
                 self.kind = "list"
             self.widget = QLineEdit(self.format(value))
-        self.widget.setToolTip(info.description or name)
+        self.widget.setToolTip(field_help(info) or name)
+        self.field_error = ""          # this field alone (its type and range); rules across fields come after
         self.error = QLabel("")
         self.error.setObjectName("error")
         self.error.setStyleSheet(f"color: {theme.NEGATIVE}")
@@ -181,7 +180,7 @@ class SettingsDialog(QDialog):
             self.editors[key] = editor
             editor.changed_signal().connect(lambda *_, e=editor: self._validate(e))
             label = QLabel(name.replace("_", " "))
-            label.setToolTip(info.description or "")
+            label.setToolTip(field_help(info))
             holder = QWidget()
             hv = QVBoxLayout(holder)
             hv.setContentsMargins(0, 0, 0, 0)
@@ -192,16 +191,22 @@ class SettingsDialog(QDialog):
 
     # ------------------------------------------------------------------------------- validation
     def _validate(self, editor: FieldEditor) -> bool:
+        """The config's own rules: the field alone (validate_assignment: finite, in range), then the rules
+        across fields (min < max, auto limits <= order limits <= position limits) on the whole settings."""
         section = _resolve(self.working, editor.path)
         try:
-            setattr(section, editor.name, editor.value())      # validate_assignment: the config's own rules
+            setattr(section, editor.name, editor.value())      # a refused value is not assigned
         except ValidationError as exc:
-            editor.error.setText(_problem_text(exc))
-            editor.error.setVisible(True)
+            editor.field_error = _problem_text(exc)
         else:
-            editor.error.setVisible(False)
-            editor.error.setText("")
+            editor.field_error = ""
+        across = problems_by_field(self.working)
+        for key, each in self.editors.items():
+            text = each.field_error or across.get(key, "")
+            each.error.setText(text)
+            each.error.setVisible(bool(text))
         invalid = [k for k, e in self.editors.items() if e.error.text()]
+        invalid += [k for k in across if k not in self.editors]   # a rule with a field not shown here
         self.apply_button.setEnabled(not invalid)
         self.problems.setText(f"{len(invalid)} field(s) need fixing: {', '.join(invalid)}" if invalid else "")
         return not editor.error.text()
@@ -267,6 +272,10 @@ class SettingsDialog(QDialog):
     # ------------------------------------------------------------------------------------ apply
     def apply(self) -> None:
         self.reconnect = False
+        problems = problems_of(self.working)          # the same whole check as a config file
+        if problems:
+            self.problems.setText("Not applied:\n" + "\n".join(problems))
+            return
         if self.connection_changed():
             answer = QMessageBox.question(
                 self, "Reconnect", "The connection settings changed. Apply them and reconnect now?\n"
