@@ -20,6 +20,7 @@ from workstation.risk.state import KILL_SWITCH, Lift, TradingStateMachine
 pricing = pytest.importorskip("workstation.pricing")
 heston = pytest.importorskip("workstation.pricing.heston")
 PRICER = SimpleNamespace(family_price=pricing.family_price, family_greeks=pricing.family_greeks,
+                         black_greeks=pricing.black_greeks,
                          black_price=pricing.black_price, implied_vol=pricing.implied_vol)
 
 NY = ZoneInfo("America/New_York")

@@ -238,6 +238,9 @@ class RiskConfig(Section):
     enforce_trading_hours: bool = Field(True, description="Deny orders outside the contract's trading hours.")
     bucket_limits: BucketLimits = Field(default_factory=BucketLimits, description="|Greek| limits per expiry "
                                         "bucket, checked pre-trade (risk by expiry).")
+    greeks_from: Literal["market", "model"] = Field(
+        "market", description="Vol convention of every risk number (position and portfolio Greeks, stress grid, "
+        "VaR, the what-if): market = each option's own market mid IV (Black-76); model = the fitted Heston model.")
 
 
 # -------------------------------------------------------------------------------------- execution

@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import bus as topics
+from . import day_restore
 from .bus import EventBus
 from .config import Settings, problems_of, save_overrides
 from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
@@ -34,11 +35,13 @@ from .execution.orders import OrderManager, OrderRecord
 from .execution.pricing_rules import initial_limit, reprice_bound
 from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
+from .portfolio.explain import DayExplain
 from .portfolio.greeks import DollarGreeks, dollar_greeks
-from .risk import margin, monitor
+from .risk import margin, monitor, revaluation
 from .risk.limits import RiskCode
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import Lift, StateChange, TradingStateMachine
+from .sizing import PREVIEW_ID, largest_sendable
 from .strategy.calibrator import Calibrator, ModelValues
 from .strategy.fair_value import FairValueFit, FairValueSurface
 from .strategy.sanity import SanityGuard, SanityVerdict
@@ -75,6 +78,7 @@ class Revaluation(NamedTuple):
     book: tuple                 # sorted (contract id, quantity) of the positions revalued
     stress: monitor.StressGrid
     var: monitor.VaR
+    convention: str = "market"  # risk.greeks_from it was revalued under
 
 
 class Engine:
@@ -129,9 +133,9 @@ class Engine:
         self._denied_until: dict[tuple, datetime] = {}
         self._last_marks: dict[int, tuple] = {}
         self._last_marks_at: datetime | None = None
-        self.attribution_day: dict[str, float] = dict.fromkeys(
-            ("delta", "gamma", "vega", "theta", "residual", "actual"), 0.0)
-        self.last_attribution: dict[str, float] = dict(self.attribution_day)   # this cycle's, held positions
+        self.explain = DayExplain()        # today's P&L explain (Greeks, new trades, fees, residual)
+        self.last_attribution: dict[str, float] = dict.fromkeys(
+            ("delta", "gamma", "vega", "theta", "residual", "actual"), 0.0)   # this cycle's, held positions
         self._latest: ChainSnapshot | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -160,7 +164,7 @@ class Engine:
     # ================================================================== lifecycle
     async def start(self) -> None:
         """Recover from the journal, connect, reconcile with the broker, then run cycles in the background."""
-        self._recover_from_journal()
+        self.recover()
         await self.feed.connect()
         await self.broker.connect()
         await self.reconcile()
@@ -205,6 +209,12 @@ class Engine:
             return
         self._running = False
         self._wake.set()
+        try:                            # the day as the next start will find it
+            day_restore.close_open_signals(self.journal, self.signals.open.values(), self.clock(),
+                                           day_restore.SHUTDOWN_REASON)
+            day_restore.save_explain(self.journal, self.explain)
+        except Exception:
+            log.exception("the day's signals and P&L explain were not journaled at shutdown")
         if self._lag_monitor is not None:
             await self._lag_monitor.stop()
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
@@ -333,6 +343,7 @@ class Engine:
             self.last_model = model
         with self.journal.transaction():      # one commit for the cycle's signal changes
             self.signals.update(candidates, surface, now)
+        self._size_signals()
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE:
             self._auto_approve(now)
         lap("signals")
@@ -441,6 +452,10 @@ class Engine:
         self.book.mark_snapshot(snap, model.price if model is not None else None)
         marks = self._position_greeks(surface, model)
         self._attribute(marks, snap.timestamp)
+        try:
+            day_restore.save_explain(self.journal, self.explain)
+        except Exception as exc:
+            self.journal_failed("P&L explain", exc)
         self.bus.publish(topics.BOOK, self.book_summary())
 
     def _position_greeks(self, surface: Surface, model: ModelValues | None) -> dict[int, tuple]:
@@ -448,9 +463,9 @@ class Engine:
         from, per contract: (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)."""
         snap = surface.snapshot
         marks: dict[int, tuple] = {}   # cid -> (qty, multiplier, price, forward, vol, delta, gamma, vega, theta)
-        if model is not None:          # one vectorised Greeks call for every held option
-            rows = [snap.index_of(cid) for cid, p in self.book.positions.items() if p.quantity]
-            model.greeks([r for r in rows if r is not None])
+        rows = [r for r in (snap.index_of(cid) for cid, p in self.book.positions.items() if p.quantity)
+                if r is not None]
+        unit = dict(zip(rows, self._unit_greeks(surface, model, rows))) if model is not None else {}
         for cid, pos in self.book.positions.items():
             if not pos.quantity:
                 continue
@@ -459,7 +474,7 @@ class Engine:
             if pos.contract.sec_type is SecType.FUTURE:
                 greeks = (price, math.nan, 1.0, 0.0, 0.0, 0.0)
             elif row is not None and model is not None:
-                greeks = (surface.forward[row], surface.iv_mid[row], *model.greeks(row)[0])
+                greeks = (surface.forward[row], surface.iv_mid[row], *unit[row])
             else:
                 greeks = (math.nan,) * 6
             marks[cid] = (pos.quantity, pos.contract.multiplier, price, *greeks)
@@ -469,13 +484,21 @@ class Engine:
         self.book.set_greeks(ids, d, g, v, th, fwd)
         return marks
 
+    def _unit_greeks(self, surface: Surface, model: ModelValues | None, rows: list[int]) -> np.ndarray:
+        """Per-unit Greeks of chain `rows` under `risk.greeks_from` (one path: book, what-if and monitor)."""
+        idx = np.asarray(rows, dtype=np.int64)
+        snap = surface.snapshot
+        vol = revaluation.market_vols(surface.iv_mid[idx], model.iv[idx] if model is not None else None)
+        return revaluation.unit_greeks(self.settings.risk.greeks_from, surface.forward[idx], snap.strike[idx],
+                                       surface.maturity[idx], surface.discount[idx], snap.is_call[idx], vol,
+                                       (lambda: model.greeks(idx)) if model is not None else None)
+
     def _attribute(self, marks: dict[int, tuple], at: datetime) -> None:
         """Add this cycle's P&L, split by Greeks, to the day's attribution (positions held at both marks)."""
         prev, prev_at = self._last_marks, self._last_marks_at
         self._last_marks, self._last_marks_at = marks, at
-        if prev_at is None or trading_day_of(prev_at) != trading_day_of(at):
-            self.attribution_day = dict.fromkeys(self.attribution_day, 0.0)
-        self.last_attribution = dict.fromkeys(self.attribution_day, 0.0)
+        self.explain.roll(trading_day_of(at))
+        self.last_attribution = dict.fromkeys(self.last_attribution, 0.0)
         held = [c for c in prev if c in marks and prev[c][0] == marks[c][0]]
         if not held or prev_at is None:
             return
@@ -489,7 +512,12 @@ class Engine:
         for name, value in parts.items():
             if math.isfinite(value):
                 self.last_attribution[name] = value
-                self.attribution_day[name] = self.attribution_day.get(name, 0.0) + value
+        self.explain.add_greeks(parts)
+
+    @property
+    def attribution_day(self) -> dict[str, float]:
+        """Today's P&L explain: delta, gamma, vega, theta, new_trades, fees, residual (sum: day P&L), day."""
+        return self.explain.lines(self.book.day_pnl)
 
     async def _monitor(self, now: datetime, surface: Surface, params) -> None:
         """Greeks, stress grid and VaR in the worker thread; breaches change the state on the loop thread.
@@ -499,26 +527,27 @@ class Engine:
         self._monitor_busy = True
         try:
             positions = [p for p in self.book.positions.values() if p.quantity]
-            fwd, df, mat = self._position_markets(positions, surface)
-            exposure = monitor.Exposure.from_positions(positions, fwd, df, mat)
+            fwd, df, mat, vol = self._position_markets(positions, surface)
+            exposure = monitor.Exposure.from_positions(positions, fwd, df, mat, vol)
             cfg = self.settings.risk
+            how = cfg.greeks_from
             book_key = tuple(sorted((p.contract.contract_id, p.quantity) for p in positions))
             last = self._revalued
             revalue = (last is None or last.book != book_key or cfg.var_interval_s <= 0 or self._revalue_now
-                       or (now - last.at).total_seconds() >= cfg.var_interval_s)
+                       or (now - last.at).total_seconds() >= cfg.var_interval_s or last.convention != how)
             self._revalue_now = False
 
             def measure():
-                greeks, _ = monitor.portfolio_greeks(exposure, params)
+                greeks, _ = monitor.portfolio_greeks(exposure, params, convention=how)
                 if not revalue:
                     return greeks, last.stress, last.var
-                return greeks, monitor.stress_grid(exposure, params), \
-                    monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed)
+                return greeks, monitor.stress_grid(exposure, params, convention=how), \
+                    monitor.value_at_risk(exposure, params, cfg.var_scenarios, cfg.var_seed, convention=how)
 
             loop = asyncio.get_running_loop()
             greeks, stress, var = await loop.run_in_executor(self.executor, measure)
             if revalue:
-                self._revalued = Revaluation(now, book_key, stress, var)
+                self._revalued = Revaluation(now, book_key, stress, var, how)
             breaches = monitor.limit_breaches(greeks, var.var99, self.book.day_pnl, cfg)
             changes = monitor.apply_breaches(self.trading, breaches, cfg, now)
             for change in changes:
@@ -527,7 +556,8 @@ class Engine:
                 code = "RISK_DAILY_LOSS" if b.code.value == "DAILY_LOSS" else "RISK_LIMIT_BREACH"
                 self.alert(code, Severity.CRITICAL if code == "RISK_DAILY_LOSS" else Severity.ERROR, b.message)
             self.last_risk = {
-                "at": now.isoformat(), "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
+                "at": now.isoformat(), "greeks_from": how, "forward": surface.snapshot.underlying_price,
+                "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
                 "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
                            "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
                 "var95": var.var95, "var99": var.var99, "var_at": self._revalued.at.isoformat(),
@@ -539,17 +569,23 @@ class Engine:
         finally:
             self._monitor_busy = False
 
-    def _position_markets(self, positions, surface: Surface) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Forward, discount and maturity per position (futures: their mark; expired/unquoted: NaN)."""
+    def _position_markets(self, positions, surface: Surface
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Forward, discount, maturity and market vol per position (futures: their mark; unquoted: NaN)."""
         snap = surface.snapshot
-        fwd, df, mat = [], [], []
+        model = self.last_model
+        fwd, df, mat, vol = [], [], [], []
         for p in positions:
             row = snap.index_of(p.contract.contract_id)
             if row is not None:
                 fwd.append(surface.forward[row]), df.append(surface.discount[row]), mat.append(surface.maturity[row])
+                vol.append(revaluation.market_vols(surface.iv_mid[row:row + 1], None if model is None
+                                                   or len(model.iv) != len(surface.iv_mid)
+                                                   else model.iv[row:row + 1])[0])
             else:
                 fwd.append(self.book.mark_of(p.contract.contract_id)), df.append(1.0), mat.append(0.0)
-        return np.array(fwd, float), np.array(df, float), np.array(mat, float)
+                vol.append(math.nan)
+        return np.array(fwd, float), np.array(df, float), np.array(mat, float), np.array(vol, float)
 
     # ================================================================== orders: build, check, route
     def market_for(self, contract: Contract) -> ContractMarket | None:
@@ -569,7 +605,8 @@ class Engine:
             return None
         price = float(model.price[row]) if model is not None else math.nan
         if model is not None:
-            d, g, v, th = dollar_greeks(*model.greeks(row)[0], surface.forward[row], contract.multiplier, 1)
+            d, g, v, th = dollar_greeks(*self._unit_greeks(surface, model, [row])[0], surface.forward[row],
+                                        contract.multiplier, 1)
             greeks = DollarGreeks(float(d), float(g), float(v), float(th))
         else:
             greeks = DollarGreeks()
@@ -630,8 +667,10 @@ class Engine:
         return margin.estimate(legs, self.last_snapshot.underlying_price, self.settings.risk.future_margin_rate).margin
 
     def build_order(self, contract: Contract, side: Side, quantity: int, limit_price: float | None,
-                    purpose: OrderPurpose, signal_id: str | None = None) -> tuple[Order | None, ContractMarket | None, str]:
-        """An order with our next client id; limit from mid/model when `limit_price` is None."""
+                    purpose: OrderPurpose, signal_id: str | None = None, preview: bool = False
+                    ) -> tuple[Order | None, ContractMarket | None, str]:
+        """An order with our next client id (PREVIEW_ID for a preview: no id is used up); limit from
+        mid/model when `limit_price` is None."""
         market = self.market_for(contract)
         if limit_price is None:
             if market is None:
@@ -640,7 +679,7 @@ class Engine:
                                         self.settings.execution.aggressiveness,
                                         tick=0.25 if contract.sec_type is SecType.FUTURE else None)
         try:
-            client_order_id = self.orders.new_client_order_id()
+            client_order_id = PREVIEW_ID if preview else self.orders.new_client_order_id()
         except Exception as exc:        # ids come from the journal: no record, no order
             self.journal_failed("client order id", exc)
             return None, market, f"not sent: the journal could not give an order id ({exc})"
@@ -662,8 +701,8 @@ class Engine:
         decision = check(order, self.risk_context(market))
         mid = market.mid if market else math.nan
         model = market.model_price if market else math.nan
-        edge = (model - order.limit_price) * order.side.sign * order.contract.multiplier \
-            if order.limit_price is not None and math.isfinite(model) else math.nan
+        edge = (model - order.limit_price) * order.side.sign * order.contract.multiplier * order.quantity \
+            if order.limit_price is not None and math.isfinite(model) else math.nan     # per order
         return OrderPreview(order, decision, model, mid, edge)
 
     def route(self, order: Order, market: ContractMarket | None) -> OrderPreview:
@@ -727,31 +766,67 @@ class Engine:
         cfg = self.settings.signals
         for signal in self.signals.new_signals():
             premium = signal.limit_reference * signal.quantity * signal.contract.multiplier
-            if signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
+            if 0 < signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
                 self.approve_signal(signal.signal_id, by="auto")
 
     def open_signals(self) -> list[Signal]:
         return list(self.signals.open.values())
 
-    def preview_signal(self, signal_id: str) -> OrderPreview:
+    def _size_signals(self) -> None:
+        """Cap every NEW signal at the largest quantity the pre-trade checks pass now (quantity, premium,
+        position, Greek and VaR what-ifs); 0 with the reason when no size passes (shown greyed)."""
+        signals = self.signals.new_signals()
+        if not signals:
+            return
+        base = self.risk_context(None)          # one context per cycle: only the contract's market differs
+        for signal in signals:
+            order, market, why = self.build_order(signal.contract, signal.side, max(signal.quantity, 1), None,
+                                                  OrderPurpose.SIGNAL, signal.signal_id, preview=True)
+            if order is None:
+                quantity = 0
+            else:
+                ctx = replace(base, market=market)
+
+                def approved(q: int, order=order, ctx=ctx) -> tuple[bool, str]:
+                    decision = check(replace(order, quantity=q), ctx)
+                    return decision.approved, _denial(OrderPreview(order, decision, math.nan, math.nan, math.nan))
+                quantity, why = largest_sendable(signal.quantity, approved)
+            if (quantity, why) != (signal.quantity, signal.blocked):
+                self.signals.open[signal.signal_id] = replace(signal, quantity=quantity, blocked=why)
+                self.bus.publish(topics.SIGNAL, self.signals.open[signal.signal_id])
+
+    def preview_signal(self, signal_id: str, quantity: int | None = None, capped: bool = True) -> OrderPreview:
+        """The what-if of a signal's order, at `quantity` (at most the signal's size when `capped`)."""
         signal = self.signals.get(signal_id)
         if signal is None:
-            return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"unknown signal {signal_id}")
-        order, market, why = self.build_order(signal.contract, signal.side, signal.quantity, None,
-                                              OrderPurpose.SIGNAL, signal.signal_id)
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"signal {signal_id} is no longer open")
+        qty = signal.quantity if quantity is None else int(quantity)
+        if capped:
+            qty = min(qty, signal.quantity)
+        if qty < 1:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"no size can be sent: {signal.blocked}" if signal.blocked else "quantity 0")
+        order, market, why = self.build_order(signal.contract, signal.side, qty, None,
+                                              OrderPurpose.SIGNAL, signal.signal_id, preview=True)
         if order is None:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
         return self.preview(order, market)
 
-    def approve_signal(self, signal_id: str, by: str = "trader") -> OrderPreview:
-        """APPROVED, then an order through the risk checks; ORDERED when it was sent, else back to REJECTED."""
+    def approve_signal(self, signal_id: str, by: str = "trader", quantity: int | None = None) -> OrderPreview:
+        """APPROVED, then an order (of `quantity`, at most the signal's size) through the risk checks; ORDERED
+        when it was sent, else back to REJECTED."""
         signal = self.signals.get(signal_id)
         now = self.clock()
         if signal is None or signal.state is not SignalState.NEW:
             return OrderPreview(None, None, math.nan, math.nan, math.nan,
                                 message=f"signal {signal_id} is not open for approval")
+        qty = signal.quantity if quantity is None else min(int(quantity), signal.quantity)
+        if qty < 1:
+            return OrderPreview(None, None, math.nan, math.nan, math.nan,
+                                message=f"no size can be sent: {signal.blocked or 'quantity 0'}")
         self.signals.transition(signal_id, SignalState.APPROVED, now, f"approved by {by}")
-        order, market, why = self.build_order(signal.contract, signal.side, signal.quantity, None,
+        order, market, why = self.build_order(signal.contract, signal.side, qty, None,
                                               OrderPurpose.SIGNAL, signal_id)
         if order is None:
             self.signals.transition(signal_id, SignalState.REJECTED, now, why)
@@ -773,7 +848,8 @@ class Engine:
         self.publish_status()
 
     # ================================================================== manual orders
-    def preview_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None) -> OrderPreview:
+    def preview_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None,
+                      preview: bool = True) -> OrderPreview:
         contract = self.contract_by_id(contract_id)
         if contract is None:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"unknown contract {contract_id}")
@@ -781,13 +857,14 @@ class Engine:
             side = Side(side)
         except ValueError:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=f"bad side {side!r}")
-        order, market, why = self.build_order(contract, side, quantity, limit_price, OrderPurpose.MANUAL)
+        order, market, why = self.build_order(contract, side, quantity, limit_price, OrderPurpose.MANUAL,
+                                              preview=preview)
         if order is None:
             return OrderPreview(None, None, math.nan, math.nan, math.nan, message=why)
         return self.preview(order, market)
 
     def submit_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None) -> OrderPreview:
-        pv = self.preview_order(contract_id, side, quantity, limit_price)
+        pv = self.preview_order(contract_id, side, quantity, limit_price, preview=False)
         if pv.order is None:
             return pv
         return self.route(pv.order, self.market_for(pv.order.contract))
@@ -908,7 +985,11 @@ class Engine:
         """A new fill: book it, remember the entry, publish."""
         cid = fill.contract.contract_id
         before = self.book.quantity(cid)
-        self.book.apply_fill(fill)
+        last_mark = self.book.mark_of(cid)
+        if self.book.apply_fill(fill):
+            self.explain.roll(trading_day_of(fill.timestamp))
+            mark = self._mark_now(fill.contract, last_mark if math.isfinite(last_mark) else fill.price)
+            self.explain.add_fill(fill.signed_quantity, fill.price, fill.contract.multiplier, mark, fill.commission)
         if self.last_surface is not None:      # the limits see the new position's Greeks at once
             self._position_greeks(self.last_surface, self.last_model)
         after = self.book.quantity(cid)
@@ -920,6 +1001,18 @@ class Engine:
             self.entries[cid] = Entry(fill.timestamp, from_signal, self.signal_model.usual_residual(cid))
         self.bus.publish(topics.FILL, fill)
         self.bus.publish(topics.BOOK, self.book_summary())
+
+    def _mark_now(self, contract: Contract, fallback: float) -> float:
+        """The contract's mark at this moment: the last snapshot's mid, else its last mark, else `fallback`."""
+        snap = self.last_snapshot
+        if snap is not None:
+            row = snap.index_of(contract.contract_id)
+            if row is not None and math.isfinite(snap.mid[row]):
+                return float(snap.mid[row])
+            if snap.future_contract is not None and snap.future_contract.contract_id == contract.contract_id \
+                    and snap.future is not None:
+                return 0.5 * (snap.future.bid + snap.future.ask)
+        return fallback
 
     def _broker_connection(self, up: bool, message: str) -> None:
         """HALTED while the broker is away (config), back when it returns; reconcile after every reconnect."""
@@ -962,6 +1055,15 @@ class Engine:
         self.publish_status()
 
     # ================================================================== recovery
+    def recover(self) -> None:
+        """Before connecting: the book and working orders from the journal, and today back on screen (the
+        blotter, alerts, P&L explain; signals a crash left open closed with the reason)."""
+        self._recover_from_journal()
+        self.explain = day_restore.restore_day(
+            self.journal, trading_day_of(self.clock()), self.clock(), self.orders.records.values(),
+            lambda record: self.bus.publish(topics.ORDER, record), self.alert_router)
+        self.bus.publish(topics.BOOK, self.book_summary())
+
     def _recover_from_journal(self) -> None:
         """Rebuild the book from journaled fills and adopt working orders (before connecting)."""
         fills = self.journal.fills()
@@ -1167,6 +1269,14 @@ def _fair_quality(fair: FairValueFit) -> dict:
     states = Counter(s.status for s in fair.slices)
     return {"inside_spread_pct": _r(m.get("inside_spread_pct")), "rmse_iv": _r(m.get("rmse_iv")),
             "arbitrage_violations": fair.arbitrage_violations, "expiries": dict(states)}
+
+
+def _denial(pv: OrderPreview) -> str:
+    """The failed checks of a preview, named with their details."""
+    if pv.decision is None:
+        return pv.message
+    failed = [f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in pv.decision.results if not r.passed]
+    return "; ".join(failed) or "denied"
 
 
 def _r(x: float) -> float | None:

@@ -282,6 +282,13 @@ class AlertRouter:
             except Exception:  # noqa: BLE001
                 log.exception("alert listener failed")
 
+    def restore(self, alerts: Iterable[Alert]) -> None:
+        """Put journaled alerts (oldest first) back in the recent list and the panel after a restart, without
+        delivering them again to any channel."""
+        with self._lock:
+            for alert in alerts:
+                self._remember(alert)
+
     def recent(self, *, unacknowledged_only: bool = False) -> list[Alert]:
         """Recent alerts, newest last, each with its folded count and acknowledgement."""
         with self._lock:

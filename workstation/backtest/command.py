@@ -20,7 +20,7 @@ from workstation.config import ConfigError, Settings
 from workstation.storage.integrity import StorageError
 
 from .progress import Progress
-from .report import build_report
+from .report import build_report, hit_rate_text, ratios_text
 from .runner import backtest_settings, run
 from .source import SnapshotSource
 from .sweep import SweepError, Task, combinations, make_executor, parse_executor, parse_sweeps, run_name, run_sweep
@@ -99,7 +99,8 @@ def _single(settings: Settings, args: argparse.Namespace, out: Path) -> int:
     m = report.metrics
     print(f"{'partial ' if result.interrupted else ''}backtest: {result.snapshots} snapshots in {result.elapsed_s:.1f} s; "
           f"P&L {m['pnl']['total']:,.2f} $ (fees {m['fees']:,.2f}), {m['trades']['total']} trades, "
-          f"hit rate {m['hit_rate']}, max drawdown {m['max_drawdown']:,.2f} $, Sharpe {m['sharpe']}")
+          f"hit rate {hit_rate_text(m['hit_rate'], m['trades']['closed'])}, max drawdown {m['max_drawdown']:,.2f} $, "
+          f"{ratios_text(m)}")
     print(f"report: {out / 'report.html'} (metrics.json, trades.csv beside it)")
     if result.skipped:
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.skipped.items()))

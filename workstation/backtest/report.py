@@ -28,7 +28,7 @@ from .runner import ATTRIBUTION_PARTS, BacktestResult
 
 REPORT_HTML, METRICS_JSON, TRADES_CSV = "report.html", "metrics.json", "trades.csv"
 TRADING_DAYS = 252
-SESSION_SECONDS = 6.5 * 3600
+MIN_RATIO_DAYS = 20            # Sharpe and Sortino need this many trading days of P&L, else "n/a"
 
 
 @dataclass
@@ -177,13 +177,10 @@ def compute_metrics(result: BacktestResult, trades: list[Trade]) -> dict[str, An
     total = float(eq[-1]) if len(eq) else 0.0
     fees = float(sum(f.commission for f in result.fills))
     days = daily_pnl(result)
-    if len(days) >= 2:
-        basis, inc, per_year = "daily", np.array(list(days.values())), TRADING_DAYS
-    else:
-        inc = np.diff(np.r_[0.0, eq])
-        step = float(np.median(np.diff([t.timestamp() for t in times]))) if len(times) > 1 else math.nan
-        basis, per_year = "snapshot", (TRADING_DAYS * SESSION_SECONDS / step if step and math.isfinite(step) else 0)
-    sharpe, sortino = _ratios(inc, per_year) if per_year else (None, None)
+    # annualised from daily P&L only, and only with enough days: an hour of snapshot P&L annualised is noise
+    basis = "daily" if len(days) >= MIN_RATIO_DAYS else f"n/a: fewer than {MIN_RATIO_DAYS} days"
+    sharpe, sortino = (_ratios(np.array(list(days.values())), TRADING_DAYS) if len(days) >= MIN_RATIO_DAYS
+                       else (None, None))
     dd = drawdown(eq)
     worst = int(np.argmin(dd)) if len(dd) else 0
     closed = [t for t in trades if t.status == "closed"]
@@ -207,7 +204,7 @@ def compute_metrics(result: BacktestResult, trades: list[Trade]) -> dict[str, An
                 "unrealized": _r(result.equity[-1]["unrealized"], 2) if result.equity else 0.0,
                 "fees": _r(fees, 2), "gross": _r(total + fees, 2),
                 "daily": {d: _r(v, 2) for d, v in days.items()}},
-        "sharpe": _r(sharpe), "sortino": _r(sortino), "ratio_basis": basis,
+        "sharpe": _r(sharpe), "sortino": _r(sortino), "ratio_basis": basis, "trading_days": len(days),
         "max_drawdown": _r(float(-dd.min()) if len(dd) else 0.0, 2),
         "max_drawdown_at": times[worst].isoformat() if len(dd) and dd.min() < 0 else None,
         "hit_rate": _r(sum(t.net_pnl > 0 for t in closed) / len(closed)) if closed else None,
@@ -223,6 +220,7 @@ def compute_metrics(result: BacktestResult, trades: list[Trade]) -> dict[str, An
         "fit_rmse_iv": {**_stats([f["rmse_iv"] for f in accepted]), "fits": len(fits), "accepted": len(accepted)},
         "signals": result.summary.get("signals", {}),
         "orders": result.summary.get("orders", {}),
+        "order_ids": sorted(result.orders),
         "final_trading_state": result.summary.get("trading_state"),
         "reconciliation": {"total_pnl": _r(total, 6), "sum_trade_gross_pnl": _r(sum_gross, 6),
                            "sum_trade_fees": _r(sum_fees, 6),
@@ -235,6 +233,25 @@ def compute_metrics(result: BacktestResult, trades: list[Trade]) -> dict[str, An
                 "cycle_step_ms_mean": {k: _r(v / max(result.snapshots, 1), 2) for k, v in result.step_ms.items()},
                 "alerts": result.summary.get("alerts", {})},
     }
+
+
+def ratios_text(metrics: dict) -> str:
+    """'Sharpe 1.23 / Sortino 2.01 (annualised, 24 trading days)' or 'n/a: fewer than 20 days (3)'."""
+    days = metrics.get("trading_days", 0)
+    if metrics.get("sharpe") is None and metrics.get("sortino") is None:
+        if days < MIN_RATIO_DAYS:
+            return f"n/a: fewer than {MIN_RATIO_DAYS} days ({days})"
+        return f"n/a: no variation in {days} days of P&L"
+    return f"Sharpe {_or_na(metrics['sharpe'])} / Sortino {_or_na(metrics['sortino'])} (annualised, {days} trading days)"
+
+
+def hit_rate_text(rate: float | None, closed: int) -> str:
+    """'62.5 % of 8 closed trades' or 'n/a: no closed trades' (never 'None')."""
+    return f"{rate:.1%} of {closed} closed trades" if rate is not None else "n/a: no closed trades"
+
+
+def _or_na(value: Any) -> str:
+    return "n/a" if value is None else f"{value}"
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -330,10 +347,11 @@ def render_html(result: BacktestResult, metrics: dict, trades: list[Trade], titl
         ("Total P&L", f"<b class='{'pos' if (pnl['total'] or 0) >= 0 else 'neg'}'>{_money(pnl['total'])} $</b> "
                       f"(realised {_money(pnl['realized'])}, unrealised {_money(pnl['unrealized'])}, "
                       f"fees {_money(pnl['fees'])})"),
-        ("Sharpe / Sortino", f"{metrics['sharpe']} / {metrics['sortino']} (annualised, {metrics['ratio_basis']} P&L)"),
+        ("Sharpe / Sortino", escape(ratios_text(metrics))),
         ("Max drawdown", f"{_money(metrics['max_drawdown'])} $"),
         ("Trades", f"{metrics['trades']['total']} ({metrics['trades']['closed']} closed), hit rate "
-                   f"{metrics['hit_rate']}, signals' hit rate {metrics['hit_rate_signals']}"),
+                   f"{hit_rate_text(metrics['hit_rate'], metrics['trades']['closed'])}, signals' hit rate "
+                   f"{_or_na(metrics['hit_rate_signals'])}"),
         ("Turnover", f"{_money(metrics['turnover']['premium'])} $ premium, {metrics['turnover']['contracts']} contracts"),
         ("Fit RMSE (vol pts)", f"median {metrics['fit_rmse_iv']['median']}, p95 {metrics['fit_rmse_iv']['p95']}, "
                                f"{metrics['fit_rmse_iv']['accepted']}/{metrics['fit_rmse_iv']['fits']} fits accepted"),

@@ -59,6 +59,10 @@ class BacktestResult:
     last: datetime | None = None
 
 
+BACKTEST_ID_PREFIX = "BT"     # backtest order ids (BT-00000001): their own id space, apart from live HW-…
+BACKTEST_THREAD = "backtest"  # log records from threads named so belong to a backtest, not the live Log panel
+
+
 class _Clock:
     """The engine's clock: the timestamp of the snapshot being replayed."""
 
@@ -132,14 +136,17 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
     settings = backtest_settings(settings)
     result = BacktestResult(settings=settings.model_dump(mode="json"), data=str(source.path))
     result.expected_snapshots = source.count()
+    log.info("backtest of %s: %d snapshots, order ids %s-…", source.path, result.expected_snapshots,
+             BACKTEST_ID_PREFIX)
     clock = _Clock()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="backtest-", dir=workdir) as tmp:
         journal = Journal(Path(tmp) / "journal.sqlite", clock=clock, durable=False)   # throw-away
         broker = BacktestBroker(settings.execution.paper)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-numerics")
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{BACKTEST_THREAD}-numerics")
         # the runner drives the snapshots itself: no feed object, no background pump
         engine = Engine(settings, None, broker, journal, clock=clock, connection="backtest", executor=executor)
+        engine.orders.id_prefix = BACKTEST_ID_PREFIX        # never mistaken for a live order id
         engine.auto_execute = True
         collector = _Collector(engine, result)
         await broker.connect()

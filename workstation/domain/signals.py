@@ -29,7 +29,8 @@ class Signal:
     """A contract whose market price strays from the model by more than its costs, persistently.
 
     edge_dollars is per contract (x multiplier); edge_vol in vol points; zscore of the IV residual
-    against that contract's own history; quantity is the suggested size.
+    against that contract's own history; quantity is the suggested size, capped by every per-order limit
+(0 with `blocked` naming the reason when no size passes the pre-trade checks).
     """
 
     signal_id: str
@@ -47,6 +48,7 @@ class Signal:
     state: SignalState = SignalState.NEW
     reason: str = ""
     updated_at: datetime | None = None
+    blocked: str = ""           # why no size of it can be sent now ("" when `quantity` passes every check)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "side", Side(self.side))

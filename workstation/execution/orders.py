@@ -66,6 +66,7 @@ class OrderManager:
         self.clock = clock
         self.records: dict[str, OrderRecord] = {}
         self.on_journal_error: Callable[[str, BaseException], None] | None = None   # the engine halts on it
+        self.id_prefix = "HW"           # client order ids: HW-00000042 live, BT-… in a backtest
 
     # ------------------------------------------------------------------ queries
     def working(self) -> list[OrderRecord]:
@@ -82,7 +83,7 @@ class OrderManager:
 
     # ------------------------------------------------------------------ commands
     def new_client_order_id(self) -> str:
-        return self.journal.next_client_order_id("HW")
+        return self.journal.next_client_order_id(self.id_prefix)
 
     def record_denied(self, order: Order, decision: Any) -> OrderRecord:
         """Journal an order the risk checks denied, with every check's result; it is never sent."""

@@ -1,6 +1,12 @@
 """The portfolio monitor, once per cycle: dollar Greeks, a stress grid, 1-day VaR, limit breaches, stops.
 
-Greeks and VaR come from the fitted Heston-family model (`calibration.model`; full revaluation). VaR:
+One revaluation path under one stated vol convention (`risk.greeks_from`):
+- "market" (default): every option at its own market vol (the mid implied vol of its quote; the model's IV
+  only where the quote has none). Greeks are Black-76 at that vol; the stress grid reprices with Black-76 at
+  the shocked forward and vol; VaR takes the 1-day (forward, variance) paths of the fitted dynamics and moves
+  each option's vol by the path's change of sqrt(variance), Black-76 at the aged maturity.
+- "model": the fitted model prices everything, as below.
+Under "model", greeks and VaR come from the fitted Heston-family model (`calibration.model`; full revaluation). VaR:
 `var_scenarios` 1-day paths of (forward, variance) simulated from the Heston dynamics in force today (Bates:
 plus its lognormal jumps; time-dependent Heston: its first bucket) with a fixed seed (full-truncation Euler,
 8 steps, one trading day = 1/252 year of diffusion; options age one calendar day = 1/365, time buckets held),
@@ -55,10 +61,12 @@ class Exposure:
     maturity: np.ndarray
     forward: np.ndarray
     discount: np.ndarray
+    vol: np.ndarray | None = None   # market vol of each option (mid IV); NaN/None: the model's IV stands in
 
     @classmethod
-    def from_positions(cls, positions: Sequence[Position], forward, discount, maturity) -> "Exposure":
-        """Columns from positions plus per-position forward, discount and maturity arrays (aligned)."""
+    def from_positions(cls, positions: Sequence[Position], forward, discount, maturity, vol=np.nan
+                       ) -> "Exposure":
+        """Columns from positions plus per-position forward, discount, maturity (and market vol) arrays."""
         n = len(positions)
 
         def column(x) -> np.ndarray:
@@ -71,7 +79,7 @@ class Exposure:
             is_option=np.array([p.contract.sec_type is SecType.OPTION for p in positions], dtype=bool),
             strike=np.array([p.contract.strike or np.nan for p in positions], dtype=float),
             is_call=np.array([bool(p.contract.is_call) for p in positions], dtype=bool),
-            maturity=column(maturity), forward=column(forward), discount=column(discount))
+            maturity=column(maturity), forward=column(forward), discount=column(discount), vol=column(vol))
 
     def __len__(self) -> int:
         return len(self.contract_id)
@@ -83,13 +91,39 @@ class Exposure:
 
 
 # --------------------------------------------------------------------------------------- Greeks
-def portfolio_greeks(exp: Exposure, params: FamilyParams, pricer: Any = pricing
+def option_vols(exp: Exposure, params: FamilyParams, pricer: Any = pricing) -> np.ndarray:
+    """The vol each option is revalued at under "market": its market vol, the model's IV where it has none."""
+    o = exp.is_option
+    if exp.vol is None:
+        return model_vols(exp, params, pricer)
+    vol = exp.vol[o].copy()
+    missing = ~(np.isfinite(vol) & (vol > 0))
+    if missing.any():
+        vol[missing] = model_vols(exp, params, pricer)[missing]
+    return vol
+
+
+def model_vols(exp: Exposure, params: FamilyParams, pricer: Any = pricing) -> np.ndarray:
+    """Each option's model price as a Black-76 implied vol (floored: never NaN)."""
+    o = exp.is_option
+    fwd, k, t, d, c = exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o], exp.is_call[o]
+    model = pricer.family_price(params, fwd, k, t, d, c)
+    iv = np.asarray(pricer.implied_vol(model, fwd, k, t, d, c), dtype=float)
+    return np.where(np.isfinite(iv) & (iv > 0), iv, np.sqrt(max(params.v0, MIN_VOL**2)))
+
+
+def portfolio_greeks(exp: Exposure, params: FamilyParams, pricer: Any = pricing, convention: str = "model"
                      ) -> tuple[DollarGreeks, tuple[np.ndarray, ...]]:
-    """Portfolio dollar Greeks under the fitted model, and the per-position dollar arrays."""
+    """Portfolio dollar Greeks (Black-76 at market vol, or the fitted model), and the per-position dollar
+    arrays."""
     n = len(exp)
     delta, gamma, vega, theta = np.ones(n), np.zeros(n), np.zeros(n), np.zeros(n)   # futures
     o = exp.is_option
-    if o.any():
+    if o.any() and convention == "market":
+        g = pricer.black_greeks(exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
+                                option_vols(exp, params, pricer), exp.is_call[o])
+        delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
+    elif o.any():
         g = pricer.family_greeks(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
                                  exp.is_call[o])
         delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
@@ -116,8 +150,8 @@ class StressGrid:
 
 
 def stress_grid(exp: Exposure, params: FamilyParams, spot_shocks: np.ndarray = SPOT_SHOCKS,
-                vol_shocks: np.ndarray = VOL_SHOCKS, pricer: Any = pricing) -> StressGrid:
-    """Instantaneous full revaluation at F(1+s) and Black vol (model IV + dv points, floored at 1%)."""
+                vol_shocks: np.ndarray = VOL_SHOCKS, pricer: Any = pricing, convention: str = "model") -> StressGrid:
+    """Instantaneous full revaluation at F(1+s) and Black vol (market or model IV + dv points, floored at 1%)."""
     spot_shocks, vol_shocks = np.asarray(spot_shocks, float), np.asarray(vol_shocks, float)
     pnl = np.zeros((len(spot_shocks), len(vol_shocks)))
     f = ~exp.is_option
@@ -126,9 +160,7 @@ def stress_grid(exp: Exposure, params: FamilyParams, spot_shocks: np.ndarray = S
     o = exp.is_option
     if o.any():
         fwd, k, t, d, c = exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o], exp.is_call[o]
-        model = pricer.family_price(params, fwd, k, t, d, c)
-        iv = np.asarray(pricer.implied_vol(model, fwd, k, t, d, c), dtype=float)
-        iv = np.where(np.isfinite(iv) & (iv > 0), iv, np.sqrt(max(params.v0, MIN_VOL**2)))
+        iv = option_vols(exp, params, pricer) if convention == "market" else model_vols(exp, params, pricer)
         base = pricer.black_price(fwd, k, t, d, iv, c)
         shocked = pricer.black_price(fwd * (1.0 + spot_shocks[:, None, None]), k, t, d,
                                      np.maximum(iv + vol_shocks[None, :, None] * 0.01, MIN_VOL), c)
@@ -231,9 +263,31 @@ def _option_values(exp: Exposure, params: FamilyParams, ratio: np.ndarray, v1: n
     return values
 
 
+def _market_option_values(exp: Exposure, params: FamilyParams, ratio: np.ndarray, v1: np.ndarray,
+                          age_years: float, pricer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(today's values, scenario values (scenarios x options)) at market vol: Black-76 at F*ratio and each
+    option's vol moved by the path's change of sqrt(variance), maturity aged by `age_years`."""
+    o = exp.is_option
+    k, c, d, t = exp.strike[o], exp.is_call[o], exp.discount[o], exp.maturity[o]
+    vol = option_vols(exp, params, pricer)
+    base = pricer.black_price(exp.forward[o], k, t, d, vol, c)
+    fwd = exp.forward[o][None, :] * ratio[:, None]
+    v0 = max(params.heston.v0, 0.0)                   # the variance the day's paths start from
+    shifted = np.maximum(vol[None, :] + (np.sqrt(v1) - np.sqrt(v0))[:, None], MIN_VOL)
+    t1 = np.broadcast_to(t - age_years, fwd.shape)
+    values = d * np.where(c, np.maximum(fwd - k, 0.0), np.maximum(k - fwd, 0.0))   # expired: intrinsic
+    live = t1 > 0
+    priced = pricer.black_price(fwd[live], np.broadcast_to(k, fwd.shape)[live], t1[live],
+                                np.broadcast_to(d, fwd.shape)[live], shifted[live],
+                                np.broadcast_to(c, fwd.shape)[live])
+    values[live] = priced
+    return base, values
+
+
 def value_at_risk(exp: Exposure, params: FamilyParams, n_scenarios: int = 2000, seed: int = 11,
-                  days: float = 1.0, pricer: Any = pricing) -> VaR:
-    """1-day VaR at 95% and 99% by full model revaluation of every position in every scenario."""
+                  days: float = 1.0, pricer: Any = pricing, convention: str = "model") -> VaR:
+    """1-day VaR at 95% and 99% by full revaluation of every position in every scenario (model prices under
+    "model"; Black-76 at the market vol moved with the path's variance under "market")."""
     if not len(exp):
         return VaR(0.0, 0.0, np.zeros(0))
     ratio, v1 = simulate_heston_day(params, n_scenarios, seed, days)
@@ -242,7 +296,10 @@ def value_at_risk(exp: Exposure, params: FamilyParams, n_scenarios: int = 2000, 
     if f.any():
         pnl += (ratio - 1.0) * np.sum(exp.size[f] * exp.forward[f])
     o = exp.is_option
-    if o.any():
+    if o.any() and convention == "market":
+        base, values = _market_option_values(exp, params, ratio, v1, days / CALENDAR_DAYS, pricer)
+        pnl += np.nansum((values - base[None, :]) * exp.size[o][None, :], axis=1)
+    elif o.any():
         base = pricer.family_price(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
                                    exp.is_call[o])
         values = _option_values(exp, params, ratio, v1, days / CALENDAR_DAYS, pricer)
@@ -343,9 +400,10 @@ class MonitorReport:
 def run(exp: Exposure, params: FamilyParams, cfg: RiskConfig, machine: TradingStateMachine, at: datetime,
         day_pnl: float, unrealized=None, stop_loss: float | None = None, pricer: Any = pricing) -> MonitorReport:
     """One monitor cycle: Greeks, stress grid, VaR, breaches and the state changes they cause, stops."""
-    greeks, _ = portfolio_greeks(exp, params, pricer)
-    stress = stress_grid(exp, params, pricer=pricer)
-    var = value_at_risk(exp, params, cfg.var_scenarios, cfg.var_seed, pricer=pricer)
+    how = cfg.greeks_from
+    greeks, _ = portfolio_greeks(exp, params, pricer, how)
+    stress = stress_grid(exp, params, pricer=pricer, convention=how)
+    var = value_at_risk(exp, params, cfg.var_scenarios, cfg.var_seed, pricer=pricer, convention=how)
     breaches = limit_breaches(greeks, var.var99, day_pnl, cfg)
     changes = apply_breaches(machine, breaches, cfg, at)
     stops = ([] if unrealized is None or stop_loss is None

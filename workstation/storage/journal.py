@@ -284,6 +284,16 @@ class Journal:
                           "INSERT INTO risk_checks(client_order_id, name, passed, reason, detail, recorded_at)"
                           " VALUES (?,?,?,?,?,?)", (*row, self._now()))
 
+    def set_value(self, key: str, value: Any) -> None:
+        """Keep one JSON value under `key` (state a restart picks up, e.g. the day's P&L explain)."""
+        self._write("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (f"value:{key}", json.dumps(to_jsonable(value), default=str)))
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """The JSON value kept under `key`, or `default`."""
+        raw = self._scalar("SELECT value FROM meta WHERE key = ?", (f"value:{key}",))
+        return default if raw is None else json.loads(raw)
+
     def next_client_order_id(self, prefix: str = "HW") -> str:
         """A client order id never issued before by this journal: `prefix-00000042`, monotonic per prefix."""
         with self.transaction():

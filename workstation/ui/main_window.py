@@ -164,6 +164,19 @@ class MainWindow(QMainWindow):
             return bool(self.restoreState(state, LAYOUT_VERSION))
         return False
 
+    def floating_docks(self) -> list[QDockWidget]:
+        return [d for d in self.docks.values() if d.isFloating() and d.isVisible()]
+
+    def raise_floating(self) -> list[QDockWidget]:
+        """Floated panels in front of the main window (after a restart they would come back behind it)."""
+        docks = self.floating_docks()
+        for dock in docks:
+            dock.raise_()
+        return docks
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.raise_floating)       # once the main window itself is up
     def reset_layout(self) -> None:
         for dock in self.docks.values():
             dock.setFloating(False)
@@ -211,11 +224,28 @@ class MainWindow(QMainWindow):
         tools = bar.addMenu("T&ools")
         self._action(tools, "Backtest…", self.open_backtest, icon="backtest")
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "Keyboard shortcuts", self._show_shortcuts)
+        self._action(help_menu, "The window", self.show_window_help, "F1")
+        self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts)
+        help_menu.addSeparator()
+        self._action(help_menu, "About Heston Workstation", self.show_about)
 
-    def _show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Shortcuts", "A  approve selected signal\nR  reject selected signal\n"
-                                "Ctrl+N  new order ticket\nCtrl+K  KILL SWITCH\nCtrl+,  settings\nCtrl+Q  quit")
+    def show_window_help(self) -> None:
+        """The README's "The window" section, in the app."""
+        from .dialogs.help import HelpDialog, readme_section
+
+        self.help_dialog = HelpDialog("The window", readme_section("The window"), self)
+        self.help_dialog.show()
+
+    def show_shortcuts(self) -> None:
+        from .dialogs.help import HelpDialog, shortcuts_markdown
+
+        self.help_dialog = HelpDialog("Keyboard shortcuts", shortcuts_markdown(self.actions()), self)
+        self.help_dialog.show()
+
+    def show_about(self) -> None:
+        from .dialogs.help import about_text
+
+        QMessageBox.about(self, "About Heston Workstation", about_text())
 
     def new_order_ticket(self) -> None:
         dock = self.docks["orders"]
@@ -425,8 +455,13 @@ class MainWindow(QMainWindow):
         dialogs.append((self.live_guard, "dialog-live-guard"))
         self.open_backtest()
         dialogs.append((self.backtest_dialog, "dialog-backtest"))
+        signals = [s for s in self.bridge.query("open_signals", []) or [] if s.quantity > 0]
         preview = self._sample_preview()
-        if preview is not None:
+        if signals:                         # the approval dialog as the trader gets it (quantity, countdown)
+            self.mispricings.select_signal(signals[0].signal_id)
+            self.mispricings._show_what_if(signals[0], self.engine.preview_signal(signals[0].signal_id))
+            dialogs.append((self.mispricings.what_if, "dialog-what-if"))
+        elif preview is not None:
             from .dialogs.whatif import WhatIfDialog
 
             what_if = WhatIfDialog(preview, "Approve signal — what if", self)

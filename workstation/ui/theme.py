@@ -119,5 +119,9 @@ def fmt(value, digits: int = 2, dollars: bool = False) -> str:
         if isinstance(value, float) and not math.isfinite(value):
             return "–"
         text = f"{value:,.{digits}f}" if isinstance(value, float) or digits else f"{value:,}"
-        return f"${text}" if dollars and value >= 0 else (f"-${text[1:]}" if dollars else text)
+        if text.startswith("-") and not text.strip("-0.,"):      # rounds to zero: never "-0" or "$-0"
+            text = text[1:]
+        if not dollars:
+            return text
+        return f"-${text[1:]}" if text.startswith("-") else f"${text}"
     return str(value)

@@ -6,6 +6,7 @@ the workstation's settings: the live engine is never touched.
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from pathlib import Path
@@ -15,9 +16,11 @@ from PySide6.QtCore import QByteArray, QObject, Qt, QThread, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtSvgWidgets import QSvgWidget
 from PySide6.QtWidgets import (QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                               QPlainTextEdit, QPushButton, QScrollArea, QSpinBox, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from .. import theme
+from ..panels.log import QtLogHandler, from_backtest
 
 CHART_TABS = (("Equity", ("equity", "drawdown", "daily")),
               ("Attribution", ("attribution", "attribution_cumulative")),
@@ -40,7 +43,8 @@ class BacktestWorker(QObject):
 
     def run(self) -> None:
         from workstation.backtest.report import build_report
-        from workstation.backtest.runner import run
+        from workstation.backtest.runner import BACKTEST_THREAD, run
+        threading.current_thread().name = BACKTEST_THREAD    # its log goes to the Backtest window, not the Log panel
         try:
             result = run(self.settings, self.data, self.date_from, self.date_to,
                          progress=lambda done, total: self.progress.emit(done, total), should_stop=self.stop.is_set)
@@ -104,6 +108,13 @@ class BacktestDialog(QDialog):
         layout.addWidget(self.status)
         self.tabs = QTabWidget()
         layout.addWidget(self.tabs, 1)
+        self.log_view = QPlainTextEdit()         # this run's own log (the live Log panel never shows it)
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setFont(theme.mono_font(9))
+        self.log_handler = QtLogHandler(logging.INFO, accept=from_backtest)
+        self.log_handler.emitter.record.connect(lambda entry: self.log_view.appendPlainText(entry[2]))
+        logging.getLogger().addHandler(self.log_handler)
         empty = QLabel("No report yet.\n\nChoose a recording folder (python main.py record) or a Cboe quotes CSV, "
                        "then Run:\nthe equity curve, drawdown, P&L attribution, edge vs P&L and the Heston "
                        "parameters appear here.")
@@ -111,6 +122,7 @@ class BacktestDialog(QDialog):
         empty.setWordWrap(True)
         empty.setStyleSheet(f"color: {theme.MUTED}")
         self.tabs.addTab(empty, "Report")
+        self.tabs.addTab(self.log_view, "Log")
 
     def _with_buttons(self, edit: QLineEdit, *buttons: tuple[str, Any]) -> QWidget:
         box = QWidget()
@@ -191,11 +203,13 @@ class BacktestDialog(QDialog):
     def _on_finished(self, report: Any) -> None:
         self._finish_thread()
         self.report = report
+        from workstation.backtest.report import hit_rate_text, ratios_text
         m = report.metrics
         self.status.setText(
             f"{'Partial (stopped): ' if m['interrupted'] else ''}{m['snapshots']} snapshots — P&L "
             f"{m['pnl']['total']:,.2f} $ (fees {m['fees']:,.2f}), {m['trades']['total']} trades, hit rate "
-            f"{m['hit_rate']}, max drawdown {m['max_drawdown']:,.2f} $, Sharpe {m['sharpe']}. "
+            f"{hit_rate_text(m['hit_rate'], m['trades']['closed'])}, max drawdown {m['max_drawdown']:,.2f} $, "
+            f"{ratios_text(m)}. "
             f"Report in {self.out.text()}")
         self.open_button.setEnabled(True)
         self.show_charts(report.charts)
@@ -218,6 +232,7 @@ class BacktestDialog(QDialog):
             scroll.setWidget(page)
             scroll.setWidgetResizable(True)
             self.tabs.addTab(scroll, title)
+        self.tabs.addTab(self.log_view, "Log")
 
     def open_report(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.out.text()) / "report.html")))
@@ -226,4 +241,5 @@ class BacktestDialog(QDialog):
         if self.worker is not None:
             self.worker.stop.set()
         self._finish_thread()
+        logging.getLogger().removeHandler(self.log_handler)
         super().closeEvent(event)

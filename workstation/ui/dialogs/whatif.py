@@ -2,14 +2,15 @@
 pre-trade check. A denied order names its reason and cannot be sent from here."""
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .. import theme
+from .. import market_time, theme
 from ..bridge import pick
 
 
@@ -52,8 +53,8 @@ def what_if_greeks(decision: Any) -> dict[str, Any]:
 class PreviewView(QWidget):
     """Shared by the what-if dialog and the order ticket: summary, verdict, checks table."""
 
-    SUMMARY = ("Order", "Limit", "Mid", "Model value", "Edge", "Greeks after")
-    COMPACT = ("Model value", "Edge", "Greeks after")       # the ticket shows the order and market itself
+    SUMMARY = ("Order", "Limit", "Mid", "Model value", "Edge $ per order", "Greeks after")
+    COMPACT = ("Model value", "Edge $ per order", "Greeks after")   # the ticket shows the order and market itself
 
     def __init__(self, parent: QWidget | None = None, compact: bool = False) -> None:
         super().__init__(parent)
@@ -68,6 +69,10 @@ class PreviewView(QWidget):
             self.labels[key].setWordWrap(True)
             if not compact or key in self.COMPACT:
                 self.form.addRow(key, self.labels[key])
+        self.labels["Edge $ per order"].setToolTip("(model value − limit) × side × multiplier × quantity: the "
+                                                   "edge of the whole order in $, not per contract")
+        self.labels["Greeks after"].setToolTip("Portfolio dollar Greeks if the order fills in full: delta$ and "
+                                               "gamma$ per 1 % move, vega$ per vol point, theta$ per day")
         layout.addLayout(self.form)
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
@@ -96,9 +101,10 @@ class PreviewView(QWidget):
         self.labels["Mid"].setText(theme.fmt(pick(preview, "mid")))
         self.labels["Model value"].setText(theme.fmt(pick(preview, "model_price")))
         edge = pick(preview, "edge_dollars")
-        self.labels["Edge"].setText(f"{theme.fmt(edge, 0, dollars=True)} per order")
+        qty = f" ({order.quantity} × {order.contract.multiplier:g})" if order is not None else ""
+        self.labels["Edge $ per order"].setText(f"{theme.fmt(edge, 0, dollars=True)}{qty}")
         colour = theme.signed_colour(edge)
-        self.labels["Edge"].setStyleSheet(f"color: {colour.name()}" if colour else "")
+        self.labels["Edge $ per order"].setStyleSheet(f"color: {colour.name()}" if colour else "")
         greeks = what_if_greeks(decision)
         self.labels["Greeks after"].setText("  ".join(f"{k} {theme.fmt(v, 0, dollars=True)}" for k, v in greeks.items()
                                                       if isinstance(v, (int, float))) or "–")
@@ -125,20 +131,71 @@ class PreviewView(QWidget):
 
 
 class WhatIfDialog(QDialog):
-    """Shown before an approved signal is sent. Accept = send."""
+    """Shown before an approved signal is sent. Accept = send.
 
-    def __init__(self, preview: Any, title: str = "Approve signal — what if", parent: QWidget | None = None) -> None:
+    With `refresh` (quantity -> preview) the checks re-run whenever `refresh_preview()` is called (every cycle,
+    every state change) and when the trader lowers the quantity (at most `max_quantity`); with `expires_at`
+    a countdown to the signal's expiry in market time."""
+
+    def __init__(self, preview: Any, title: str = "Approve signal — what if", parent: QWidget | None = None,
+                 max_quantity: int | None = None, refresh: Callable[[int], Any] | None = None,
+                 expires_at: datetime | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.resize(620, 600)
+        self._refresh, self.expires_at = refresh, expires_at
         layout = QVBoxLayout(self)
+        head = QFormLayout()
+        self.quantity = QSpinBox()
+        self.quantity.setRange(1, max(1, max_quantity or 1))
+        self.quantity.setValue(max(1, max_quantity or 1))
+        self.quantity.setToolTip("Contracts to send: at most the signal's size (what every per-order limit allows)")
+        self.quantity.valueChanged.connect(lambda _: self.refresh_preview())
+        self.countdown = QLabel("")
+        if max_quantity is not None:
+            head.addRow("Quantity", self.quantity)
+        if expires_at is not None:
+            head.addRow("Expires in", self.countdown)
+        layout.addLayout(head)
         self.view = PreviewView(self)
         layout.addWidget(self.view)
-        ok = self.view.show_preview(preview)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
         self.send = self.buttons.addButton("Send order", QDialogButtonBox.AcceptRole)
-        self.send.setEnabled(ok)
         self.send.setObjectName("approve")
+        self.send.setEnabled(self.view.show_preview(preview))
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
+        self._ticker = QTimer(self)
+        self._ticker.timeout.connect(self.tick)
+        if expires_at is not None:
+            self._ticker.start(250)
+            self.tick()
+
+    def seconds_left(self) -> float | None:
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - market_time.now()).total_seconds()
+
+    def tick(self) -> None:
+        left = self.seconds_left()
+        if left is None:
+            return
+        left = max(0.0, left)
+        self.countdown.setText(f"{int(left) // 60}:{int(left) % 60:02d} (market time)")
+        self.countdown.setStyleSheet(f"color: {theme.NEGATIVE if left < 30 else theme.TEXT}")
+
+    def set_max_quantity(self, quantity: int) -> None:
+        """The signal was resized: the field never offers more than can be sent."""
+        self.quantity.setMaximum(max(1, quantity))
+
+    def refresh_preview(self) -> None:
+        """Re-run the checks at the current quantity (no field needs editing for the verdict to be current)."""
+        if self._refresh is None or not self.isVisible():
+            return
+        self.send.setEnabled(self.view.show_preview(self._refresh(int(self.quantity.value()))))
+
+
+def expiry_of(signal: Any, max_age_s: float) -> datetime:
+    """When a NEW signal times out (created + signals.max_age_s), market time."""
+    return signal.created_at + timedelta(seconds=max_age_s)

@@ -28,15 +28,27 @@ class MarketTimeFormatter(logging.Formatter):
         return market_time.et(market_time.now(), datefmt or "%H:%M:%S")
 
 
-class QtLogHandler(logging.Handler):
-    """Any thread may log; the record reaches the panel as a queued Qt signal (`handler.emitter.record`)."""
+BACKTEST_THREAD = "backtest"      # workstation.backtest.runner.BACKTEST_THREAD (the ui does not import it)
 
-    def __init__(self, level: int = logging.DEBUG) -> None:
+
+def from_backtest(record: logging.LogRecord) -> bool:
+    """A record logged by a backtest run from the GUI (its worker and numerics threads are named so)."""
+    return record.threadName.startswith(BACKTEST_THREAD)
+
+
+class QtLogHandler(logging.Handler):
+    """Any thread may log; the record reaches the panel as a queued Qt signal (`handler.emitter.record`).
+    `accept` picks the records this view shows (the live Log panel: not a backtest's)."""
+
+    def __init__(self, level: int = logging.DEBUG, accept=lambda record: not from_backtest(record)) -> None:
         super().__init__(level)
         self.emitter = _Emitter()
+        self.accept = accept
         self.setFormatter(MarketTimeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.accept(record):
+            return
         try:
             self.emitter.record.emit((record.levelno, record.levelname, self.format(record)))
         except RuntimeError:   # the panel is gone (shutdown)

@@ -1,4 +1,7 @@
-"""Mispricings: open signals, sortable and filterable; approve (what-if first) or reject; auto-execute."""
+"""Mispricings: open signals, sortable and filterable; approve (what-if first) or reject; auto-execute.
+
+A signal's Qty is what every per-order limit allows now; a signal no size can pass stays in the table greyed,
+its reason in the "Can't send" column (the trader sees the idea and why it is not actionable)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
@@ -8,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QMessa
 
 from .. import market_time, theme
 from ..bridge import Bridge, pick
-from ..dialogs.whatif import WhatIfDialog, denial_text
+from ..dialogs.whatif import WhatIfDialog, denial_text, expiry_of
 from ..models import Column, RecordModel
 from .base import Panel, make_table, selected_record
 
@@ -21,6 +24,25 @@ def _age(sig) -> float:
     return market_time.age_s(sig.created_at)
 
 
+class _MaxAge:
+    """signals.max_age_s as the panel last heard it (the countdown column reads it)."""
+
+    seconds = 600.0
+
+
+def _expires_in(sig) -> float:
+    return max(0.0, _MaxAge.seconds - _age(sig))
+
+
+def _greyed(colour):
+    """A blocked signal's cells are muted, whatever their own colour."""
+    def pick_colour(sig):
+        if getattr(sig, "blocked", ""):
+            return QColor(theme.MUTED)
+        return colour(sig) if colour is not None else None
+    return pick_colour
+
+
 COLUMNS = [
     Column("Contract", lambda s: s.contract.description, str, numeric=False),
     Column("Expiry", lambda s: s.contract.expiry.isoformat(), str, numeric=False),
@@ -29,16 +51,23 @@ COLUMNS = [
     Column("Bid", lambda s: s.bid),
     Column("Ask", lambda s: s.ask),
     Column("Model", lambda s: s.model_price),
-    Column("Edge $", lambda s: s.edge_dollars, lambda v: theme.fmt(v, 0, dollars=True),
+    Column("Edge $/ct", lambda s: s.edge_dollars, lambda v: theme.fmt(v, 0, dollars=True),
            lambda s: theme.signed_colour(s.edge_dollars), tooltip="Edge per contract, dollars"),
     Column("Edge vol", lambda s: s.edge_vol, lambda v: f"{v:+.2f}", tooltip="Edge in vol points"),
     Column("z", lambda s: s.zscore, lambda v: f"{v:+.1f}", tooltip="z-score of the IV residual"),
     Column("Vega", lambda s: s.vega, tooltip="Vega per contract, $ per vol point"),
-    Column("Qty", lambda s: s.quantity, lambda v: f"{v:d}"),
+    Column("Qty", lambda s: s.quantity, lambda v: f"{v:d}",
+           tooltip="Contracts: the signal's size capped by every per-order limit (0: no size can be sent)"),
     Column("Age", _age, lambda v: f"{v:,.0f}s", tooltip="Seconds of market time since the signal appeared"),
+    Column("Expires", _expires_in, lambda v: f"{int(v) // 60}:{int(v) % 60:02d}",
+           tooltip="Market time left before the signal times out (signals.max_age_s)"),
     Column("State", lambda s: s.state.value, str, numeric=False),
+    Column("Can't send", lambda s: s.blocked, str, numeric=False,
+           tooltip="Why no size of this signal passes the pre-trade checks now (empty: it can be sent)"),
 ]
+COLUMNS = [Column(c.header, c.value, c.text, _greyed(c.colour), c.numeric, c.tooltip) for c in COLUMNS]
 AGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Age")
+EXPIRES_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Expires")
 
 
 class MispricingsPanel(Panel):
@@ -78,20 +107,62 @@ class MispricingsPanel(Panel):
         layout.addWidget(self.message)
         self.table.doubleClicked.connect(lambda _: self.approve_selected())
         bridge.signal.connect(self._on_signal)
-        bridge.settings.connect(lambda _: self.mark_dirty())
+        bridge.settings.connect(self._on_settings)
+        self._on_settings(bridge.query("settings"))
+        for news in (bridge.cycle, bridge.trading_state, bridge.fill, bridge.settings):   # the what-if stays live
+            news.connect(self._refresh_what_if)
         self._ages = QTimer(self)              # ages tick even when no signal changes
         self._ages.timeout.connect(self.mark_dirty)
         self._ages.start(1000)
 
     # ---------------------------------------------------------------------------------- events
+    def _on_settings(self, settings) -> None:
+        if settings is not None:
+            _MaxAge.seconds = float(settings.signals.max_age_s)
+        self.mark_dirty()
+
     def _on_signal(self, sig) -> None:
+        dialog = self.what_if
+        if dialog is not None and getattr(dialog, "signal_id", None) == sig.signal_id:
+            if sig.state.value != "NEW":
+                self._close_what_if(sig)
+            else:
+                dialog.set_max_quantity(sig.quantity)
         if sig.state.is_open:
             self.model.upsert(sig.signal_id, sig)
-        else:
+            return
+        selected = self.current_signal()
+        if selected is None or selected.signal_id != sig.signal_id:
             self.model.remove(sig.signal_id)
+            return
+        # the selected signal left: stay on its contract (another open signal on it) or select nothing,
+        # never the row that slides into its place
+        self.table.clearSelection()
+        self.model.remove(sig.signal_id)
+        self.table.clearSelection()
+        same = [k for k, s in zip(self.model.keys(), self.model.records())
+                if s.contract.contract_id == sig.contract.contract_id]
+        if same:
+            self.select_signal(same[0])
+        else:
+            self.table.setCurrentIndex(self.proxy.index(-1, -1))
+
+    def _close_what_if(self, sig) -> None:
+        """The dialog's signal is no longer open (expired, rejected, ordered elsewhere): close it and say so."""
+        dialog, self.what_if = self.what_if, None
+        dialog.reject()
+        why = f" ({sig.reason})" if sig.reason else ""
+        self.message.setStyleSheet(f"color: {theme.WARNING}")
+        self.message.setText(f"Signal {sig.contract.description} {sig.state.value.lower()}{why}: "
+                             f"the approval dialog was closed, nothing was sent.")
+
+    def _refresh_what_if(self, *_) -> None:
+        if self.what_if is not None:
+            self.what_if.refresh_preview()
 
     def render(self) -> None:
         self.model.refresh_column(AGE_COLUMN)
+        self.model.refresh_column(EXPIRES_COLUMN)
         auto = bool(self.bridge.query("auto_execute", False))
         if self.auto.isChecked() != auto:
             self.auto.setChecked(auto)
@@ -119,19 +190,30 @@ class MispricingsPanel(Panel):
             self.message.setText("Select a signal to approve.")
             return
         settings = self.bridge.query("settings")
+        if sig.quantity < 1:
+            self.message.setStyleSheet(f"color: {theme.NEGATIVE}")
+            self.message.setText(f"No size of {sig.contract.description} can be sent now: {sig.blocked}")
+            return
         if settings is not None and not settings.ui.confirm_orders:
             self._approve(sig.signal_id)
             return
         self.run("preview_signal", sig.signal_id, on_done=lambda p: self._show_what_if(sig, p))
 
     def _show_what_if(self, sig, preview) -> None:
-        self.what_if = WhatIfDialog(preview, f"Approve {sig.side.value} {sig.quantity} {sig.contract.description}",
-                                    self)
-        self.what_if.accepted.connect(lambda: self._approve(sig.signal_id))
-        self.what_if.open()
+        settings = self.bridge.query("settings")
+        max_age = settings.signals.max_age_s if settings is not None else _MaxAge.seconds
+        sid = sig.signal_id
+        dialog = WhatIfDialog(preview, f"Approve {sig.side.value} {sig.contract.description}", self,
+                              max_quantity=sig.quantity, expires_at=expiry_of(sig, max_age),
+                              refresh=lambda q: self.bridge.command("preview_signal", sid, q))
+        dialog.signal_id = sid
+        dialog.accepted.connect(lambda: self._approve(sid, int(dialog.quantity.value())))
+        dialog.finished.connect(lambda _: self.what_if is dialog and setattr(self, "what_if", None))
+        self.what_if = dialog
+        dialog.open()
 
-    def _approve(self, signal_id: str) -> None:
-        self.run("approve_signal", signal_id, on_done=self._after_approve)
+    def _approve(self, signal_id: str, quantity: int | None = None) -> None:
+        self.run("approve_signal", signal_id, "trader", quantity, on_done=self._after_approve)
 
     def _after_approve(self, preview) -> None:
         why = denial_text(preview) if preview is not None else ""

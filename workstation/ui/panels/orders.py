@@ -94,6 +94,9 @@ class OrdersPanel(Panel):
         bridge.snapshot.connect(self._on_snapshot)
         bridge.order.connect(self._on_order)
         bridge.order_event.connect(self._on_order_event)
+        # the preview is live: every cycle and every change of state, fill or limit re-runs the checks
+        for news in (bridge.cycle, bridge.trading_state, bridge.fill, bridge.settings, bridge.order_event):
+            news.connect(self._live_preview)
 
     # ------------------------------------------------------------------------------------ ticket
     def _build_ticket(self) -> QWidget:
@@ -112,6 +115,8 @@ class OrdersPanel(Panel):
         self.limit.setRange(0.0, 1_000_000.0)
         self.limit.setDecimals(2)
         self.limit.setSingleStep(0.05)
+        self.limit.setToolTip("Limit price, index points; rounded to the option tick (0.05 below $3, 0.10 above)")
+        self.limit.editingFinished.connect(self._snap_limit_to_tick)
         prices = QHBoxLayout()
         prices.addWidget(self.limit, 1)
         self.mid_button = QPushButton("Mid")
@@ -253,9 +258,24 @@ class OrdersPanel(Panel):
         return (self.contract_id(), self.side.currentText(), int(self.quantity.value()),
                 round_to_tick(float(self.limit.value())))
 
+    def _snap_limit_to_tick(self) -> None:
+        """An off-tick limit (150.73) becomes the tick price it will be sent at (150.70), on screen too."""
+        value = float(self.limit.value())
+        ticked = round_to_tick(value)
+        if math.isfinite(ticked) and abs(ticked - value) > 1e-9:
+            self.limit.blockSignals(True)
+            self.limit.setValue(ticked)
+            self.limit.blockSignals(False)
+
+    def _live_preview(self, *_) -> None:
+        """Re-run the checks on the ticket as it stands (no field edited): the verdict never goes stale."""
+        if self.contract_id() is not None and not self._preview_timer.isActive():
+            self.preview()
+
     def preview(self) -> None:
         if self.contract_id() is None:
             return
+        self._snap_limit_to_tick()
         self.bridge.command("preview_order", *self.order_args(), on_done=self._show_preview,
                             on_error=self._preview_failed)
 

@@ -15,6 +15,27 @@ from ..bridge import Bridge, pick
 
 GREEKS = ("delta", "gamma", "vega", "theta")
 CONFIG_LIMITS = {"delta": "max_delta_dollars", "gamma": "max_gamma_dollars", "vega": "max_vega_dollars"}
+# what each bar measures, with its unit (the row label carries the unit, the tooltip the definition)
+GREEK_LABELS = {"delta": "Delta $/1%", "gamma": "Gamma $/1%", "vega": "Vega $/vol pt", "theta": "Theta $/day"}
+GREEK_TIPS = {
+    "delta": "delta$: P&L in $ of a 1 % move of the forward (delta × F × 1 % × multiplier × quantity), "
+             "against |limit| risk.max_delta_dollars",
+    "gamma": "gamma$: change of delta$ in $ for a 1 % move of the forward (gamma × (1 % F)² × multiplier × "
+             "quantity), against |limit| risk.max_gamma_dollars",
+    "vega": "vega$: P&L in $ of +1 vol point (0.01 of implied vol) on every option, against |limit| "
+            "risk.max_vega_dollars",
+    "theta": "theta$: P&L in $ of one calendar day passing, market unchanged (no limit)",
+    "var99": "1-day 99 % value at risk in $ (a loss, positive), against risk.max_var_99",
+}
+ATTRIBUTION_NAMES = {"new_trades": "new trades", "day": "= day P&L"}
+CONVENTION_TEXT = {"market": "market vol (each option's mid IV)", "model": "Heston model dynamics"}
+
+
+def shock_label(shock: float, unit: str) -> str:
+    """The exact shock as shown ('−7.5 %', '+10 pts', '0 %'): never rounded to a coarser grid."""
+    value = round(float(shock) * (100.0 if unit == "%" else 1.0), 6)
+    text = f"{value:+g}".replace("-", "−") if value else "0"
+    return f"{text} {unit}"
 
 
 class LimitBar(QWidget):
@@ -32,6 +53,7 @@ class LimitBar(QWidget):
         self._colour = QColor(theme.POSITIVE)
         self._text = "–"
         self._shown: tuple | None = ()
+        self.number: float | None = None        # the value shown ($), for readers of the panel
         self.set_value(None, None)
 
     def value(self) -> int:
@@ -46,6 +68,7 @@ class LimitBar(QWidget):
         if key == self._shown:                           # nothing new to show
             return
         self._shown = key
+        self.number = value
         if value is None:
             self._share, self._text = 0.0, "–"
         else:
@@ -103,16 +126,27 @@ class RiskPanel(QWidget):
         top.addWidget(self.resume)
         layout.addLayout(top)
 
+        self.convention = QLabel("Greeks, stress and VaR at: –")
+        self.convention.setStyleSheet(f"color: {theme.MUTED}")
+        self.convention.setToolTip("The vol every risk number here is revalued at (risk.greeks_from): market = "
+                                   "each option's own mid implied vol, shocked in parallel; model = the fitted "
+                                   "Heston dynamics")
+        layout.addWidget(self.convention)
         greeks = QGroupBox("Portfolio Greeks vs limits")
         grid = QGridLayout(greeks)
         self.bars: dict[str, LimitBar] = {}
-        for i, g in enumerate(GREEKS):
-            grid.addWidget(QLabel(g.capitalize()), i, 0)
+        self.bar_labels: dict[str, QLabel] = {}
+        for i, g in enumerate((*GREEKS, "var99")):
+            self.bar_labels[g] = QLabel(GREEK_LABELS.get(g, "VaR 99 $"))
             self.bars[g] = LimitBar()
+            for widget in (self.bar_labels[g], self.bars[g]):
+                widget.setToolTip(GREEK_TIPS[g])
+            grid.addWidget(self.bar_labels[g], i, 0)
             grid.addWidget(self.bars[g], i, 1)
-        grid.addWidget(QLabel("VaR 99"), len(GREEKS), 0)
-        self.bars["var99"] = LimitBar()
-        grid.addWidget(self.bars["var99"], len(GREEKS), 1)
+        self.hedge_band = QLabel("Hedge band –")
+        self.hedge_band.setToolTip("The hedger trades the future when |delta − target| leaves this band, in $ "
+                                   "per index point (hedging.band_delta); delta shown in the same unit")
+        grid.addWidget(self.hedge_band, len(GREEKS) + 1, 0, 1, 2)
         layout.addWidget(greeks)
 
         row = QHBoxLayout()
@@ -125,8 +159,9 @@ class RiskPanel(QWidget):
             self.var_form.addRow(key.replace("&", "&&"), self.numbers[key])
         row.addWidget(var_box)
         attr_box = QGroupBox("P&&L attribution (day)")
-        attr_box.setToolTip("Today's P&L split by Greeks (delta, gamma, vega, theta), the residual the Greeks do "
-                            "not explain, and the actual P&L of the positions held")
+        attr_box.setToolTip("Today's P&L explained: delta, gamma, vega, theta (moves of the positions held), new "
+                            "trades (edge paid or earned at each fill against the mark then), fees, and the "
+                            "residual the other lines leave; they sum to the day's P&L to the cent")
         self.attr_grid = QGridLayout(attr_box)      # two columns of name/value pairs: compact
         self.attr_grid.setVerticalSpacing(2)
         self.attr: dict[str, QLabel] = {}
@@ -136,7 +171,9 @@ class RiskPanel(QWidget):
         row.addWidget(attr_box)
         layout.addLayout(row)
 
-        stress_box = QGroupBox("Stress P&&L: spot move × vol move")
+        stress_box = QGroupBox("Stress P&&L, $k: forward move % (rows) × vol move, vol points (columns)")
+        stress_box.setToolTip("Instant full revaluation of every position at the shocked forward and vol; "
+                              "k = $1,000")
         v = QVBoxLayout(stress_box)
         self.stress = QTableWidget(0, 0)
         self.stress.setEditTriggers(QTableWidget.NoEditTriggers)
@@ -162,6 +199,9 @@ class RiskPanel(QWidget):
                    default=pick(pick(book, "totals", default={}), "day_pnl")))
         if day is not None:
             self._set_number("Day P&L", day, signed=True)
+        attribution = pick(book, "attribution")
+        if attribution:
+            self._render_attribution(attribution)
 
     def flush(self) -> None:
         if self._dirty:
@@ -190,6 +230,10 @@ class RiskPanel(QWidget):
         greeks = pick(report, "greeks", default={}) or {}
         limits = pick(report, "limits", default={}) or {}
         settings = self.bridge.query("settings")
+        convention = pick(report, "greeks_from")
+        if convention:
+            self.convention.setText(f"Greeks, stress and VaR at: {CONVENTION_TEXT.get(convention, convention)}")
+        self._render_hedge_band(greeks, settings)
         for g in GREEKS:
             value = pick(greeks, g, f"{g}_dollars")
             limit = pick(limits, g, CONFIG_LIMITS.get(g, "-"), f"max_{g}_dollars")
@@ -217,6 +261,18 @@ class RiskPanel(QWidget):
         self._render_attribution(pick(report, "attribution", default={}) or {})
         self._render_stress(pick(report, "stress", default=None))
 
+    def _render_hedge_band(self, greeks, settings) -> None:
+        """The hedge band and the book's delta in the band's unit, $ per index point (delta$ / (1 % F))."""
+        if settings is None:
+            return
+        band = settings.hedging.band_delta
+        text = f"Hedge band ±{theme.fmt(band, 0, dollars=True)} per index point"
+        delta, spot = pick(greeks, "delta"), pick(self._report or {}, "forward", "spot")
+        if delta is not None and spot:
+            text += f"   (delta now {theme.fmt(delta / (0.01 * spot), 0, dollars=True)} per point)"
+        if self.hedge_band.text() != text:
+            self.hedge_band.setText(text)
+
     def _render_attribution(self, attribution: dict) -> None:
         self.attr_note.setVisible(not attribution)
         for key, value in attribution.items():
@@ -226,7 +282,7 @@ class RiskPanel(QWidget):
                 n = len(self.attr)
                 self.attr[key] = QLabel()
                 self.attr[key].setFont(theme.mono_font(9))
-                self.attr_grid.addWidget(QLabel(key), 1 + n // 2, (n % 2) * 2)
+                self.attr_grid.addWidget(QLabel(ATTRIBUTION_NAMES.get(key, key)), 1 + n // 2, (n % 2) * 2)
                 self.attr_grid.addWidget(self.attr[key], 1 + n // 2, (n % 2) * 2 + 1)
             colour = theme.signed_colour(value)
             self.attr[key].setText(theme.fmt(value, 0, dollars=True))
@@ -246,9 +302,8 @@ class RiskPanel(QWidget):
             self._cells: dict = {}
             self.stress.setRowCount(len(spots))
             self.stress.setColumnCount(len(vols))
-            self.stress.setVerticalHeaderLabels([f"spot {s:+.0%}" if abs(s) < 1 else f"spot {s:+g}" for s in spots])
-            points = all(abs(v) < 1 for v in vols)
-            self.stress.setHorizontalHeaderLabels([f"vol {v * 100:+.0f}" if points else f"vol {v:+g}" for v in vols])
+            self.stress.setVerticalHeaderLabels([shock_label(s, "%") for s in spots])
+            self.stress.setHorizontalHeaderLabels([shock_label(v, "pts") for v in vols])
         flat = [abs(x) for row in pnl for x in row if x == x] or [1.0]
         scale = max(max(flat), 1.0)
         for i in range(len(spots)):
@@ -257,7 +312,7 @@ class RiskPanel(QWidget):
                     value = float(pnl[i][j])
                 except (IndexError, TypeError, ValueError):
                     value = float("nan")
-                text = f"{value / 1000:+,.1f}k" if value == value else "–"
+                text = (f"{value / 1000:+,.1f}k" if round(value / 1000, 1) else "0.0k") if value == value else "–"
                 alpha = int(30 + 190 * min(abs(value) / scale, 1.0)) if value == value else 0
                 cell = (text, value >= 0, alpha // 8)
                 if self._cells.get((i, j)) == cell:          # unchanged: no call into Qt (each one can wait
@@ -269,6 +324,9 @@ class RiskPanel(QWidget):
                     item.setTextAlignment(Qt.AlignCenter)
                     self.stress.setItem(i, j, item)
                 item.setText(text)
+                item.setToolTip(f"{theme.fmt(value, 0, dollars=True)} if the forward moves "
+                                f"{shock_label(spots[i], '%')} and every option's vol moves "
+                                f"{shock_label(vols[j], 'vol points')}")
                 base = QColor(theme.POSITIVE if value >= 0 else theme.NEGATIVE)
                 base.setAlpha(alpha)
                 item.setBackground(base)
