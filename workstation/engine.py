@@ -360,7 +360,7 @@ class Engine:
             self._spawn(self._monitor(now, surface, fit.model_params or fit.params), "monitor")
         positions = [p for p in self.book.positions.values() if p.quantity]
         self._spawn(self.vol_views.update(now, surface, model.iv if model is not None else None, self.book,
-                                          self._position_markets(positions, surface), self.executor), "vol views")
+                                          self._position_markets(positions, surface)[:3], self.executor), "vol views")
         self.publish_status()
         self._cycle_seq += 1
         report = CycleReport(self._cycle_seq, now, len(snapshot), int(surface.usable.sum()), timings, self.skipped,
