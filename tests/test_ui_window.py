@@ -13,12 +13,12 @@ import time
 import pytest
 
 pytest.importorskip("pytestqt")
-engine_module = pytest.importorskip("workstation.engine")
 
 from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from engine_support import signal_in_table  # noqa: E402
+from workstation import engine as engine_module  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
 from workstation.ui.main_window import MainWindow  # noqa: E402
