@@ -261,13 +261,15 @@ def test_failure_reports_do_not_loop_between_failing_channels():
     a, b, ok = Recorder("email", fail=True), Recorder("webhook", fail=True), Recorder("panel")
     router = AlertRouter(channels=[a, b, ok], fold_window_s=0)
     router.submit(make(code="RISK_LIMIT_BREACH", severity=Severity.ERROR))
-    assert wait_for(lambda: ok.codes().count("CHANNEL_FAILED") == 2)
-    time.sleep(0.2)
+    # each failing channel has now failed the alert and the other's CHANNEL_FAILED, the last alert that can reach
+    # it (a failed CHANNEL_FAILED is only counted); stop() drains every queue, so nothing is still on its way
+    assert wait_for(lambda: a.stats.failed == 2 and b.stats.failed == 2)
+    router.stop()
+    assert a.pending() == b.pending() == ok.pending() == 0
     assert ok.codes().count("CHANNEL_FAILED") == 2      # each channel reported once, nothing more
-    assert a.stats.failed == 2 and b.stats.failed == 2  # the alert + the other's CHANNEL_FAILED
+    assert a.stats.failed == 2 and b.stats.failed == 2
     sources = {x.source for x in ok.got if x.code == "CHANNEL_FAILED"}
     assert sources == {"channel:email", "channel:webhook"}
-    router.stop()
 
 
 def test_full_queue_drops_and_counts_without_blocking():
