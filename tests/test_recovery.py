@@ -364,3 +364,30 @@ async def test_orders_lost_in_flight_are_closed_and_orders_resting_at_the_broker
         engine.executor.shutdown()
         engine.journal.close()
         broker.world.close()
+
+
+async def test_a_position_the_broker_does_not_hold_raises_reconcile_mismatch(tmp_path):
+    """The journal says 2 lots, the broker none (e.g. the account was reset): reconciliation reports the mismatch
+    and raises RECONCILE_MISMATCH (ERROR) naming both quantities; it does not invent a fill to hide it."""
+    world, journal = _world(tmp_path / "paper_account.sqlite"), Journal(tmp_path / "journal.sqlite")
+    c = _option(world)
+    world.clock.advance(1)
+    order = Order("HW-00000001", c, Side.BUY, 2, OrderType.LIMIT, 20.0, world.clock.now(), OrderPurpose.SIGNAL)
+    _journal_order(journal, order)
+    _journal_events(journal, [Fill("PHANTOM-1", order.client_order_id, c, Side.BUY, 2, 20.0, world.clock.now()),
+                              OrderEvent(order.client_order_id, OrderStatus.FILLED, world.clock.now(), 2, 0, 20.0)])
+    journal.close()
+    world.close()
+
+    engine, broker, report = await _restart(tmp_path)
+    try:
+        assert report == {"missing_fills": 0, "closed_orders": 0, "position_mismatches": 1}
+        assert engine.book.quantity(c.contract_id) == 2 and (await broker.positions()).get(c.contract_id, 0) == 0
+        mismatches = [a for a in engine.journal.alerts(100) if a.code == "RECONCILE_MISMATCH"]
+        assert [a.severity.name for a in mismatches if "journal 2 vs broker 0" in a.message] == ["ERROR"]
+        assert any("'position_mismatches': 1" in a.message for a in mismatches)
+        assert [f.fill_id for f in engine.journal.fills()] == ["PHANTOM-1"]              # nothing invented
+    finally:
+        engine.executor.shutdown()
+        engine.journal.close()
+        broker.world.close()

@@ -46,6 +46,7 @@ from .workers import numerics_executor
 log = logging.getLogger(__name__)
 
 RECENT_ORDERS_S = 60.0
+STOP_CANCEL_WAIT_S = 10.0     # at stop, the longest wait for the broker to acknowledge our cancels
 # IB messages that are news, not problems: cancel confirmations, data-farm and market-data-type notices
 IB_INFO_CODES = {202, 2104, 2106, 2107, 2108, 2158, 10167, 10197}
 
@@ -193,8 +194,9 @@ class Engine:
             await self._lag_monitor.stop()
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
             n = await self.orders.cancel_all()
-            if n:
-                await asyncio.sleep(0.2)   # let the cancels be acknowledged and journaled
+            deadline = time.monotonic() + STOP_CANCEL_WAIT_S
+            while n and self.orders.working() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)   # until every cancel is acknowledged and journaled (bounded)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
