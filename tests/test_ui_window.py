@@ -58,7 +58,7 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, warm_numba):      # kernels compiled before the timed waits
     import qasync
 
     app = make_app()
