@@ -192,7 +192,6 @@ async def test_only_the_newest_snapshot_is_processed_when_cycles_fall_behind(tmp
     """The real pump and cycle loop (Engine.start) on the simulated feed with a manual clock, which yields
     snapshots as fast as the loop turns: while the first cycle is held in the worker thread the pump keeps only the
     newest snapshot and counts the others as skipped; the next cycle runs on the newest."""
-    import asyncio
     import threading
     from concurrent.futures import ThreadPoolExecutor
 

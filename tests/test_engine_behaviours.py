@@ -5,7 +5,6 @@ cooldown_s; positions are closed by the exit rules; auto-execution respects its 
 loss changes the trading state of the running engine."""
 from __future__ import annotations
 
-import math
 from datetime import date
 
 import numpy as np

@@ -2,7 +2,6 @@
 socket. Snapshots arrive, signals become orders, fills land in the book and the journal."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
