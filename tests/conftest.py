@@ -23,7 +23,16 @@ hypothesis_settings.register_profile("explore", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repro"))
 
 
+# pytest-timeout's 300 s (pyproject) guards against hangs; the test that compiles the kernels (warm_numba) and the
+# slow crash loops and CLI runs get a bound that a loaded machine with an empty numba cache cannot reach
+LONG_TIMEOUT_S = 1800
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None and (
+                "warm_numba" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slow")):
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT_S))
     if os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM", "xcb") != "offscreen":
         return
     skip = pytest.mark.skip(reason="needs an X server: run under xvfb-run")

@@ -66,7 +66,7 @@ def config_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_run(recording, config_file, tmp_path_factory) -> tuple[int, Path]:
+def cli_run(recording, config_file, tmp_path_factory, warm_numba) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("report")
     rc = main(["backtest", str(recording), "--config", str(config_file), "--out", str(out)])
     return rc, out

@@ -78,7 +78,7 @@ def test_doctor_fails_an_unwritable_data_dir_with_its_fix(tmp_path):
 
 
 @pytest.mark.slow
-def test_headless_run_trades_and_writes_the_summary(tmp_path):
+def test_headless_run_trades_and_writes_the_summary(tmp_path, warm_numba):    # the child finds the cache warm
     summary_file = tmp_path / "summary.json"
     out = run("headless", "--duration", "30", "--speed", "30", "--data-dir", str(tmp_path / "d"),
               "--json", str(summary_file), tmp=tmp_path, timeout=240)

@@ -15,7 +15,7 @@ DAY = date(2025, 10, 1)
 
 
 @pytest.fixture
-async def rig(tmp_path):
+async def rig(tmp_path, warm_numba):
     r = await SimRig(tmp_path).open()
     yield r
     await r.close()
@@ -152,7 +152,7 @@ async def test_a_settings_change_is_enforced_on_the_next_order_and_journaled(rig
     assert change and change[-1].new == 2
 
 
-async def test_delta_is_hedged_with_the_future(tmp_path):
+async def test_delta_is_hedged_with_the_future(tmp_path, warm_numba):
     """The hedge sells round(delta / multiplier) futures: what is left is at most half a future's delta."""
     from workstation import bus as topics
 

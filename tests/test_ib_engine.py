@@ -36,7 +36,7 @@ def ib_settings(port: int) -> Settings:
 
 
 @pytest.mark.slow
-async def test_engine_trades_end_to_end_through_the_practice_gateway(tmp_path):
+async def test_engine_trades_end_to_end_through_the_practice_gateway(tmp_path, warm_numba):
     probe = PracticeGateway(ib_settings(7497))
     port = await probe.start(HOST, 0)
     settings = ib_settings(port)
@@ -64,7 +64,7 @@ async def test_engine_trades_end_to_end_through_the_practice_gateway(tmp_path):
 
 
 @pytest.mark.parametrize("halt", [True, False])
-async def test_a_broker_disconnect_halts_per_config_until_it_reconnects(tmp_path, halt):
+async def test_a_broker_disconnect_halts_per_config_until_it_reconnects(tmp_path, halt, warm_numba):
     """ib.halt_on_disconnect: HALTED while the socket is down (BROKER_DISCONNECTED), ACTIVE again once the adapter
     reconnects (BROKER_RECONNECTED); off: the state is left alone and only the alerts tell."""
     probe = PracticeGateway(ib_settings(7497))

@@ -14,7 +14,7 @@ from workstation.domain import OrderEvent, OrderStatus, Severity, TradingState
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         return response.read().decode()
 
 
@@ -115,7 +115,7 @@ def test_two_instances_have_separate_registries_and_stop_frees_the_port():
 
 
 # ------------------------------------------------------------------------------------ on the real engine
-async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics):
+async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics, warm_numba):
     """The engine's own payloads (book_summary with P&L under "pnl", the monitor's report, FitEvent, Fill)
     drive the series: after a real fill every P&L kind, the Greeks and the counters equal the engine's values."""
     from datetime import date

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         return response.read().decode()
 
 
@@ -76,7 +76,7 @@ async def test_pnl_series_scraped_over_http_equal_the_books_pnl(tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_metrics_endpoint_during_a_cli_headless_run(tmp_path):
+def test_metrics_endpoint_during_a_cli_headless_run(tmp_path, warm_numba):
     port = free_port()
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_STATE_HOME=str(tmp_path / "state"))

@@ -176,7 +176,7 @@ def committed_executions(data: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_loop_loses_and_doubles_no_fill_and_the_book_equals_the_broker(tmp_path):
+def test_sigkill_loop_loses_and_doubles_no_fill_and_the_book_equals_the_broker(tmp_path, warm_numba):
     """Kills land on progress, not on the wall clock: a trading kill waits for its run to commit a random number of
     new executions (so a loaded machine only makes the loop slower, never vacuous); every third kill lands during
     start-up (recovery, reconciliation), at a random moment before the run says it is ready."""
