@@ -290,3 +290,28 @@ async def test_a_days_loss_beyond_the_limit_halts_the_running_engine_until_the_t
     assert rig.engine.state is TradingState.HALTED
     assert rig.engine.resume_trading(override=True)                # ...unless the trader overrides
     assert rig.engine.state is TradingState.ACTIVE
+
+
+# --------------------------------------------------------------------------------------------- approval
+async def test_approving_a_tradable_signal_journals_every_check_passed_and_the_signal_ordered(open_rig):
+    """The signal the limits allow (not merely the first): every pre-trade check is journaled with the order, each
+    passed, the same checks the decision ran; the journal ends with the signal ORDERED, not any other state."""
+    rig = await open_rig(pinned(signals__min_zscore=0.5, signals__min_edge_dollars=1.0, signals__min_edge_vol=0.05,
+                                signals__spread_multiple=0.0, signals__min_history=3))
+    signal = None
+    for _ in range(40):
+        await rig.step(15.0)
+        tradable = [s for s in rig.engine.signals.new_signals() if rig.engine.preview_signal(s.signal_id).approved]
+        if tradable:
+            signal = tradable[0]
+            break
+    assert signal is not None, "no tradable signal in 10 simulated minutes"
+    preview = rig.engine.approve_signal(signal.signal_id)
+    assert preview.sent, preview.message
+    cid = preview.order.client_order_id
+    checks = rig.journal.risk_checks(cid)
+    assert checks and all(c.passed for c in checks)
+    assert [c.name for c in checks] == [r.name for r in preview.decision.results]
+    journaled = {s.signal_id: s for s in rig.journal.signals()}[signal.signal_id]
+    assert journaled.state is SignalState.ORDERED and journaled.reason == cid
+    assert rig.journal.order_states()[cid].status is OrderStatus.NEW         # journaled before it is sent
