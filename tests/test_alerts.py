@@ -191,7 +191,9 @@ def test_raise_alert_goes_through_the_bus_with_catalogue_severity():
 
 # --------------------------------------------------------------------------------- never blocks, failures
 @pytest.mark.parametrize("kind", ["webhook", "email"])
-def test_publishing_100_alerts_returns_fast_while_a_channel_hangs(kind):
+def test_publishing_100_alerts_never_waits_on_a_hanging_channel(kind):
+    """Each delivery to the hanging server waits its 2 s timeout: publishing 100 alerts in less than one timeout
+    proves no publish waited on a delivery (a causal bound, not a speed target: it holds on a loaded machine)."""
     hanging = socket.socket()
     hanging.bind(("127.0.0.1", 0))
     hanging.listen(200)                                 # accepts (in the kernel), never answers
@@ -199,9 +201,9 @@ def test_publishing_100_alerts_returns_fast_while_a_channel_hangs(kind):
     bus = EventBus()
     panel = Recorder("panel")
     if kind == "webhook":
-        stuck = WebhookChannel(f"http://127.0.0.1:{port}/hook", timeout_s=0.3, max_retries=1, backoff_s=0.01)
+        stuck = WebhookChannel(f"http://127.0.0.1:{port}/hook", timeout_s=2.0, max_retries=1, backoff_s=0.01)
     else:
-        stuck = EmailChannel("127.0.0.1", port, "ws@localhost", ["t@localhost"], timeout_s=0.3, max_retries=1,
+        stuck = EmailChannel("127.0.0.1", port, "ws@localhost", ["t@localhost"], timeout_s=2.0, max_retries=1,
                              backoff_s=0.01)
     router = AlertRouter(bus, channels=[panel, stuck], fold_window_s=0)
     router.submit(make(code="WARMUP"))                  # start the worker threads outside the timing
@@ -210,8 +212,8 @@ def test_publishing_100_alerts_returns_fast_while_a_channel_hangs(kind):
     for alert in alerts:
         bus.publish(ALERT, alert)
     elapsed = time.perf_counter() - start
-    assert elapsed < 0.05, f"publishing took {elapsed * 1000:.1f} ms"
-    assert wait_for(lambda: "CHANNEL_FAILED" in panel.codes(), timeout=5)
+    assert elapsed < stuck.timeout_s, f"publishing took {elapsed:.2f} s: it waited on the hanging channel"
+    assert wait_for(lambda: "CHANNEL_FAILED" in panel.codes(), timeout=30)
     failed = next(a for a in panel.got if a.code == "CHANNEL_FAILED")
     assert failed.source == f"channel:{kind}"
     assert kind != "webhook" or "127.0.0.1" not in failed.message   # the webhook URL is a secret
@@ -227,9 +229,7 @@ def test_refused_channel_counts_failures_and_reports_on_the_other_channels():
     panel, log = Recorder("panel"), Recorder("log")
     webhook = WebhookChannel(f"http://127.0.0.1:{port}/", timeout_s=1, max_retries=2, backoff_s=0.01)
     router = AlertRouter(channels=[panel, log, webhook], fold_window_s=60)
-    start = time.perf_counter()
     router.submit(make(code="KILL_SWITCH", severity=Severity.CRITICAL))
-    assert time.perf_counter() - start < 0.05
     assert wait_for(lambda: "CHANNEL_FAILED" in log.codes() and "CHANNEL_FAILED" in panel.codes())
     assert webhook.stats.attempts_failed == 3 and webhook.stats.failed == 1 and webhook.stats.sent == 0
     assert "Connection" in webhook.stats.last_error or "refused" in webhook.stats.last_error.lower()
@@ -261,13 +261,15 @@ def test_failure_reports_do_not_loop_between_failing_channels():
     a, b, ok = Recorder("email", fail=True), Recorder("webhook", fail=True), Recorder("panel")
     router = AlertRouter(channels=[a, b, ok], fold_window_s=0)
     router.submit(make(code="RISK_LIMIT_BREACH", severity=Severity.ERROR))
-    assert wait_for(lambda: ok.codes().count("CHANNEL_FAILED") == 2)
-    time.sleep(0.2)
+    # each failing channel has now failed the alert and the other's CHANNEL_FAILED, the last alert that can reach
+    # it (a failed CHANNEL_FAILED is only counted); stop() drains every queue, so nothing is still on its way
+    assert wait_for(lambda: a.stats.failed == 2 and b.stats.failed == 2)
+    router.stop()
+    assert a.pending() == b.pending() == ok.pending() == 0
     assert ok.codes().count("CHANNEL_FAILED") == 2      # each channel reported once, nothing more
-    assert a.stats.failed == 2 and b.stats.failed == 2  # the alert + the other's CHANNEL_FAILED
+    assert a.stats.failed == 2 and b.stats.failed == 2
     sources = {x.source for x in ok.got if x.code == "CHANNEL_FAILED"}
     assert sources == {"channel:email", "channel:webhook"}
-    router.stop()
 
 
 def test_full_queue_drops_and_counts_without_blocking():
@@ -281,7 +283,7 @@ def test_full_queue_drops_and_counts_without_blocking():
     slow = Slow("log", queue_size=5)
     start = time.perf_counter()
     results = [slow.send(make()) for _ in range(20)]
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 2.5           # a send that blocked on the full queue would wait 5 s
     assert results.count(False) >= 14 and slow.stats.dropped == results.count(False)
     gate.set()
     slow.stop()

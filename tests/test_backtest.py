@@ -66,7 +66,7 @@ def config_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_run(recording, config_file, tmp_path_factory) -> tuple[int, Path]:
+def cli_run(recording, config_file, tmp_path_factory, warm_numba) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("report")
     rc = main(["backtest", str(recording), "--config", str(config_file), "--out", str(out)])
     return rc, out
@@ -109,6 +109,53 @@ def test_report_reconciles_with_its_own_trades(cli_run):
     a = metrics["attribution"]
     parts = a["delta"] + a["gamma"] + a["vega"] + a["theta"] + a["residual"] + a["trading"] - a["fees"]
     assert parts == pytest.approx(metrics["pnl"]["total"], abs=0.05)
+
+
+def test_trades_csv_re_summed_per_contract_equals_the_fills_and_the_total(cli_run, recording, config_file):
+    """Independent of the report's trade builder and its `difference` field: replay the same data (a backtest is
+    deterministic), value every contract from its raw fills (cash flows + last position x last mark - commissions),
+    and check trades.csv summed per contract and metrics.json's total against it."""
+    from workstation.config import load_settings
+
+    _, out = cli_run
+    result = run(load_settings(config_file, environ={}), recording)
+    cash: dict[int, float] = {}
+    held: dict[int, int] = {}
+    fees: dict[int, float] = {}
+    mult: dict[int, float] = {}
+    for f in result.fills:
+        cid = f.contract.contract_id
+        cash[cid] = cash.get(cid, 0.0) - f.signed_quantity * f.price * f.contract.multiplier
+        held[cid] = held.get(cid, 0) + f.signed_quantity
+        fees[cid] = fees.get(cid, 0.0) + f.commission
+        mult[cid] = f.contract.multiplier
+    gross = {cid: cash[cid] + (held[cid] * result.marks[cid] * mult[cid] if held[cid] else 0.0) for cid in cash}
+    assert len(gross) >= 2, "the hour should trade more than one contract"
+    trades = _trades(out / "trades.csv")
+    csv_gross: dict[int, float] = {}
+    csv_fees: dict[int, float] = {}
+    for t in trades:
+        cid = int(t["contract_id"])
+        csv_gross[cid] = csv_gross.get(cid, 0.0) + float(t["gross_pnl"])
+        csv_fees[cid] = csv_fees.get(cid, 0.0) + float(t["fees"])
+        assert float(t["net_pnl"]) == pytest.approx(float(t["gross_pnl"]) - float(t["fees"]), abs=2e-6)
+    assert set(csv_gross) == set(gross)
+    for cid in gross:
+        assert csv_gross[cid] == pytest.approx(gross[cid], abs=1e-4), cid
+        assert csv_fees[cid] == pytest.approx(fees[cid], abs=1e-4), cid
+    total = sum(gross.values()) - sum(fees.values())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pnl"]["total"] == pytest.approx(total, abs=0.01)
+    assert metrics["fees"] == pytest.approx(sum(fees.values()), abs=0.01)
+    assert metrics["fills"] == len(result.fills)
+    # a closed round trip from one entry and one exit: (exit - entry) x quantity x multiplier, by hand
+    simple = [t for t in trades if t["status"] == "closed" and t["fills"] == "2"]
+    assert simple, "no closed round trip of one entry and one exit"
+    for t in simple:
+        sign = 1 if t["direction"] == "long" else -1
+        by_hand = sign * (float(t["exit_price"]) - float(t["entry_price"])) * int(t["quantity"]) * \
+            mult[int(t["contract_id"])]
+        assert float(t["gross_pnl"]) == pytest.approx(by_hand, abs=1e-4)
 
 
 def test_two_runs_are_identical(cli_run, recording, config_file, tmp_path):

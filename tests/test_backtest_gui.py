@@ -20,7 +20,7 @@ from workstation.ui.main_window import MainWindow  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def short_recording(tmp_path_factory):
+def short_recording(tmp_path_factory, warm_numba):    # the replay's first fit must not compile inside a timed wait
     out = tmp_path_factory.mktemp("short")
     asyncio.run(_record(out, 12, 30.0))
     return out

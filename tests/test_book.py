@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from workstation import pricing
 from workstation.domain import ChainSnapshot, Contract, Fill, SecType, Side
 from workstation.portfolio import Book, attribute
 from workstation.portfolio.greeks import DollarGreeks, dollar_greeks
@@ -124,7 +125,6 @@ def test_dollar_greeks_conventions_and_book_greeks():
 
 
 def test_attribution_sums_to_actual_and_explains_a_black_move():
-    pricing = pytest.importorskip("workstation.pricing")
     f0, k, t, d, vol0 = 6700.0, np.array([6500.0, 6700.0, 6900.0]), 30 / 365, 0.997, 0.16
     is_call = np.array([False, True, True])
     q = np.array([3.0, -2.0, 5.0])

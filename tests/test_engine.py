@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import numpy as np
 import pytest
@@ -10,9 +11,11 @@ from engine_support import SimRig, fast_settings, tradable_signal
 from workstation.domain import OrderPurpose, OrderStatus, SignalState, TradingState
 from workstation.risk.limits import RiskCode
 
+DAY = date(2025, 10, 1)
+
 
 @pytest.fixture
-async def rig(tmp_path):
+async def rig(tmp_path, warm_numba):
     r = await SimRig(tmp_path).open()
     yield r
     await r.close()
@@ -175,9 +178,16 @@ async def test_a_settings_change_is_enforced_on_the_next_order_and_journaled(rig
     assert change and change[-1].new == 2
 
 
-async def test_delta_is_hedged_with_the_future(tmp_path):
+async def test_delta_is_hedged_with_the_future(tmp_path, warm_numba):
+    """The hedge sells round(delta / multiplier) futures: what is left is at most half a future's delta."""
+    from workstation import bus as topics
+
     settings = fast_settings(hedging__band_delta=50.0, hedging__min_interval_s=0.0)
+    settings.market.simulator.start_date = DAY
     rig = await SimRig(tmp_path, settings).open()
+    seen = []                     # (order, book delta in $ per index point when the hedger sized it)
+    rig.engine.bus.subscribe(topics.ORDER, lambda o: seen.append(
+        (o, rig.engine.book.greeks.delta / (0.01 * rig.engine.chain().underlying_price))))
     try:
         await rig.step()
         snap, surface = rig.engine.chain(), rig.engine.last_surface
@@ -188,38 +198,56 @@ async def test_delta_is_hedged_with_the_future(tmp_path):
         assert preview.sent, preview.message
         for _ in range(6):
             await rig.step()
-        hedges = [r for r in rig.engine.orders.records.values() if r.order.purpose is OrderPurpose.HEDGE]
-        assert hedges and hedges[0].order.side.value == "SELL"
-        points = rig.engine.book.greeks.delta / (0.01 * snap.underlying_price)
-        assert abs(points) <= settings.hedging.band_delta + 60    # within the band (plus one future's rounding)
+        hedges = [(o, delta) for o, delta in seen if o.purpose is OrderPurpose.HEDGE]
+        assert hedges, "no hedge"
+        order, delta = hedges[0]
+        multiplier = order.contract.multiplier
+        assert abs(delta) > settings.hedging.band_delta                         # outside the band: hedged
+        assert order.side.value == ("SELL" if delta > 0 else "BUY")
+        assert order.quantity == round(abs(delta) / multiplier)                 # the rounding rule, exactly
+        left = delta + order.side.sign * order.quantity * multiplier          # the hedger's delta_after
+        assert abs(left) <= multiplier / 2 + 1e-9                               # at most half a future left over
+        record = rig.engine.orders.records[order.client_order_id]
+        assert record.status is OrderStatus.FILLED
+        assert rig.engine.book.quantity(order.contract.contract_id) == order.side.sign * order.quantity
     finally:
         await rig.close()
 
 
-async def test_only_the_newest_snapshot_is_processed_when_cycles_fall_behind(tmp_path):
-    rig = await SimRig(tmp_path).open()
+async def test_only_the_newest_snapshot_is_processed_when_cycles_fall_behind(tmp_path, warm_numba):
+    """The real pump and cycle loop (Engine.start) on the simulated feed with a manual clock, which yields
+    snapshots as fast as the loop turns: while the first cycle is held in the worker thread the pump keeps only the
+    newest snapshot and counts the others as skipped; the next cycle runs on the newest."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway_support import wait_for
+
+    settings = fast_settings()
+    settings.market.simulator.start_date = DAY
+    rig = SimRig(tmp_path, settings)
+    engine = rig.engine
+    engine.executor.shutdown(wait=True)
+    engine.executor = ThreadPoolExecutor(1, thread_name_prefix="numerics")
+    gate = threading.Event()
+    engine.executor.submit(gate.wait)                     # the worker is busy: the first cycle waits its turn
     try:
-        engine = rig.engine
-        engine._running = True
-        for _ in range(4):                      # four snapshots arrive while no cycle has run
-            rig.world.clock.advance(5)
-            snap = rig.feed.snapshot_now()
-            if engine._latest is not None:
-                engine.skipped += 1
-            engine._latest = snap
-        task = engine._spawn(engine._cycle_loop(), "cycle loop")
-        engine._wake.set()
-        for _ in range(200):
-            await __import__("asyncio").sleep(0.01)
-            if engine.snapshots:
-                break
-        engine._running = False
-        engine._wake.set()
-        await __import__("asyncio").wait_for(task, 5)
-        assert engine.snapshots == 1 and engine.skipped == 3
-        assert engine.last_snapshot.sequence == snap.sequence
+        await engine.start()
+        assert await wait_for(lambda: engine.snapshots == 1 and engine.skipped >= 5, 60)
+        await rig.feed.close()                            # no more snapshots: the pump ends
+        pump = [t for t in engine._tasks if "_pump" in repr(t.get_coro())]
+        assert await wait_for(lambda: all(t.done() for t in pump), 30)
+        first, newest = engine.last_snapshot, engine._latest
+        produced = newest.sequence - first.sequence + 1
+        gate.set()
+        assert await wait_for(lambda: engine.snapshots == 2, 300)
+        assert engine.last_snapshot.sequence == newest.sequence               # the newest, not the next
+        assert engine.skipped == produced - 2                                 # every other one counted
+        assert engine._latest is None
     finally:
-        await rig.close()
+        gate.set()
+        await engine.stop()
+        rig.journal.close()
 
 
 async def test_headless_summary_has_the_documented_keys(rig):

@@ -66,5 +66,5 @@ async def run(limit: dict, orders: list, seed: int) -> None:
 
 @hyp_settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 @given(limit=limits, orders=manual, seed=st.integers(1, 50))
-def test_limits_hold_for_any_limits_and_order_stream(limit, orders, seed):
+def test_limits_hold_for_any_limits_and_order_stream(warm_numba, limit, orders, seed):
     asyncio.run(run(limit, orders, seed))

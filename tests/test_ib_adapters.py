@@ -148,8 +148,11 @@ async def test_broker_places_cancels_and_fills_land(gateway, decoder_clean):
         await broker.cancel("sig-2")
         assert await wait_for(lambda: events[-1].client_order_id == "sig-2"
                               and events[-1].status is OrderStatus.CANCELLED)
+        suppressed = []
+        broker.on_error.append(lambda info: suppressed.append(info.message))
         await broker.place(rest)                              # same client order id: never sent twice
-        await asyncio.sleep(0.3)
+        await conn.ib.reqCurrentTimeAsync()                   # answered after anything sent before it was read
+        assert any("duplicate order sig-2 suppressed" in m for m in suppressed)
         assert sum(1 for o in gateway.orders.values() if o.view.order_ref == "sig-2") == 1
         await broker.cancel("nope")
         assert "cancel rejected" in events[-1].reason
@@ -190,8 +193,11 @@ async def test_disconnect_mid_order_flow_reconnects_without_duplicates_or_lost_f
         # delivered once: by ib_async's start-up sync of executions or by our reconcile, whichever came first
         assert any(f.client_order_id == "sig-away" for f in reports[-1].executions)
         assert any(e.client_order_id == "sig-away" and e.status is OrderStatus.FILLED for e in events)
+        suppressed = []
+        broker.on_error.append(lambda info: suppressed.append(info.message))
         await broker.place(option_order(snap, "sig-away", 2, marketable=True))   # the engine retries: suppressed
-        await asyncio.sleep(0.3)
+        await conn.ib.reqCurrentTimeAsync()                   # answered after anything sent before it was read
+        assert any("duplicate order sig-away suppressed" in m for m in suppressed)
         assert sum(1 for o in gateway.orders.values() if o.view.order_ref == "sig-away") == 1
 
         # 2. a working order filling in slices loses its connection between slices

@@ -2,7 +2,6 @@
 socket. Snapshots arrive, signals become orders, fills land in the book and the journal."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
@@ -12,7 +11,10 @@ from engine_support import SIM_DAY  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.domain import OrderStatus  # noqa: E402
 from workstation.engine import build_engine  # noqa: E402
+from workstation.domain import TradingState  # noqa: E402
 from workstation.sim.gateway import PracticeGateway  # noqa: E402
+
+from gateway_support import wait_for  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -35,7 +37,7 @@ def ib_settings(port: int) -> Settings:
 
 
 @pytest.mark.slow
-async def test_engine_trades_end_to_end_through_the_practice_gateway(tmp_path):
+async def test_engine_trades_end_to_end_through_the_practice_gateway(tmp_path, warm_numba):
     probe = PracticeGateway(ib_settings(7497))
     port = await probe.start(HOST, 0)
     settings = ib_settings(port)
@@ -44,21 +46,44 @@ async def test_engine_trades_end_to_end_through_the_practice_gateway(tmp_path):
     try:
         await engine.start()
         assert engine.connection == "ib-paper"
-        for _ in range(120):                      # up to ~60 s of wall time
-            await asyncio.sleep(0.5)
-            if engine.book.fill_count and engine.snapshots >= 5:
-                break
-        assert engine.snapshots >= 3
+        # generous: a cold numba cache compiles for 30+ s before the first fit
+        assert await wait_for(lambda: engine.book.fill_count and engine.snapshots >= 5, 300)
         assert engine.last_fit is not None
         filled = [r for r in engine.orders.records.values() if r.status is OrderStatus.FILLED]
         assert filled, f"no order filled; orders {engine.orders.counts()}, signals {engine.signals.counts}"
-        await asyncio.sleep(1.0)                  # let the last executions arrive
-        journal_fills = {f.fill_id for f in engine.journal.fills()}
-        gateway_execs = {e.exec_id for e in probe.executions}
-        assert journal_fills and journal_fills <= gateway_execs           # every fill is a real execution, once
+        # every execution reaches the journal, once, and every journaled fill is a real execution
+        assert await wait_for(lambda: {f.fill_id for f in engine.journal.fills()} == {e.exec_id for e in
+                                                                                      probe.executions}, 30)
+        fills = engine.journal.fills()
+        assert len(fills) == len({f.fill_id for f in fills})
         assert engine.journal.order_states()[filled[0].order.client_order_id].status is OrderStatus.FILLED
         book = {cid: p.quantity for cid, p in engine.book.positions.items() if p.quantity}
         assert book == {cid: p.quantity for cid, p in engine.journal.positions_from_fills().items() if p.quantity}
+    finally:
+        await engine.stop()
+        await probe.stop()
+
+
+@pytest.mark.parametrize("halt", [True, False])
+async def test_a_broker_disconnect_halts_per_config_until_it_reconnects(tmp_path, halt, warm_numba):
+    """ib.halt_on_disconnect: HALTED while the socket is down (BROKER_DISCONNECTED), ACTIVE again once the adapter
+    reconnects (BROKER_RECONNECTED); off: the state is left alone and only the alerts tell."""
+    probe = PracticeGateway(ib_settings(7497))
+    port = await probe.start(HOST, 0)
+    settings = ib_settings(port)
+    settings.ib.halt_on_disconnect = halt
+    engine = build_engine(settings, tmp_path)
+    states = []
+    engine.bus.subscribe("trading_state", states.append)
+    try:
+        await engine.start()
+        assert engine.broker.connected and engine.state is TradingState.ACTIVE
+        assert probe.drop_connections(31) == 1
+        assert await wait_for(lambda: engine.alert_counts.get("BROKER_DISCONNECTED"), 10)
+        assert engine.state is (TradingState.HALTED if halt else TradingState.ACTIVE)
+        assert await wait_for(lambda: engine.alert_counts.get("BROKER_RECONNECTED") and engine.broker.connected, 30)
+        assert engine.state is TradingState.ACTIVE
+        assert states == ([TradingState.HALTED, TradingState.ACTIVE] if halt else [])
     finally:
         await engine.stop()
         await probe.stop()

@@ -15,6 +15,7 @@ from workstation.domain import (Alert, Contract, Fill, HestonParams, Order, Orde
                                 OrderType, Position, Right, SecType, Settlement, Severity, Side, Signal, SignalState)
 from workstation.storage import (CURRENT_VERSION, Journal, JournalError, JournalVersionError, RiskCheckRecord,
                                  rebuild_positions)
+from workstation.portfolio.book import Book
 from workstation.storage import codec, paths
 from workstation.storage.schema import MIGRATIONS
 
@@ -301,9 +302,8 @@ def test_average_cost_conserves_cash(rows: list) -> None:
 @given(trades)
 def test_rebuild_agrees_with_the_book(rows: list) -> None:
     """Two homes must not disagree: the journal's rebuild and portfolio.Book give the same positions."""
-    book_module = pytest.importorskip("workstation.portfolio.book")
     fills = [fill(str(i), s, q, p, c, fee) for i, (c, s, q, p, fee) in enumerate(rows)]
-    book = book_module.Book()
+    book = Book()
     book.apply_fills(fills)
     rebuilt = rebuild_positions(fills)
     assert {k for k, v in rebuilt.items() if v.quantity} == book.positions.keys()

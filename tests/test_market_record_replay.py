@@ -97,7 +97,7 @@ async def test_replay_paces_and_selects(tmp_path):
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     played = await take(replay, 3)
-    assert 0.18 <= loop.time() - t0 < 2.0
+    assert loop.time() - t0 >= 0.18                           # paced: two gaps of 0.1 s (never faster)
     assert all(np.all(np.abs(s.strike / s.underlying_price - 1) <= 0.05) for s in played)
 
 

@@ -14,7 +14,7 @@ from workstation.domain import OrderEvent, OrderStatus, Severity, TradingState
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         return response.read().decode()
 
 
@@ -66,8 +66,9 @@ def test_explicit_methods_are_served_over_http(metrics):
     assert value(text, "heston_loop_lag_seconds") == 0.01 and value(text, "heston_loop_lag_max_seconds") == 0.04
 
 
-def test_bus_feeding_during_a_simulated_headless_run(metrics):
-    """The engine's topics (payloads read tolerantly) drive the series; odd payloads are skipped."""
+def test_bus_feeding_from_hand_made_payloads(metrics):
+    """The bus topics drive the series; odd payloads are skipped, never raised. (The BOOK and RISK payloads are
+    checked on the real engine below: a hand-made stand-in once hid that the P&L was never read.)"""
     bus = EventBus()
     metrics.attach(bus)
     router = AlertRouter(bus)
@@ -82,8 +83,7 @@ def test_bus_feeding_during_a_simulated_headless_run(metrics):
     bus.publish(topics.ORDER_EVENT, OrderEvent("o-2", OrderStatus.REJECTED, now, reason="margin"))
     bus.publish(topics.RISK_DECISION, SimpleNamespace(approved=False, reason="max_position"))
     bus.publish(topics.FILL, SimpleNamespace(quantity=-2))
-    bus.publish(topics.BOOK, SimpleNamespace(realized_pnl=lambda: 100.0, unrealized_pnl=lambda: 50.0))
-    bus.publish(topics.RISK, SimpleNamespace(greeks={"delta_dollars": 1.5e5, "vega": 900.0}))
+    bus.publish(topics.BOOK, {"positions": []})                      # no "pnl": skipped, never raised
     bus.publish(topics.TRADING_STATE, TradingState.HALTED)
     bus.publish(topics.FIT, "nonsense")                               # skipped, never raised
     router.raise_alert("DATA_STALE", Severity.WARNING, "feed", "old")
@@ -94,8 +94,7 @@ def test_bus_feeding_during_a_simulated_headless_run(metrics):
     assert value(text, 'heston_orders_total{state="REJECTED"}') == 1
     assert value(text, 'heston_rejects_total{by="broker"}') == 1 and value(text, 'heston_rejects_total{by="risk"}') == 1
     assert value(text, "heston_filled_contracts_total") == 2
-    assert value(text, 'heston_pnl_dollars{kind="total"}') == 150.0
-    assert value(text, 'heston_portfolio_greek{greek="delta"}') == 1.5e5
+    assert "heston_pnl_dollars{" not in text
     assert value(text, 'heston_trading_state{heston_trading_state="HALTED"}') == 1
     assert value(text, 'heston_alerts_total{code="DATA_STALE",severity="WARNING"}') == 1
     router.stop()
@@ -113,3 +112,60 @@ def test_two_instances_have_separate_registries_and_stop_frees_the_port():
         b.stop()
     with pytest.raises(OSError):
         scrape(pa)
+
+
+# ------------------------------------------------------------------------------------ on the real engine
+async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics, warm_numba):
+    """The engine's own payloads (book_summary with P&L under "pnl", the monitor's report, FitEvent, Fill)
+    drive the series: after a real fill every P&L kind, the Greeks and the counters equal the engine's values."""
+    from datetime import date
+
+    import numpy as np
+
+    from engine_support import SimRig, fast_settings
+
+    settings = fast_settings()
+    settings.market.simulator.start_date = date(2025, 10, 1)
+    settings.execution.aggressiveness = 1.0                # take the far side: fills on the next match
+    settings.hedging.enabled = False
+    rig = await SimRig(tmp_path, settings).open()
+    metrics.attach(rig.engine.bus)
+    port = metrics.start(0)
+    try:
+        await rig.step()
+        snap, surface = rig.engine.chain(), rig.engine.last_surface
+        row = int(np.nanargmin(np.where(surface.usable & (snap.maturity > 14 / 365), np.abs(snap.mid - 20.0),
+                                        np.nan)))
+        cid = int(snap.contract_id[row])
+        preview = rig.engine.submit_order(cid, "BUY", 2, None)
+        assert preview.sent, preview.message
+        for _ in range(10):
+            await rig.step()
+            if rig.engine.book.quantity(cid) == 2:
+                break
+        assert rig.engine.book.quantity(cid) == 2
+        for _ in range(2):                                     # the mark moves: unrealised P&L is not zero
+            await rig.step()
+        await rig.engine.settle_tasks()                        # the monitor's report is published
+        text = scrape(port)
+        pnl = rig.engine.book_summary()["pnl"]
+        assert pnl["unrealized"] != 0.0 and pnl["commissions"] > 0
+        for kind, key in (("realised", "realized"), ("unrealised", "unrealized"), ("commissions", "commissions"),
+                          ("total", "total"), ("day", "day")):
+            assert value(text, f'heston_pnl_dollars{{kind="{kind}"}}') == pnl[key], kind
+        assert value(text, 'heston_pnl_dollars{kind="total"}') == pytest.approx(
+            pnl["realized"] + pnl["unrealized"] - pnl["commissions"], abs=1e-9)
+        greeks = rig.engine.last_risk["greeks"]
+        for g in ("delta", "gamma", "vega", "theta"):
+            assert value(text, f'heston_portfolio_greek{{greek="{g}"}}') == greeks[g], g
+        assert value(text, "heston_fills_total") == rig.engine.book.fill_count >= 1
+        assert value(text, "heston_filled_contracts_total") == 2
+        assert value(text, "heston_snapshots_total") == rig.engine.snapshots
+        accepted = sum(f.accepted for f in rig.engine.fit_history)
+        assert value(text, 'heston_fits_total{result="ok"}') == accepted == len(rig.engine.fit_rmse)
+        assert value(text, "heston_fit_rmse_vol") == rig.engine.fit_rmse[-1]
+        assert value(text, 'heston_orders_total{state="FILLED"}') == 1
+        state = rig.engine.state.value
+        assert value(text, f'heston_trading_state{{heston_trading_state="{state}"}}') == 1
+    finally:
+        await rig.close()

@@ -7,11 +7,13 @@ start must pick them up (`Engine.reconcile`). A final clean run must end with jo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261122
 KILLS = 8
 READY = "headless run:"          # logged once Engine.start() (recovery + reconcile) has returned
+MIN_FILLS_PER_KILL = 8           # a trading kill waits for 8-16 newly committed executions
+STARTUP_BUDGET_S = 300.0         # bounds for a broken run only (a cold numba cache compiles for 30+ s)
+PROGRESS_BUDGET_S = 300.0
 
 # Trades a lot, quickly: a snapshot every 0.5 s wall (15 s of market time at speed 30), frequent mispricings,
 # low signal thresholds, orders resting near mid (so some are working at each kill), wide risk limits.
@@ -145,30 +150,57 @@ def _net(fills) -> dict[int, int]:
 
 
 def _wait_ready(proc: subprocess.Popen, log: Path, timeout: float) -> bool:
+    return _poll(lambda: READY in log.read_text(encoding="utf-8", errors="replace"), proc, timeout)
+
+
+def _poll(condition, proc: subprocess.Popen, timeout: float) -> bool:
+    """Poll `condition` while `proc` runs, at most `timeout` seconds (a bound for a broken run, not a schedule)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
-        if READY in log.read_text(encoding="utf-8", errors="replace"):
+        if condition():
             return True
-        time.sleep(0.05)
-    return READY in log.read_text(encoding="utf-8", errors="replace")
+        time.sleep(0.02)
+    return condition()
+
+
+def committed_executions(data: Path) -> int:
+    """Executions the paper account has committed so far, read while the run writes (WAL readers see commits)."""
+    path = data / "paper_account.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
+    except sqlite3.Error:           # created but not migrated yet
+        return 0
 
 
 @pytest.mark.slow
-def test_sigkill_loop_loses_and_doubles_no_fill_and_the_book_equals_the_broker(tmp_path):
+def test_sigkill_loop_loses_and_doubles_no_fill_and_the_book_equals_the_broker(tmp_path, warm_numba):
+    """Kills land on progress, not on the wall clock: a trading kill waits for its run to commit a random number of
+    new executions (so a loaded machine only makes the loop slower, never vacuous); every third kill lands during
+    start-up (recovery, reconciliation), at a random moment before the run says it is ready."""
     rng = random.Random(SEED)
     ws = Workstation(tmp_path)
     resting_at_kills = 0
+    required = 0                 # executions the trading kills waited for: the loop cannot pass on fewer
     owed: set[str] = set()       # executions the account had when the last run started: the journal must get them
-    started = time.monotonic()
     for kill in range(KILLS):
-        proc, log = ws.start(duration=60)
-        # mostly while trading; every third kill early, during start-up, recovery or reconciliation
-        kill_at = time.monotonic() + (rng.uniform(0.2, 1.5) if kill % 3 == 2 else rng.uniform(3.0, 10.0))
-        ready = _wait_ready(proc, log, kill_at - time.monotonic())
-        time.sleep(max(0.0, kill_at - time.monotonic()))
+        proc, log = ws.start(duration=3600)               # ended by the kill; the duration only bounds a stray run
+        before = committed_executions(ws.data)
+        if kill % 3 == 2:                                 # start-up: kill before (or just as) it reports ready
+            ready = _wait_ready(proc, log, rng.uniform(0.05, 1.5))
+        else:
+            more = rng.randint(MIN_FILLS_PER_KILL, 2 * MIN_FILLS_PER_KILL)
+            ready = _wait_ready(proc, log, STARTUP_BUDGET_S)
+            assert ready, f"run {ws.runs} never became ready:\n{log.read_text()[-3000:]}"
+            assert _poll(lambda: committed_executions(ws.data) >= before + more, proc, PROGRESS_BUDGET_S), \
+                f"run {ws.runs} committed {committed_executions(ws.data) - before} of {more} executions:\n" \
+                f"{log.read_text()[-3000:]}"
+            required += more
         assert proc.poll() is None, f"run {ws.runs} ended early:\n{log.read_text()[-3000:]}"
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert proc.wait(timeout=30) == -signal.SIGKILL
         books = Books(ws.data)
         unreported = set(books.executions) - {f.fill_id for f in books.fills}
         print(f"kill {kill + 1}: ready={ready} executions={len(books.executions)} unreported={len(unreported)} "
@@ -181,13 +213,13 @@ def test_sigkill_loop_loses_and_doubles_no_fill_and_the_book_equals_the_broker(t
             assert not missing, f"run {ws.runs} lost fills {sorted(missing)[:5]}"
             owed = set()
         owed |= set(books.executions)
-    assert len(books.executions) > 50, "the kill loop should trade a lot"
+    assert len(books.executions) >= required >= 5 * MIN_FILLS_PER_KILL
     assert resting_at_kills, "expected orders resting at the broker at some kill"
 
     # a final clean run: recovery, reconciliation, trading, a clean stop
     summary_path = tmp_path / "final.json"
     proc, log = ws.start(duration=6, json_out=summary_path)
-    assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
+    assert proc.wait(timeout=STARTUP_BUDGET_S + 60) == 0, log.read_text()[-3000:]
     books = Books(ws.data)
     books.check_consistent()
     assert {f.fill_id for f in books.fills} == set(books.executions), "journal fills != broker executions"
@@ -206,7 +238,6 @@ def test_sigkill_loop_loses_and_doubles_no_fill_and_the_book_equals_the_broker(t
         assert (state.status, filled[o.order.client_order_id]) == (o.status, o.filled), \
             f"{o.order.client_order_id}: journal {state.status.value}/{filled[o.order.client_order_id]} " \
             f"vs broker {o.status.value}/{o.filled} ({state.reason})"
-    assert time.monotonic() - started < 180
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -329,6 +360,33 @@ async def test_orders_lost_in_flight_are_closed_and_orders_resting_at_the_broker
         broker.pump()
         assert engine.orders.records[resting.client_order_id].status is OrderStatus.FILLED
         assert engine.book.quantity(c.contract_id) == 2 == (await broker.positions())[c.contract_id]
+    finally:
+        engine.executor.shutdown()
+        engine.journal.close()
+        broker.world.close()
+
+
+async def test_a_position_the_broker_does_not_hold_raises_reconcile_mismatch(tmp_path):
+    """The journal says 2 lots, the broker none (e.g. the account was reset): reconciliation reports the mismatch
+    and raises RECONCILE_MISMATCH (ERROR) naming both quantities; it does not invent a fill to hide it."""
+    world, journal = _world(tmp_path / "paper_account.sqlite"), Journal(tmp_path / "journal.sqlite")
+    c = _option(world)
+    world.clock.advance(1)
+    order = Order("HW-00000001", c, Side.BUY, 2, OrderType.LIMIT, 20.0, world.clock.now(), OrderPurpose.SIGNAL)
+    _journal_order(journal, order)
+    _journal_events(journal, [Fill("PHANTOM-1", order.client_order_id, c, Side.BUY, 2, 20.0, world.clock.now()),
+                              OrderEvent(order.client_order_id, OrderStatus.FILLED, world.clock.now(), 2, 0, 20.0)])
+    journal.close()
+    world.close()
+
+    engine, broker, report = await _restart(tmp_path)
+    try:
+        assert report == {"missing_fills": 0, "closed_orders": 0, "position_mismatches": 1}
+        assert engine.book.quantity(c.contract_id) == 2 and (await broker.positions()).get(c.contract_id, 0) == 0
+        mismatches = [a for a in engine.journal.alerts(100) if a.code == "RECONCILE_MISMATCH"]
+        assert [a.severity.name for a in mismatches if "journal 2 vs broker 0" in a.message] == ["ERROR"]
+        assert any("'position_mismatches': 1" in a.message for a in mismatches)
+        assert [f.fill_id for f in engine.journal.fills()] == ["PHANTOM-1"]              # nothing invented
     finally:
         engine.executor.shutdown()
         engine.journal.close()

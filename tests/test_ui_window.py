@@ -13,12 +13,12 @@ import time
 import pytest
 
 pytest.importorskip("pytestqt")
-engine_module = pytest.importorskip("workstation.engine")
 
 from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from engine_support import SIM_DAY, signal_in_table  # noqa: E402
+from workstation import engine as engine_module  # noqa: E402
 from workstation.config import Settings  # noqa: E402
 from workstation.ui.app import make_app  # noqa: E402
 from workstation.ui.main_window import MainWindow  # noqa: E402
@@ -59,7 +59,7 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, warm_numba):      # kernels compiled before the timed waits
     import qasync
 
     app = make_app()

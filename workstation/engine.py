@@ -54,6 +54,7 @@ from .risk import buckets
 log = logging.getLogger(__name__)
 
 RECENT_ORDERS_S = 60.0
+STOP_CANCEL_WAIT_S = 10.0     # at stop, the longest wait for the broker to acknowledge our cancels
 # IB messages that are news, not problems: cancel confirmations, data-farm and market-data-type notices
 IB_INFO_CODES = {202, 2104, 2106, 2107, 2108, 2158, 10167, 10197}
 
@@ -220,8 +221,9 @@ class Engine:
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
             try:
                 n = await self.orders.cancel_all()     # sent even when the journal cannot record them
-                if n:
-                    await asyncio.sleep(0.2)           # let the cancels be acknowledged and journaled
+                deadline = time.monotonic() + STOP_CANCEL_WAIT_S
+                while n and self.orders.working() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)          # until every cancel is acknowledged and journaled (bounded)
             except Exception:
                 log.exception("cancelling the working orders at shutdown failed: check them at the broker")
         for task in list(self._tasks):

@@ -1,8 +1,8 @@
 """Prometheus metrics on 127.0.0.1 (off unless a port is configured), with their own CollectorRegistry.
 
-The engine either calls the explicit methods or lets `attach(bus)` feed them from the bus topics; bus
-payloads are read tolerantly (attributes or dict keys, several spellings) and a payload that does not fit
-is skipped, never raised.
+The engine either calls the explicit methods or lets `attach(bus)` feed them from the bus topics. The BOOK
+topic carries `Engine.book_summary()` (P&L nested under "pnl"); other payloads are read by attribute or dict
+key, and a payload that does not fit is skipped (logged at debug), never raised.
 """
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 FIT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 GREEKS = ("delta", "gamma", "vega", "theta")
 TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
+# heston_pnl_dollars{kind=...} <- book_summary()["pnl"][key]
+PNL_KINDS = {"realised": "realized", "unrealised": "unrealized", "commissions": "commissions", "total": "total",
+             "day": "day"}
 
 
 def _get(obj: Any, *names: str) -> Any:
@@ -63,7 +66,8 @@ class Metrics:
         self.fills = Counter(f"{p}_fills", "Fills received.", registry=r)
         self.filled_contracts = Counter(f"{p}_filled_contracts", "Contracts filled.", registry=r)
         self.rejects = Counter(f"{p}_rejects", "Orders rejected, by who rejected them.", ["by"], registry=r)
-        self.pnl = Gauge(f"{p}_pnl_dollars", "P&L of the day, dollars.", ["kind"], registry=r)
+        self.pnl = Gauge(f"{p}_pnl_dollars", "Book P&L, dollars: realised, unrealised, commissions, total "
+                         "(realised + unrealised - commissions) and day.", ["kind"], registry=r)
         self.greeks = Gauge(f"{p}_portfolio_greek", "Portfolio Greeks (dollar terms as the book reports).",
                             ["greek"], registry=r)
         self.trading_state = EnumMetric(f"{p}_trading_state", "Trading state.", states=list(TRADING_STATES),
@@ -109,10 +113,12 @@ class Metrics:
         self.rejects.labels(by).inc()
 
     def set_pnl(self, realised: float | None = None, unrealised: float | None = None,
-                total: float | None = None) -> None:
+                total: float | None = None, commissions: float | None = None, day: float | None = None) -> None:
+        """P&L in dollars by kind; `total` defaults to realised + unrealised - commissions."""
         if total is None and realised is not None and unrealised is not None:
-            total = realised + unrealised
-        for kind, value in (("realised", realised), ("unrealised", unrealised), ("total", total)):
+            total = realised + unrealised - (commissions or 0.0)
+        for kind, value in (("realised", realised), ("unrealised", unrealised), ("commissions", commissions),
+                            ("total", total), ("day", day)):
             if value is not None:
                 self.pnl.labels(kind).set(float(value))
 
@@ -185,10 +191,10 @@ class Metrics:
     def _on_fill(self, fill: Any) -> None:
         self.inc_fills(int(_get(fill, "quantity") or 1))
 
-    def _on_book(self, book: Any) -> None:
-        self.set_pnl(_get(book, "realised_pnl", "realized_pnl", "realised", "realized"),
-                     _get(book, "unrealised_pnl", "unrealized_pnl", "unrealised", "unrealized"),
-                     _get(book, "day_pnl", "total_pnl", "pnl", "total"))
+    def _on_book(self, summary: dict) -> None:
+        """`Engine.book_summary()`: every P&L kind from its "pnl" mapping (a KeyError skips the payload)."""
+        pnl = summary["pnl"]
+        self.set_pnl(**{kind: pnl[key] for kind, key in PNL_KINDS.items()})
 
     def _on_risk(self, report: Any) -> None:
         greeks = _get(report, "greeks") or report
