@@ -169,7 +169,7 @@ async def test_signals_expire_at_max_age_and_the_same_idea_rests_for_the_cooldow
 # ----------------------------------------------------------------------------------------------- exits
 @pytest.mark.parametrize("rule", ["stop_loss", "time_stop", "days_to_expiry"])
 async def test_each_exit_rule_closes_the_position(open_rig, rule):
-    s = pinned(signals__stop_loss_dollars=1e9, signals__time_stop_minutes=1e6, signals__close_days_before_expiry=0.0)
+    s = pinned(signals__stop_loss_dollars=1e9, signals__time_stop_minutes=500_000.0, signals__close_days_before_expiry=0.0)
     rig = await open_rig(s)
     await rig.step()
     cid = modest_option(rig, min_days=14 if rule != "days_to_expiry" else 0.5)
