@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     headless.add_argument("--speed", type=float, help="simulated-market speed multiplier")
     headless.add_argument("--json", type=Path, metavar="FILE", help="also write the summary as JSON")
     headless.add_argument("--metrics-port", type=int, metavar="PORT", help="Prometheus endpoint on 127.0.0.1")
+    headless.add_argument("--wait", action="store_true",
+                          help="keep retrying while TWS / IB Gateway is unreachable (default: exit 2 after "
+                               "ib.connect_timeout_s)")
 
     gateway = add("gateway", "serve the simulated market over the TWS API protocol (practice gateway)")
     gateway.add_argument("--port", type=int, default=7497)

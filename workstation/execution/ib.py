@@ -74,9 +74,11 @@ class IBBroker:
         self._last_event: dict[str, tuple] = {}
         self._delivered: set[str] = set()            # execIds delivered as Fills
         self._exec_ref: dict[str, str] = {}          # execId -> client order id
-        self._pending_modify: dict[str, tuple[float | None, int | None]] = {}   # sent, not acknowledged yet
+        self._pending_modify: dict[str, tuple[float | None, int, int]] = {}   # sent, not acknowledged: price,
+        #                                                                         quantity, session it was sent in
         self._connected = False
         self._subscribed = False
+        self._link_epoch = 0
         self.conn.on_state.append(self._on_state)
         self.conn.on_error.append(self._on_error)
         self.conn.on_reconnected.append(self._after_reconnect)
@@ -132,6 +134,8 @@ class IBBroker:
                 log.exception("connection callback %r failed", callback)
 
     def _on_state(self, state: ConnectionState, message: str) -> None:
+        if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED, ConnectionState.IB_LOST):
+            self._link_epoch += 1
         if not self._connected:
             return
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED):
@@ -238,7 +242,8 @@ class IBBroker:
             trade.order.lmtPrice = float(limit_price)
         if quantity is not None:
             trade.order.totalQuantity = float(quantity)
-        self._pending_modify[client_order_id] = (trade.order.lmtPrice, int(round(trade.order.totalQuantity)))
+        self._pending_modify[client_order_id] = (trade.order.lmtPrice, int(round(trade.order.totalQuantity)),
+                                                 self._session())
         self.ib.placeOrder(trade.contract, trade.order)
 
     def _trade(self, coid: str) -> Trade | None:
@@ -290,9 +295,10 @@ class IBBroker:
             return
         coid = event.client_order_id
         self.conn.note_order_id(trade.order.orderId)
-        if coid in self._pending_modify and (trade.orderStatus.status in ("Submitted", "PreSubmitted")
-                                             or not event.status.is_working):
-            del self._pending_modify[coid]      # acknowledged (or the order is done)
+        pending = self._pending_modify.get(coid)
+        if pending is not None and pending[2] == self._session() and (
+                trade.orderStatus.status in ("Submitted", "PreSubmitted") or not event.status.is_working):
+            del self._pending_modify[coid]      # acknowledged in the session it was sent in (or the order is done)
         self._sent.add(coid)
         self._trades.setdefault(coid, trade)
         key = (event.status, event.filled_quantity, event.limit_price, trade.order.totalQuantity)
@@ -386,12 +392,12 @@ class IBBroker:
         for f in sorted(missed, key=lambda f: f.timestamp):
             self._emit_fill(f)
         live = self._one_live_order_per_id()
+        self._resolve_modifies(live, now)
         for t in self.ib.trades():
             ref = t.order.orderRef
             if ref and (ref not in live or live[ref] is t):
                 self._trades[ref] = t
                 self._on_status(t)
-        self._resolve_modifies(live, now)
         working_now = {o.client_order_id for o in open_orders}
         closed = []
         for coid, last in list(self._last_event.items()):
@@ -418,6 +424,10 @@ class IBBroker:
                 log.exception("reconcile callback %r failed", callback)
         return report
 
+    def _session(self) -> int:
+        """Changes with every loss of the link (socket or 1100): an acknowledgement counts only within one."""
+        return self._link_epoch
+
     def _one_live_order_per_id(self) -> dict[str, Trade]:
         """Working orders at the broker by our client order id; a second live copy of one id (a modify that
         arrived as a new order) is cancelled, the oldest is kept."""
@@ -441,7 +451,7 @@ class IBBroker:
         """A modify sent before a disconnect and never acknowledged: the broker's open order is the truth (its
         limit and quantity reach the order manager); it is not sent again."""
         for coid in list(self._pending_modify):
-            price, quantity = self._pending_modify.pop(coid)
+            price, quantity, _ = self._pending_modify.pop(coid)
             trade = live.get(coid)
             if trade is None:
                 continue                    # finished while away: the closed-orders pass reports it

@@ -490,6 +490,7 @@ class PracticeGateway:
         self.world.on_event.append(self._on_exchange_event)
         self.orders_while_lost = 0                        # new orders and modifies received during a 1100
         self.order_refs: dict[str, int] = {}              # orderRef -> new orders carrying it
+        self.modifies: dict[str, int] = {}                # orderRef -> modifies received
         self.stream_requests: list[tuple[float, str]] = []    # (monotonic time, IND|FUT) of streaming requests
         self.restarts = 0
         self.down = False                                 # the port is closed (a restart in progress)
@@ -762,6 +763,8 @@ class PracticeGateway:
             session.closed = True
         try:
             if key in self._by_key:
+                ref = self.orders[self._by_key[key]].view.order_ref
+                self.modifies[ref] = self.modifies.get(ref, 0) + 1
                 self._modify(session, self.orders[self._by_key[key]], req)
                 return
             if req.order_ref:
