@@ -599,6 +599,18 @@ class PracticeGateway:
         for s in list(self.sessions.values()):
             s.error(-1, 2104, FARM_OK)
 
+    def move_position(self, contract: Contract, quantity: int) -> None:
+        """A position change without an execution of ours (an assignment, a transfer, a trade the API never saw):
+        what a reconcile must catch as a mismatch."""
+        ex = self.world.exchange
+        ex.contracts[contract.contract_id] = self._contracts[contract.contract_id] = contract
+        qty = ex.positions.get(contract.contract_id, 0) + int(quantity)
+        if qty:
+            ex.positions[contract.contract_id] = qty
+        else:
+            ex.positions.pop(contract.contract_id, None)
+        self._broadcast_position(contract.contract_id)
+
     def lose_next_ack(self) -> None:
         """The next order or modify is applied at the exchange, but its acknowledgement is lost with the socket."""
         self.faults.lose_next_ack = True
