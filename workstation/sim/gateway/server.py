@@ -489,6 +489,8 @@ class PracticeGateway:
         self.host = "127.0.0.1"
         self.world.on_event.append(self._on_exchange_event)
         self.orders_while_lost = 0                        # new orders and modifies received during a 1100
+        self.lost_order_delays: list[float] = []          # ... seconds after the 1100 was sent
+        self._ib_lost_at = 0.0
         self.order_refs: dict[str, int] = {}              # orderRef -> new orders carrying it
         self.modifies: dict[str, int] = {}                # orderRef -> modifies received
         self.stream_requests: list[tuple[float, str]] = []    # (monotonic time, IND|FUT) of streaming requests
@@ -574,6 +576,7 @@ class PracticeGateway:
     def lose_ib(self) -> None:
         """1100: TWS lost IB. The socket stays up; no data flow; orders that arrive are counted (and worked)."""
         self.faults.ib_lost = True
+        self._ib_lost_at = time.monotonic()
         for s in list(self.sessions.values()):
             s.error(-1, 1100, IB_LOST)
 
@@ -769,6 +772,7 @@ class PracticeGateway:
         key = (client_id, req.order_id)
         if self.faults.ib_lost:
             self.orders_while_lost += 1
+            self.lost_order_delays.append(time.monotonic() - self._ib_lost_at)
         lose_ack = self.faults.lose_next_ack
         if lose_ack:                        # apply it, but nothing reaches the client: the socket is cut first
             self.faults.lose_next_ack = False
