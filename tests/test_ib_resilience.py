@@ -304,3 +304,25 @@ async def test_headless_wait_keeps_retrying_until_tws_appears(tmp_path):
         assert summary["snapshots"] >= 1
     finally:
         await gw.stop()
+
+
+def test_the_window_shows_a_banner_while_tws_is_unreachable_and_names_stale_data(qtbot):
+    pytest.importorskip("pytestqt")
+    from workstation.config import Settings
+    from workstation.execution.recovery import BrokerUnreachable, connect_with_retry
+    from workstation.ui.main_window import MainWindow
+
+    class Refused:
+        async def connect(self):
+            raise ConnectionError("Connect call failed")
+    s = Settings()
+    s.market.source, s.ib.port, s.ib.connect_timeout_s = "ib", 1, 0.6
+    window = MainWindow(None, s)
+    qtbot.addWidget(window)
+    with pytest.raises(BrokerUnreachable):
+        asyncio.run(connect_with_retry(Refused(), s, False, window.show_banner))
+    assert not window.banner_bar.isHidden() and "not reachable at 127.0.0.1:1" in window.banner.text()
+    window.show_banner("")
+    assert window.banner_bar.isHidden()
+    window._on_status({"data_age_s": 1.0, "stale_data": ["index 42s", "future 40s"]})
+    assert window.data_age.text() == "data 1.0s - stale: index 42s, future 40s"

@@ -6,45 +6,13 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from .config import Settings
+from .execution.recovery import BrokerUnreachable, connect_with_retry
 
 log = logging.getLogger(__name__)
 EXIT_UNREACHABLE = 2
-
-
-class BrokerUnreachable(RuntimeError):
-    """TWS / IB Gateway did not answer within ib.connect_timeout_s (and --wait was not given)."""
-
-
-async def connect_with_retry(engine, settings: Settings, wait: bool) -> None:
-    """Connect the feed (and so the shared IB socket) before the engine starts: an unreachable TWS is one line
-    per attempt and a retry with back-off; without `wait`, BrokerUnreachable after ib.connect_timeout_s."""
-    uses_ib = settings.market.source == "ib" or settings.execution.broker == "ib"
-    deadline = time.monotonic() + settings.ib.connect_timeout_s
-    delay = 0.5
-    quiet = logging.getLogger("ib_async")
-    level = quiet.level
-    while True:
-        quiet.setLevel(logging.CRITICAL)       # ib_async logs each refused connect; we say it once, plainly
-        try:
-            await engine.feed.connect()
-            return
-        except ConnectionError as exc:
-            if not uses_ib:
-                raise
-            where = f"{settings.ib.host}:{settings.ib.port} (client id {settings.ib.client_id})"
-            if not wait and time.monotonic() + delay > deadline:
-                raise BrokerUnreachable(f"TWS / IB Gateway not reachable at {where} within "
-                                        f"{settings.ib.connect_timeout_s:g}s: {exc.__cause__ or exc}") from None
-            print(f"TWS / IB Gateway not reachable at {where}: retrying in {delay:g}s"
-                  f"{'' if wait else ' (giving up after ib.connect_timeout_s)'}", file=sys.stderr, flush=True)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.ib.reconnect_max_backoff_s)
-        finally:
-            quiet.setLevel(level)
 
 
 async def run_for(settings: Settings, data_dir: Path, duration: float, speed: float | None = None,
@@ -56,7 +24,8 @@ async def run_for(settings: Settings, data_dir: Path, duration: float, speed: fl
                           log_dir=default_log_dir())
     engine.auto_execute = True   # nobody is there to approve: headless trades within the auto limits
     try:
-        await connect_with_retry(engine, settings, wait)
+        await connect_with_retry(engine.feed, settings, wait,
+                                 lambda line: print(line, file=sys.stderr, flush=True))
     except BrokerUnreachable:
         await engine.stop()
         raise

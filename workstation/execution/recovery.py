@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
@@ -141,3 +142,36 @@ class Recovery:
         if RESTART in self.trading.holds and LINK not in self.trading.holds and self._restart_done(now) \
                 and not self._lock.locked() and self._connected():
             self._spawn(self.reconcile("after the daily restart"), "reconcile after the daily restart")
+
+
+class BrokerUnreachable(ConnectionError):
+    """TWS / IB Gateway did not answer within ib.connect_timeout_s (and we were not asked to wait)."""
+
+
+async def connect_with_retry(feed: Any, settings: Any, wait: bool, say: Callable[[str], None]) -> None:
+    """Connect the feed (and so the shared IB socket) before the engine starts. An unreachable TWS is one line
+    per attempt (`say`: stderr in headless, a banner in the window) and a retry with back-off; without `wait`,
+    BrokerUnreachable once ib.connect_timeout_s has passed."""
+    uses_ib = settings.market.source == "ib" or settings.execution.broker == "ib"
+    deadline = time.monotonic() + settings.ib.connect_timeout_s
+    delay = 0.5
+    quiet = logging.getLogger("ib_async")
+    level = quiet.level
+    while True:
+        quiet.setLevel(logging.CRITICAL)       # ib_async logs each refused connect; we say it once, plainly
+        try:
+            await feed.connect()
+            return
+        except ConnectionError as exc:
+            if not uses_ib:
+                raise
+            where = f"{settings.ib.host}:{settings.ib.port} (client id {settings.ib.client_id})"
+            if not wait and time.monotonic() + delay > deadline:
+                raise BrokerUnreachable(f"TWS / IB Gateway not reachable at {where} within "
+                                        f"{settings.ib.connect_timeout_s:g}s: {exc.__cause__ or exc}") from None
+            say(f"TWS / IB Gateway not reachable at {where}: retrying in {delay:g}s"
+                f"{'' if wait else ' (giving up after ib.connect_timeout_s)'}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.ib.reconnect_max_backoff_s)
+        finally:
+            quiet.setLevel(level)
