@@ -326,3 +326,15 @@ def test_the_window_shows_a_banner_while_tws_is_unreachable_and_names_stale_data
     assert window.banner_bar.isHidden()
     window._on_status({"data_age_s": 1.0, "stale_data": ["index 42s", "future 40s"]})
     assert window.data_age.text() == "data 1.0s - stale: index 42s, future 40s"
+
+
+async def test_the_gateway_schedules_a_daily_restart_in_new_york_time(gateway):
+    from zoneinfo import ZoneInfo
+    now = gateway.now()
+    local = now.astimezone(ZoneInfo("America/New_York"))
+    target = (local + timedelta(hours=1)).strftime("%H:%M")
+    at = gateway.schedule_daily_restart(target, down_s=0.2)
+    assert timedelta(minutes=59) < at - now <= timedelta(hours=1)
+    assert at.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == target
+    earlier = (local - timedelta(hours=1)).strftime("%H:%M")      # already past today: tomorrow
+    assert timedelta(hours=22) < gateway.schedule_daily_restart(earlier) - now <= timedelta(hours=23)

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--seed", type=int)
     gateway.add_argument("--speed", type=float)
+    gateway.add_argument("--restart-at", metavar="HH:MM",
+                         help="restart daily at this New York time (simulated), as TWS's auto-restart does")
+    gateway.add_argument("--restart-down-s", type=float, default=60.0, metavar="S",
+                         help="how long the port stays closed at the restart (wall seconds, default 60)")
 
     backtest = add("backtest", "replay recorded snapshots through the engine and write a report")
     backtest.add_argument("data", type=Path, metavar="DATA", help="recording directory or Cboe CSV")

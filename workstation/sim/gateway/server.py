@@ -26,7 +26,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -432,6 +432,17 @@ class _Session:
         self.pnl_subs.discard(int(f[1]))
 
 
+def _next_local(after: datetime, hhmm: str, zone: str) -> datetime:
+    """The next instant at or after `after` that is `hhmm` on the clock of `zone`."""
+    tz = ZoneInfo(zone)
+    local = after.astimezone(tz)
+    hh, mm = (int(x) for x in hhmm.split(":"))
+    at = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if at < local:
+        at = (local + timedelta(days=1)).replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return at.astimezone(timezone.utc)
+
+
 def _parse_filter_time(text: str) -> datetime | None:
     """An execution-filter time: 'yyyymmdd hh:mm:ss [zone]' or 'yyyymmdd-hh:mm:ss' (UTC when no zone)."""
     text = text.strip()
@@ -499,6 +510,7 @@ class PracticeGateway:
         self._restart_at: datetime | None = None          # a scheduled restart (simulated time)
         self._restart_down_s = 0.0
         self._rollback = True
+        self._daily: tuple[str, str, float] | None = None
 
     # -------------------------------------------------------------------------------- lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 7497) -> int:
@@ -640,6 +652,13 @@ class PracticeGateway:
         """A restart at simulated time `at` (the pump starts it)."""
         self._restart_at, self._restart_down_s, self._rollback = at, down_s, rollback_ids
 
+    def schedule_daily_restart(self, hhmm: str, zone: str = "America/New_York", down_s: float = 60.0) -> datetime:
+        """A restart every day at `hhmm` in `zone` (simulated time), as TWS's auto-restart; returns the next one."""
+        self._daily = (hhmm, zone, down_s)
+        at = _next_local(self.now(), hhmm, zone)
+        self.schedule_restart(at, down_s)
+        return at
+
     @property
     def duplicate_order_refs(self) -> dict[str, int]:
         return {ref: n for ref, n in self.order_refs.items() if n > 1}
@@ -657,6 +676,9 @@ class PracticeGateway:
                 if self._restart_at is not None and self.now() >= self._restart_at:
                     self._restart_at = None
                     self._tasks.append(asyncio.create_task(self.restart(self._restart_down_s, self._rollback)))
+                    if self._daily is not None:
+                        hhmm, zone, down_s = self._daily
+                        self.schedule_restart(_next_local(self.now() + timedelta(minutes=1), hhmm, zone), down_s)
             except Exception:
                 log.exception("gateway pump failed")
             await asyncio.sleep(self.pump_interval_s)
