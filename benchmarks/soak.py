@@ -37,10 +37,11 @@ from workstation.storage import Journal  # noqa: E402
 CLIENT_ID = 17
 FAULTS = ("ib_1101", "ib_1102", "farm", "restart", "lost_ack", "drop", "kill")
 CONFIG = """
-market: {{source: ib, snapshot_interval_s: 1.0, max_expiry_days: 45, strike_window: 0.05}}
+market: {{source: ib, snapshot_interval_s: 1.0, max_expiry_days: 45, strike_window: 0.05, stale_after_s: 60}}
 execution: {{broker: ib, aggressiveness: 1.0, on_exit: cancel, reprice_interval_s: 5, order_timeout_s: 60}}
 signals: {{min_history: 3, min_zscore: 1.5, auto_execute: true}}
-risk: {{allow_uncovered_shorts: true, max_orders_per_minute: 60}}
+risk: {{allow_uncovered_shorts: true, max_orders_per_minute: 60, max_var_99: 1.0e8, max_delta_dollars: 1.0e8,
+        max_gamma_dollars: 1.0e8, max_vega_dollars: 1.0e8, max_daily_loss: 1.0e8, buying_power: 1.0e9}}
 ib: {{host: 127.0.0.1, port: {port}, client_id: {client_id}, connect_timeout_s: 5, reconnect_max_backoff_s: 2}}
 """
 
@@ -107,7 +108,7 @@ def streaming_again(gw: PracticeGateway, since: float):
     return lambda: {kind for at, kind in gw.stream_requests if at >= since} >= {"IND", "FUT"}
 
 
-async def soak(minutes: float, seed: int, speed: float = 10.0, work: Path | None = None,
+async def soak(minutes: float, seed: int, speed: float = 5.0, work: Path | None = None,
                min_gap_s: float = 6.0, max_gap_s: float = 18.0, log=print) -> dict:
     rng = random.Random(seed)
     gw = PracticeGateway(gateway_settings(seed, speed))
@@ -179,6 +180,7 @@ async def soak(minutes: float, seed: int, speed: float = 10.0, work: Path | None
         "faults": dict(fired), "workstation_runs": ws.runs, "final_exit_code": final_rc,
         "kills": kills, "journal_integrity_ok_after_kills": kills_ok,
         "orders_sent_while_ib_lost": gw.orders_while_lost,
+        "orders_in_flight_at_1100": gw.orders_in_flight_at_loss,
         "lost_order_delays_s": [round(d, 3) for d in gw.lost_order_delays],
         "duplicate_order_refs": len(gw.duplicate_order_refs),
         "fresh_after_s": {k: _stats(v) for k, v in fresh.items()}, "never_fresh": dict(never_fresh),
@@ -229,7 +231,9 @@ def table(r: dict) -> str:
         ("orders sent / executions", f"{r['orders']} / {r['executions']}"),
         ("fills lost", r["fills_lost"]), ("fills doubled", r["fills_doubled"]),
         ("position mismatches (journal vs gateway)", r["position_mismatches"]),
-        ("orders sent while IB was lost", r["orders_sent_while_ib_lost"]),
+        ("orders sent while IB was lost", f"{r['orders_sent_while_ib_lost']} (arrival after the 1100 went out; "
+                                          f"max {max(r['lost_order_delays_s'], default=0):.2f}s after it)"),
+        ("orders already on the wire when 1100 went out", r["orders_in_flight_at_1100"]),
         ("duplicate orderRefs", r["duplicate_order_refs"]),
         ("fresh data after 1101, s (median / max)", fmt("1101")),
         ("fresh data after 2104, s (median / max)", fmt("2104")),
@@ -245,7 +249,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--speed", type=float, default=10.0, help="simulated market speed")
+    ap.add_argument("--speed", type=float, default=5.0, help="simulated market speed")
     ap.add_argument("--work", type=Path, help="keep logs and the journal here")
     args = ap.parse_args()
     if args.work:

@@ -338,3 +338,25 @@ async def test_the_gateway_schedules_a_daily_restart_in_new_york_time(gateway):
     assert at.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == target
     earlier = (local - timedelta(hours=1)).strftime("%H:%M")      # already past today: tomorrow
     assert timedelta(hours=22) < gateway.schedule_daily_restart(earlier) - now <= timedelta(hours=23)
+
+
+async def test_orders_still_queued_in_the_client_when_ib_is_lost_never_reach_tws(gateway, decoder_clean):
+    s, conn, feed, broker, seen = await rig(gateway)
+    try:
+        [snap] = await take(feed, 1)
+        await asyncio.sleep(1.1)                                # let ib_async's 1-second throttle window pass
+        conn.ib.client.MaxRequests = 1                          # throttle: the 2nd and 3rd orders wait in its queue
+        for i in range(3):
+            await broker.place(option_order(snap, f"q-{i}", 1, marketable=False))
+        assert await wait_for(lambda: "q-0" in gateway.order_refs, 0.5)    # the first one is on the wire
+        gateway.lose_ib()
+        assert await wait_for(lambda: not broker.connected)
+        conn.ib.client.MaxRequests = 45
+        assert conn.withheld_orders == 2
+        gateway.restore_ib(data_lost=False)
+        assert await wait_for(lambda: broker.connected and seen["links"][-1][0] is True, 10)
+        assert set(gateway.order_refs) == {"q-0"} and gateway.orders_while_lost == 0
+        assert [o.client_order_id for o in await broker.open_orders()] == ["q-0"]
+    finally:
+        await broker.close()
+        await feed.close()

@@ -139,6 +139,7 @@ class IBConnection:
         self.pacer = Pacer(self.config.pacing_per_s)
         self.reconnects = 0
         self.outages = 0                            # 1100s seen
+        self.withheld_orders = 0                    # queued order messages not sent because IB was lost
         self.highest_order_id = 0                   # never trust a nextValidId below it (no id reuse)
         self._users = 0
         self._closing = False
@@ -275,6 +276,7 @@ class IBConnection:
         effect = effect_of(code)
         if effect is Effect.IB_LOST and self.state is ConnectionState.CONNECTED:
             self.outages += 1
+            self._withhold_queued_orders()
             self._set_state(ConnectionState.IB_LOST, f"IB connectivity lost ({code}: {message})")
         elif effect in (Effect.RESTORED_DATA_LOST, Effect.RESTORED_DATA_KEPT) and self.ib.isConnected() \
                 and self.state in (ConnectionState.IB_LOST, ConnectionState.CONNECTED):
@@ -293,6 +295,20 @@ class IBConnection:
                 callback(info)
             except Exception:
                 log.exception("IB error callback %r failed", callback)
+
+    def _withhold_queued_orders(self) -> None:
+        """Orders still in ib_async's send throttle (not on the wire yet) when IB is lost are dropped, not sent
+        into the outage; the reconcile after the restore closes them as not working at the broker."""
+        queue = getattr(self.ib.client, "_msgQ", None)       # ib_async 2.1's throttle queue of encoded messages
+        if not queue:
+            return
+        kept = [m for m in queue if not m.startswith("3\0")]   # 3 = placeOrder (new orders and modifies)
+        dropped = len(queue) - len(kept)
+        if dropped:
+            queue.clear()
+            queue.extend(kept)
+            self.withheld_orders += dropped
+            log.warning("IB connectivity lost: %d queued order message(s) not sent", dropped)
 
     async def _run_restored(self, data_lost: bool) -> None:
         """After 1101 / 1102: the feed requests its data again (1101), then the broker reconciles."""

@@ -121,6 +121,7 @@ class _Session:
         self.pnl_subs: set[int] = set()
         self.recent: deque[float] = deque()
         self.closed = False
+        self.arrived = 0.0                  # monotonic time the message being handled was read off the socket
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
@@ -162,6 +163,7 @@ class _Session:
                         await asyncio.sleep(self.gw.faults.delay_s)
                     if not self._paced(arrived):
                         continue
+                    self.arrived = arrived
                     self._dispatch(fields)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -501,6 +503,7 @@ class PracticeGateway:
         self.world.on_event.append(self._on_exchange_event)
         self.orders_while_lost = 0                        # new orders and modifies received during a 1100
         self.lost_order_delays: list[float] = []          # ... seconds after the 1100 was sent
+        self.orders_in_flight_at_loss = 0                 # received before the 1100 went out, handled after
         self._ib_lost_at = 0.0
         self.order_refs: dict[str, int] = {}              # orderRef -> new orders carrying it
         self.modifies: dict[str, int] = {}                # orderRef -> modifies received
@@ -793,8 +796,11 @@ class PracticeGateway:
         client_id = session.client_id
         key = (client_id, req.order_id)
         if self.faults.ib_lost:
-            self.orders_while_lost += 1
-            self.lost_order_delays.append(time.monotonic() - self._ib_lost_at)
+            if session.arrived >= self._ib_lost_at:
+                self.orders_while_lost += 1
+                self.lost_order_delays.append(session.arrived - self._ib_lost_at)
+            else:                           # read off the socket before the 1100 went out: it crossed the 1100
+                self.orders_in_flight_at_loss += 1
         lose_ack = self.faults.lose_next_ack
         if lose_ack:                        # apply it, but nothing reaches the client: the socket is cut first
             self.faults.lose_next_ack = False
