@@ -504,6 +504,8 @@ class PracticeGateway:
         self.orders_while_lost = 0                        # new orders and modifies received during a 1100
         self.lost_order_delays: list[float] = []          # ... seconds after the 1100 was sent
         self.orders_in_flight_at_loss = 0                 # received before the 1100 went out, handled after
+        self.lost_order_arrivals: list[float] = []        # wall time (epoch s) each of those arrived
+        self.ib_lost_walls: list[float] = []              # wall time (epoch s) of each 1100 sent
         self._ib_lost_at = 0.0
         self.order_refs: dict[str, int] = {}              # orderRef -> new orders carrying it
         self.modifies: dict[str, int] = {}                # orderRef -> modifies received
@@ -592,6 +594,7 @@ class PracticeGateway:
         """1100: TWS lost IB. The socket stays up; no data flow; orders that arrive are counted (and worked)."""
         self.faults.ib_lost = True
         self._ib_lost_at = time.monotonic()
+        self.ib_lost_walls.append(time.time())
         for s in list(self.sessions.values()):
             s.error(-1, 1100, IB_LOST)
 
@@ -799,6 +802,7 @@ class PracticeGateway:
             if session.arrived >= self._ib_lost_at:
                 self.orders_while_lost += 1
                 self.lost_order_delays.append(session.arrived - self._ib_lost_at)
+                self.lost_order_arrivals.append(time.time() - (time.monotonic() - session.arrived))
             else:                           # read off the socket before the 1100 went out: it crossed the 1100
                 self.orders_in_flight_at_loss += 1
         lose_ack = self.faults.lose_next_ack
