@@ -16,7 +16,7 @@ pytest.importorskip("ib_async")
 from workstation.domain import Order, OrderStatus, Side, TradingState  # noqa: E402
 from workstation.execution.ib import IBBroker  # noqa: E402
 from workstation.market.feed import FeedState  # noqa: E402
-from workstation.market.ib import IBConnection, IBFeed  # noqa: E402
+from workstation.market.ib import IBConnection, IBFeed, ib_contract  # noqa: E402
 from workstation.market.ib_codes import CODES, Effect, effect_of  # noqa: E402
 
 from gateway_support import decoder_clean, gateway, wait_for  # noqa: E402,F401  (fixtures)
@@ -54,10 +54,16 @@ def test_the_code_table_is_the_one_home_of_connectivity_codes():
 async def test_1100_is_a_disconnect_and_1101_resubscribes_then_reconciles(gateway, decoder_clean):
     s, conn, feed, broker, seen = await rig(gateway)
     try:
-        await take(feed, 1)
+        [snap] = await take(feed, 1)
         gateway.lose_ib()
         assert await wait_for(lambda: seen["links"] and seen["links"][-1] == (False, "IB connectivity lost"))
         assert not broker.connected and feed.status.state is FeedState.DISCONNECTED
+        await broker.place(option_order(snap, "in-outage", 1, marketable=False))    # refused by the broker
+        assert seen["events"][-1].reason == "broker not connected" and "in-outage" not in gateway.order_refs
+        from ib_async import LimitOrder                       # the gateway does see an order sent into the outage
+        assert await wait_for(lambda: any(s.knows_ib_lost for s in gateway.sessions.values()))
+        conn.ib.placeOrder(ib_contract(option_order(snap, "x", 1, False).contract), LimitOrder("BUY", 1, 0.05))
+        assert await wait_for(lambda: gateway.orders_while_lost == 1)
         reports = len(seen["reports"])
         t0 = time.monotonic()
         gateway.restore_ib(data_lost=True)

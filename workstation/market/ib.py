@@ -278,6 +278,9 @@ class IBConnection:
             self.outages += 1
             self._withhold_queued_orders()
             self._set_state(ConnectionState.IB_LOST, f"IB connectivity lost ({code}: {message})")
+            # TWS still answers locally: note its clock as IB went away. In the request stream this also marks the
+            # point after which nothing of ours may be an order (the practice gateway counts orders after it).
+            asyncio.get_event_loop().create_task(self.sync_time())
         elif effect in (Effect.RESTORED_DATA_LOST, Effect.RESTORED_DATA_KEPT) and self.ib.isConnected() \
                 and self.state in (ConnectionState.IB_LOST, ConnectionState.CONNECTED):
             self._set_state(ConnectionState.CONNECTED, f"IB connectivity restored ({code}: {message})")

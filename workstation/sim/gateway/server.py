@@ -122,6 +122,7 @@ class _Session:
         self.recent: deque[float] = deque()
         self.closed = False
         self.arrived = 0.0                  # monotonic time the message being handled was read off the socket
+        self.knows_ib_lost = False          # the client sent a request after our 1100 reached it (see _m49)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
@@ -256,6 +257,7 @@ class _Session:
                 code, text = 2103, FARM_BROKEN
             self.error(-1, code, text)
         if self.gw.faults.ib_lost:
+            self.knows_ib_lost = False
             self.error(-1, 1100, IB_LOST)
 
     def _m17(self, f):                              # reqManagedAccts
@@ -264,7 +266,9 @@ class _Session:
     def _m8(self, f):                               # reqIds
         self.send(P.next_valid_id(self.gw.next_order_id(self.client_id)))
 
-    def _m49(self, f):                              # reqCurrentTime
+    def _m49(self, f):                              # reqCurrentTime (after a 1100: the client knows IB is lost)
+        if self.gw.faults.ib_lost:
+            self.knows_ib_lost = True
         self.send(P.current_time(int(self.gw.now().timestamp())))
 
     def _m15(self, f):                              # reqAutoOpenOrders: manual TWS orders do not exist here
@@ -501,11 +505,9 @@ class PracticeGateway:
         self.port = 0
         self.host = "127.0.0.1"
         self.world.on_event.append(self._on_exchange_event)
-        self.orders_while_lost = 0                        # new orders and modifies received during a 1100
-        self.lost_order_delays: list[float] = []          # ... seconds after the 1100 was sent
-        self.orders_in_flight_at_loss = 0                 # received before the 1100 went out, handled after
-        self.lost_order_arrivals: list[float] = []        # wall time (epoch s) each of those arrived
-        self.ib_lost_walls: list[float] = []              # wall time (epoch s) of each 1100 sent
+        self.orders_while_lost = 0                        # new orders and modifies sent knowing of a 1100
+        self.lost_order_delays: list[float] = []          # seconds after the 1100 each order (either kind) arrived
+        self.orders_crossing_loss = 0                     # received during a 1100, sent before the client saw it
         self._ib_lost_at = 0.0
         self.order_refs: dict[str, int] = {}              # orderRef -> new orders carrying it
         self.modifies: dict[str, int] = {}                # orderRef -> modifies received
@@ -594,8 +596,8 @@ class PracticeGateway:
         """1100: TWS lost IB. The socket stays up; no data flow; orders that arrive are counted (and worked)."""
         self.faults.ib_lost = True
         self._ib_lost_at = time.monotonic()
-        self.ib_lost_walls.append(time.time())
         for s in list(self.sessions.values()):
+            s.knows_ib_lost = False
             s.error(-1, 1100, IB_LOST)
 
     def restore_ib(self, data_lost: bool = True) -> None:
@@ -799,12 +801,11 @@ class PracticeGateway:
         client_id = session.client_id
         key = (client_id, req.order_id)
         if self.faults.ib_lost:
-            if session.arrived >= self._ib_lost_at:
+            self.lost_order_delays.append(session.arrived - self._ib_lost_at)
+            if session.knows_ib_lost:       # sent after the client answered the 1100 (its reqCurrentTime came first)
                 self.orders_while_lost += 1
-                self.lost_order_delays.append(session.arrived - self._ib_lost_at)
-                self.lost_order_arrivals.append(time.time() - (time.monotonic() - session.arrived))
-            else:                           # read off the socket before the 1100 went out: it crossed the 1100
-                self.orders_in_flight_at_loss += 1
+            else:                           # sent before the 1100 reached the client: it crossed the 1100
+                self.orders_crossing_loss += 1
         lose_ack = self.faults.lose_next_ack
         if lose_ack:                        # apply it, but nothing reaches the client: the socket is cut first
             self.faults.lose_next_ack = False
