@@ -128,7 +128,7 @@ class _Session:
 
     # ------------------------------------------------------------------------------------ output
     def send(self, fields: list) -> None:
-        if self.closed:
+        if self.closed or self.writer.transport.is_closing():
             return
         try:
             self.writer.write(P.frame(fields))
