@@ -40,7 +40,8 @@ CLIENT_ID = 17
 FAULTS = ("ib_1101", "ib_1102", "farm", "restart", "lost_ack", "drop", "kill")
 CONFIG = """
 market: {{source: ib, snapshot_interval_s: 1.0, max_expiry_days: 45, strike_window: 0.05, stale_after_s: 60}}
-execution: {{broker: ib, aggressiveness: 1.0, on_exit: cancel, reprice_interval_s: 5, order_timeout_s: 60}}
+execution: {{broker: ib, aggressiveness: 1.0, on_exit: cancel, reprice_interval_s: 5, order_timeout_s: 60,
+             trading_enabled: {trading}}}
 signals: {{min_history: 3, min_zscore: 1.5, auto_execute: true}}
 risk: {{allow_uncovered_shorts: true, max_orders_per_minute: 60, max_var_99: 1.0e8, max_delta_dollars: 1.0e8,
         max_gamma_dollars: 1.0e8, max_vega_dollars: 1.0e8, max_daily_loss: 1.0e8, buying_power: 1.0e9}}
@@ -64,11 +65,15 @@ class Workstation:
         self.work = work
         self.data = work / "data"
         self.config = work / "soak.yaml"
-        self.config.write_text(CONFIG.format(port=port, client_id=CLIENT_ID), encoding="utf-8")
+        self.write_config(port, trading=True)
         dirs = {f"XDG_{k}_HOME": str(work / "xdg" / k.lower()) for k in ("CONFIG", "DATA", "STATE", "CACHE")}
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **dirs}
         self.proc: subprocess.Popen | None = None
         self.runs = 0
+
+    def write_config(self, port: int, trading: bool) -> None:
+        self.config.write_text(CONFIG.format(port=port, client_id=CLIENT_ID, trading=str(trading).lower()),
+                               encoding="utf-8")
 
     def start(self, duration: float = 86_400.0) -> None:
         self.runs += 1
@@ -165,10 +170,13 @@ async def soak(minutes: float, seed: int, speed: float = 5.0, work: Path | None 
                 fresh["kill"].append(took) if took is not None else never_fresh.update(["kill"])
             log(f"{time.monotonic() - t_start:7.1f}s {fault:9s} executions {len(gw.executions):4d} "
                 f"orders {sum(gw.order_refs.values()):4d} while-lost {gw.orders_while_lost} crossing {gw.orders_crossing_loss}")
-        # the end: kill the last run, then one clean run that recovers, reconciles, trades briefly and stops
+        # the end: kill the last run, cancel what still works at the broker (so nothing fills unseen), then one
+        # clean run with trading off that recovers, reconciles and stops
         kills += 1
         kills_ok += await asyncio.to_thread(ws.kill) == "ok"
         gw.faults.lose_next_ack = False
+        gw.cancel_all_orders()
+        ws.write_config(port, trading=False)
         ws.start(duration=30)
         await asyncio.get_running_loop().run_in_executor(None, ws.proc.wait, 240)
         final_rc = ws.proc.returncode

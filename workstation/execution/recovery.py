@@ -94,7 +94,9 @@ class Recovery:
                 report = await self._reconcile()
             except Exception as exc:
                 log.warning("reconcile (%s) failed: %r", why, exc)
-                self._alert(MISMATCH, Severity.ERROR, f"reconcile failed ({why}): {exc}; trading stays halted")
+                self._alert(MISMATCH, Severity.ERROR, f"reconcile failed ({why}): {exc!r}; trading stays halted")
+                self._on_change(self.trading.hold(LINK, TradingState.HALTED, "reconcile with the broker pending",
+                                                  self.clock(), Lift.WHEN_CLEAR))
                 if self._connected() and epoch == self._epoch:
                     self._spawn(self._retry(why), "reconcile retry")
                 return None

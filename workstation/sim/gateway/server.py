@@ -634,6 +634,13 @@ class PracticeGateway:
             ex.positions.pop(contract.contract_id, None)
         self._broadcast_position(contract.contract_id)
 
+    def cancel_all_orders(self) -> int:
+        """Cancel every working order (as the trader's global cancel in TWS would); returns how many."""
+        working = [o for o in self.orders.values() if o.working]
+        for o in working:
+            self.cancel_order(self.sessions.get(o.view.client_id), o.view.order_id, client_id=o.view.client_id)
+        return len(working)
+
     def lose_next_ack(self) -> None:
         """The next order or modify is applied at the exchange, but its acknowledgement is lost with the socket."""
         self.faults.lose_next_ack = True
