@@ -366,3 +366,24 @@ async def test_orders_still_queued_in_the_client_when_ib_is_lost_never_reach_tws
     finally:
         await broker.close()
         await feed.close()
+
+
+async def test_a_reconcile_that_fails_keeps_trading_halted_until_one_passes():
+    from datetime import datetime, timezone
+
+    from workstation.execution.recovery import Recovery
+    from workstation.risk.state import TradingStateMachine
+    trading, calls, tasks = TradingStateMachine(), [], []
+
+    async def reconcile():
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("executions not answered")
+        return {"missing_fills": 0, "closed_orders": 0, "position_mismatches": 0}
+    recovery = Recovery(trading, lambda: datetime(2026, 12, 4, 15, tzinfo=timezone.utc), reconcile,
+                        lambda change: None, lambda *a: None, lambda coro, name: tasks.append(asyncio.ensure_future(coro)),
+                        lambda: True, lambda: None)
+    assert await recovery.reconcile("start") is None
+    assert trading.state is TradingState.HALTED and trading.reason == "reconcile with the broker pending"
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)         # the retry (after 2 s) passes
+    assert trading.state is TradingState.ACTIVE and len(calls) == 2
