@@ -250,6 +250,8 @@ def table(r: dict) -> str:
         ("fresh data after 2104, s (median / max)", fmt("2104")),
         ("fresh data after a gateway restart, s", fmt("restart")),
         ("fresh data after a SIGKILL + restart, s", fmt("kill")),
+        ("restores without fresh data within the wait (30 s; kill 120 s)",
+         ", ".join(f"{k} {v}" for k, v in r["never_fresh"].items()) or "none"),
         ("journal integrity ok after kills", f"{r['journal_integrity_ok_after_kills']} / {r['kills']}"),
         ("final clean run exit code", r["final_exit_code"]),
     ]
