@@ -56,12 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     headless.add_argument("--speed", type=float, help="simulated-market speed multiplier")
     headless.add_argument("--json", type=Path, metavar="FILE", help="also write the summary as JSON")
     headless.add_argument("--metrics-port", type=int, metavar="PORT", help="Prometheus endpoint on 127.0.0.1")
+    headless.add_argument("--wait", action="store_true",
+                          help="keep retrying while TWS / IB Gateway is unreachable (default: exit 2 after "
+                               "ib.connect_timeout_s)")
 
     gateway = add("gateway", "serve the simulated market over the TWS API protocol (practice gateway)")
     gateway.add_argument("--port", type=int, default=7497)
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--seed", type=int)
     gateway.add_argument("--speed", type=float)
+    gateway.add_argument("--restart-at", metavar="HH:MM",
+                         help="restart daily at this New York time (simulated), as TWS's auto-restart does")
+    gateway.add_argument("--restart-down-s", type=float, default=60.0, metavar="S",
+                         help="how long the port stays closed at the restart (wall seconds, default 60)")
 
     backtest = add("backtest", "replay recorded snapshots through the engine and write a report")
     backtest.add_argument("data", type=Path, metavar="DATA", help="recording directory or Cboe CSV")

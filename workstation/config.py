@@ -332,6 +332,25 @@ class AlertsConfig(Section):
 
 
 # --------------------------------------------------------------------------------------------- ib
+class DailyRestart(Section):
+    """The nightly restart of TWS / IB Gateway (its 'Auto restart' time): no new orders from `stop_before_s` before
+    it until a reconcile has passed after it (or after `expect_down_s` when no disconnect came)."""
+
+    time: str = Field("23:45", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM of the restart.")
+    zone: str = Field("America/New_York", description="IANA time zone of `time`.")
+    stop_before_s: float = Field(300.0, ge=0, description="Stop sending new orders this long before.")
+    expect_down_s: float = Field(600.0, gt=0, description="How long after the restart time to expect it.")
+
+    @model_validator(mode="after")
+    def _zone_exists(self) -> "DailyRestart":
+        from zoneinfo import ZoneInfo
+        try:
+            ZoneInfo(self.zone)
+        except Exception as exc:
+            raise ValueError(f"unknown time zone {self.zone!r}") from exc
+        return self
+
+
 class IBConfig(Section):
     """Interactive Brokers TWS / IB Gateway (or the practice gateway)."""
 
@@ -346,6 +365,7 @@ class IBConfig(Section):
     reconnect_max_backoff_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between reconnects.")
     halt_on_disconnect: bool = Field(True, description="HALTED while the broker is disconnected.")
     pacing_per_s: float = Field(40.0, gt=0, le=50, description="Requests per second we send at most.")
+    daily_restart: DailyRestart | None = Field(None, description="TWS/Gateway nightly restart (time, zone).")
 
 
 class StorageConfig(Section):

@@ -33,6 +33,9 @@ from .events import CycleReport, FitEvent, OrderPreview
 from .execution.hedger import Hedger
 from .execution.orders import OrderManager, OrderRecord
 from .execution.pricing_rules import initial_limit, reprice_bound
+from .execution.recovery import Recovery
+from .market.freshness import Freshness, freshness
+from .market.ib_codes import QUIET_CODES
 from .portfolio.attribution import attribute
 from .portfolio.book import Book, trading_day_of
 from .portfolio.explain import DayExplain
@@ -40,7 +43,7 @@ from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor, revaluation
 from .risk.limits import RiskCode
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
-from .risk.state import Lift, StateChange, TradingStateMachine
+from .risk.state import StateChange, TradingStateMachine
 from .sizing import PREVIEW_ID, largest_sendable
 from .strategy.calibrator import Calibrator, ModelValues
 from .strategy.fair_value import FairValueFit, FairValueSurface
@@ -55,8 +58,6 @@ log = logging.getLogger(__name__)
 
 RECENT_ORDERS_S = 60.0
 STOP_CANCEL_WAIT_S = 10.0     # at stop, the longest wait for the broker to acknowledge our cancels
-# IB messages that are news, not problems: cancel confirmations, data-farm and market-data-type notices
-IB_INFO_CODES = {202, 2104, 2106, 2107, 2108, 2158, 10167, 10197}
 
 
 def utcnow() -> datetime:
@@ -117,6 +118,12 @@ class Engine:
         self.orders.on_journal_error = self.journal_failed
         self.auto_execute = settings.signals.auto_execute
         self.read_only = not settings.execution.trading_enabled
+        self.recovery = Recovery(
+            self.trading, self.clock, self.reconcile, self._state_changed,
+            lambda code, severity, message: self.alert(code, severity, message, source="ib"), self._spawn,
+            lambda: bool(getattr(self.broker, "connected", True)),
+            lambda: self.settings.ib.daily_restart if self.settings.execution.broker == "ib" else None)
+        self.freshness: Freshness | None = None
         self.last_snapshot: ChainSnapshot | None = None
         self.last_surface: Surface | None = None
         self.last_model: ModelValues | None = None
@@ -168,11 +175,12 @@ class Engine:
         self.recover()
         await self.feed.connect()
         await self.broker.connect()
-        await self.reconcile()
+        await self.recovery.reconcile("start")
         m = self.settings.market
         self.feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, m.strike_window)
         self._running = True
-        for task in (self._spawn(self._pump(), "feed pump"), self._spawn(self._cycle_loop(), "cycle loop")):
+        for task in (self._spawn(self._pump(), "feed pump"), self._spawn(self._cycle_loop(), "cycle loop"),
+                     self._spawn(self._recovery_loop(), "recovery")):
             task.long_running = True
         if self.health is not None:
             self._lag_monitor = self.health.lag_monitor()
@@ -180,6 +188,12 @@ class Engine:
             self._lag_monitor.start()
             self._spawn(self._health_loop(), "health checks").long_running = True
         self.publish_status()
+
+    async def _recovery_loop(self, every_s: float = 1.0) -> None:
+        """The nightly-restart guard, once a second."""
+        while self._running:
+            self.recovery.tick(self.clock())
+            await asyncio.sleep(every_s)
 
     def _loop_lag_sample(self, lag_ms: float) -> None:
         self.loop_lag_ms = lag_ms
@@ -346,16 +360,21 @@ class Engine:
         with self.journal.transaction():      # one commit for the cycle's signal changes
             self.signals.update(candidates, surface, now)
         self._size_signals()
-        if model is not None and self.auto_execute and self.state is TradingState.ACTIVE:
+        fresh = self._check_freshness(snapshot)
+        if model is not None and self.auto_execute and self.state is TradingState.ACTIVE and not fresh.index_stale:
             self._auto_approve(now)
         lap("signals")
 
-        self._mark_book(surface, model)
+        if not fresh.index_stale:             # a frozen index marks nothing
+            self._mark_book(surface, model)
         lap("book")
 
-        self._exits(now)
-        self._hedge(now)
-        await self.orders.work_orders(now)
+        if not fresh.index_stale:
+            self._exits(now)
+            if not fresh.future_stale:
+                self._hedge(now)
+        if not self.recovery.link_held:       # working orders are left alone while the link is not trusted
+            await self.orders.work_orders(now)
         lap("orders")
 
         if model is not None and not self._monitor_busy:
@@ -370,6 +389,21 @@ class Engine:
         self.cycle_ms.append(report.total_ms)
         self.bus.publish(topics.CYCLE, report)
         return report
+
+    def _check_freshness(self, snapshot: ChainSnapshot) -> Freshness:
+        """The age of the index, the future and each option of this snapshot; alert when the index or the future
+        turns stale (each transition once)."""
+        before = self.freshness
+        fresh = freshness(snapshot, self.settings.market.stale_after_s)
+        self.freshness = fresh
+        for name, now_stale, was_stale in (
+                ("index", fresh.index_stale, before is not None and before.index_stale),
+                ("future", fresh.future_stale and snapshot.future_contract is not None,
+                 before is not None and before.future_stale)):
+            if now_stale and not was_stale:
+                self.alert("DATA_STALE", Severity.WARNING, f"{name} price stale ({', '.join(fresh.stale())}): "
+                                                           f"not used for signals, hedges or marks")
+        return fresh
 
     def _compute(self, snapshot: ChainSnapshot, now: datetime, budget: Callable[[int, Side, float], int]
                  ) -> tuple[Surface, FitEvent, ModelValues | None, list, dict[str, float], SanityVerdict,
@@ -597,8 +631,8 @@ class Engine:
             return None
         if contract.sec_type is SecType.FUTURE:
             q = snap.future
-            if q is None:
-                return None
+            if q is None or not (self.clock() - q.timestamp).total_seconds() <= self.settings.market.stale_after_s:
+                return None                 # no price, or a frozen one
             mid = 0.5 * (q.bid + q.ask)
             return ContractMarket(q.bid, q.ask, mid, DollarGreeks(mid * 0.01 * contract.multiplier, 0, 0, 0),
                                   snap.underlying_price)
@@ -1017,24 +1051,50 @@ class Engine:
         return fallback
 
     def _broker_connection(self, up: bool, message: str) -> None:
-        """HALTED while the broker is away (config), back when it returns; reconcile after every reconnect."""
+        """HALTED while the broker is away (config); when it returns, HALTED until a reconcile has passed."""
         if not self._running:
             return                      # our own connect/close, not news
-        now = self.clock()
         if up:
-            self._state_changed(self.trading.release("BROKER_DISCONNECTED", now, reason="broker back"))
-            self.alert("BROKER_RECONNECTED", Severity.INFO, f"broker connected: {message}")
-            if self._running:
-                self._spawn(self.reconcile(), "reconcile after reconnect")
+            self.alert("BROKER_RECONNECTED", Severity.INFO, f"broker connected: {message}; reconciling")
+            self.recovery.broker_up(message)
         else:
             self.alert("BROKER_DISCONNECTED", Severity.CRITICAL, f"broker disconnected: {message}")
             if self.settings.ib.halt_on_disconnect:
-                self._state_changed(self.trading.hold("BROKER_DISCONNECTED", TradingState.HALTED,
-                                                      f"broker disconnected: {message}", now, Lift.WHEN_CLEAR))
+                self.recovery.broker_down(message)
         self.publish_status()
 
+    async def accept_broker_positions(self, by: str = "trader") -> dict[int, tuple[int, int]]:
+        """The trader takes the broker's positions as the truth: one adjustment fill per differing contract is
+        journaled (at the current mark, no commission) and the RECONCILE_MISMATCH hold is lifted.
+        Returns {contract id: (journal quantity, broker quantity)} of what was adjusted."""
+        broker_positions = await self.broker.positions()
+        contracts = getattr(self.broker, "position_contracts", {})
+        mine = {cid: p.quantity for cid, p in self.book.positions.items() if p.quantity}
+        now = self.clock()
+        adjusted: dict[int, tuple[int, int]] = {}
+        for cid in sorted(set(mine) | set(broker_positions)):
+            have, want = mine.get(cid, 0), broker_positions.get(cid, 0)
+            if have == want:
+                continue
+            contract = self.contract_by_id(cid) or contracts.get(cid)
+            if contract is None:
+                self.alert("RECONCILE_MISMATCH", Severity.ERROR, f"cannot adjust {cid}: contract unknown")
+                continue
+            price = self.book.mark_of(cid)
+            fill = Fill(f"{self.run_id}/ADJ{cid}-{len(self.journal.fills())}", f"ACCEPT-BROKER-{self.run_id}",
+                        contract, Side.BUY if want > have else Side.SELL, abs(want - have),
+                        price if math.isfinite(price) else 0.0, now, 0.0, "",
+                        {"adjustment": f"broker positions accepted by {by}"})
+            self.orders.apply_fill(fill)
+            adjusted[cid] = (have, want)
+        self.alert("RECONCILE_MISMATCH", Severity.WARNING,
+                   f"broker positions accepted by {by}: {len(adjusted)} contract(s) adjusted")
+        await self.recovery.reconcile(f"broker positions accepted by {by}")
+        self.publish_status()
+        return adjusted
+
     def _broker_error(self, info: Any) -> None:
-        if getattr(info, "code", None) in IB_INFO_CODES:
+        if getattr(info, "code", None) in QUIET_CODES:
             log.info("IB %s: %s", info.code, info.message)
             return
         severity = Severity.WARNING if getattr(info, "warning", False) else Severity.ERROR
@@ -1096,11 +1156,7 @@ class Engine:
         """Bring the journal and book in line with the broker's truth: missing fills, orphan orders, positions."""
         since = self.clock() - timedelta(days=7)
         report = {"missing_fills": 0, "closed_orders": 0, "position_mismatches": 0}
-        try:
-            broker_fills = await self.broker.fills_since(since)
-        except Exception as exc:
-            self.alert("RECONCILE_MISMATCH", Severity.ERROR, f"cannot read executions: {exc}")
-            broker_fills = []
+        broker_fills = await self.broker.fills_since(since)     # unreadable: the reconcile fails (and is retried)
         for fill in broker_fills:
             if not self.journal.has_fill(fill.fill_id):
                 if fill.client_order_id not in self.orders.records and self.journal.order(fill.client_order_id) is None:
@@ -1207,6 +1263,8 @@ class Engine:
             "sim_time": self.clock().isoformat(),
             "clock_label": getattr(self.feed, "clock_label", ""),
             "trading_state": self.state.value,
+            "trading_reason": self.trading.reason,
+            "stale_data": self.freshness.stale() if self.freshness is not None else [],
             "auto_execute": self.auto_execute,
             "read_only": self.read_only,
             "day_pnl": self.book.day_pnl,

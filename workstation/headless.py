@@ -6,11 +6,14 @@ import asyncio
 import json
 import logging
 from collections import Counter
+import sys
 from pathlib import Path
 
 from .config import Settings
+from .execution.recovery import BrokerUnreachable, connect_with_retry
 
 log = logging.getLogger(__name__)
+EXIT_UNREACHABLE = 2
 
 
 class QualityCounts:
@@ -44,7 +47,7 @@ def quality_line(quality: dict) -> str:
 
 
 async def run_for(settings: Settings, data_dir: Path, duration: float, speed: float | None = None,
-                  metrics_port: int | None = None, console_alerts: bool = True) -> dict:
+                  metrics_port: int | None = None, console_alerts: bool = True, wait: bool = False) -> dict:
     """Start the engine, let it trade for `duration` wall-clock seconds, stop it cleanly, return the summary."""
     from .engine import build_engine
     from .storage.paths import default_log_dir
@@ -52,6 +55,12 @@ async def run_for(settings: Settings, data_dir: Path, duration: float, speed: fl
                           log_dir=default_log_dir())
     engine.auto_execute = True   # nobody is there to approve: headless trades within the auto limits
     quality = QualityCounts(engine.bus)
+    try:
+        await connect_with_retry(engine.feed, settings, wait,
+                                 lambda line: print(line, file=sys.stderr, flush=True))
+    except BrokerUnreachable:
+        await engine.stop()
+        raise
     await engine.start()
     log.info("headless run: %s feed, %s broker, %.0f s", settings.market.source, settings.execution.broker, duration)
     try:
@@ -90,8 +99,12 @@ def run_headless(settings: Settings, args: argparse.Namespace) -> int:
     if args.duration <= 0:
         print("error: --duration must be > 0 seconds")
         return 2
-    summary = asyncio.run(run_for(settings, data_dir_for(args), args.duration, args.speed,
-                                  getattr(args, "metrics_port", None)))
+    try:
+        summary = asyncio.run(run_for(settings, data_dir_for(args), args.duration, args.speed,
+                                      getattr(args, "metrics_port", None), wait=getattr(args, "wait", False)))
+    except BrokerUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     print(format_summary(summary))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

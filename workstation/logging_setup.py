@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .config import ENV_SECRETS
 from .redact import redact
+from .market.ib_codes import QUIET_CODES
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _configured = False
@@ -40,8 +41,7 @@ class IBNoiseFilter(logging.Filter):
     """ib_async logs a normal cancel confirmation (code 202) as an ERROR and dumps the whole trade as a
     WARNING; the engine already reports the cancel. Keep those at DEBUG so real errors stand out."""
 
-    INFO_CODES = ("Error 202,", "Error 2104,", "Error 2106,", "Error 2107,", "Error 2108,", "Error 2158,",
-                  "Error 10167,")
+    INFO_CODES = tuple(f"{kind} {code}," for code in sorted(QUIET_CODES) for kind in ("Error", "Warning"))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("ib_async"):

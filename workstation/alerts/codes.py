@@ -34,6 +34,7 @@ class Code(StrEnum):
     AUTO_EXECUTE = "AUTO_EXECUTE"
     DATA_REJECTED = "DATA_REJECTED"
     CYCLES_FAILING = "CYCLES_FAILING"
+    IB_DAILY_RESTART = "IB_DAILY_RESTART"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ CATALOGUE: dict[str, CodeInfo] = {info.code.value: info for info in (
     CodeInfo(Code.KILL_SWITCH, _C, "The kill switch was pressed: orders cancelled, trading halted."),
     CodeInfo(Code.CHANNEL_FAILED, _E, "An alert channel (e-mail, webhook, ...) failed after all retries."),
     CodeInfo(Code.IB_ERROR, _W, "Interactive Brokers reported an error code (message has code and text)."),
+    CodeInfo(Code.IB_DAILY_RESTART, _W, "TWS / Gateway restarts soon (ib.daily_restart): no new orders until it is "
+                                        "over and a reconcile passed."),
     CodeInfo(Code.TEST_ALERT, _I, "A test alert sent from the settings dialog to check a channel."),
 )}
 

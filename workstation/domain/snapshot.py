@@ -1,6 +1,7 @@
 """ChainSnapshot: one instant of an option chain, stored as columnar numpy arrays (one row per option)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import cached_property
@@ -35,7 +36,9 @@ class ChainSnapshot:
     """Quotes for a whole chain at `timestamp`; per-option columns are read-only numpy arrays of equal length.
 
     Prices are in index points (premium per unit; multiply by `multiplier` for dollars). Missing bids or asks
-    are NaN. `future` is the hedge instrument's quote when the feed has one.
+    are NaN. `future` is the hedge instrument's quote when the feed has one (its `timestamp` is when it was
+    quoted). `underlying_time` is when the index price was last updated (None: as of `timestamp`), so a frozen
+    index shows its age (`index_age_s`).
     """
 
     timestamp: datetime
@@ -58,6 +61,7 @@ class ChainSnapshot:
     future_contract: Contract | None = None
     sequence: int = 0
     metadata: dict = field(default_factory=dict)
+    underlying_time: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None:
@@ -128,7 +132,18 @@ class ChainSnapshot:
         return ChainSnapshot(timestamp=self.timestamp, underlying=self.underlying,
                              underlying_price=self.underlying_price, **cols, source=self.source,
                              future=self.future, future_contract=self.future_contract,
-                             sequence=self.sequence, metadata=dict(self.metadata))
+                             sequence=self.sequence, metadata=dict(self.metadata),
+                             underlying_time=self.underlying_time)
+
+    @property
+    def index_age_s(self) -> float:
+        """Seconds between the last update of the index price and `timestamp` (0 when not tracked)."""
+        return 0.0 if self.underlying_time is None else (self.timestamp - self.underlying_time).total_seconds()
+
+    @property
+    def future_age_s(self) -> float:
+        """Seconds between the future's quote and `timestamp` (NaN without a future quote)."""
+        return math.nan if self.future is None else (self.timestamp - self.future.timestamp).total_seconds()
 
     def index_of(self, contract_id: int) -> int | None:
         """Row of `contract_id`, or None when the snapshot does not quote it."""

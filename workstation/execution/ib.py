@@ -8,6 +8,10 @@
 - On connect and after every reconnect: reconcile open orders, positions and today's executions; missed fills and
   status changes are delivered through the callbacks, the report goes to `on_reconcile`.
 - Connection state to `on_connection` (the engine goes HALTED while disconnected), IB errors to `on_error`.
+  1100 (IB lost, socket up) is a disconnect ("IB connectivity lost"); after 1101/1102 the broker reconciles
+  first and only then reports itself connected again.
+- A modify not acknowledged before a disconnect is never sent again: after the reconnect the broker's open order
+  (found by orderRef, one live order per client order id) says what happened; extra live copies are cancelled.
 Shares the IBConnection of the feed (one socket, one client id).
 """
 from __future__ import annotations
@@ -21,16 +25,15 @@ from typing import Callable
 
 from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, Trade
 
-from workstation.domain import Fill, Order, OrderEvent, OrderStatus, OrderType, Side
+from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 from workstation.execution.broker import FillCallback, OrderEventCallback
 from workstation.market.ib import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
+from workstation.market.ib_codes import REJECT_CODES  # noqa: F401  (the one table; kept importable here)
 
 log = logging.getLogger(__name__)
 
 WORKING = {"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"}
 CANCELLED = {"Cancelled", "ApiCancelled", "Inactive"}
-REJECT_CODES = {103, 104, 105, 106, 107, 109, 110, 116, 117, 118, 119, 200, 201, 203, 321, 383, 387, 388,
-                10147, 10148, 10149}
 
 
 @dataclass(frozen=True)
@@ -64,17 +67,22 @@ class IBBroker:
         self.on_connection: list[Callable[[bool, str], None]] = []
         self.on_reconcile: list[Callable[[ReconcileReport], None]] = []
         self.last_reconcile: ReconcileReport | None = None
+        self.position_contracts: dict[int, Contract] = {}   # contracts of the broker's positions (last read)
         self._orders: dict[str, Order] = {}          # our client order id -> order as placed
         self._trades: dict[str, Trade] = {}          # our client order id -> ib_async trade
         self._sent: set[str] = set()                 # client order ids ever sent or seen at the broker
         self._last_event: dict[str, tuple] = {}
         self._delivered: set[str] = set()            # execIds delivered as Fills
         self._exec_ref: dict[str, str] = {}          # execId -> client order id
+        self._pending_modify: dict[str, tuple[float | None, int, int]] = {}   # sent, not acknowledged: price,
+        #                                                                         quantity, session it was sent in
         self._connected = False
         self._subscribed = False
+        self._link_epoch = 0
         self.conn.on_state.append(self._on_state)
         self.conn.on_error.append(self._on_error)
         self.conn.on_reconnected.append(self._after_reconnect)
+        self.conn.on_restored.append(self._after_restored)
 
     @property
     def ib(self):
@@ -126,10 +134,14 @@ class IBBroker:
                 log.exception("connection callback %r failed", callback)
 
     def _on_state(self, state: ConnectionState, message: str) -> None:
+        if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED, ConnectionState.IB_LOST):
+            self._link_epoch += 1
         if not self._connected:
             return
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED):
             self._notify_connection(False, message or state.value)
+        elif state is ConnectionState.IB_LOST:
+            self._notify_connection(False, "IB connectivity lost")
 
     async def _after_reconnect(self) -> None:
         if not self._connected:
@@ -137,6 +149,16 @@ class IBBroker:
         self._trades.clear()        # ib_async starts afresh; reconcile finds our trades again by orderRef
         await self.reconcile()
         self._notify_connection(True, f"reconnected (#{self.conn.reconnects})")
+
+    async def _after_restored(self, data_lost: bool) -> None:
+        """1101/1102: orders may have filled or died while IB was away: reconcile, then report connected."""
+        if not self._connected:
+            return
+        try:
+            await self.reconcile()
+        except Exception as exc:        # TWS not answering yet: the engine stays HALTED, its own reconcile retries
+            log.warning("reconcile after IB restore failed: %r", exc)
+        self._notify_connection(True, f"IB connectivity restored ({'1101' if data_lost else '1102'})")
 
     def _on_error(self, info: IBErrorInfo) -> None:
         for callback in list(self.on_error):
@@ -186,7 +208,9 @@ class IBBroker:
             ib_order.account = self.conn.account
         self._sent.add(coid)
         self._orders[coid] = order
+        self.conn.floor_order_ids()
         trade = self.ib.placeOrder(ib_contract(order.contract), ib_order)
+        self.conn.note_order_id(trade.order.orderId)
         self._trades[coid] = trade
 
     async def cancel(self, client_order_id: str) -> None:
@@ -205,9 +229,12 @@ class IBBroker:
     async def modify(self, client_order_id: str, limit_price: float | None = None,
                      quantity: int | None = None) -> None:
         trade = self._trade(client_order_id)
-        if trade is None or not self.connected or trade.orderStatus.status not in WORKING:
+        if trade is None or not self.connected or trade.orderStatus.status not in WORKING \
+                or client_order_id in self._pending_modify:
             why = "broker not connected" if not self.connected else (
-                "unknown order" if trade is None else f"order is already {trade.orderStatus.status}")
+                "unknown order" if trade is None else
+                "the last modify is not acknowledged yet" if client_order_id in self._pending_modify else
+                f"order is already {trade.orderStatus.status}")
             self._emit(OrderEvent(client_order_id, self._status_of(client_order_id), self.conn.now(),
                                   reason=f"modify rejected: {why}"))
             return
@@ -215,6 +242,8 @@ class IBBroker:
             trade.order.lmtPrice = float(limit_price)
         if quantity is not None:
             trade.order.totalQuantity = float(quantity)
+        self._pending_modify[client_order_id] = (trade.order.lmtPrice, int(round(trade.order.totalQuantity)),
+                                                 self._session())
         self.ib.placeOrder(trade.contract, trade.order)
 
     def _trade(self, coid: str) -> Trade | None:
@@ -265,6 +294,11 @@ class IBBroker:
         if event is None:
             return
         coid = event.client_order_id
+        self.conn.note_order_id(trade.order.orderId)
+        pending = self._pending_modify.get(coid)
+        if pending is not None and pending[2] == self._session() and (
+                trade.orderStatus.status in ("Submitted", "PreSubmitted") or not event.status.is_working):
+            del self._pending_modify[coid]      # acknowledged in the session it was sent in (or the order is done)
         self._sent.add(coid)
         self._trades.setdefault(coid, trade)
         key = (event.status, event.filled_quantity, event.limit_price, trade.order.totalQuantity)
@@ -299,8 +333,13 @@ class IBBroker:
         await self.conn.pacer.wait()
         items = await asyncio.wait_for(self.ib.reqPositionsAsync(), self.settings.ib.connect_timeout_s)
         account = self.conn.account
-        return {p.contract.conId: int(p.position) for p in items
-                if p.position and (not account or p.account == account)}
+        mine = [p for p in items if p.position and (not account or p.account == account)]
+        for p in mine:
+            try:
+                self.position_contracts[p.contract.conId] = domain_contract(p.contract)
+            except (ValueError, TypeError):
+                log.debug("position contract %s not representable", p.contract)
+        return {p.contract.conId: int(p.position) for p in mine}
 
     async def open_orders(self) -> list[Order]:
         if self.conn.connected:
@@ -308,6 +347,7 @@ class IBBroker:
             trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), self.settings.ib.connect_timeout_s)
         else:
             trades = self.ib.openTrades()
+        self._open_trades = [t for t in trades if t.orderStatus.status in WORKING]
         out = []
         for t in trades:
             if t.orderStatus.status not in WORKING and t.orderStatus.status != "ValidationError":
@@ -351,9 +391,12 @@ class IBBroker:
         missed = [f for f in executions if f.fill_id not in self._delivered]
         for f in sorted(missed, key=lambda f: f.timestamp):
             self._emit_fill(f)
+        live = self._one_live_order_per_id()
+        self._resolve_modifies(live, now)
         for t in self.ib.trades():
-            if t.order.orderRef:
-                self._trades[t.order.orderRef] = t
+            ref = t.order.orderRef
+            if ref and (ref not in live or live[ref] is t):
+                self._trades[ref] = t
                 self._on_status(t)
         working_now = {o.client_order_id for o in open_orders}
         closed = []
@@ -380,6 +423,49 @@ class IBBroker:
             except Exception:
                 log.exception("reconcile callback %r failed", callback)
         return report
+
+    def _session(self) -> int:
+        """Changes with every loss of the link (socket or 1100): an acknowledgement counts only within one."""
+        return self._link_epoch
+
+    def _one_live_order_per_id(self) -> dict[str, Trade]:
+        """Working orders at the broker by our client order id; a second live copy of one id (a modify that
+        arrived as a new order) is cancelled, the oldest is kept."""
+        by_ref: dict[str, list[Trade]] = {}
+        for t in getattr(self, "_open_trades", []):
+            if t.order.orderRef:
+                by_ref.setdefault(t.order.orderRef, []).append(t)
+        live = {}
+        for ref, trades in by_ref.items():
+            trades.sort(key=lambda t: (t.order.permId or 0, t.order.orderId))
+            live[ref] = trades[0]
+            for extra in trades[1:]:
+                log.error("order %s is live twice at IB (order ids %d and %d): cancelling the copy", ref,
+                          trades[0].order.orderId, extra.order.orderId)
+                self._on_error(IBErrorInfo(0, f"order {ref} was live twice at IB: copy {extra.order.orderId} "
+                                              "cancelled", -1, self.conn.now(), False))
+                self.ib.cancelOrder(extra.order)
+        return live
+
+    def _resolve_modifies(self, live: dict[str, Trade], now: datetime) -> None:
+        """A modify sent before a disconnect and never acknowledged: the broker's open order is the truth (its
+        limit and quantity reach the order manager); it is not sent again."""
+        for coid in list(self._pending_modify):
+            price, quantity, _ = self._pending_modify.pop(coid)
+            trade = live.get(coid)
+            if trade is None:
+                continue                    # finished while away: the closed-orders pass reports it
+            o = trade.order
+            took = o.lmtPrice == price and int(round(o.totalQuantity)) == quantity
+            log.info("modify of %s %s while disconnected: broker has limit %g x %d", coid,
+                     "took effect" if took else "was lost", o.lmtPrice, int(round(o.totalQuantity)))
+            event = self._event_for(trade)
+            if event is not None:
+                reason = f"modify {'confirmed' if took else 'not applied'} after reconnect"
+                self._last_event[coid] = (event.status, event.filled_quantity, event.limit_price,
+                                          trade.order.totalQuantity)
+                self._emit(OrderEvent(coid, event.status, now, event.filled_quantity, event.remaining_quantity,
+                                      event.avg_fill_price, reason, event.broker_order_id, event.limit_price))
 
     async def executions_since(self, since: datetime) -> list[Fill]:
         """Executions at the broker since `since` (alias of fills_since for the journal)."""

@@ -232,6 +232,8 @@ class OrderManager:
             record.reason = event.reason
         if event.broker_order_id:
             record.broker_order_id = event.broker_order_id
+        if event.limit_price is not None and record.is_working:
+            record.limit_price = event.limit_price      # the broker's limit is the truth (a lost modify)
         self._on_event(event)
         return True
 

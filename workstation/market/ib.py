@@ -29,6 +29,7 @@ from ib_async import IB, Contract as IBContract, Future, Index, Option, Ticker
 
 from workstation.domain import ChainSnapshot, Contract, Quote, Right, SecType, Settlement, settlement_instant
 from workstation.market.feed import FeedState, StatusMixin, closed_within
+from workstation.market.ib_codes import NOT_ENTITLED, Effect, effect_of, is_warning
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ TRADING_CLASSES = {"SPX": ("SPX", "SPXW"), "XSP": ("XSP",)}
 INDEX_EXCHANGE = "CBOE"
 OPTION_EXCHANGE = "SMART"
 FUTURE_EXCHANGE = "CME"
-NOT_ENTITLED = {354, 10089, 10090, 10091, 10167, 10168, 10186}   # live data not subscribed
-WARNING_CODES = {105, 110, 165, 321, 329, 399, 404, 434, 492, 10167}
-INFO_CODES = set(range(2100, 2200))
 SNAPSHOT_TIMEOUT_S = 11.0       # TWS answers an option snapshot within ~11 s or never
 ORDER_RESERVE_PER_S = 5.0       # of the pacing budget, kept free for orders and small requests
 
@@ -83,6 +81,11 @@ class ConnectionState(str, Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
+    IB_LOST = "ib-lost"             # socket to TWS up, TWS lost IB (1100): no orders, no data
+
+
+Restored = Callable[[bool], "Awaitable[None] | None"]     # hook(data_lost) after 1101 (True) / 1102 (False)
+Farm = Callable[[str, bool, str], None]                   # hook(farm, up, message) on 2103/2104/...
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,13 @@ class IBConnection:
         self.on_state: list[Callable[[ConnectionState, str], None]] = []
         self.on_error: list[Callable[[IBErrorInfo], None]] = []
         self.on_reconnected: list[Hook] = []
+        self.on_restored: list[Restored] = []
+        self.on_farm: list[Farm] = []
         self.pacer = Pacer(self.config.pacing_per_s)
         self.reconnects = 0
+        self.outages = 0                            # 1100s seen
+        self.withheld_orders = 0                    # queued order messages not sent because IB was lost
+        self.highest_order_id = 0                   # never trust a nextValidId below it (no id reuse)
         self._users = 0
         self._closing = False
         self._lock = asyncio.Lock()
@@ -192,6 +200,7 @@ class IBConnection:
     async def _connect_once(self) -> None:
         await self.ib.connectAsync(self.config.host, self.config.port, clientId=self.client_id,
                                    timeout=self.config.connect_timeout_s, account=self.account)
+        self.floor_order_ids()
         if not self.account:
             accounts = self.ib.managedAccounts()
             self.account = accounts[0] if accounts else ""
@@ -247,14 +256,73 @@ class IBConnection:
     def _max_backoff(self) -> float:
         return self.config.reconnect_max_backoff_s
 
+    def note_order_id(self, order_id: int) -> None:
+        self.highest_order_id = max(self.highest_order_id, int(order_id or 0))
+
+    def floor_order_ids(self) -> None:
+        """The next order id is above every order id seen in this session or the last (open and completed
+        orders, executions): a nextValidId rolled back by a TWS restart must not make us reuse an id, which TWS
+        would take as a modify of the old order."""
+        for trade in self.ib.trades():
+            self.note_order_id(trade.order.orderId)
+        for fill in self.ib.fills():
+            self.note_order_id(fill.execution.orderId)
+        if self.ib.isConnected() and self.highest_order_id:
+            self.ib.client.updateReqId(self.highest_order_id + 1)
+
     def _on_ib_error(self, req_id: int, code: int, message: str, contract) -> None:
-        info = IBErrorInfo(code, message, req_id, datetime.now(timezone.utc),
-                           code in WARNING_CODES or code in INFO_CODES, str(contract or ""))
+        info = IBErrorInfo(code, message, req_id, datetime.now(timezone.utc), is_warning(code),
+                           str(contract or ""))
+        effect = effect_of(code)
+        if effect is Effect.IB_LOST and self.state is ConnectionState.CONNECTED:
+            self.outages += 1
+            self._withhold_queued_orders()
+            self._set_state(ConnectionState.IB_LOST, f"IB connectivity lost ({code}: {message})")
+            # TWS still answers locally: note its clock as IB went away. In the request stream this also marks the
+            # point after which nothing of ours may be an order (the practice gateway counts orders after it).
+            asyncio.get_event_loop().create_task(self.sync_time())
+        elif effect in (Effect.RESTORED_DATA_LOST, Effect.RESTORED_DATA_KEPT) and self.ib.isConnected() \
+                and self.state in (ConnectionState.IB_LOST, ConnectionState.CONNECTED):
+            self._set_state(ConnectionState.CONNECTED, f"IB connectivity restored ({code}: {message})")
+            data_lost = effect is Effect.RESTORED_DATA_LOST
+            asyncio.get_event_loop().create_task(self._run_restored(data_lost))
+        elif effect in (Effect.FARM_DOWN, Effect.FARM_UP):
+            farm = message.split(":", 1)[-1].strip() if ":" in message else str(code)
+            for callback in list(self.on_farm):
+                try:
+                    callback(farm, effect is Effect.FARM_UP, f"IB {code}: {message}")
+                except Exception:
+                    log.exception("IB farm callback %r failed", callback)
         for callback in list(self.on_error):
             try:
                 callback(info)
             except Exception:
                 log.exception("IB error callback %r failed", callback)
+
+    def _withhold_queued_orders(self) -> None:
+        """Orders still in ib_async's send throttle (not on the wire yet) when IB is lost are dropped, not sent
+        into the outage; the reconcile after the restore closes them as not working at the broker."""
+        queue = getattr(self.ib.client, "_msgQ", None)       # ib_async 2.1's throttle queue of encoded messages
+        if not queue:
+            return
+        kept = [m for m in queue if not m.startswith("3\0")]   # 3 = placeOrder (new orders and modifies)
+        dropped = len(queue) - len(kept)
+        if dropped:
+            queue.clear()
+            queue.extend(kept)
+            self.withheld_orders += dropped
+            log.warning("IB connectivity lost: %d queued order message(s) not sent", dropped)
+
+    async def _run_restored(self, data_lost: bool) -> None:
+        """After 1101 / 1102: the feed requests its data again (1101), then the broker reconciles."""
+        self.floor_order_ids()
+        for hook in list(self.on_restored):
+            try:
+                result = hook(data_lost)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("IB restore hook %r failed", hook)
 
 
 # ----------------------------------------------------------------------------------------- feed
@@ -300,6 +368,10 @@ class IBFeed(StatusMixin):
         self._discovered_for: tuple | None = None
         self._quotes: dict[int, _Quote] = {}
         self._last_index: tuple[float, float] | None = None            # (price, monotonic time of change)
+        self._index_at: datetime | None = None                         # server time of the last index tick
+        self._future_at: datetime | None = None                        # server time of the last future tick
+        self.farms_down: set[str] = set()                              # data farms reported broken (2103...)
+        self.resubscriptions = 0
         self._closed = asyncio.Event()
         self._sequence = 0
         self._streaming_ok = False
@@ -307,6 +379,8 @@ class IBFeed(StatusMixin):
         self.conn.on_reconnected.append(self._on_reconnected)
         self.conn.on_state.append(self._on_connection_state)
         self.conn.on_error.append(self._on_error)
+        self.conn.on_restored.append(self._on_restored)
+        self.conn.on_farm.append(self._on_farm)
 
     @property
     def ib(self) -> IB:
@@ -362,6 +436,41 @@ class IBFeed(StatusMixin):
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED) and not self._closed.is_set():
             self._streaming_ok = False
             self._set_status(FeedState.DISCONNECTED, self.conn.now(), message or "disconnected")
+        elif state is ConnectionState.IB_LOST and not self._closed.is_set():
+            self._set_status(FeedState.DISCONNECTED, self.conn.now(), message)
+
+    def _on_restored(self, data_lost: bool) -> None:
+        """1101: every subscription is gone at TWS - request the streaming lines again now (snapshots follow in
+        the next cycle); 1102: the data were kept."""
+        if self._closed.is_set():
+            return
+        if data_lost:
+            self.resubscribe("IB connectivity restored, data lost (1101)")
+        else:
+            self._set_status(FeedState.CONNECTED, self.conn.now(), f"IB connectivity restored, {self._data_label()}")
+
+    def _on_farm(self, farm: str, up: bool, message: str) -> None:
+        """A broken market-data farm makes our data stale (alerted); when it is back, subscribe again."""
+        if self._closed.is_set():
+            return
+        if not up:
+            self.farms_down.add(farm)
+            self._set_status(FeedState.STALE, self.conn.now(), f"data farm down: {message}")
+            return
+        was_down = farm in self.farms_down
+        self.farms_down.discard(farm)
+        if was_down and self.ib.isConnected():
+            self.resubscribe(f"data farm back: {message}")
+
+    def resubscribe(self, why: str) -> None:
+        """Cancel and request again the streaming lines (index, future); re-qualify on the next cycle if the
+        contracts are unknown."""
+        self.resubscriptions += 1
+        self._cancel_streaming()
+        if self.ib.isConnected():
+            self._request_data_type()
+            self._ensure_streaming()
+        self._set_status(FeedState.CONNECTED, self.conn.now(), f"{why}: resubscribed, {self._data_label()}")
 
     def _on_reconnected(self) -> None:
         if self._closed.is_set():
@@ -372,7 +481,9 @@ class IBFeed(StatusMixin):
         self._set_status(FeedState.CONNECTED, self.conn.now(), f"reconnected, {self._data_label()}")
 
     def _cancel_streaming(self) -> None:
-        for ticker in (self._index_ticker, self._future_ticker):
+        for ticker, handler in ((self._index_ticker, self._index_ticked), (self._future_ticker, self._future_ticked)):
+            if ticker is not None:
+                ticker.updateEvent -= handler
             if ticker is not None and self.ib.isConnected():
                 try:
                     self.ib.cancelMktData(ticker.contract)
@@ -454,9 +565,19 @@ class IBFeed(StatusMixin):
             return
         if self._index is not None and self._index_ticker is None:
             self._index_ticker = self.ib.reqMktData(self._index, "", False, False)
+            self._index_ticker.updateEvent += self._index_ticked
         if self._future is not None and self._future_ticker is None:
             self._future_ticker = self.ib.reqMktData(self._future, "", False, False)
+            self._future_ticker.updateEvent += self._future_ticked
         self._streaming_ok = True
+
+    def _index_ticked(self, ticker: Ticker) -> None:
+        if ticker is self._index_ticker:
+            self._index_at = self.conn.now()
+
+    def _future_ticked(self, ticker: Ticker) -> None:
+        if ticker is self._future_ticker:
+            self._future_at = self.conn.now()
 
     # ------------------------------------------------------------------------------- the window
     def index_price(self) -> float:
@@ -576,21 +697,29 @@ class IBFeed(StatusMixin):
         ft = self._future_ticker
         if self._future is not None and ft is not None:
             bid, ask = _price(ft.bid), _price(ft.ask)
-            if not (bid > ask):
-                future = Quote(self._future.conId, bid, ask, _size(ft.bidSize), _size(ft.askSize), at)
+            if not (bid > ask) and self._future_at is not None:       # stamped when it last ticked
+                future = Quote(self._future.conId, bid, ask, _size(ft.bidSize), _size(ft.askSize),
+                               min(self._future_at, at))
             future_contract = domain_contract(self._future)
         self._sequence += 1
         meta = {"coverage": round(self.coverage, 4), "wanted": len(wanted), "quoted": n,
                 "complete": n == len(wanted), "rotation_s": round(self.rotation_s, 1)
                 if math.isfinite(self.rotation_s) else None,
-                "market_data": "delayed" if self.delayed else "live", "lines_budget": self.line_budget}
+                "market_data": "delayed" if self.delayed else "live", "lines_budget": self.line_budget,
+                "farms_down": sorted(self.farms_down)}
+        index_at = min(self._index_at, at) if self._index_at is not None else None
         return ChainSnapshot.from_columns(timestamp=at, underlying=self._chain[0], underlying_price=index,
                                           columns=cols, source="ib", future=future,
                                           future_contract=future_contract, sequence=self._sequence,
-                                          metadata=meta)
+                                          metadata=meta, underlying_time=index_at)
 
     def _check_stale(self, at: datetime) -> None:
-        if self._last_index is not None and time.monotonic() - self._last_index[1] > self.stale_after_s:
+        index_age = (at - self._index_at).total_seconds() if self._index_at is not None else math.inf
+        if self.farms_down:
+            self._set_status(FeedState.STALE, at, f"data farm down: {', '.join(sorted(self.farms_down))}")
+        elif index_age > self.stale_after_s:
+            self._set_status(FeedState.STALE, at, f"index not updated for {index_age:.0f}s ({self._data_label()})")
+        elif self._last_index is not None and time.monotonic() - self._last_index[1] > self.stale_after_s:
             self._set_status(FeedState.STALE, at, f"index unchanged for {self.stale_after_s:g}s "
                                                   f"({self._data_label()})")
         elif self.coverage < 0.5:

@@ -57,6 +57,15 @@ async def run_window(window, engine, screenshot: Path | None, after: float) -> i
     closed = asyncio.get_running_loop().create_future()
     window.closed.connect(lambda: closed.done() or closed.set_result(True))
     if engine is not None:
+        from ..execution.recovery import connect_with_retry
+        connecting = asyncio.ensure_future(connect_with_retry(engine.feed, engine.settings, True, window.show_banner))
+        done, _ = await asyncio.wait({connecting, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if connecting not in done:                  # the window closed while TWS was unreachable
+            connecting.cancel()
+            await _maybe_await(engine.stop())
+            return 0
+        connecting.result()
+        window.show_banner("")
         await _maybe_await(engine.start())
     code = 0
     try:

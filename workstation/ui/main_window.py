@@ -119,6 +119,14 @@ class MainWindow(QMainWindow):
         self.bridge.book.connect(self._on_book)
         self.bridge.settings.connect(self._on_settings)
         self.restore_layout()
+        self.banner = QLabel("")            # TWS unreachable at start: one red line while we retry
+        self.banner.setStyleSheet(f"background: {theme.NEGATIVE}; color: white; font-weight: bold; padding: 4px;")
+        self.banner_bar = self.addToolBar("Connection")
+        self.banner_bar.setObjectName("connectionBanner")
+        self.banner_bar.setMovable(False)
+        self.banner_bar.addWidget(self.banner)
+        self.banner.setVisible(True)
+        self.banner_bar.setVisible(False)
         if engine is not None and getattr(engine, "bus", None) is not None:
             self.bridge.attach(engine.bus)
             self.bridge.replay_state()
@@ -330,13 +338,19 @@ class MainWindow(QMainWindow):
             style = f"color: {theme.POSITIVE if mode == 'simulated' else theme.INFO};"
         theme.restyle(self.connection, style)
 
+    def show_banner(self, text: str) -> None:
+        """A red line above the panels (TWS unreachable, retrying); empty text hides it."""
+        self.banner.setText(text)
+        self.banner_bar.setVisible(bool(text))
+
     def _on_status(self, status: dict) -> None:
         self._set_connection(str(pick(status, "connection", default="simulated")),
                              bool(pick(status, "connected", default=True)))
         age = pick(status, "data_age_s")
+        stale_parts = pick(status, "stale_data", default=[]) or []
         if age is not None:
-            stale = age > self.settings.alerts.stale_data_s
-            self.data_age.setText(f"data {age:,.1f}s")
+            stale = age > self.settings.alerts.stale_data_s or bool(stale_parts)
+            self.data_age.setText(f"data {age:,.1f}s" + (f" - stale: {', '.join(stale_parts)}" if stale_parts else ""))
             theme.restyle(self.data_age, f"color: {theme.NEGATIVE if stale else theme.TEXT}")
         label = str(pick(status, "clock_label", default=""))
         if label != self.clock_label:

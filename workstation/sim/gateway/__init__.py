@@ -42,6 +42,11 @@ def run_gateway(settings, args) -> int:
             print(f"error: cannot listen on {host}:{port}: {exc}")
             return 2
         sim = settings.market.simulator
+        restart_at = getattr(args, "restart_at", None)
+        if restart_at:
+            nxt = gateway.schedule_daily_restart(restart_at, down_s=float(getattr(args, "restart_down_s", 60.0)))
+            print(f"Daily restart at {restart_at} America/New_York (simulated time; next {nxt:%Y-%m-%d %H:%M} UTC): "
+                  "connections dropped, port closed, nextValidId rolled back.", flush=True)
         print(f"Practice gateway on {host}:{bound} - TWS API server version {SERVER_VERSION}, account "
               f"{gateway.account}, {'/'.join(sim.underlyings)} options, seed {sim.seed}, speed {sim.speed:g}x, "
               f"simulated time {gateway.now():%Y-%m-%d %H:%M} UTC. Ctrl+C stops it.", flush=True)

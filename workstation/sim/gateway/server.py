@@ -11,7 +11,11 @@ Limits, as TWS enforces them:
   `disconnect_factor` times the rate within one second is disconnected, as TWS does with abusers.
 
 Fault injection for tests (`faults`): drop connections, delay every request, reject the next orders, fill orders in
-slices (partial fills), drop the connection right after an order reaches the exchange, refuse live data.
+slices (partial fills), drop the connection right after an order reaches the exchange, refuse live data; and what
+real TWS does with the socket up: IB connectivity lost (1100) and restored (1101 data lost / 1102 data kept), a data
+farm broken (2103: its streaming lines die) and back (2104), the nightly restart (the socket drops, the port is
+closed for a while, nextValidId rolls back), and an acknowledgement lost in a disconnect. It counts what a soak
+checks: orders received while IB was lost, orderRefs used twice, when the client re-requested its streaming lines.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -41,6 +45,11 @@ LIVE_TICKS = {"bid": 1, "ask": 2, "last": 4, "bid_size": 0, "ask_size": 3, "clos
 DELAYED_TICKS = {"bid": 66, "ask": 67, "last": 68, "bid_size": 69, "ask_size": 70, "close": 75, "model": 83}
 WARNING_CODES = {2104: "Market data farm connection is OK:usopt", 2106: "HMDS data farm connection is OK:ushmds",
                  2158: "Sec-def data farm connection is OK:secdefnj"}
+FARM_BROKEN = "Market data farm connection is broken:usopt"
+FARM_OK = WARNING_CODES[2104]
+IB_LOST = "Connectivity between IB and Trader Workstation has been lost."
+RESTORED_DATA_LOST = "Connectivity between IB and Trader Workstation has been restored - data lost."
+RESTORED_DATA_KEPT = "Connectivity between IB and Trader Workstation has been restored - data maintained."
 PACING_JITTER_S = 0.05      # network jitter tolerated when counting messages per second
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 
@@ -56,6 +65,9 @@ class Faults:
     slice_pause_s: float = 0.0           # ... with this many simulated seconds between slices
     drop_after_order: bool = False       # abort the connection right after the next order reaches the exchange
     live_entitled: bool = True           # False: live data refused (354), delayed data served
+    ib_lost: bool = False                # 1100 in force: no data; orders that arrive are counted (and worked)
+    farm_down: bool = False              # 2103 in force: no market data; the lines open at the break are dead
+    lose_next_ack: bool = False          # the next order or modify is applied, its acknowledgement lost, socket cut
 
 
 @dataclass
@@ -89,6 +101,8 @@ class _Line:
     key: object            # index symbol, future Contract, listing row
     delayed: bool
     sent: dict = field(default_factory=dict)
+    dead: bool = False                   # killed by a farm break: never ticks again (the client must resubscribe)
+    opened: float = 0.0                  # monotonic time of the request
 
 
 class _Session:
@@ -107,12 +121,14 @@ class _Session:
         self.pnl_subs: set[int] = set()
         self.recent: deque[float] = deque()
         self.closed = False
+        self.arrived = 0.0                  # monotonic time the message being handled was read off the socket
+        self.knows_ib_lost = False          # the client sent a request after our 1100 reached it (see _m49)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     # ------------------------------------------------------------------------------------ output
     def send(self, fields: list) -> None:
-        if self.closed:
+        if self.closed or self.writer.transport.is_closing():
             return
         try:
             self.writer.write(P.frame(fields))
@@ -148,6 +164,7 @@ class _Session:
                         await asyncio.sleep(self.gw.faults.delay_s)
                     if not self._paced(arrived):
                         continue
+                    self.arrived = arrived
                     self._dispatch(fields)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -236,7 +253,12 @@ class _Session:
         self.send(P.managed_accounts([self.gw.account]))
         self.send(P.next_valid_id(self.gw.next_order_id(client_id)))
         for code, text in WARNING_CODES.items():
+            if code == 2104 and self.gw.faults.farm_down:
+                code, text = 2103, FARM_BROKEN
             self.error(-1, code, text)
+        if self.gw.faults.ib_lost:
+            self.knows_ib_lost = False
+            self.error(-1, 1100, IB_LOST)
 
     def _m17(self, f):                              # reqManagedAccts
         self.send(P.managed_accounts([self.gw.account]))
@@ -244,7 +266,9 @@ class _Session:
     def _m8(self, f):                               # reqIds
         self.send(P.next_valid_id(self.gw.next_order_id(self.client_id)))
 
-    def _m49(self, f):                              # reqCurrentTime
+    def _m49(self, f):                              # reqCurrentTime (after a 1100: the client knows IB is lost)
+        if self.gw.faults.ib_lost:
+            self.knows_ib_lost = True
         self.send(P.current_time(int(self.gw.now().timestamp())))
 
     def _m15(self, f):                              # reqAutoOpenOrders: manual TWS orders do not exist here
@@ -297,7 +321,13 @@ class _Session:
         if not snapshot and len(self.lines) >= self.gw.max_lines:
             self.error(req_id, 101, "Max number of tickers has been reached")
             return
-        line = _Line(req_id, found[0].con_id, kind, key, delayed)
+        line = _Line(req_id, found[0].con_id, kind, key, delayed, opened=time.monotonic())
+        if not snapshot and kind in ("IND", "FUT"):
+            self.gw.stream_requests.append((time.monotonic(), kind))
+        if self.gw.faults.ib_lost or self.gw.faults.farm_down:
+            if not snapshot:                # silent until the data are back; snapshots go unanswered
+                self.lines[req_id] = line
+            return
         self.send(P.market_data_type(req_id, 3 if delayed else 1))
         for msg in self.gw.tick_messages([line]):
             self.send(msg)
@@ -408,6 +438,17 @@ class _Session:
         self.pnl_subs.discard(int(f[1]))
 
 
+def _next_local(after: datetime, hhmm: str, zone: str) -> datetime:
+    """The next instant at or after `after` that is `hhmm` on the clock of `zone`."""
+    tz = ZoneInfo(zone)
+    local = after.astimezone(tz)
+    hh, mm = (int(x) for x in hhmm.split(":"))
+    at = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if at < local:
+        at = (local + timedelta(days=1)).replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return at.astimezone(timezone.utc)
+
+
 def _parse_filter_time(text: str) -> datetime | None:
     """An execution-filter time: 'yyyymmdd hh:mm:ss [zone]' or 'yyyymmdd-hh:mm:ss' (UTC when no zone)."""
     text = text.strip()
@@ -462,14 +503,28 @@ class PracticeGateway:
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self.port = 0
+        self.host = "127.0.0.1"
         self.world.on_event.append(self._on_exchange_event)
+        self.orders_while_lost = 0                        # new orders and modifies sent knowing of a 1100
+        self.lost_order_delays: list[float] = []          # seconds after the 1100 each order (either kind) arrived
+        self.orders_crossing_loss = 0                     # received during a 1100, sent before the client saw it
+        self._ib_lost_at = 0.0
+        self.order_refs: dict[str, int] = {}              # orderRef -> new orders carrying it
+        self.modifies: dict[str, int] = {}                # orderRef -> modifies received
+        self.stream_requests: list[tuple[float, str]] = []    # (monotonic time, IND|FUT) of streaming requests
+        self.restarts = 0
+        self.down = False                                 # the port is closed (a restart in progress)
+        self._restart_at: datetime | None = None          # a scheduled restart (simulated time)
+        self._restart_down_s = 0.0
+        self._rollback = True
+        self._daily: tuple[str, str, float] | None = None
 
     # -------------------------------------------------------------------------------- lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 7497) -> int:
         """Listen on host:port (0 = any free port); returns the bound port."""
         self._closing = False
         self._server = await asyncio.start_server(self._on_connect, host, port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.host, self.port = host, self._server.sockets[0].getsockname()[1]
         self._tasks = [asyncio.create_task(self._pump(), name="gateway-pump"),
                        asyncio.create_task(self._stream(), name="gateway-ticks")]
         log.info("practice gateway listening on %s:%d (server version %d, account %s)", host, self.port,
@@ -537,6 +592,92 @@ class PracticeGateway:
     def set_live_entitled(self, entitled: bool) -> None:
         self.faults.live_entitled = entitled
 
+    def lose_ib(self) -> None:
+        """1100: TWS lost IB. The socket stays up; no data flow; orders that arrive are counted (and worked)."""
+        self.faults.ib_lost = True
+        self._ib_lost_at = time.monotonic()
+        for s in list(self.sessions.values()):
+            s.knows_ib_lost = False
+            s.error(-1, 1100, IB_LOST)
+
+    def restore_ib(self, data_lost: bool = True) -> None:
+        """1101 (every market-data subscription is gone: the client must request again) or 1102 (kept)."""
+        self.faults.ib_lost = False
+        for s in list(self.sessions.values()):
+            if data_lost:
+                s.lines.clear()
+            s.error(-1, 1101 if data_lost else 1102, RESTORED_DATA_LOST if data_lost else RESTORED_DATA_KEPT)
+
+    def farm_down(self) -> None:
+        """2103: the market-data farm broke; the streaming lines open now never tick again."""
+        self.faults.farm_down = True
+        for s in list(self.sessions.values()):
+            for line in s.lines.values():
+                line.dead = True
+            s.error(-1, 2103, FARM_BROKEN)
+
+    def farm_up(self) -> None:
+        """2104: the farm is back; lines requested from now on stream (dead ones stay dead)."""
+        self.faults.farm_down = False
+        for s in list(self.sessions.values()):
+            s.error(-1, 2104, FARM_OK)
+
+    def move_position(self, contract: Contract, quantity: int) -> None:
+        """A position change without an execution of ours (an assignment, a transfer, a trade the API never saw):
+        what a reconcile must catch as a mismatch."""
+        ex = self.world.exchange
+        ex.contracts[contract.contract_id] = self._contracts[contract.contract_id] = contract
+        qty = ex.positions.get(contract.contract_id, 0) + int(quantity)
+        if qty:
+            ex.positions[contract.contract_id] = qty
+        else:
+            ex.positions.pop(contract.contract_id, None)
+        self._broadcast_position(contract.contract_id)
+
+    def cancel_all_orders(self) -> int:
+        """Cancel every working order (as the trader's global cancel in TWS would); returns how many."""
+        working = [o for o in self.orders.values() if o.working]
+        for o in working:
+            self.cancel_order(self.sessions.get(o.view.client_id), o.view.order_id, client_id=o.view.client_id)
+        return len(working)
+
+    def lose_next_ack(self) -> None:
+        """The next order or modify is applied at the exchange, but its acknowledgement is lost with the socket."""
+        self.faults.lose_next_ack = True
+
+    async def restart(self, down_s: float = 1.0, rollback_ids: bool = True) -> None:
+        """The nightly restart: every socket drops, the port is closed for `down_s`, orders and positions are kept
+        (they live at IB), and nextValidId starts again from 1 when `rollback_ids`."""
+        self.restarts += 1
+        self.down = True
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for s in list(self._all_sessions):
+            s.abort()
+        await asyncio.sleep(down_s)
+        if rollback_ids:
+            self._next_ids.clear()
+        self.faults.ib_lost = self.faults.farm_down = False
+        if not self._closing:
+            self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        self.down = False
+
+    def schedule_restart(self, at: datetime, down_s: float = 1.0, rollback_ids: bool = True) -> None:
+        """A restart at simulated time `at` (the pump starts it)."""
+        self._restart_at, self._restart_down_s, self._rollback = at, down_s, rollback_ids
+
+    def schedule_daily_restart(self, hhmm: str, zone: str = "America/New_York", down_s: float = 60.0) -> datetime:
+        """A restart every day at `hhmm` in `zone` (simulated time), as TWS's auto-restart; returns the next one."""
+        self._daily = (hhmm, zone, down_s)
+        at = _next_local(self.now(), hhmm, zone)
+        self.schedule_restart(at, down_s)
+        return at
+
+    @property
+    def duplicate_order_refs(self) -> dict[str, int]:
+        return {ref: n for ref, n in self.order_refs.items() if n > 1}
+
     @property
     def connected_clients(self) -> list[int]:
         return sorted(self.sessions)
@@ -547,6 +688,12 @@ class PracticeGateway:
             try:
                 self.world.sync()
                 self._start_due_slices()
+                if self._restart_at is not None and self.now() >= self._restart_at:
+                    self._restart_at = None
+                    self._tasks.append(asyncio.create_task(self.restart(self._restart_down_s, self._rollback)))
+                    if self._daily is not None:
+                        hhmm, zone, down_s = self._daily
+                        self.schedule_restart(_next_local(self.now() + timedelta(minutes=1), hhmm, zone), down_s)
             except Exception:
                 log.exception("gateway pump failed")
             await asyncio.sleep(self.pump_interval_s)
@@ -557,8 +704,9 @@ class PracticeGateway:
             await asyncio.sleep(self.tick_interval_s)
             try:
                 for s in list(self.sessions.values()):
-                    if s.lines:
-                        for msg in self.tick_messages(list(s.lines.values()), changed_only=True):
+                    if s.lines and not (self.faults.ib_lost or self.faults.farm_down):
+                        live = [ln for ln in s.lines.values() if not ln.dead]
+                        for msg in self.tick_messages(live, changed_only=True):
                             s.send(msg)
                 if time.monotonic() - last_pnl >= 1.0:
                     last_pnl = time.monotonic()
@@ -659,9 +807,31 @@ class PracticeGateway:
     def place_order(self, session: _Session, req: P.PlaceOrder) -> None:
         client_id = session.client_id
         key = (client_id, req.order_id)
-        if key in self._by_key:
-            self._modify(session, self.orders[self._by_key[key]], req)
-            return
+        if self.faults.ib_lost:
+            self.lost_order_delays.append(session.arrived - self._ib_lost_at)
+            if session.knows_ib_lost:       # sent after the client answered the 1100 (its reqCurrentTime came first)
+                self.orders_while_lost += 1
+            else:                           # sent before the 1100 reached the client: it crossed the 1100
+                self.orders_crossing_loss += 1
+        lose_ack = self.faults.lose_next_ack
+        if lose_ack:                        # apply it, but nothing reaches the client: the socket is cut first
+            self.faults.lose_next_ack = False
+            session.closed = True
+        try:
+            if key in self._by_key:
+                ref = self.orders[self._by_key[key]].view.order_ref
+                self.modifies[ref] = self.modifies.get(ref, 0) + 1
+                self._modify(session, self.orders[self._by_key[key]], req)
+                return
+            if req.order_ref:
+                self.order_refs[req.order_ref] = self.order_refs.get(req.order_ref, 0) + 1
+            self._place_new(session, req, client_id, key)
+        finally:
+            if lose_ack:
+                session.closed = False
+                session.abort()
+
+    def _place_new(self, session: _Session, req: P.PlaceOrder, client_id: int, key: tuple[int, int]) -> None:
         contract = self._resolve(req.contract)
         if contract is None:
             session.error(req.order_id, 200, "No security definition has been found for the request")

@@ -1,0 +1,30 @@
+"""The fault soak, short: the workstation (a real `headless --wait` subprocess) auto-trades against the practice
+gateway for about 90 s while seeded faults fire (1100/1101/1102, farm down/up, restart with nextValidId rolled back,
+a lost acknowledgement, a socket drop, SIGKILL + restart); then the journal must equal the gateway's account.
+The 30-minute run is `benchmarks/soak.py` (its table is in the README)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ib_async")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from soak import soak  # noqa: E402
+
+
+@pytest.mark.slow
+async def test_short_fault_soak_loses_doubles_and_mismatches_nothing(tmp_path):
+    r = await soak(minutes=1.5, seed=11, work=tmp_path, min_gap_s=4.0, max_gap_s=9.0, log=lambda *_: None)
+    assert r["executions"] > 0, "the soak should trade"
+    assert sum(r["faults"].values()) >= 8
+    assert (r["fills_lost"], r["fills_doubled"], r["position_mismatches"]) == (0, 0, 0), r
+    assert r["orders_sent_while_ib_lost"] == 0, r["lost_order_delays_s"]
+    assert r["duplicate_order_refs"] == 0
+    assert r["journal_integrity_ok_after_kills"] == r["kills"] and r["journal_integrity_final"] == "ok"
+    assert r["final_exit_code"] == 0
+    for kind in ("1101", "2104"):                      # fresh again within 10 s of 1101 and of 2104
+        assert r["fresh_after_s"][kind].get("max", 0) <= 10, r["fresh_after_s"]
+    assert not r["never_fresh"], r["never_fresh"]
