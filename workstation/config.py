@@ -174,10 +174,10 @@ class SignalsConfig(Section):
 class BucketLimit(Section):
     """|Dollar Greeks| limits of one expiry bucket (empty: no limit)."""
 
-    delta: float | None = Field(None, gt=0, description="|delta$| limit of the bucket.")
-    gamma: float | None = Field(None, gt=0, description="|gamma$| limit of the bucket.")
-    vega: float | None = Field(None, gt=0, description="|vega$| limit of the bucket.")
-    theta: float | None = Field(None, gt=0, description="|theta$| limit of the bucket.")
+    delta: float | None = Field(None, gt=0, le=1e10, description="|delta$| limit of the bucket.")
+    gamma: float | None = Field(None, gt=0, le=1e10, description="|gamma$| limit of the bucket.")
+    vega: float | None = Field(None, gt=0, le=1e10, description="|vega$| limit of the bucket.")
+    theta: float | None = Field(None, gt=0, le=1e10, description="|theta$| limit of the bucket.")
 
 
 class BucketLimits(Section):
@@ -338,8 +338,8 @@ class DailyRestart(Section):
 
     time: str = Field("23:45", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM of the restart.")
     zone: str = Field("America/New_York", description="IANA time zone of `time`.")
-    stop_before_s: float = Field(300.0, ge=0, description="Stop sending new orders this long before.")
-    expect_down_s: float = Field(600.0, gt=0, description="How long after the restart time to expect it.")
+    stop_before_s: float = Field(300.0, ge=0, le=86_400, description="Stop sending new orders this long before.")
+    expect_down_s: float = Field(600.0, gt=0, le=86_400, description="How long after the restart time to expect it.")
 
     @model_validator(mode="after")
     def _zone_exists(self) -> "DailyRestart":
