@@ -39,7 +39,7 @@ limits = st.builds(
     max_orders_per_minute=st.integers(1, 12),
     max_delta_dollars=st.floats(1_000, 150_000), max_gamma_dollars=st.floats(500, 20_000),
     max_vega_dollars=st.floats(700, 30_000), allow_uncovered_shorts=st.booleans(),
-    duplicate_window_s=st.floats(0, 5), buying_power=st.just(1e9), max_order_premium=st.just(1e9),
+    duplicate_window_s=st.floats(0, 5), buying_power=st.just(1e9), max_order_premium=st.just(1e8),
 )
 actions = st.lists(st.one_of(
     st.tuples(st.just("order"), st.integers(0, len(CONTRACTS) - 1), st.sampled_from([Side.BUY, Side.SELL]),

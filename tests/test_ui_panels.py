@@ -324,6 +324,7 @@ def test_settings_dialog_apply_writes_the_overrides_file_a_restart_loads(desk, t
     engine.overrides_path = overrides
     w.open_settings()
     dialog = w.settings_dialog
+    assert dialog.set_value("signals.auto_max_quantity", "3")        # the auto limit stays within the order limit
     assert dialog.set_value("risk.max_order_quantity", "3") and dialog.set_value("signals.min_zscore", "1.75")
     dialog.apply()
     import yaml
