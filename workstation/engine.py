@@ -100,8 +100,7 @@ class Engine:
         self.calibrator = Calibrator(settings.calibration)
         self.sanity = SanityGuard(settings.market.sanity)
         self.fair_value = FairValueSurface()
-        self._fair_last: FairValueFit | None = None     # the worker's warm start
-        self.last_fair: FairValueFit | None = None      # the fair surface of the last used snapshot
+        self.last_fair: FairValueFit | None = None      # the fair surface of the last used snapshot (warm start)
         self.fair_ms: list[float] = []
         self.signal_model = SignalModel(settings.signals)
         # ids unique across restarts (journal counters), and the same in two runs of a backtest
@@ -437,11 +436,10 @@ class Engine:
         an expiry that cannot be fitted keeps its last good slice (marked `fallback`) or is marked `failed`."""
         started = time.perf_counter()
         try:
-            fair = self.fair_value.fit(surface, self._fair_last)
+            fair = self.fair_value.fit(surface, self.last_fair)     # cycles run one at a time
         except Exception:           # the fair surface informs; it must never stop the cycle
             log.exception("fair-value fit failed")
             return None
-        self._fair_last = fair
         self.fair_ms.append((time.perf_counter() - started) * 1e3)
         return fair
 

@@ -10,21 +10,19 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QVBox
 
 from .. import market_time, theme
 from ..bridge import Bridge
-from .base import Panel
-from .vol_common import et_seconds, fit_view, plot
+from .vol_common import VolViewsPanel, et_seconds, fit_view, plot
 
 CONE_TITLE = "Vol cone: realised vol by window (min, quartiles, max); dot: now"
 FIELDS = (("Realised", "value"), ("Intraday 5-min", "intraday"), ("Close-to-close", "close_to_close"),
           ("Parkinson", "parkinson"), ("Implied 30d ATM", "implied_30d"), ("VRP (IV - RV)", "vrp"))
 
 
-class RealisedPanel(Panel):
+class RealisedPanel(VolViewsPanel):
     title = "Realised vs implied"
     name = "realised"
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
-        self.views = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         box = QGroupBox("Vol points, annualised")
@@ -51,11 +49,6 @@ class RealisedPanel(Panel):
         self.cone_now = self.cone.plot([], [], pen=None, symbol="o", symbolBrush=theme.WARNING)
         plots.addWidget(self.cone, 1)
         layout.addLayout(plots, 1)
-        bridge.vol_views.connect(self._on_views)
-
-    def _on_views(self, views) -> None:
-        self.views = views
-        self.mark_dirty()
 
     def render(self) -> None:
         v = self.views

@@ -10,6 +10,20 @@ from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from .. import theme
 from ..plots import calm
+from .base import Panel
+
+
+class VolViewsPanel(Panel):
+    """A panel drawn from the engine's vol views: it keeps the latest and redraws on the next refresh tick."""
+
+    def __init__(self, bridge, parent=None) -> None:
+        super().__init__(bridge, parent)
+        self.views = None
+        bridge.vol_views.connect(self._on_views)
+
+    def _on_views(self, views) -> None:
+        self.views = views
+        self.mark_dirty()
 
 
 def number_table(headers: list[str], rows: int = 0) -> QTableWidget:

@@ -12,8 +12,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxL
 from ...analytics.skew import CONSTANT_MATURITIES
 from .. import market_time, theme
 from ..bridge import Bridge
-from .base import Panel
-from .vol_common import day_range, et_seconds, fit_view, number_table, plot, set_cell
+from .vol_common import VolViewsPanel, day_range, et_seconds, fit_view, number_table, plot, set_cell
 
 CM_HEADERS = ["Days", "ATM", "RR25", "BF25", "RR10", "BF10", "Slope", "Curv", "Forward", "Model ATM", "Model RR25",
               "Model BF25", "ATM %ile", "RR25 %ile"]
@@ -23,13 +22,12 @@ METRICS = {"ATM vol": "atm_vol", "25Δ RR": "rr25", "25Δ BF": "bf25", "10Δ RR"
            "Skew slope": "slope", "Curvature": "curvature"}
 
 
-class VolMetricsPanel(Panel):
+class VolMetricsPanel(VolViewsPanel):
     title = "Skew && term"
     name = "skew"
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
-        self.views = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         self.summary = QLabel("waiting for the first snapshot…")
@@ -74,11 +72,6 @@ class VolMetricsPanel(Panel):
         hv.addWidget(self.daily, 1)
         self.tabs.addTab(history, "History")
         self.tabs.currentChanged.connect(lambda *_: (self.mark_dirty(), self.flush()))
-        bridge.vol_views.connect(self._on_views)
-
-    def _on_views(self, views) -> None:
-        self.views = views
-        self.mark_dirty()
 
     def render(self) -> None:
         v = self.views

@@ -10,8 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QTabWid
 
 from .. import theme
 from ..bridge import Bridge
-from .base import Panel
-from .vol_common import number_table, set_cell
+from .vol_common import VolViewsPanel, number_table, set_cell
 
 GREEKS = ("delta", "gamma", "vega", "theta", "weighted_vega")
 HEADERS = ["Bucket / expiry", "Days", "Delta$", "Gamma$", "Vega$", "Theta$", "Weighted vega$"]
@@ -27,13 +26,12 @@ def pnl_colour(value: float, scale: float) -> QColor:
     return base
 
 
-class VolRiskPanel(Panel):
+class VolRiskPanel(VolViewsPanel):
     title = "Scenarios && expiry risk"
     name = "volrisk"
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
-        self.views = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         self.tabs = QTabWidget()
@@ -67,11 +65,6 @@ class VolRiskPanel(Panel):
         self.tabs.addTab(self.buckets, "Risk by expiry")
         self.regions = number_table(["Strike / forward", "Delta$", "Gamma$", "Vega$", "Theta$"])
         self.tabs.addTab(self.regions, "By strike region")
-        bridge.vol_views.connect(self._on_views)
-
-    def _on_views(self, views) -> None:
-        self.views = views
-        self.mark_dirty()
 
     def _redraw(self, *_) -> None:
         self.mark_dirty()
