@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,8 +117,14 @@ def streaming_again(gw: PracticeGateway, since: float):
 
 
 async def soak(minutes: float, seed: int, speed: float = 5.0, work: Path | None = None,
-               min_gap_s: float = 6.0, max_gap_s: float = 18.0, log=print) -> dict:
+               min_gap_s: float = 6.0, max_gap_s: float = 18.0, log=print,
+               plan: Sequence[str] | None = None) -> dict:
+    """Fire seeded random faults for `minutes` of wall time — or, with `plan`, exactly those faults in that order
+    (however long they take), so what is tested does not depend on how fast the machine is."""
     rng = random.Random(seed)
+    if plan is not None and (bad := set(plan) - set(FAULTS)):
+        raise ValueError(f"unknown faults {sorted(bad)}; known: {', '.join(FAULTS)}")
+    todo = list(plan) if plan is not None else None
     gw = PracticeGateway(gateway_settings(seed, speed))
     port = await gw.start("127.0.0.1", 0)
     tmp = None
@@ -135,9 +142,9 @@ async def soak(minutes: float, seed: int, speed: float = 5.0, work: Path | None 
         ws.start()
         if await until(lambda: CLIENT_ID in gw.sessions and len(gw.executions) > 0, 180) is None:
             log("warning: no execution within 180 s of the first start")
-        while time.monotonic() < deadline:
+        while todo if todo is not None else time.monotonic() < deadline:
             await asyncio.sleep(rng.uniform(min_gap_s, max_gap_s))
-            fault = rng.choice(FAULTS)
+            fault = todo.pop(0) if todo is not None else rng.choice(FAULTS)
             fired[fault] += 1
             if fault in ("ib_1101", "ib_1102", "farm"):
                 gw.lose_ib() if fault != "farm" else gw.farm_down()
