@@ -6,6 +6,10 @@ Target (issue 5): total p95 <= 50 ms on this machine. Writes benchmarks/results/
 
     python benchmarks/engine.py [--cycles 200] [--full]
 
+`--compare-with REF`: the same cycles through the engine of git revision REF (e.g. the commit before a
+refactor) and through today's, interleaved in one run (two rounds each, same seed), printed side by side with
+the ratio today/REF.
+
 `--full`: the real-size chain (`market.simulator.listing: full`, expiries to three years, strikes within
 ±40 %): about 20,000 options a snapshot; target (issue 23) p95 <= 50 ms on one core. Writes engine_full.json.
 """
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +48,28 @@ def full_chain(settings: Settings) -> Settings:
     return settings
 
 
-async def measure(cycles: int, warmup: int, full: bool = False) -> tuple[dict[str, list[float]], int]:
+def engine_at(ref: str) -> type:
+    """The Engine class of git revision `ref` (its engine module loaded inside today's package)."""
+    root = Path(__file__).resolve().parents[1]
+    for path in ("workstation/engine.py", "workstation/engine/core.py"):
+        shown = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=root, capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"no engine module at {ref}")
+    if path.endswith("core.py"):
+        raise SystemExit(f"{ref} already has the engine package: compare two checkouts instead")
+    tmp = Path(tempfile.mkdtemp()) / "engine_ref.py"
+    tmp.write_text(shown.stdout)
+    spec = importlib.util.spec_from_file_location("workstation._engine_ref", tmp)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Engine
+
+
+async def measure(cycles: int, warmup: int, full: bool = False, engine_cls: type = Engine
+                  ) -> tuple[dict[str, list[float]], int]:
     settings = Settings()
     settings.market.simulator.always_open = True
     if full:
@@ -52,7 +79,7 @@ async def measure(cycles: int, warmup: int, full: bool = False) -> tuple[dict[st
     broker = PaperBroker(world)
     with tempfile.TemporaryDirectory() as tmp:
         journal = Journal(Path(tmp) / "journal.sqlite")
-        engine = Engine(settings, feed, broker, journal, clock=world.clock.now)
+        engine = engine_cls(settings, feed, broker, journal, clock=world.clock.now)
         engine.auto_execute = True
         await feed.connect()
         await broker.connect()
@@ -86,7 +113,10 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--full", action="store_true", help="the real-size chain (~20,000 options)")
+    parser.add_argument("--compare-with", metavar="REF", help="also time the engine of git revision REF")
     args = parser.parse_args()
+    if args.compare_with:
+        return compare(args.compare_with, args.cycles, args.warmup, args.full)
     steps, options = asyncio.run(measure(args.cycles, args.warmup, args.full))
     rows = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
                    "max": float(np.max(v))} for name, v in steps.items()}
@@ -99,6 +129,31 @@ def main() -> int:
     out = RESULTS.with_name("engine_full.json") if args.full else RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"options": options, "cycles": args.cycles, "steps_ms": rows}, indent=2))
+    return 0
+
+
+def compare(ref: str, cycles: int, warmup: int, full: bool) -> int:
+    """Both engines, interleaved (REF, today, REF, today) so a drifting machine loads both alike."""
+    engines = {ref: engine_at(ref), "today": Engine}
+    steps: dict[str, dict[str, list[float]]] = {name: {} for name in engines}
+    options = 0
+    for _ in range(2):
+        for name, cls in engines.items():
+            got, options = asyncio.run(measure(cycles // 2, warmup, full, cls))
+            for step, values in got.items():
+                steps[name].setdefault(step, []).extend(values)
+    print(f"engine cycle on {options} options, {cycles} cycles each (ms)")
+    print(f"{'step':<16}{'p50 ' + ref[:8]:>14}{'p50 today':>12}{'ratio':>8}{'p95 ' + ref[:8]:>14}{'p95 today':>12}"
+          f"{'ratio':>8}")
+    for step in steps["today"]:
+        a, b = steps[ref].get(step, [np.nan]), steps["today"][step]
+        pa, pb = np.percentile(a, 50), np.percentile(b, 50)
+        qa, qb = np.percentile(a, 95), np.percentile(b, 95)
+        print(f"{step:<16}{pa:>14.2f}{pb:>12.2f}{pb / pa:>8.2f}{qa:>14.2f}{qb:>12.2f}{qb / qa:>8.2f}")
+    out = RESULTS.with_name("engine_compare.json")
+    out.write_text(json.dumps({"options": options, "cycles": cycles, "ref": ref, "steps_ms": {
+        name: {step: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
+               for step, v in got.items()} for name, got in steps.items()}}, indent=2))
     return 0
 
 

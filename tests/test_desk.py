@@ -60,9 +60,9 @@ def _revalued_now(desk: Desk, cid: int) -> dict:
 
     def ready():
         r = engine.last_risk
-        return (r is not None and engine._revalued is not None and engine._revalued.book
-                and any(c == cid for c, _ in engine._revalued.book)
-                and engine._revalued.at == engine.last_surface.snapshot.timestamp
+        return (r is not None and engine.supervisor.revalued is not None and engine.supervisor.revalued.book
+                and any(c == cid for c, _ in engine.supervisor.revalued.book)
+                and engine.supervisor.revalued.at == engine.last_surface.snapshot.timestamp
                 and r["at"] == engine.last_surface.snapshot.timestamp.isoformat())
     desk.until(ready, what="a revaluation of the book on this snapshot")
     desk.window.flush()

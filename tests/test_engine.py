@@ -275,8 +275,9 @@ def test_every_alert_code_the_engine_raises_is_documented():
     from pathlib import Path
 
     from workstation.alerts.codes import CATALOGUE
-    source = (Path(__file__).resolve().parents[1] / "workstation" / "engine.py").read_text()
-    raised = set(re.findall(r'self\.alert\("([A-Z_]+)"', source))
+    package = Path(__file__).resolve().parents[1] / "workstation" / "engine"
+    source = "\n".join(p.read_text() for p in sorted(package.glob("*.py")))
+    raised = set(re.findall(r'\balert\("([A-Z_]+)"', source))
     assert raised and raised <= set(CATALOGUE), raised - set(CATALOGUE)
 
 

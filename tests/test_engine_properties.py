@@ -56,7 +56,7 @@ async def run(limit: dict, orders: list, seed: int) -> None:
                 # gamma$ of the book with the working orders as if filled: within the limit (the market's own
                 # drift between two 15-second steps aside: a fifth of the limit at most); the 2026 incident
                 # reached 1.6x the limit through orders that each saw gamma$ 0
-                rig.engine._position_greeks(rig.engine.last_surface, rig.engine.last_model)
+                rig.engine.marking.position_greeks(rig.engine.last_surface, rig.engine.last_model)
                 ctx = rig.engine.risk_context(None)
                 gamma = abs(ctx.portfolio_greeks.gamma + ctx.pending_greeks.gamma)
                 assert gamma <= 1.2 * limit["max_gamma_dollars"], (gamma, limit["max_gamma_dollars"])

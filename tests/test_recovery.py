@@ -293,7 +293,7 @@ async def _restart(tmp_path: Path) -> tuple[Engine, PaperBroker, dict]:
     world = _world(tmp_path / "paper_account.sqlite")
     broker = PaperBroker(world)
     engine = Engine(Settings(), _Feed(), broker, Journal(tmp_path / "journal.sqlite"), clock=world.clock.now)
-    engine._recover_from_journal()
+    engine.reconciler.recover_from_journal()
     await broker.connect()
     return engine, broker, await engine.reconcile()
 
