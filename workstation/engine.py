@@ -1296,7 +1296,7 @@ class Engine:
         return {
             "snapshots": self.snapshots,
             "chain": {"options": len(snap) if snap is not None else 0,
-                      "expiries": int(len(np.unique(snap.expiry.astype(np.int64) * 2 + snap.am_settled)))
+                      "expiries": int(len(np.unique(snap.series_key)))
                       if snap is not None else 0},
             "quality": dict(self.sanity.counts),
             "fair_value": self._fair_summary(),
