@@ -29,6 +29,7 @@ from .bus import EventBus
 from .config import Settings, problems_of, save_overrides
 from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
                      SecType, Severity, Side, Signal, SignalState, TradingState)
+from .domain.ticks import FUTURE_TICK
 from .events import CycleReport, FitEvent, OrderPreview
 from .execution.hedger import Hedger
 from .execution.orders import OrderManager, OrderRecord
@@ -711,7 +712,7 @@ class Engine:
                 return None, None, "no market for this contract"
             limit_price = initial_limit(side, market.bid, market.ask, self._price_cap(purpose, market),
                                         self.settings.execution.aggressiveness,
-                                        tick=0.25 if contract.sec_type is SecType.FUTURE else None)
+                                        tick=FUTURE_TICK if contract.sec_type is SecType.FUTURE else None)
         try:
             client_order_id = PREVIEW_ID if preview else self.orders.new_client_order_id()
         except Exception as exc:        # ids come from the journal: no record, no order
