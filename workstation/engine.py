@@ -42,7 +42,7 @@ from .portfolio.book import Book, trading_day_of
 from .portfolio.explain import DayExplain
 from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor, revaluation
-from .risk.limits import RiskCode
+from .risk.limits import RiskCode, limit_report, order_size_cap
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import StateChange, TradingStateMachine
 from .sizing import PREVIEW_ID, largest_sendable
@@ -593,8 +593,7 @@ class Engine:
             self.last_risk = {
                 "at": now.isoformat(), "greeks_from": how, "forward": surface.snapshot.underlying_price,
                 "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
-                "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
-                           "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
+                "limits": limit_report(cfg),
                 "var95": var.var95, "var99": var.var99, "var_at": self._revalued.at.isoformat(),
                 "stress": stress.as_dict(),
                 "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
@@ -968,11 +967,7 @@ class Engine:
     def _within_order_limits(self, contract: Contract, quantity: int, price: float) -> int:
         """The largest slice of `quantity` one order may carry (max quantity and premium); the rest of an
         exit follows in later cycles, as a trader would work a large close."""
-        cfg = self.settings.risk
-        quantity = min(quantity, cfg.max_order_quantity)
-        if contract.sec_type is SecType.OPTION and math.isfinite(price) and price > 0:
-            quantity = min(quantity, int(cfg.max_order_premium // (price * contract.multiplier)))
-        return max(quantity, 1)
+        return order_size_cap(self.settings.risk, contract, quantity, price)
 
     def _hedge(self, now: datetime) -> None:
         snap = self.last_snapshot
