@@ -13,7 +13,7 @@ from workstation.domain import Contract, Order, OrderPurpose, OrderType, Positio
 from workstation.portfolio.greeks import DollarGreeks
 from workstation.risk import ContractMarket, DailyMoves, RiskCode, RiskContext, check
 from workstation.risk import hours, margin
-from workstation.risk.limits import greek_limits, limit_report, order_size_cap
+from workstation.risk.limits import greek_limits, order_size_cap
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2025, 10, 1, 11, 0, tzinfo=NY)            # a Wednesday, mid-session
@@ -288,7 +288,5 @@ def test_the_order_size_cap_is_the_largest_size_the_quantity_and_premium_checks_
 
 
 def test_the_limits_are_read_in_one_place():
-    settings = cfg(max_delta_dollars=1.0, max_gamma_dollars=2.0, max_vega_dollars=3.0, max_var_99=4.0,
-                   max_daily_loss=5.0)
+    settings = cfg(max_delta_dollars=1.0, max_gamma_dollars=2.0, max_vega_dollars=3.0)
     assert [(n, lim) for n, _, lim in greek_limits(settings)] == [("delta", 1.0), ("gamma", 2.0), ("vega", 3.0)]
-    assert limit_report(settings) == {"delta": 1.0, "gamma": 2.0, "vega": 3.0, "var99": 4.0, "daily_loss": 5.0}

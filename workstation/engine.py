@@ -42,7 +42,7 @@ from .portfolio.book import Book, trading_day_of
 from .portfolio.explain import DayExplain
 from .portfolio.greeks import DollarGreeks, dollar_greeks
 from .risk import margin, monitor, revaluation
-from .risk.limits import RiskCode, limit_report, order_size_cap
+from .risk.limits import RiskCode, order_size_cap
 from .risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from .risk.state import StateChange, TradingStateMachine
 from .sizing import PREVIEW_ID, largest_sendable
@@ -593,7 +593,8 @@ class Engine:
             self.last_risk = {
                 "at": now.isoformat(), "greeks_from": how, "forward": surface.snapshot.underlying_price,
                 "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
-                "limits": limit_report(cfg),
+                "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
+                           "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
                 "var95": var.var95, "var99": var.var99, "var_at": self._revalued.at.isoformat(),
                 "stress": stress.as_dict(),
                 "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,

@@ -29,6 +29,12 @@ class Board:
     atm_index: int
 
 
+def series_of(surface) -> np.ndarray:
+    """For each row, the index of its expiry series in `surface.expiries` (-1 when none): `Surface.expiry_index`,
+    the one vectorised lookup (domain.snapshot.series_index over the chain's series keys)."""
+    return surface.expiry_index()
+
+
 def expiry_labels(surface) -> list[str]:
     """"YYYY-MM-DD AM|PM" of each expiry series of the surface, in its order."""
     return [f"{e.expiry} {'AM' if e.am_settled else 'PM'}" for e in surface.expiries]

@@ -97,12 +97,6 @@ def greek_limits(cfg: RiskConfig) -> list[tuple[str, RiskCode, float]]:
     return [(name, code, float(getattr(cfg, setting))) for name, code, setting in GREEK_LIMITS]
 
 
-def limit_report(cfg: RiskConfig) -> dict[str, float]:
-    """The limits the risk report carries (its "limits" key) for the panel to show: per Greek, VaR99, daily loss."""
-    return {**{name: limit for name, _, limit in greek_limits(cfg)},
-            "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss}
-
-
 def order_size_cap(cfg: RiskConfig, contract: Contract, quantity: int, price: float) -> int:
     """The largest slice of `quantity` one order may carry under `max_order_quantity` and, for an option at
     `price`, `max_order_premium` (the limits the pre-trade check applies); at least 1."""

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...analytics.chain import board, expiry_labels
+from ...analytics.chain import board, expiry_labels, series_of
 from .. import theme
 from ..bridge import Bridge, pick
 from ..models import Column, FilterProxy, RecordModel
@@ -169,7 +169,7 @@ class ChainBoardPanel(Panel):
         if index < 0:
             return
         if self._series is None or self._series[0] is not surface:     # once per surface, not per redraw
-            self._series = (surface, surface.expiry_index())
+            self._series = (surface, series_of(surface))
         b = board(surface, index, self.bridge.model_iv(surface), self.bridge.fair_iv(surface), self._series[1])
         if b is None:
             return

@@ -237,9 +237,11 @@ class RiskPanel(QWidget):
         for g in GREEKS:
             value = pick(greeks, g, f"{g}_dollars")
             limit = pick(limits, g, CONFIG_LIMITS.get(g, "-"), f"max_{g}_dollars")
+            if limit is None and settings is not None and g in CONFIG_LIMITS:
+                limit = getattr(settings.risk, CONFIG_LIMITS[g])
             self.bars[g].set_value(value, limit)
         var95, var99 = pick(report, "var95", "var_95"), pick(report, "var99", "var_99")
-        var_limit = pick(limits, "var99", "max_var_99")
+        var_limit = pick(limits, "var99", "max_var_99", default=settings.risk.max_var_99 if settings else None)
         self.bars["var99"].set_value(var99, var_limit)
         if var95 is not None:
             self._set_number("VaR 95", var95)
