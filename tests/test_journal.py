@@ -61,6 +61,14 @@ def test_paths_use_the_app_name() -> None:
     assert paths.overrides_path().parent == paths.default_config_dir()
 
 
+def test_a_command_data_dir_is_its_data_dir_option_or_the_user_data_dir(tmp_path) -> None:
+    """storage.paths.data_dir_for is the one home of the choice every command (gui, headless, doctor) makes."""
+    from argparse import Namespace
+    assert paths.data_dir_for(Namespace(data_dir=tmp_path / "d")) == tmp_path / "d"
+    assert paths.data_dir_for(Namespace(data_dir=None)) == paths.default_data_dir()
+    assert paths.data_dir_for(Namespace()) == paths.default_data_dir()
+
+
 # ---- round trips ----------------------------------------------------------------------------------
 
 def test_journal_is_wal_full_sync_and_current(journal: Journal) -> None:

@@ -13,6 +13,7 @@ from workstation.domain import Contract, Order, OrderPurpose, OrderType, Positio
 from workstation.portfolio.greeks import DollarGreeks
 from workstation.risk import ContractMarket, DailyMoves, RiskCode, RiskContext, check
 from workstation.risk import hours, margin
+from workstation.risk.limits import greek_limits, order_size_cap
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2025, 10, 1, 11, 0, tzinfo=NY)            # a Wednesday, mid-session
@@ -270,3 +271,22 @@ def test_var_what_if_is_the_last_revaluation_plus_the_linear_change():
     sell = check(order(side=Side.SELL, limit_price=50.5),
                  ctx(var99=150_000.0, daily_moves=MOVES, positions=held, portfolio_greeks=MARKET.greeks.scaled(5)))
     assert RiskCode.VAR_LIMIT not in sell.reasons
+
+
+def test_the_order_size_cap_is_the_largest_size_the_quantity_and_premium_checks_pass():
+    """risk.limits.order_size_cap (an exit's or a hedge's slice) and the checks read the same two limits."""
+    settings = cfg(max_order_quantity=10, max_order_premium=20_000.0)
+    size_checks = {RiskCode.MAX_QUANTITY, RiskCode.MAX_PREMIUM}
+
+    def passes(q: int) -> bool:
+        return not size_checks & set(check(order(quantity=q), ctx(settings=settings)).reasons)
+
+    cap = order_size_cap(settings, CALL, 50, 51.5)
+    assert cap == 3 and passes(cap) and not passes(cap + 1)                # 3 x 51.5 x 100 <= 20,000 < 4 x ...
+    assert order_size_cap(settings, FUTURE, 50, 6750.0) == 10              # a future: the quantity limit only
+    assert order_size_cap(settings, CALL, 50, 500.0) == 1                  # never below one contract
+
+
+def test_the_limits_are_read_in_one_place():
+    settings = cfg(max_delta_dollars=1.0, max_gamma_dollars=2.0, max_vega_dollars=3.0)
+    assert [(n, lim) for n, _, lim in greek_limits(settings)] == [("delta", 1.0), ("gamma", 2.0), ("vega", 3.0)]

@@ -9,6 +9,7 @@ import pytest
 from workstation.config import MarketConfig, SimulatorConfig
 from workstation.domain import settlement_instant
 from workstation.domain import calendar
+from workstation.domain.contracts import index_scale
 from workstation.domain.calendar import expiry_on_or_before
 from workstation.domain.snapshot import NEW_YORK
 from workstation.sim.clock import SimClock, is_session_open
@@ -81,6 +82,18 @@ def test_contract_ids_are_stable_unique_and_readable():
     assert row is not None and a.contract(row).description == "SPXW 03Oct25 5900 C"
     xsp = a.underlying == "XSP"
     assert xsp.any() and np.all(a.strike[xsp] < 1000) and np.all(a.multiplier[xsp] == 100)
+
+
+def test_xsp_is_a_tenth_of_spx_in_the_listing_and_the_snapshot():
+    """One home for the XSP scale (domain.contracts.index_scale): the listing, the chain and its level agree."""
+    _, market = make_market(underlyings=["SPX", "XSP"])
+    lst = market.listing
+    assert index_scale("XSP") == 0.1 and index_scale("SPX") == 1.0
+    assert np.all(lst.scale[lst.underlying == "XSP"] == 0.1) and np.all(lst.scale[lst.underlying == "SPX"] == 1.0)
+    rows = market.select_rows("XSP", 0, 400, 0.1)
+    snap = market.snapshot(rows, "XSP")
+    assert len(snap) and snap.underlying_price == pytest.approx(market.spot / 10)
+    assert np.all(np.abs(snap.strike / snap.underlying_price - 1.0) <= 0.1 + 1e-12)
 
 
 def test_expiry_calendar_helpers():

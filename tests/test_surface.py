@@ -10,6 +10,7 @@ import pytest
 
 from workstation.config import Settings
 from workstation.domain import ChainSnapshot
+from workstation.domain.snapshot import series_index, series_key, series_of_key
 from workstation.pricing import black_price
 from workstation.strategy.forwards import grouped_median
 from workstation.strategy.surface import Filter, build_surface
@@ -105,3 +106,15 @@ def test_grouped_median():
     g = np.array([0, 0, 0, 1, 1, 2])
     v = np.array([3.0, 1.0, 2.0, 10.0, 20.0, 7.0])
     assert list(grouped_median(g, v, 4)[:3]) == [2.0, 15.0, 7.0] and np.isnan(grouped_median(g, v, 4)[3])
+
+
+def test_series_key_tells_am_from_pm_on_one_date_and_is_found_without_a_loop():
+    """One expiry-series key (domain.snapshot): the same date AM and PM are two series; the lookup finds each."""
+    expiry = np.array(["2025-11-21", "2025-11-21", "2025-11-20", "2025-12-19"], dtype="datetime64[D]")
+    am = np.array([True, False, False, True])
+    keys = series_key(expiry, am)
+    assert len(set(keys.tolist())) == 4
+    assert [series_of_key(k) for k in keys] == [(e, bool(a)) for e, a in zip(expiry, am)]
+    known = series_key(np.array(["2025-12-19", "2025-11-21"], dtype="datetime64[D]"), [True, False])
+    assert series_index(keys, known).tolist() == [-1, 1, -1, 0]
+    assert series_index(keys, known[:0]).tolist() == [-1, -1, -1, -1]

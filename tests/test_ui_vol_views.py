@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from test_ui_panels import Desk, app, desk, store  # noqa: E402,F401  (fixtures)
-from workstation.analytics.chain import series_of  # noqa: E402
 from workstation.ui import theme  # noqa: E402
 from workstation.ui.panels.chain_board import STRIKE_COLUMN  # noqa: E402
 
@@ -37,7 +36,9 @@ def test_chain_board_updates_in_place_and_opens_the_ticket(desk):
     atm = [r for r in board.model.records() if r.atm]
     assert len(atm) == 1
     snap, surface = desk.engine.last_snapshot, desk.engine.last_surface
-    assert np.array_equal(series_of(surface), surface.expiry_index())      # the vectorised lookup agrees
+    known = {(e.expiry, e.am_settled): j for j, e in enumerate(surface.expiries)}   # the per-row reference
+    assert surface.expiry_index().tolist() == [known.get((snap.expiry[i], bool(snap.am_settled[i])), -1)
+                                               for i in range(len(snap))]
     expiry = board.expiry.currentText().split()[0]
     row = next(i for i in range(len(snap)) if str(snap.expiry[i]) == expiry and snap.is_call[i]
                and snap.strike[i] == atm[0].strike)

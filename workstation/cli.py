@@ -131,12 +131,6 @@ def load_for(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides_path())
 
 
-def data_dir_for(args: argparse.Namespace) -> Path:
-    """--data-dir, or the platformdirs user data dir."""
-    from .storage.paths import default_data_dir
-    return Path(args.data_dir) if getattr(args, "data_dir", None) else default_data_dir()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -157,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     from .storage.paths import default_log_dir
     configure_logging(args.log_level, None if args.command == "doctor" else default_log_dir())
     from .storage.integrity import StorageError, check_data_dir
+    from .storage.paths import data_dir_for
     try:
         if args.command in DATA_DIR_COMMANDS:
             check_data_dir(data_dir_for(args))

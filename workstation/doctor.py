@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
+from .storage.paths import data_dir_for
 
 REQUIRED = {
     "PySide6-Essentials": "6.6", "pyqtgraph": "0.13", "PyOpenGL": "3.1", "qasync": "0.27", "numpy": "1.26",
@@ -153,7 +154,6 @@ def run_checks(settings: Settings, data_dir: Path, config_problems: list[str] | 
 
 def run_doctor(settings: Settings, args: argparse.Namespace) -> int:
     """Print PASS/FAIL per check; exit 1 when any fails."""
-    from .cli import data_dir_for
     checks = run_checks(settings, data_dir_for(args), getattr(args, "config_problems", []))
     for c in checks:
         line = f"{'PASS' if c.ok else 'FAIL'}  {c.name:<22} {c.detail}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import Settings
 from .execution.recovery import BrokerUnreachable, connect_with_retry
+from .storage.paths import data_dir_for
 
 log = logging.getLogger(__name__)
 EXIT_UNREACHABLE = 2
@@ -95,7 +96,6 @@ def format_summary(summary: dict) -> str:
 
 
 def run_headless(settings: Settings, args: argparse.Namespace) -> int:
-    from .cli import data_dir_for
     if args.duration <= 0:
         print("error: --duration must be > 0 seconds")
         return 2

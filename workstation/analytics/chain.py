@@ -30,17 +30,9 @@ class Board:
 
 
 def series_of(surface) -> np.ndarray:
-    """For each row, the index of its expiry series in `surface.expiries` (-1 when none); vectorised
-    (Surface.expiry_index, as a lookup table)."""
-    snap = surface.snapshot
-    keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
-    known = np.array([np.datetime64(e.expiry, "D").astype(np.int64) * 2 + int(e.am_settled)
-                      for e in surface.expiries], dtype=np.int64)
-    if not len(known):
-        return np.full(len(keys), -1, dtype=np.int64)
-    order = np.argsort(known)
-    pos = np.clip(np.searchsorted(known[order], keys), 0, len(known) - 1)
-    return np.where(known[order][pos] == keys, order[pos], -1).astype(np.int64)
+    """For each row, the index of its expiry series in `surface.expiries` (-1 when none): `Surface.expiry_index`,
+    the one vectorised lookup (domain.snapshot.series_index over the chain's series keys)."""
+    return surface.expiry_index()
 
 
 def expiry_labels(surface) -> list[str]:
@@ -52,7 +44,7 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
           series: np.ndarray | None = None) -> Board | None:
     """The board of expiry series `series_index` of `surface` (None when the series has no rows)."""
     snap = surface.snapshot
-    series = series_of(surface) if series is None else series
+    series = surface.expiry_index() if series is None else series
     rows = np.flatnonzero(series == series_index)
     if not len(rows):
         return None

@@ -18,7 +18,7 @@ from ..portfolio.greeks import DollarGreeks
 from ..risk import buckets
 from ..risk.monitor import Exposure
 from ..risk.scenarios import TimeScenarios, smile_skew, time_grid
-from .chain import series_of
+from .chain import expiry_labels
 from .history import MetricHistory, percentile_of, trade_day
 from .realised import RealisedReport, realised_report
 from .skew import SkewReport, skew_report
@@ -85,8 +85,8 @@ class VolDesk:
     def compute(now: datetime, surface: Any, model_iv: np.ndarray | None, positions: list, greeks: list,
                 markets: tuple[np.ndarray, np.ndarray, np.ndarray]):
         snap = surface.snapshot
-        series = series_of(surface)
-        labels = [f"{e.expiry} {'AM' if e.am_settled else 'PM'}" for e in surface.expiries]
+        series = surface.expiry_index()
+        labels = expiry_labels(surface)
         args = (snap.strike, snap.is_call)
         market = skew_report("market", *args, surface.iv_mid, surface.forward, surface.maturity, series, labels,
                              usable=surface.usable)

@@ -18,6 +18,7 @@ from datetime import datetime
 from workstation.config import PaperConfig
 from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
                                 Side, settlement_instant)
+from workstation.domain.contracts import index_scale
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick, option_tick
 from workstation.sim.exchange import WorkingOrder, addressed, rejection
 from workstation.execution.broker import FillCallback, OrderEventCallback
@@ -234,7 +235,7 @@ class BacktestBroker:
             if c.sec_type is SecType.FUTURE:
                 price = round(index / FUTURE_TICK) * FUTURE_TICK
             else:
-                level = index * (0.1 if c.symbol == "XSP" and snap.underlying != "XSP" else 1.0)
+                level = index * index_scale(c.symbol) / index_scale(snap.underlying)
                 price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
             side = Side.SELL if pos > 0 else Side.BUY
             out.append(self._book(f"{SETTLEMENT}-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),

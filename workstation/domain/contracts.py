@@ -7,6 +7,15 @@ from datetime import date
 from enum import Enum
 
 
+# Index level per SPX point of each underlying: XSP (the Mini-SPX) is SPX / 10; its options list on that level.
+INDEX_SCALE: dict[str, float] = {"SPX": 1.0, "XSP": 0.1}
+
+
+def index_scale(symbol: str) -> float:
+    """Level of `symbol`'s index per SPX point: 0.1 for XSP, 1 for SPX (and anything else)."""
+    return INDEX_SCALE.get(symbol, 1.0)
+
+
 class Right(str, Enum):
     """Option right."""
 

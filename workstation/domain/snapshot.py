@@ -31,6 +31,28 @@ COLUMNS: dict[str, np.dtype] = {
 }
 
 
+def series_key(expiry, am_settled) -> np.ndarray:
+    """The expiry-series key of each row: an expiry with its settlement (SPX AM monthlies and PM weeklies share
+    dates), as one int64 = days since 1970 x 2 + 1 when AM-settled. Vectorised over columns (or scalars)."""
+    days = np.asarray(expiry, dtype="datetime64[D]").astype(np.int64)
+    return days * 2 + np.asarray(am_settled, dtype=np.int64)
+
+
+def series_of_key(key: int) -> tuple[np.datetime64, bool]:
+    """The (expiry, AM-settled) of one `series_key`."""
+    return np.datetime64(int(key) // 2, "D"), bool(int(key) % 2)
+
+
+def series_index(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """For each of `keys`, its position in `known` (-1 when absent): one sort and one search, no Python loop."""
+    keys, known = np.asarray(keys, dtype=np.int64), np.asarray(known, dtype=np.int64)
+    if known.size == 0:
+        return np.full(keys.shape, -1, dtype=np.int64)
+    order = np.argsort(known, kind="stable")
+    pos = np.clip(np.searchsorted(known[order], keys), 0, known.size - 1)
+    return np.where(known[order][pos] == keys, order[pos], -1).astype(np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class ChainSnapshot:
     """Quotes for a whole chain at `timestamp`; per-option columns are read-only numpy arrays of equal length.
@@ -111,17 +133,21 @@ class ChainSnapshot:
         return np.where(ok, 0.5 * (self.bid + self.ask), np.nan)
 
     @cached_property
+    def series_key(self) -> np.ndarray:
+        """The expiry-series key of each row (`series_key`: expiry and AM/PM settlement)."""
+        return series_key(self.expiry, self.am_settled)
+
+    @cached_property
     def maturity(self) -> np.ndarray:
         """Years (ACT/365, to the settlement instant) from `timestamp` to each option's settlement."""
         out = np.empty(len(self), dtype=np.float64)
         if not len(self):
             return out
-        keys = self.expiry.astype(np.int64) * 2 + self.am_settled.astype(np.int64)
-        uniq, inverse = np.unique(keys, return_inverse=True)
+        uniq, inverse = np.unique(self.series_key, return_inverse=True)
         values = np.empty(len(uniq))
-        for j, key in enumerate(uniq):
-            expiry = np.datetime64(int(key) // 2, "D").astype(date)
-            instant = settlement_instant(expiry, bool(key % 2))
+        for j, key in enumerate(uniq):                  # once per expiry series, not per row
+            expiry, am = series_of_key(key)
+            instant = settlement_instant(expiry.astype(date), am)
             values[j] = (instant - self.timestamp).total_seconds() / SECONDS_PER_YEAR
         out[:] = values[inverse]
         return out

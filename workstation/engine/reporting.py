@@ -49,7 +49,7 @@ def summary(engine: Engine) -> dict:
     return {
         "snapshots": engine.snapshots,
         "chain": {"options": len(snap) if snap is not None else 0,
-                  "expiries": int(len(np.unique(snap.expiry.astype(np.int64) * 2 + snap.am_settled)))
+                  "expiries": int(len(np.unique(snap.series_key)))
                   if snap is not None else 0},
         "quality": dict(numerics.sanity.counts),
         "fair_value": _fair_summary(engine.market.fair, numerics.fair_ms),

@@ -17,9 +17,10 @@ from typing import Any, Awaitable, Callable, NamedTuple
 from .. import bus as topics
 from ..bus import EventBus
 from ..config import RiskConfig, Settings
-from ..domain import Contract, SecType, Severity, Side, TradingState
+from ..domain import Contract, Severity, Side, TradingState
 from ..portfolio.book import Book
 from ..risk import monitor
+from ..risk.limits import order_size_cap
 from ..risk.state import StateChange, TradingStateMachine
 from ..strategy.surface import Surface
 from .market_view import AlertSink, MarketView
@@ -60,10 +61,7 @@ class Room:
     def slice(self, contract: Contract, quantity: int, price: float) -> int:
         """The largest slice of `quantity` one order may carry (max quantity and premium); the rest of an exit
         or a hedge follows in later cycles, as a trader would work a large order."""
-        quantity = min(quantity, self.limits.max_order_quantity)
-        if contract.sec_type is SecType.OPTION and math.isfinite(price) and price > 0:
-            quantity = min(quantity, int(self.limits.max_order_premium // (price * contract.multiplier)))
-        return max(quantity, 1)
+        return order_size_cap(self.limits, contract, quantity, price)
 
 
 class RiskSupervisor:

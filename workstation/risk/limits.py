@@ -1,9 +1,13 @@
-"""Named reason codes and the outcome of the pre-trade checks: every check reports, failed or not."""
+"""Named reason codes, the outcome of the pre-trade checks (every check reports, failed or not), and the limits
+as read from `risk.*` settings: the one place that says which setting limits what."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+from workstation.config import RiskConfig
+from workstation.domain import Contract, SecType
 from workstation.portfolio.greeks import DollarGreeks
 
 
@@ -78,3 +82,25 @@ class RiskDecision:
         return {"client_order_id": self.client_order_id, "approved": self.approved,
                 "reasons": [c.value for c in self.reasons], "results": [r.as_dict() for r in self.results],
                 "what_if": self.what_if.as_dict(), "margin": self.margin, "reduces_risk": self.reduces_risk}
+
+
+# The portfolio Greek limits: the DollarGreeks field, the code a breach reports, the `risk.*` setting (|limit| in $).
+GREEK_LIMITS: tuple[tuple[str, RiskCode, str], ...] = (
+    ("delta", RiskCode.DELTA_LIMIT, "max_delta_dollars"),
+    ("gamma", RiskCode.GAMMA_LIMIT, "max_gamma_dollars"),
+    ("vega", RiskCode.VEGA_LIMIT, "max_vega_dollars"),
+)
+
+
+def greek_limits(cfg: RiskConfig) -> list[tuple[str, RiskCode, float]]:
+    """(greek, code, |limit| in $) of each portfolio Greek limit, for the pre-trade check and the monitor."""
+    return [(name, code, float(getattr(cfg, setting))) for name, code, setting in GREEK_LIMITS]
+
+
+def order_size_cap(cfg: RiskConfig, contract: Contract, quantity: int, price: float) -> int:
+    """The largest slice of `quantity` one order may carry under `max_order_quantity` and, for an option at
+    `price`, `max_order_premium` (the limits the pre-trade check applies); at least 1."""
+    quantity = min(quantity, cfg.max_order_quantity)
+    if contract.sec_type is SecType.OPTION and math.isfinite(price) and price > 0:
+        quantity = min(quantity, int(cfg.max_order_premium // (price * contract.multiplier)))
+    return max(quantity, 1)

@@ -30,7 +30,7 @@ from workstation.domain import BatesParams, Position, SecType
 from workstation.portfolio.greeks import DollarGreeks, dollar_greeks
 from workstation.pricing.family import FamilyParams
 
-from .limits import RiskCode
+from .limits import RiskCode, greek_limits
 from .state import Lift, StateChange, TradingStateMachine
 
 SPOT_SHOCKS = np.linspace(-0.10, 0.10, 9)          # relative forward moves
@@ -331,9 +331,7 @@ def limit_breaches(greeks: DollarGreeks, var99: float, day_pnl: float, cfg: Risk
     if day_pnl <= -cfg.max_daily_loss:
         out.append(Breach(RiskCode.DAILY_LOSS, day_pnl, -cfg.max_daily_loss,
                           f"day P&L ${day_pnl:,.0f} beyond the daily loss limit ${cfg.max_daily_loss:,.0f}"))
-    for code, name, limit in ((RiskCode.DELTA_LIMIT, "delta", cfg.max_delta_dollars),
-                              (RiskCode.GAMMA_LIMIT, "gamma", cfg.max_gamma_dollars),
-                              (RiskCode.VEGA_LIMIT, "vega", cfg.max_vega_dollars)):
+    for name, code, limit in greek_limits(cfg):
         value = getattr(greeks, name)
         if abs(value) > limit:
             out.append(Breach(code, value, limit, f"|{name}$| {abs(value):,.0f} above limit {limit:,.0f}"))

@@ -25,7 +25,7 @@ from workstation.domain.snapshot import settlement_instant
 from workstation.portfolio.greeks import DollarGreeks
 
 from . import buckets, hours, margin
-from .limits import CheckResult, RiskCode, RiskDecision
+from .limits import CheckResult, RiskCode, RiskDecision, greek_limits
 
 THROTTLE_WINDOW = timedelta(minutes=1)
 GREEK_TOLERANCE = 1e-9
@@ -258,9 +258,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     loss_ok = ctx.day_pnl > -cfg.max_daily_loss or reduces
     add(_ok("daily loss", RiskCode.DAILY_LOSS, loss_ok,
             f"day P&L ${ctx.day_pnl:,.0f} vs limit -${cfg.max_daily_loss:,.0f}"))
-    for name, code, limit in (("delta", RiskCode.DELTA_LIMIT, cfg.max_delta_dollars),
-                              ("gamma", RiskCode.GAMMA_LIMIT, cfg.max_gamma_dollars),
-                              ("vega", RiskCode.VEGA_LIMIT, cfg.max_vega_dollars)):
+    for name, code, limit in greek_limits(cfg):
         # within the limit (or no worse) both if the working orders fill and if they do not
         before, after = getattr(pre_g, name), getattr(what_if, name)
         before_all, after_all = getattr(pending_g, name), getattr(what_if_all, name)

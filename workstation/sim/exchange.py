@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from workstation.domain import (Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side,
                                 settlement_instant)
 from workstation.sim.account_store import AccountStore, StoredOrder
+from workstation.domain.contracts import index_scale
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
 from workstation.sim.market import SimMarket
 
@@ -327,7 +328,7 @@ class PaperExchange:
             if c.sec_type is SecType.FUTURE:
                 price = round(index / FUTURE_TICK) * FUTURE_TICK
             else:
-                level = index * (0.1 if c.symbol == "XSP" else 1.0)
+                level = index * index_scale(c.symbol)
                 price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
             side = Side.SELL if pos > 0 else Side.BUY
             events.append(self._book(f"settlement-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),

@@ -24,6 +24,7 @@ import numpy as np
 
 from workstation.domain import Contract, Right, SecType, Settlement, settlement_instant
 from workstation.domain.calendar import expiry_on_or_before, is_trading_day
+from workstation.domain.contracts import index_scale
 
 CLASS_CODES = {"SPX": 1, "SPXW": 2, "XSP": 3, "ES": 9, "MES": 10}
 FUTURE_MULTIPLIER = 50.0
@@ -153,7 +154,7 @@ class Listing:
     am_settled: np.ndarray
     multiplier: np.ndarray
     settle_epoch: np.ndarray    # settlement instant, seconds since 1970 UTC
-    scale: np.ndarray           # 1.0 for SPX options, 0.1 for XSP (index = SPX * scale)
+    scale: np.ndarray           # index_scale of the underlying: 1.0 for SPX, 0.1 for XSP (index = SPX * scale)
     contract_id: np.ndarray
     futures: tuple[Contract, ...]       # every listed future, the hedge future (ES) first
 
@@ -206,10 +207,10 @@ def build_listing(trade_date: date, spot: float, max_expiry_days: int,
         monthlies = [d for d in monthlies if (d - trade_date).days <= FULL_MONTHLIES_DAYS or d.month in (6, 12)]
     strikes = full_strikes_for if full else strikes_for
     if "SPX" in underlyings:
-        series += [("SPX", "SPX", d, True, 1.0) for d in monthlies]
-        series += [("SPX", "SPXW", d, False, 1.0) for d in pm]
+        series += [("SPX", "SPX", d, True, index_scale("SPX")) for d in monthlies]
+        series += [("SPX", "SPXW", d, False, index_scale("SPX")) for d in pm]
     if "XSP" in underlyings:
-        series += [("XSP", "XSP", d, False, 0.1) for d in pm]
+        series += [("XSP", "XSP", d, False, index_scale("XSP")) for d in pm]
     cols: dict[str, list] = {k: [] for k in ("underlying", "trading_class", "expiry", "strike", "am", "scale",
                                              "epoch")}
     for und, cls, exp, am, scale in series:

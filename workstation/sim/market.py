@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from workstation.domain import ChainSnapshot, Contract, Quote, settlement_instant
+from workstation.domain.contracts import index_scale
 from workstation.domain.snapshot import NEW_YORK
 from workstation.domain.calendar import is_trading_day, session_bounds
 from workstation.sim.clock import is_session_open
@@ -232,7 +233,7 @@ class SimMarket:
         lst = self.listing
         now = self.now.timestamp()
         days = (lst.settle_epoch - now) / 86_400.0
-        index = self.spot * (0.1 if underlying == "XSP" else 1.0)
+        index = self.spot * index_scale(underlying)
         mask = (lst.underlying == underlying) & (days > 0) & (days >= min_expiry_days) & \
             (days <= max_expiry_days) & (np.abs(lst.strike / index - 1.0) <= strike_window)
         return np.flatnonzero(mask)
@@ -244,7 +245,7 @@ class SimMarket:
         qt = np.datetime64(self.now.replace(tzinfo=None), "ms")
         return ChainSnapshot(
             timestamp=self.now, underlying=underlying,
-            underlying_price=self.spot * (0.1 if underlying == "XSP" else 1.0),
+            underlying_price=self.spot * index_scale(underlying),
             contract_id=lst.contract_id[rows], trading_class=lst.trading_class[rows], expiry=lst.expiry[rows],
             strike=lst.strike[rows], is_call=lst.is_call[rows], bid=q.bid, ask=q.ask, bid_size=q.bid_size,
             ask_size=q.ask_size, am_settled=lst.am_settled[rows], multiplier=lst.multiplier[rows],

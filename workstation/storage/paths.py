@@ -5,6 +5,7 @@ Functions only compute paths; the code that writes a file creates its directory.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -15,6 +16,12 @@ OVERRIDES_FILE = "overrides.yaml"
 def default_data_dir() -> Path:
     """Journal and recordings (e.g. ~/.local/share/heston-workstation on Linux)."""
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def data_dir_for(args: Any) -> Path:
+    """The data dir of a command: its --data-dir (`args.data_dir`) when given, else `default_data_dir()`."""
+    chosen = getattr(args, "data_dir", None)
+    return Path(chosen) if chosen else default_data_dir()
 
 
 def default_log_dir() -> Path:

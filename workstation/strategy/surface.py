@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import CalibrationConfig, MarketConfig
 from ..domain import ChainSnapshot
+from ..domain.snapshot import series_index, series_key, series_of_key
 from ..pricing import implied_vol
 from .forwards import ExpiryForward, series_forwards
 
@@ -64,31 +65,20 @@ class Surface:
 
     def expiry_index(self) -> np.ndarray:
         """For each row, the index of its series in `expiries` (-1 when it has none)."""
-        snap = self.snapshot
-        row_keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
-        keys = np.array([np.datetime64(e.expiry, "D").astype(np.int64) * 2 + int(e.am_settled)
-                         for e in self.expiries], dtype=np.int64)
-        if keys.size == 0:
-            return np.full(len(snap), -1, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        pos = np.clip(np.searchsorted(keys[order], row_keys), 0, keys.size - 1)
-        found = keys[order][pos] == row_keys
-        return np.where(found, order[pos], -1).astype(np.int64)
+        known = series_key([e.expiry for e in self.expiries], [e.am_settled for e in self.expiries])
+        return series_index(self.snapshot.series_key, known)
 
 
 def _series_forwards(snap: ChainSnapshot, maturity: np.ndarray, mid: np.ndarray,
                      window: float) -> tuple[list[ExpiryForward], np.ndarray, np.ndarray]:
     """Forward and discount per expiry series (expiry, AM/PM), broadcast back to rows."""
     spot = snap.underlying_price
-    keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
-
-    uniq, first, series = np.unique(keys, return_index=True, return_inverse=True)
+    uniq, first, series = np.unique(snap.series_key, return_index=True, return_inverse=True)
     near = np.abs(snap.strike / spot - 1.0) <= window
     fwd, df, pairs, resid = series_forwards(series, len(uniq), snap.strike, snap.is_call, mid, near)
     reliable = np.isfinite(fwd) & (np.abs(fwd / spot - 1.0) < 0.2)
     fwd[~reliable], df[~reliable] = np.nan, np.nan
-    out = [ExpiryForward(np.datetime64(int(key) // 2, "D"), bool(key % 2), float(maturity[i]), float(f), float(d),
-                         int(n), float(r), bool(ok))
+    out = [ExpiryForward(*series_of_key(key), float(maturity[i]), float(f), float(d), int(n), float(r), bool(ok))
            for key, i, f, d, n, r, ok in zip(uniq, first, fwd, df, pairs, resid, reliable)]
     return out, fwd[series], df[series]
 

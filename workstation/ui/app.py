@@ -92,7 +92,7 @@ def run_gui(settings: Any, args: Any) -> int:
     """Open the workstation window on `settings`; returns the process exit code."""
     import qasync
 
-    from ..cli import data_dir_for
+    from ..storage.paths import data_dir_for
     from .main_window import MainWindow
 
     app = make_app()

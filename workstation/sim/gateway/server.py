@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side
+from workstation.domain.contracts import index_scale
+from workstation.domain.ticks import FUTURE_TICK
 from workstation.sim.gateway import protocol as P
 from workstation.sim.gateway.catalog import INDEX_IDS, INDEX_NAMES, OPTION_EXCHANGES, Catalog, wire_of
 from workstation.sim.gateway.protocol import ExecView, OrderView, WireContract
@@ -729,7 +731,7 @@ class PracticeGateway:
             ticks = DELAYED_TICKS if ln.delayed else LIVE_TICKS
             values: dict[str, tuple] = {}
             if ln.kind == "IND":
-                scale = 0.1 if ln.key == "XSP" else 1.0
+                scale = index_scale(ln.key)
                 values["last"] = (round(market.spot * scale, 2),)
                 opening = market.prints.get(market.trade_date, {}).get("open", market.spot)
                 values["close"] = (round(opening * scale, 2),)
@@ -778,7 +780,7 @@ class PracticeGateway:
                 real_expiration="")
         if c.sec_type == "FUT":
             return P.contract_details(
-                req_id, c, market_name=c.trading_class, min_tick=0.25, order_types="LMT,MKT",
+                req_id, c, market_name=c.trading_class, min_tick=FUTURE_TICK, order_types="LMT,MKT",
                 valid_exchanges="CME", under_con_id=INDEX_IDS["SPX"], long_name=FUTURES[c.symbol][1],
                 contract_month=c.last_trade_date[:6], time_zone="US/Central", trading_hours=self._hours(),
                 liquid_hours=self._hours(), under_symbol=c.symbol, under_sec_type="IND",

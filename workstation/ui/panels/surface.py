@@ -41,15 +41,14 @@ class SurfaceView:
         self.strike = np.asarray(snap.strike, dtype=float)
         money = self.strike / surface.forward
         otm = np.where(snap.is_call, money >= 1.0, money < 1.0)
-        keys = snap.expiry.astype(np.int64) * 2 + snap.am_settled.astype(np.int64)
+        series = surface.expiry_index()
         good = surface.usable & otm & np.isfinite(surface.iv_mid)
         self.moneyness = money
         self.series: list[tuple[str, float, np.ndarray]] = []   # label, maturity, rows sorted by strike
-        for e in sorted(surface.expiries, key=lambda e: e.maturity):
+        for j, e in sorted(enumerate(surface.expiries), key=lambda je: je[1].maturity):
             if not e.reliable:
                 continue
-            key = int(e.expiry.astype(np.int64)) * 2 + int(e.am_settled)
-            rows = np.flatnonzero((keys == key) & good)
+            rows = np.flatnonzero((series == j) & good)
             if len(rows) < 3:
                 continue
             rows = rows[np.argsort(self.strike[rows])]
