@@ -18,17 +18,14 @@ from datetime import datetime
 from workstation.config import PaperConfig
 from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
                                 Side, settlement_instant)
-from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick, option_tick
+from workstation.domain.ticks import on_tick, option_tick
+from workstation.sim import clearing
+from workstation.sim.clearing import SETTLEMENT, taker_price
 from workstation.sim.exchange import WorkingOrder, addressed, rejection
 from workstation.execution.broker import FillCallback, OrderEventCallback
 
 log = logging.getLogger(__name__)
 
-SETTLEMENT = "settlement"     # client order id prefix and liquidity flag of settlement fills
-
-
-def _tick(contract: Contract, price: float) -> float:
-    return contract_tick(contract.sec_type is SecType.FUTURE, price)
 
 
 def _expired(contract: Contract, at: datetime) -> bool:
@@ -195,22 +192,16 @@ class BacktestBroker:
         if qty <= 0:
             return []
         taken[key] = taken.get(key, 0) + qty
-        slip = self.config.slippage_ticks * _tick(c, price)
-        fill_price = max(round(price + side.sign * slip, 2), 0.0)
+        fill_price = taker_price(c, side, price, self.config.slippage_ticks)
         w.filled += qty
         w.notional += qty * fill_price
         w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         fill = self._book(w.order.client_order_id, c, side, qty, fill_price, snap.timestamp, w.broker_id, "taker")
         return [fill, w.event(snap.timestamp)]
 
-    def _commission(self, c: Contract, qty: int) -> float:
-        if c.sec_type is SecType.FUTURE:
-            return self.config.future_commission * qty
-        return (self.config.commission_per_contract + self.config.fees_per_contract) * qty
-
     def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, at: datetime, broker_id: str,
               liquidity: str, commission: float | None = None) -> Fill:
-        fee = self._commission(c, qty) if commission is None else commission
+        fee = clearing.commission(self.config, c, qty) if commission is None else commission
         fill = Fill(self._next(f"{broker_id}-"), coid, c, side, qty, price, at, round(fee, 6), liquidity)
         self.contracts[c.contract_id] = c
         pos = self.position_by_id.get(c.contract_id, 0) + side.sign * qty
@@ -230,13 +221,7 @@ class BacktestBroker:
             c = self.contracts[cid]
             if not _expired(c, snap.timestamp):
                 continue
-            index = snap.underlying_price
-            if c.sec_type is SecType.FUTURE:
-                price = round(index / FUTURE_TICK) * FUTURE_TICK
-            else:
-                level = index * (0.1 if c.symbol == "XSP" and snap.underlying != "XSP" else 1.0)
-                price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
-            side = Side.SELL if pos > 0 else Side.BUY
-            out.append(self._book(f"{SETTLEMENT}-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),
-                                  snap.timestamp, f"S{cid}", SETTLEMENT, 0.0))
+            t = clearing.settlement_trade(c, pos, snap.underlying_price, snap.underlying)
+            out.append(self._book(t.client_order_id, c, t.side, t.quantity, t.price, snap.timestamp, t.broker_id,
+                                  SETTLEMENT, 0.0))
         return out

@@ -20,7 +20,9 @@ from datetime import datetime, timezone
 
 from workstation.domain import (Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side,
                                 settlement_instant)
+from workstation.sim import clearing
 from workstation.sim.account_store import AccountStore, StoredOrder
+from workstation.sim.clearing import taker_price
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
 from workstation.sim.market import SimMarket
 
@@ -274,8 +276,7 @@ class PaperExchange:
             return []
         self._taken = {k: v for k, v in self._taken.items() if k[2] == key[2]}
         self._taken[key] = self._taken.get(key, 0) + qty
-        slip = self.config.slippage_ticks * self._tick(c, price)
-        fill_price = max(round(price + side.sign * slip, 2), 0.0)
+        fill_price = taker_price(c, side, price, self.config.slippage_ticks)
         w.filled += qty
         w.notional += qty * fill_price
         w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
@@ -287,15 +288,10 @@ class PaperExchange:
     def _transaction(self):
         return self.store.transaction() if self.store is not None else contextlib.nullcontext()
 
-    def _commission(self, c: Contract, qty: int) -> float:
-        if c.sec_type is SecType.FUTURE:
-            return self.config.future_commission * qty
-        return (self.config.commission_per_contract + self.config.fees_per_contract) * qty
-
     def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, broker_id: str,
               liquidity: str, commission: float | None = None) -> Fill:
         """Record a fill: position, cash, fill list (committed to the store first, when there is one)."""
-        fee = self._commission(c, qty) if commission is None else commission
+        fee = clearing.commission(self.config, c, qty) if commission is None else commission
         fill = Fill(f"{broker_id}-{self._next_seq()}", coid, c, side, qty, price, self.market.now, fee, liquidity)
         pos = self.positions.get(c.contract_id, 0) + side.sign * qty
         cash = self.cash - (side.sign * qty * price * c.multiplier + fee)
@@ -324,12 +320,7 @@ class PaperExchange:
             index = self.market.settlement_price(c.expiry, am)
             if index is None:
                 continue
-            if c.sec_type is SecType.FUTURE:
-                price = round(index / FUTURE_TICK) * FUTURE_TICK
-            else:
-                level = index * (0.1 if c.symbol == "XSP" else 1.0)
-                price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
-            side = Side.SELL if pos > 0 else Side.BUY
-            events.append(self._book(f"settlement-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),
-                                     f"S{cid}", "settlement", 0.0))
+            t = clearing.settlement_trade(c, pos, index)
+            events.append(self._book(t.client_order_id, c, t.side, t.quantity, t.price, t.broker_id,
+                                     clearing.SETTLEMENT, 0.0))
         return events
