@@ -6,11 +6,18 @@ slippage, and cash settlement at intrinsic value of the settlement print (future
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from workstation.domain import Contract, SecType, Side
+from workstation.domain import Contract, SecType, Side, settlement_instant
 from workstation.domain.ticks import FUTURE_TICK, contract_tick
 
 SETTLEMENT = "settlement"     # client order id prefix and liquidity flag of settlement fills
+
+
+def expired(contract: Contract, at: datetime) -> bool:
+    """True once `contract`'s settlement instant has passed."""
+    return contract.expiry is not None and \
+        settlement_instant(contract.expiry, contract.settlement.value == "AM") <= at
 
 
 def commission(config, contract: Contract, quantity: int) -> float:
