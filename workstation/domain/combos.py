@@ -24,6 +24,11 @@ MAX_LEGS = 8            # the most legs any venue here accepts; `risk.max_combo_
 COMBO_TICK = 0.05       # complex-order tick for SPX/XSP packages
 
 
+def on_combo_tick(price: float) -> bool:
+    """A net price (debit or credit, zero allowed) on the complex-order tick."""
+    return math.isfinite(price) and abs(price / COMBO_TICK - round(price / COMBO_TICK)) < 1e-6
+
+
 class ComboReason(str, Enum):
     """Why a combo is malformed. Stable: the risk codes and the exchanges' rejections use the same names."""
 

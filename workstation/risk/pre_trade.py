@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from workstation.config import RiskConfig
 from workstation.domain import Order, OrderPurpose, OrderType, Position, SecType, Side, TradingState
@@ -258,10 +258,28 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     loss_ok = ctx.day_pnl > -cfg.max_daily_loss or reduces
     add(_ok("daily loss", RiskCode.DAILY_LOSS, loss_ok,
             f"day P&L ${ctx.day_pnl:,.0f} vs limit -${cfg.max_daily_loss:,.0f}"))
+    results.extend(greek_checks(ctx, order_g, have_greeks))
+    add(_var_check(ctx, pending_g, what_if_all, have_greeks))
+    add(bucket_check(ctx, [(c.expiry, order_g)], have_greeks))
+
+    # --- compliance
+    results.extend(_compliance(order, ctx, exp.reduces_position))
+    results.extend(_margin_checks(order, ctx, price))
+
+    return RiskDecision(order.client_order_id, all(r.passed for r in results), tuple(results), what_if,
+                        margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
+
+
+def greek_checks(ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> list[CheckResult]:
+    """Portfolio delta$, gamma$ and vega$ after an order adding `order_g`: within the limit (or no worse) both if
+    the working orders fill and if they do not."""
+    cfg, pre_g = ctx.settings, ctx.portfolio_greeks
+    what_if, pending_g = pre_g + order_g, pre_g + ctx.pending_greeks
+    what_if_all = pending_g + order_g
+    out = []
     for name, code, limit in (("delta", RiskCode.DELTA_LIMIT, cfg.max_delta_dollars),
                               ("gamma", RiskCode.GAMMA_LIMIT, cfg.max_gamma_dollars),
                               ("vega", RiskCode.VEGA_LIMIT, cfg.max_vega_dollars)):
-        # within the limit (or no worse) both if the working orders fill and if they do not
         before, after = getattr(pre_g, name), getattr(what_if, name)
         before_all, after_all = getattr(pending_g, name), getattr(what_if_all, name)
         passed = have_greeks and all(abs(a) <= limit or abs(a) <= abs(b) + GREEK_TOLERANCE
@@ -270,16 +288,8 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
             DollarGreeks() else ""
         detail = (f"{name}$ {before:,.0f} -> {after:,.0f}{working} vs limit {limit:,.0f}" if have_greeks
                   else f"no {name} for the contract")
-        add(_ok(f"{name} limit", code, passed, detail))
-    add(_var_check(ctx, pending_g, what_if_all, have_greeks))
-    add(_bucket_check(order, ctx, order_g, have_greeks))
-
-    # --- compliance
-    results.extend(_compliance(order, ctx, exp.reduces_position))
-    results.extend(_margin_checks(order, ctx, price))
-
-    return RiskDecision(order.client_order_id, all(r.passed for r in results), tuple(results), what_if,
-                        margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
+        out.append(_ok(f"{name} limit", code, passed, detail))
+    return out
 
 
 def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have_greeks: bool) -> CheckResult:
@@ -296,24 +306,32 @@ def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have
                f"VaR99 ${base:,.0f} -> ${var_after:,.0f} (linearised what-if) vs limit ${limit:,.0f}")
 
 
-def _bucket_check(order: Order, ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> CheckResult:
-    """The order's expiry bucket within `risk.bucket_limits` after the trade (working orders counted as filled),
-    or no worse than before."""
+def bucket_check(ctx: RiskContext, by_expiry: Sequence[tuple[date | None, DollarGreeks]],
+                 have_greeks: bool) -> CheckResult:
+    """Each expiry bucket the order trades in within `risk.bucket_limits` after the trade (working orders counted
+    as filled), or no worse than before; `by_expiry` the order's dollar Greeks per expiry (one per leg)."""
     limits = buckets.bucket_limits(ctx.settings.bucket_limits)
     today = ctx.now.astimezone(NEW_YORK).date()
-    label = buckets.bucket_of(buckets.days_to(order.contract.expiry, today))
-    limit = limits.get(label)
-    if not limit:
-        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, True, f"no limits for the {label} bucket")
+    added: dict[str, DollarGreeks] = {}
+    for expiry, greeks in by_expiry:
+        label = buckets.bucket_of(buckets.days_to(expiry, today))
+        added[label] = added.get(label, DollarGreeks()) + greeks
+    limited = {label: limits[label] for label in added if limits.get(label)}
+    if not limited:
+        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, True,
+                   f"no limits for the {', '.join(added)} bucket")
     if not have_greeks:
-        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, False, f"no Greeks for the contract ({label} limits)")
-    before = ctx.bucket_greeks.get(label, DollarGreeks())
-    after = before + order_g
-    over = [f"{g}$ {getattr(before, g):,.0f} -> {getattr(after, g):,.0f} vs {v:,.0f}" for g, v in limit.items()
-            if abs(getattr(after, g)) > v and abs(getattr(after, g)) > abs(getattr(before, g)) + GREEK_TOLERANCE]
-    return _ok("bucket limits", RiskCode.BUCKET_LIMIT, not over,
-               f"{label}: " + ("; ".join(over) if over else "inside " + ", ".join(f"{g} {v:,.0f}"
-                                                                              for g, v in limit.items())))
+        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, False,
+                   f"no Greeks for the contract ({', '.join(limited)} limits)")
+    over, inside = [], []
+    for label, limit in limited.items():
+        before = ctx.bucket_greeks.get(label, DollarGreeks())
+        after = before + added[label]
+        over += [f"{label}: {g}$ {getattr(before, g):,.0f} -> {getattr(after, g):,.0f} vs {v:,.0f}"
+                 for g, v in limit.items()
+                 if abs(getattr(after, g)) > v and abs(getattr(after, g)) > abs(getattr(before, g)) + GREEK_TOLERANCE]
+        inside.append(f"{label}: inside " + ", ".join(f"{g} {v:,.0f}" for g, v in limit.items()))
+    return _ok("bucket limits", RiskCode.BUCKET_LIMIT, not over, "; ".join(over) if over else "; ".join(inside))
 
 
 def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig, reduces: bool = False) -> CheckResult:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from workstation.domain import Contract, OrderEvent, OrderStatus, Side
-from workstation.domain.combos import COMBO_TICK, MAX_LEGS, ComboOrder
+from workstation.domain.combos import COMBO_TICK, MAX_LEGS, ComboOrder, on_combo_tick
 from workstation.sim.clearing import expired, taker_price
 
 # the price on one side of a contract and the size still available there now, or None when there is none
@@ -56,11 +56,6 @@ class LegFill:
     side: Side
     quantity: int
     price: float
-
-
-def on_combo_tick(price: float) -> bool:
-    """A net price (debit or credit, zero allowed) on the complex-order tick."""
-    return math.isfinite(price) and abs(price / COMBO_TICK - round(price / COMBO_TICK)) < 1e-6
 
 
 def combo_rejection(order: ComboOrder, at: datetime, known: Callable[[Contract], bool], taken_ids: set[str]) -> str:
