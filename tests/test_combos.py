@@ -15,7 +15,7 @@ from test_sim_exchange import Harness
 
 from workstation.backtest.broker import BacktestBroker
 from workstation.config import PaperConfig, RiskConfig
-from workstation.domain import ChainSnapshot, Contract, OrderStatus, Position, SecType, Side
+from workstation.domain import ChainSnapshot, Contract, OrderStatus, Position, Side
 from workstation.domain.combos import (Combo, ComboError, ComboLeg, ComboOrder, ComboReason, butterfly, calendar,
                                        condor, risk_reversal, straddle, strangle, vertical)
 from workstation.execution.combo_desk import ComboDesk
@@ -346,3 +346,39 @@ def test_package_position_and_unbounded_loss_per_leg():
     d = check_combo(ComboOrder("S1", short_straddle, Side.BUY, 1, -106.0),
                     RiskContext(RiskConfig(allow_uncovered_shorts=True), NOW), markets)
     assert RiskCode.MAX_LOSS in d.reasons and "inf" in next(r.detail for r in d.failures if r.code is RiskCode.MAX_LOSS)
+
+
+def test_desk_recovers_a_working_package_and_books_its_later_fills(tmp_path):
+    """A butterfly of 6 against 10 shown on the body fills 5 packages, then the journal is reopened by a new desk
+    that takes the working package back and books the last package's legs."""
+    clock = [T0]
+    path = tmp_path / "journal.sqlite"
+
+    def checker(order):
+        ctx = RiskContext(RiskConfig(max_order_quantity=20, max_order_premium=1e6), NOW)
+        return check_combo(order, ctx, [LEG_MARKETS[leg.contract.contract_id] for leg in order.combo.legs])
+
+    broker, _, _ = _backtest()
+    journal, book = Journal(path, clock=lambda: clock[0]), Book()
+    desk = ComboDesk(broker, journal, checker, book, lambda: clock[0])
+    broker.on_snapshot(_snap(T0, QUOTES))
+    fly = ComboOrder("F6", butterfly(C5900, C5950, C6000), Side.BUY, 6, 8.5, created_at=NOW)
+    assert asyncio.run(desk.send(fly)).approved
+    broker.on_snapshot(_snap(T0 + timedelta(seconds=5), QUOTES))
+    state = journal.combo_states()["F6"]
+    assert (state.status, state.filled_quantity, state.remaining_quantity) == (OrderStatus.PARTIALLY_FILLED, 5, 1)
+    assert book.quantity(2) == -10
+    journal.close()
+
+    journal, book = Journal(path, clock=lambda: clock[0]), Book()
+    book.apply_fills(journal.fills())
+    broker.on_order_event.clear()
+    broker.on_fill.clear()
+    desk = ComboDesk(broker, journal, checker, book, lambda: clock[0])
+    assert [o.client_order_id for o in desk.recover()] == ["F6"]
+    assert not asyncio.run(desk.send(fly)).approved                         # journaled before: never sent twice
+    broker.on_snapshot(_snap(T0 + timedelta(seconds=10), QUOTES))
+    assert journal.combo_states()["F6"].status is OrderStatus.FILLED and not desk.working
+    assert [book.quantity(c) for c in (1, 2, 3)] == [6, -12, 6]
+    assert [f.quantity for f in journal.fills_of("F6")] == [5, 10, 5, 1, 2, 1]
+    journal.close()

@@ -5,9 +5,10 @@ exchange with snapshot t+1, whose quotes it then trades against. A buy limit fil
 limit reaches it (a sell at the bid), up to the displayed size (what one order takes is gone for that snapshot),
 plus `slippage_ticks` ticks against us; commissions and fees as the paper exchange charges them. Positions
 whose settlement instant has passed are cash-settled at intrinsic value of the recorded underlying of the first
-snapshot at or after it. Combo orders (`place_combo`) fill atomically across their legs against the recorded leg
-quotes, as on the paper exchange (see `workstation.sim.combo_matching`). Everything is keyed on snapshot time and sequence counters: two runs give the same
-fills.
+snapshot at or after it (commissions and settlement from `workstation.sim.clearing`). Combo orders (`place_combo`)
+fill atomically across their legs against the recorded leg quotes, as on the paper exchange (see
+`workstation.sim.combo_matching`). Everything is keyed on snapshot time and sequence counters: two runs give the
+same fills.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from datetime import datetime
 
 from workstation.config import PaperConfig
 from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
-                                Side, settlement_instant)
+                                Side)
 from workstation.domain.combos import ComboOrder
 from workstation.domain.ticks import on_tick, option_tick
 from workstation.sim import clearing
 from workstation.sim.clearing import SETTLEMENT, expired, taker_price
 from workstation.sim.combo_matching import WorkingCombo, combo_rejection, match
-from workstation.sim.exchange import WorkingOrder, addressed, rejection
+from workstation.sim.working import WorkingOrder, addressed, rejection
 from workstation.execution.broker import FillCallback, OrderEventCallback
 
 log = logging.getLogger(__name__)
@@ -138,9 +139,8 @@ class BacktestBroker:
         reason = "broker not connected" if not self._connected else \
             combo_rejection(order, at, lambda c: True, set(self.orders) | set(self.combos))
         if reason:
-            return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, reason=reason,
-                               limit_price=order.limit_price)]
-        w = WorkingCombo(order, self._next("B"), order.limit_price)
+            return [rejection(order, at, reason)]
+        w = WorkingCombo(order, self._next("B"), order.limit_price, order.quantity)
         self.combos[order.client_order_id] = w
         for leg in order.combo.legs:
             self.contracts[leg.contract.contract_id] = leg.contract

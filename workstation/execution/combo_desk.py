@@ -32,6 +32,7 @@ class ComboDesk:
         self.book = book
         self.clock = clock
         self.working: dict[str, ComboOrder] = {}
+        self.sent: set[str] = set()          # every combo id sent or recovered: late leg fills are still ours
         broker.on_order_event.append(self.on_order_event)
         broker.on_fill.append(self.on_fill)
 
@@ -42,8 +43,9 @@ class ComboDesk:
     def recover(self) -> list[ComboOrder]:
         """Take back the journal's working combo orders (after a restart); returns them."""
         states = self.journal.combo_states()
-        self.working = {o.client_order_id: o for o in self.journal.combo_orders()
-                        if states[o.client_order_id].status.is_working}
+        orders = self.journal.combo_orders()
+        self.sent = {o.client_order_id for o in orders}
+        self.working = {o.client_order_id: o for o in orders if states[o.client_order_id].status.is_working}
         return list(self.working.values())
 
     async def send(self, order: ComboOrder) -> RiskDecision:
@@ -63,6 +65,7 @@ class ComboDesk:
             return RiskDecision(order.client_order_id, False, decision.results, decision.what_if, decision.margin)
         if decision.approved:
             self.working[order.client_order_id] = order
+            self.sent.add(order.client_order_id)
             await self.broker.place_combo(order)
         return decision
 
@@ -79,7 +82,7 @@ class ComboDesk:
 
     def on_fill(self, fill: Fill) -> None:
         """Journal and book one leg's fill of one of our packages (once per fill id)."""
-        if self.journal.combo_order(fill.client_order_id) is None:
+        if fill.client_order_id not in self.sent:
             return
         if self.journal.record_fill(fill):
             self.book.apply_fill(fill)

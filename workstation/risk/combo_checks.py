@@ -12,14 +12,14 @@ import math
 from collections.abc import Sequence
 
 from workstation.config import RiskConfig
-from workstation.domain import Order, OrderType, TradingState
+from workstation.domain import Order, OrderType
 from workstation.domain.combos import COMBO_TICK, ComboOrder, ComboReason, on_combo_tick
 from workstation.portfolio.greeks import DollarGreeks
 
 from . import margin
 from .limits import CheckResult, RiskCode, RiskDecision
-from .pre_trade import (THROTTLE_WINDOW, ContractMarket, RiskContext, _compliance, _exposure, _finite, _ok, _var_check,
-                        bucket_check, greek_checks)
+from .pre_trade import (ContractMarket, RiskContext, _finite, _ok, bucket_check, compliance_checks, exposure,
+                        flow_checks, greek_checks, state_checks, var_check)
 
 _SHAPE = ((ComboReason.MAX_LEGS, RiskCode.MAX_LEGS, "max legs"),
           (ComboReason.UNBALANCED_RATIOS, RiskCode.UNBALANCED_RATIOS, "balanced ratios"),
@@ -64,7 +64,7 @@ def check_combo(order: ComboOrder, ctx: RiskContext, markets: Sequence[ContractM
     if len(markets) != len(combo.legs):
         raise ValueError(f"{len(markets)} markets for {len(combo.legs)} legs")
     legs = _leg_orders(order)
-    exposures = [_exposure(leg, ctx) for leg in legs]
+    exposures = [exposure(leg, ctx) for leg in legs]
     reduces = all(e.reduces_position for e in exposures)
     have_greeks = all(all(_finite(v) for v in m.greeks.as_dict().values()) for m in markets)
     sign = order.side.sign * q
@@ -73,13 +73,7 @@ def check_combo(order: ComboOrder, ctx: RiskContext, markets: Sequence[ContractM
     results: list[CheckResult] = []
     add = results.append
 
-    # --- state
-    add(_ok("trading enabled", RiskCode.TRADING_DISABLED, ctx.trading_enabled,
-            "trading enabled" if ctx.trading_enabled else "trading is disabled (read-only)"))
-    add(_ok("not halted", RiskCode.TRADING_HALTED, ctx.trading_state is not TradingState.HALTED,
-            f"state {ctx.trading_state.value}"))
-    add(_ok("reducing only", RiskCode.REDUCING_ONLY, ctx.trading_state is not TradingState.REDUCING or reduces,
-            f"state {ctx.trading_state.value}; package {'reduces' if reduces else 'does not reduce'} every leg"))
+    results.extend(state_checks(ctx, reduces, "package (every leg)"))
 
     # --- the package's shape and market
     results.extend(_shape_checks(order, ctx))
@@ -107,16 +101,7 @@ def check_combo(order: ComboOrder, ctx: RiskContext, markets: Sequence[ContractM
             "; ".join(over) + f" vs limit {cfg.max_position}" if over else "every leg inside"))
     gross_pre = exposures[0].gross_pre
     gross_post = gross_pre + sum(e.gross_post - e.gross_pre for e in exposures)
-    add(_ok("max total contracts", RiskCode.MAX_TOTAL_CONTRACTS,
-            gross_post <= cfg.max_total_contracts or gross_post <= gross_pre,
-            f"worst-case option contracts {gross_pre} -> {gross_post} vs limit {cfg.max_total_contracts}"))
-    n_open = sum(1 for o in ctx.open_orders if ctx.remaining(o) > 0)
-    add(_ok("max open orders", RiskCode.MAX_OPEN_ORDERS, n_open + 1 <= cfg.max_open_orders,
-            f"{n_open} working + 1 package vs limit {cfg.max_open_orders}"))
-    start = ctx.now - THROTTLE_WINDOW
-    n_recent = sum(1 for o in ctx.recent_orders if o.created_at is not None and start < o.created_at <= ctx.now)
-    add(_ok("order rate", RiskCode.RATE_THROTTLE, n_recent + 1 <= cfg.max_orders_per_minute,
-            f"{n_recent} in the last minute + 1 vs limit {cfg.max_orders_per_minute}/min"))
+    results.extend(flow_checks(ctx, gross_pre, gross_post))
 
     # --- price and duplicates
     add(_net_price_band(order, combo.net(mids), combo.net(models), cfg, reduces))
@@ -129,12 +114,12 @@ def check_combo(order: ComboOrder, ctx: RiskContext, markets: Sequence[ContractM
             f"day P&L ${ctx.day_pnl:,.0f} vs limit -${cfg.max_daily_loss:,.0f}"))
     results.extend(greek_checks(ctx, order_g, have_greeks))
     pending_g = ctx.portfolio_greeks + ctx.pending_greeks
-    add(_var_check(ctx, pending_g, pending_g + order_g, have_greeks))
+    add(var_check(ctx, pending_g, pending_g + order_g, have_greeks))
     by_expiry = [(leg.contract.expiry, m.greeks.scaled(leg.weight * sign)) for leg, m in zip(combo.legs, markets)]
     add(bucket_check(ctx, by_expiry, have_greeks))
 
     # --- compliance per leg, margin of the structure
-    per_leg = [_compliance(leg, ctx, e.reduces_position) for leg, e in zip(legs, exposures)]
+    per_leg = [compliance_checks(leg, ctx, e.reduces_position) for leg, e in zip(legs, exposures)]
     results.extend(_merge(checks[0].name, list(checks)) for checks in zip(*per_leg))
     need = _margin_needed(order, ctx, markets)
     results.extend(_margin_checks(order, ctx, markets, need))

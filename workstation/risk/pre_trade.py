@@ -128,7 +128,7 @@ def _worst_case(longest: int, shortest: int) -> int:
     return max(abs(longest), abs(shortest))
 
 
-def _exposure(order: Order, ctx: RiskContext) -> _Exposure:
+def exposure(order: Order, ctx: RiskContext) -> _Exposure:
     """Position bounds over any fills of the working orders: each contract lies in [pos - sells, pos + buys]."""
     bounds: dict[int, list[int]] = {cid: [p.quantity, p.quantity] for cid, p in ctx.positions.items()}
     is_option = {cid: p.contract.is_option for cid, p in ctx.positions.items()}
@@ -179,7 +179,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     cfg, c, mkt = ctx.settings, order.contract, ctx.market
     q, s = order.quantity, order.signed_quantity
     price = _price(order, mkt)
-    exp = _exposure(order, ctx)
+    exp = exposure(order, ctx)
     pre_g = ctx.portfolio_greeks
     have_greeks = mkt is not None and all(_finite(v) for v in mkt.greeks.as_dict().values())
     order_g = mkt.greeks.scaled(s) if have_greeks and mkt is not None else DollarGreeks()
@@ -194,14 +194,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     results: list[CheckResult] = []
     add = results.append
 
-    # --- state
-    add(_ok("trading enabled", RiskCode.TRADING_DISABLED, ctx.trading_enabled,
-            "trading enabled" if ctx.trading_enabled else "trading is disabled (read-only)"))
-    add(_ok("not halted", RiskCode.TRADING_HALTED, ctx.trading_state is not TradingState.HALTED,
-            f"state {ctx.trading_state.value}"))
-    reducing_ok = ctx.trading_state is not TradingState.REDUCING or reduces
-    add(_ok("reducing only", RiskCode.REDUCING_ONLY, reducing_ok,
-            f"state {ctx.trading_state.value}; order {'reduces' if reduces else 'does not reduce'} risk"))
+    results.extend(state_checks(ctx, reduces, "order"))
 
     # --- the order itself and its market
     problems = []
@@ -239,16 +232,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     add(_ok("max position", RiskCode.MAX_POSITION,
             exp.post <= cfg.max_position or exp.post <= exp.pre,
             f"worst-case |position| {exp.pre} -> {exp.post} vs limit {cfg.max_position}"))
-    add(_ok("max total contracts", RiskCode.MAX_TOTAL_CONTRACTS,
-            exp.gross_post <= cfg.max_total_contracts or exp.gross_post <= exp.gross_pre,
-            f"worst-case option contracts {exp.gross_pre} -> {exp.gross_post} vs limit {cfg.max_total_contracts}"))
-    n_open = sum(1 for o in ctx.open_orders if ctx.remaining(o) > 0)
-    add(_ok("max open orders", RiskCode.MAX_OPEN_ORDERS, n_open + 1 <= cfg.max_open_orders,
-            f"{n_open} working + 1 vs limit {cfg.max_open_orders}"))
-    start = ctx.now - THROTTLE_WINDOW
-    n_recent = sum(1 for o in ctx.recent_orders if o.created_at is not None and start < o.created_at <= ctx.now)
-    add(_ok("order rate", RiskCode.RATE_THROTTLE, n_recent + 1 <= cfg.max_orders_per_minute,
-            f"{n_recent} in the last minute + 1 vs limit {cfg.max_orders_per_minute}/min"))
+    results.extend(flow_checks(ctx, exp.gross_pre, exp.gross_post))
 
     # --- price and duplicates
     add(_price_band(order, mkt, cfg, reduces))
@@ -259,15 +243,40 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     add(_ok("daily loss", RiskCode.DAILY_LOSS, loss_ok,
             f"day P&L ${ctx.day_pnl:,.0f} vs limit -${cfg.max_daily_loss:,.0f}"))
     results.extend(greek_checks(ctx, order_g, have_greeks))
-    add(_var_check(ctx, pending_g, what_if_all, have_greeks))
+    add(var_check(ctx, pending_g, what_if_all, have_greeks))
     add(bucket_check(ctx, [(c.expiry, order_g)], have_greeks))
 
     # --- compliance
-    results.extend(_compliance(order, ctx, exp.reduces_position))
+    results.extend(compliance_checks(order, ctx, exp.reduces_position))
     results.extend(_margin_checks(order, ctx, price))
 
     return RiskDecision(order.client_order_id, all(r.passed for r in results), tuple(results), what_if,
                         margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
+
+
+def state_checks(ctx: RiskContext, reduces: bool, what: str) -> list[CheckResult]:
+    """Trading enabled, not HALTED, and in REDUCING only what reduces risk (`what`: "order" or "package")."""
+    return [_ok("trading enabled", RiskCode.TRADING_DISABLED, ctx.trading_enabled,
+                "trading enabled" if ctx.trading_enabled else "trading is disabled (read-only)"),
+            _ok("not halted", RiskCode.TRADING_HALTED, ctx.trading_state is not TradingState.HALTED,
+                f"state {ctx.trading_state.value}"),
+            _ok("reducing only", RiskCode.REDUCING_ONLY, ctx.trading_state is not TradingState.REDUCING or reduces,
+                f"state {ctx.trading_state.value}; {what} {'reduces' if reduces else 'does not reduce'} risk")]
+
+
+def flow_checks(ctx: RiskContext, gross_pre: int, gross_post: int) -> list[CheckResult]:
+    """Total option contracts (worst case, before -> after), working orders and the order rate, for one more order."""
+    cfg = ctx.settings
+    n_open = sum(1 for o in ctx.open_orders if ctx.remaining(o) > 0)
+    start = ctx.now - THROTTLE_WINDOW
+    n_recent = sum(1 for o in ctx.recent_orders if o.created_at is not None and start < o.created_at <= ctx.now)
+    return [_ok("max total contracts", RiskCode.MAX_TOTAL_CONTRACTS,
+                gross_post <= cfg.max_total_contracts or gross_post <= gross_pre,
+                f"worst-case option contracts {gross_pre} -> {gross_post} vs limit {cfg.max_total_contracts}"),
+            _ok("max open orders", RiskCode.MAX_OPEN_ORDERS, n_open + 1 <= cfg.max_open_orders,
+                f"{n_open} working + 1 vs limit {cfg.max_open_orders}"),
+            _ok("order rate", RiskCode.RATE_THROTTLE, n_recent + 1 <= cfg.max_orders_per_minute,
+                f"{n_recent} in the last minute + 1 vs limit {cfg.max_orders_per_minute}/min")]
 
 
 def greek_checks(ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> list[CheckResult]:
@@ -292,7 +301,7 @@ def greek_checks(ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> 
     return out
 
 
-def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have_greeks: bool) -> CheckResult:
+def var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have_greeks: bool) -> CheckResult:
     """1-day 99% VaR after the trade: the last full revaluation plus the linearised change the working orders and
     this order make (z99 x the change of the linear P&L spread). An order that lowers the spread passes."""
     limit, moves = ctx.settings.max_var_99, ctx.daily_moves
@@ -371,7 +380,7 @@ def _duplicate(order: Order, ctx: RiskContext) -> CheckResult:
     return _ok("duplicate guard", RiskCode.DUPLICATE_ORDER, True, "no duplicate")
 
 
-def _compliance(order: Order, ctx: RiskContext, exit_ok: bool) -> list[CheckResult]:
+def compliance_checks(order: Order, ctx: RiskContext, exit_ok: bool) -> list[CheckResult]:
     """Trading hours, the restricted lists and the days-to-expiry guard (exits pass the last four)."""
     cfg, c = ctx.settings, order.contract
     out = []

@@ -13,38 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from workstation.domain import Contract, OrderEvent, OrderStatus, Side
+from workstation.domain import Contract, OrderStatus, Side
 from workstation.domain.combos import COMBO_TICK, MAX_LEGS, ComboOrder, on_combo_tick
 from workstation.sim.clearing import expired, taker_price
+from workstation.sim.working import WorkingOrder
 
 # the price on one side of a contract and the size still available there now, or None when there is none
 SideQuote = Callable[[Contract, Side], "tuple[float, int] | None"]
 
 
 @dataclass
-class WorkingCombo:
-    """A combo order resting at an exchange; `filled` in packages, `notional` the sum of net fill prices."""
+class WorkingCombo(WorkingOrder):
+    """A combo order resting at an exchange: quantities in packages, `notional` the sum of net fill prices."""
 
     order: ComboOrder
-    broker_id: str
-    limit: float
-    filled: int = 0
-    notional: float = 0.0
-    status: OrderStatus = OrderStatus.SUBMITTED
-
-    @property
-    def remaining(self) -> int:
-        return self.order.quantity - self.filled
-
-    @property
-    def avg_price(self) -> float:
-        return round(self.notional / self.filled, 6) if self.filled else math.nan
-
-    def event(self, at: datetime, reason: str = "") -> OrderEvent:
-        """The package's state now, quantities in packages, the average net price."""
-        return OrderEvent(self.order.client_order_id, self.status, at, self.filled,
-                          self.remaining if self.status.is_working else 0, self.avg_price, reason, self.broker_id,
-                          self.limit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,53 +28,11 @@ from workstation.sim import clearing
 from workstation.sim.account_store import AccountStore, StoredOrder
 from workstation.sim.clearing import expired, taker_price
 from workstation.sim.combo_matching import LegFill, WorkingCombo, combo_rejection, match
+from workstation.sim.working import WorkingOrder, addressed, rejection
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
 from workstation.sim.market import SimMarket
 
 Event = OrderEvent | Fill
-
-
-@dataclass
-class WorkingOrder:
-    """An order resting at an exchange (the simulated one, or the backtest's recorded-quote one)."""
-
-    order: Order
-    broker_id: str
-    limit: float | None
-    quantity: int
-    filled: int = 0
-    notional: float = 0.0
-    status: OrderStatus = OrderStatus.SUBMITTED
-
-    @property
-    def remaining(self) -> int:
-        return self.quantity - self.filled
-
-    @property
-    def avg_price(self) -> float:
-        return round(self.notional / self.filled, 6) if self.filled else math.nan
-
-    def event(self, at: datetime, reason: str = "") -> OrderEvent:
-        """The order's state now, as the exchange reports it."""
-        return OrderEvent(self.order.client_order_id, self.status, at, self.filled,
-                          self.remaining if self.status.is_working else 0, self.avg_price, reason, self.broker_id,
-                          self.limit)
-
-
-def rejection(order: Order, at: datetime, reason: str) -> OrderEvent:
-    """A new order the exchange refuses."""
-    return OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "", order.limit_price)
-
-
-def addressed(orders: dict[str, WorkingOrder], client_order_id: str, at: datetime,
-              action: str) -> WorkingOrder | OrderEvent:
-    """The working order a cancel or modify (`action`) is for, or the event refusing it: unknown, or done."""
-    w = orders.get(client_order_id)
-    if w is None:
-        return OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason=f"{action} rejected: unknown order")
-    if not w.status.is_working:
-        return w.event(at, f"{action} rejected: order is already {w.status.value}")
-    return w
 
 
 @dataclass(order=True)
@@ -121,7 +79,7 @@ class PaperExchange:
         return self._seq
 
     def _save(self, w: WorkingOrder) -> None:
-        if self.store is not None:
+        if self.store is not None and not isinstance(w, WorkingCombo):      # resting combos: memory only
             self.store.save_order(StoredOrder(w.order, w.broker_id, w.limit, w.quantity, w.filled, w.notional,
                                               w.status), self._seq)
 
@@ -207,9 +165,8 @@ class PaperExchange:
         reason = combo_rejection(order, at, self._known, set(self.orders) | set(self.combos)) or \
             ("" if self.market.is_open else "market closed")
         if reason:
-            return [OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, reason=reason,
-                               limit_price=order.limit_price)]
-        w = WorkingCombo(order, f"P{self._next_seq()}", order.limit_price)
+            return [rejection(order, at, reason)]
+        w = WorkingCombo(order, f"P{self._next_seq()}", order.limit_price, order.quantity)
         self.combos[order.client_order_id] = w
         for leg in order.combo.legs:
             self.contracts[leg.contract.contract_id] = leg.contract
@@ -257,13 +214,7 @@ class PaperExchange:
         return on_tick(price, FUTURE_TICK if c.sec_type is SecType.FUTURE else None)
 
     def _on_cancel(self, at: datetime, client_order_id: str) -> list[Event]:
-        if client_order_id in self.combos:
-            wc = addressed(self.combos, client_order_id, at, "cancel")
-            if isinstance(wc, WorkingCombo):
-                wc.status = OrderStatus.CANCELLED
-                return [wc.event(at, "cancelled")]
-            return [wc]
-        w = addressed(self.orders, client_order_id, at, "cancel")
+        w = addressed(self.combos if client_order_id in self.combos else self.orders, client_order_id, at, "cancel")
         if isinstance(w, OrderEvent):
             return [w]
         w.status = OrderStatus.CANCELLED

@@ -266,8 +266,11 @@ class Journal:
 
     def record_order_event(self, event: OrderEvent) -> None:
         """Store a transition before it is acted on; the order must already be journaled."""
+        self._record_event("order_events", event)
+
+    def _record_event(self, table: str, event: OrderEvent) -> None:
         self._write(
-            "INSERT INTO order_events(client_order_id, status, timestamp, filled_quantity, remaining_quantity,"
+            f"INSERT INTO {table}(client_order_id, status, timestamp, filled_quantity, remaining_quantity,"
             " avg_fill_price, reason, broker_order_id, limit_price, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (event.client_order_id, event.status.value, iso(event.timestamp), event.filled_quantity,
              event.remaining_quantity, _finite_or_none(event.avg_fill_price), event.reason,
@@ -323,9 +326,12 @@ class Journal:
     def order_states(self) -> dict[str, OrderEvent]:
         """Latest event of every order; an order with no event yet gets a synthetic NEW event
         (it was journaled but may or may not have reached the broker: reconcile it)."""
+        return self._states("order_events", self.orders())
+
+    def _states(self, table: str, orders: Iterable[Order | ComboOrder]) -> dict[str, OrderEvent]:
         states = {o.client_order_id: OrderEvent(o.client_order_id, OrderStatus.NEW,
-                                                o.created_at or _EPOCH, 0, o.quantity) for o in self.orders()}
-        rows = self._rows("SELECT e.* FROM order_events e JOIN (SELECT MAX(id) AS id FROM order_events"
+                                                o.created_at or _EPOCH, 0, o.quantity) for o in orders}
+        rows = self._rows(f"SELECT e.* FROM {table} e JOIN (SELECT MAX(id) AS id FROM {table}"
                           " GROUP BY client_order_id) last ON e.id = last.id ORDER BY e.id")
         states.update((r["client_order_id"], _order_event(r)) for r in rows)
         return states
@@ -353,12 +359,7 @@ class Journal:
 
     def record_combo_event(self, event: OrderEvent) -> None:
         """Store a transition of a package (quantities in packages, the average net price)."""
-        self._write(
-            "INSERT INTO combo_events(client_order_id, status, timestamp, filled_quantity, remaining_quantity,"
-            " avg_fill_price, reason, broker_order_id, limit_price, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (event.client_order_id, event.status.value, iso(event.timestamp), event.filled_quantity,
-             event.remaining_quantity, _finite_or_none(event.avg_fill_price), event.reason,
-             event.broker_order_id, event.limit_price, self._now()))
+        self._record_event("combo_events", event)
 
     def combo_orders(self) -> list[ComboOrder]:
         """Every journaled combo order, in recorded order."""
@@ -374,12 +375,7 @@ class Journal:
 
     def combo_states(self) -> dict[str, OrderEvent]:
         """Latest state of every combo order (a synthetic NEW one before its first event: reconcile it)."""
-        states = {o.client_order_id: OrderEvent(o.client_order_id, OrderStatus.NEW, o.created_at or _EPOCH, 0,
-                                                o.quantity) for o in self.combo_orders()}
-        rows = self._rows("SELECT e.* FROM combo_events e JOIN (SELECT MAX(id) AS id FROM combo_events"
-                          " GROUP BY client_order_id) last ON e.id = last.id ORDER BY e.id")
-        states.update((r["client_order_id"], _order_event(r)) for r in rows)
-        return states
+        return self._states("combo_events", self.combo_orders())
 
     def fills_of(self, client_order_id: str) -> list[Fill]:
         """The fills of one order, or every leg's fills of one combo order, in journal order."""
