@@ -271,14 +271,17 @@ def test_backtest_does_not_leg_when_one_leg_quote_is_missing():
     assert [f.contract.contract_id for f in fills] == [1, 2] and events[-1].status is OrderStatus.FILLED
 
 
-def test_backtest_settles_each_leg_at_expiry():
-    broker, _, fills = _backtest()
+def test_backtest_settles_each_leg_at_expiry_and_cancels_working_packages():
+    broker, events, fills = _backtest()
     broker.on_snapshot(_snap(T0, QUOTES))
     asyncio.run(broker.place_combo(ComboOrder("V", vertical(C5900, C5950), Side.BUY, 1, 29.2)))
+    asyncio.run(broker.place_combo(ComboOrder("W", vertical(C5950, C6000), Side.BUY, 1, 5.0)))   # never marketable
     broker.on_snapshot(_snap(T0 + timedelta(seconds=5), QUOTES))
     broker.on_snapshot(_snap(datetime(2025, 10, 17, 20, 5, tzinfo=timezone.utc), QUOTES, spot=5925.0))
     settled = [(f.contract.contract_id, f.side, f.price) for f in fills if f.liquidity == "settlement"]
     assert settled == [(1, Side.SELL, 25.0), (2, Side.BUY, 0.0)] and broker.position_by_id == {}
+    last = [e for e in events if e.client_order_id == "W"][-1]
+    assert (last.status, last.reason) == (OrderStatus.CANCELLED, "contract expired")
 
 
 # -------------------------------------------------------------------------------------------- risk

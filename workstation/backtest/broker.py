@@ -22,7 +22,7 @@ from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent
                                 Side)
 from workstation.domain.combos import ComboOrder
 from workstation.domain.ticks import on_tick, option_tick
-from workstation.sim import clearing
+from workstation.sim import clearing, combo_matching
 from workstation.sim.clearing import SETTLEMENT, expired, taker_price
 from workstation.sim.combo_matching import WorkingCombo, combo_rejection, match
 from workstation.sim.working import WorkingOrder, addressed, rejection
@@ -99,10 +99,7 @@ class BacktestBroker:
             if w.status.is_working and expired(w.order.contract, at):
                 w.status = OrderStatus.CANCELLED
                 self._emit([w.event(at, "contract expired")])
-        for wc in self.combos.values():
-            if wc.status.is_working and any(expired(leg.contract, at) for leg in wc.order.combo.legs):
-                wc.status = OrderStatus.CANCELLED
-                self._emit([wc.event(at, "contract expired")])
+        self._emit(combo_matching.expire(self.combos.values(), at))
         self._emit(self._settle(snap))
         taken: dict[tuple[int, Side], int] = {}
         for w in list(self.orders.values()):

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
+
+from typing import TYPE_CHECKING
 
 from workstation.domain import Fill, OrderEvent, OrderStatus
 from workstation.domain.combos import ComboOrder
-from workstation.portfolio.book import Book
-from workstation.risk.limits import RiskDecision
-from workstation.storage import Journal
+
+if TYPE_CHECKING:      # collaborators, by type only: the engine hands them in
+    from workstation.portfolio.book import Book
+    from workstation.risk.limits import RiskDecision
+    from workstation.storage import Journal
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ class ComboDesk:
                                                                limit_price=order.limit_price))
         if not fresh:
             log.warning("combo order %s was journaled before: not sent again", order.client_order_id)
-            return RiskDecision(order.client_order_id, False, decision.results, decision.what_if, decision.margin)
+            return replace(decision, approved=False)
         if decision.approved:
             self.working[order.client_order_id] = order
             self.sent.add(order.client_order_id)

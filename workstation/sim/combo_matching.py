@@ -9,11 +9,11 @@ without a price means no fill at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from workstation.domain import Contract, OrderStatus, Side
+from workstation.domain import Contract, OrderEvent, OrderStatus, Side
 from workstation.domain.combos import COMBO_TICK, MAX_LEGS, ComboOrder, on_combo_tick
 from workstation.sim.clearing import expired, taker_price
 from workstation.sim.working import WorkingOrder
@@ -57,6 +57,16 @@ def combo_rejection(order: ComboOrder, at: datetime, known: Callable[[Contract],
     if not on_combo_tick(order.limit_price):
         return f"bad tick: net {order.limit_price:g} is not a multiple of {COMBO_TICK:g}"
     return ""
+
+
+def expire(combos: Iterable[WorkingCombo], at: datetime) -> list[OrderEvent]:
+    """Cancel the working combos with a leg past its settlement instant; their events."""
+    out = []
+    for w in combos:
+        if w.status.is_working and any(expired(leg.contract, at) for leg in w.order.combo.legs):
+            w.status = OrderStatus.CANCELLED
+            out.append(w.event(at, "contract expired"))
+    return out
 
 
 def match(w: WorkingCombo, quote: SideQuote, slippage_ticks: int) -> list[LegFill]:

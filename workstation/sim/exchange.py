@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side
 from workstation.domain.combos import ComboOrder
-from workstation.sim import clearing
+from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
+from workstation.sim import clearing, combo_matching
 from workstation.sim.account_store import AccountStore, StoredOrder
 from workstation.sim.clearing import expired, taker_price
 from workstation.sim.combo_matching import LegFill, WorkingCombo, combo_rejection, match
-from workstation.sim.working import WorkingOrder, addressed, rejection
-from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
 from workstation.sim.market import SimMarket
+from workstation.sim.working import WorkingOrder, addressed, rejection
 
 Event = OrderEvent | Fill
 
@@ -137,10 +137,7 @@ class PaperExchange:
                 w.status = OrderStatus.CANCELLED
                 self._save(w)
                 events.append(w.event(self.market.now, "contract expired"))
-        for wc in self.combos.values():
-            if wc.status.is_working and any(expired(leg.contract, self.market.now) for leg in wc.order.combo.legs):
-                wc.status = OrderStatus.CANCELLED
-                events.append(wc.event(self.market.now, "contract expired"))
+        events += combo_matching.expire(self.combos.values(), self.market.now)
         events += self._settle()
         if self.market.is_open:
             for w in list(self.orders.values()):
