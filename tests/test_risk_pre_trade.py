@@ -13,7 +13,7 @@ from workstation.domain import Contract, Order, OrderPurpose, OrderType, Positio
 from workstation.portfolio.greeks import DollarGreeks
 from workstation.risk import ContractMarket, DailyMoves, RiskCode, RiskContext, check
 from workstation.risk import hours, margin
-from workstation.risk.limits import greek_limits, order_size_cap
+from workstation.risk.limits import COMBO_CODES, greek_limits, order_size_cap
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2025, 10, 1, 11, 0, tzinfo=NY)            # a Wednesday, mid-session
@@ -49,7 +49,7 @@ def test_baseline_order_is_approved_and_every_check_reports():
     assert decision.approved, decision.failures
     assert decision.reasons == []
     codes = {r.code for r in decision.results}
-    expected = set(RiskCode) - {RiskCode.STOP_LOSS}                          # the monitor-only code
+    expected = set(RiskCode) - {RiskCode.STOP_LOSS} - COMBO_CODES            # monitor-only and combo-only codes
     assert codes == expected
     assert decision.what_if == DollarGreeks(6_000.0, 1_000.0, 1_400.0, -200.0)
     assert decision.margin == pytest.approx(2 * 51.5 * 100)
@@ -106,7 +106,7 @@ def test_each_reason_code_fires_alone(code):
 
 
 def test_every_pre_trade_code_has_a_case():
-    assert set(CASES) == set(RiskCode) - {RiskCode.STOP_LOSS}
+    assert set(CASES) == set(RiskCode) - {RiskCode.STOP_LOSS} - COMBO_CODES
 
 
 def test_all_failures_are_reported_together():

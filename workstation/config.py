@@ -223,6 +223,9 @@ class RiskConfig(Section):
         default_factory=list, description="Strikes we must not trade.")
     min_days_to_expiry: float = Field(0.5, ge=0, le=365,
                                       description="No options closer to expiry than this (0-day guard).")
+    max_combo_legs: int = Field(4, ge=2, le=8, description="Most legs in one combo order (MAX_LEGS).")
+    max_combo_loss: float = Field(25_000.0, gt=0, le=1e9, description="Largest max loss at expiry of one combo "
+                                  "order, $ (an unbounded loss is always denied).")
     allow_uncovered_shorts: bool = Field(False, description="Allow net short options not covered by longs.")
     buying_power: float = Field(1_000_000.0, gt=0, le=1e11, description="Account buying power for the margin check, $.")
     future_margin_rate: float = Field(0.06, gt=0, le=1, description="Margin of a future as a fraction of its "

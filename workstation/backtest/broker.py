@@ -5,8 +5,10 @@ exchange with snapshot t+1, whose quotes it then trades against. A buy limit fil
 limit reaches it (a sell at the bid), up to the displayed size (what one order takes is gone for that snapshot),
 plus `slippage_ticks` ticks against us; commissions and fees as the paper exchange charges them. Positions
 whose settlement instant has passed are cash-settled at intrinsic value of the recorded underlying of the first
-snapshot at or after it. Everything is keyed on snapshot time and sequence counters: two runs give the same
-fills.
+snapshot at or after it (commissions and settlement from `workstation.sim.clearing`). Combo orders (`place_combo`)
+fill atomically across their legs against the recorded leg quotes, as on the paper exchange (see
+`workstation.sim.combo_matching`). Everything is keyed on snapshot time and sequence counters: two runs give the
+same fills.
 """
 from __future__ import annotations
 
@@ -17,24 +19,17 @@ from datetime import datetime
 
 from workstation.config import PaperConfig
 from workstation.domain import (ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType,
-                                Side, settlement_instant)
-from workstation.domain.contracts import index_scale
-from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick, option_tick
-from workstation.sim.exchange import WorkingOrder, addressed, rejection
+                                Side)
+from workstation.domain.combos import ComboOrder
+from workstation.domain.ticks import on_tick, option_tick
+from workstation.sim import clearing, combo_matching
+from workstation.sim.clearing import SETTLEMENT, expired, taker_price
+from workstation.sim.combo_matching import WorkingCombo, combo_rejection, match
+from workstation.sim.working import WorkingOrder, addressed, rejection
 from workstation.execution.broker import FillCallback, OrderEventCallback
 
 log = logging.getLogger(__name__)
 
-SETTLEMENT = "settlement"     # client order id prefix and liquidity flag of settlement fills
-
-
-def _tick(contract: Contract, price: float) -> float:
-    return contract_tick(contract.sec_type is SecType.FUTURE, price)
-
-
-def _expired(contract: Contract, at: datetime) -> bool:
-    return contract.expiry is not None and \
-        settlement_instant(contract.expiry, contract.settlement.value == "AM") <= at
 
 
 class BacktestBroker:
@@ -47,6 +42,7 @@ class BacktestBroker:
         self.on_order_event: list[OrderEventCallback] = []
         self.on_fill: list[FillCallback] = []
         self.orders: dict[str, WorkingOrder] = {}
+        self.combos: dict[str, WorkingCombo] = {}
         self.position_by_id: dict[int, int] = {}
         self.contracts: dict[int, Contract] = {}
         self.fills: list[Fill] = []
@@ -69,6 +65,10 @@ class BacktestBroker:
 
     async def place(self, order: Order) -> None:
         self._requests.append(("new", (order,)))
+
+    async def place_combo(self, order: ComboOrder) -> None:
+        """A combo limit order at a net price, filled atomically across its legs from the next snapshot on."""
+        self._requests.append(("combo", (order,)))
 
     async def cancel(self, client_order_id: str) -> None:
         self._requests.append(("cancel", (client_order_id,)))
@@ -96,14 +96,18 @@ class BacktestBroker:
         for kind, payload in requests:
             self._emit(getattr(self, f"_on_{kind}")(at, *payload))
         for w in self.orders.values():
-            if w.status.is_working and _expired(w.order.contract, at):
+            if w.status.is_working and expired(w.order.contract, at):
                 w.status = OrderStatus.CANCELLED
                 self._emit([w.event(at, "contract expired")])
+        self._emit(combo_matching.expire(self.combos.values(), at))
         self._emit(self._settle(snap))
         taken: dict[tuple[int, Side], int] = {}
         for w in list(self.orders.values()):
             if w.status.is_working:
                 self._emit(self._match(w, snap, taken))
+        for wc in list(self.combos.values()):
+            if wc.status.is_working:
+                self._emit(self._match_combo(wc, snap, taken))
 
     def _emit(self, events: list[OrderEvent | Fill]) -> None:
         for event in events:
@@ -128,15 +132,26 @@ class BacktestBroker:
         self.contracts[order.contract.contract_id] = order.contract
         return [w.event(at)]
 
+    def _on_combo(self, at: datetime, order: ComboOrder) -> list[OrderEvent | Fill]:
+        reason = "broker not connected" if not self._connected else \
+            combo_rejection(order, at, lambda c: True, set(self.orders) | set(self.combos))
+        if reason:
+            return [rejection(order, at, reason)]
+        w = WorkingCombo(order, self._next("B"), order.limit_price, order.quantity)
+        self.combos[order.client_order_id] = w
+        for leg in order.combo.legs:
+            self.contracts[leg.contract.contract_id] = leg.contract
+        return [w.event(at)]
+
     def _check(self, order: Order, at: datetime) -> str:
         """Why the exchange refuses `order`, or '' when it accepts it."""
         if not self._connected:
             return "broker not connected"
-        if order.client_order_id in self.orders:
+        if order.client_order_id in self.orders or order.client_order_id in self.combos:
             return f"duplicate order id {order.client_order_id}"
         if order.quantity <= 0:
             return f"quantity must be > 0, got {order.quantity}"
-        if _expired(order.contract, at):
+        if expired(order.contract, at):
             return f"expired contract {order.contract.description}"
         if order.order_type is OrderType.LIMIT:
             price = float(order.limit_price)
@@ -147,7 +162,8 @@ class BacktestBroker:
         return ""
 
     def _on_cancel(self, at: datetime, client_order_id: str) -> list[OrderEvent | Fill]:
-        w = addressed(self.orders, client_order_id, at, "cancel")
+        book = self.combos if client_order_id in self.combos else self.orders
+        w = addressed(book, client_order_id, at, "cancel")
         if isinstance(w, OrderEvent):
             return [w]
         w.status = OrderStatus.CANCELLED
@@ -155,6 +171,8 @@ class BacktestBroker:
 
     def _on_modify(self, at: datetime, client_order_id: str, limit: float | None,
                    qty: int | None) -> list[OrderEvent | Fill]:
+        if client_order_id in self.combos:
+            return [self.combos[client_order_id].event(at, "modify rejected: cancel and resend a combo")]
         w = addressed(self.orders, client_order_id, at, "modify")
         if isinstance(w, OrderEvent):
             return [w]
@@ -196,23 +214,37 @@ class BacktestBroker:
         if qty <= 0:
             return []
         taken[key] = taken.get(key, 0) + qty
-        slip = self.config.slippage_ticks * _tick(c, price)
-        fill_price = max(round(price + side.sign * slip, 2), 0.0)
+        fill_price = taker_price(c, side, price, self.config.slippage_ticks)
         w.filled += qty
         w.notional += qty * fill_price
         w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         fill = self._book(w.order.client_order_id, c, side, qty, fill_price, snap.timestamp, w.broker_id, "taker")
         return [fill, w.event(snap.timestamp)]
 
-    def _commission(self, c: Contract, qty: int) -> float:
-        if c.sec_type is SecType.FUTURE:
-            return self.config.future_commission * qty
-        return (self.config.commission_per_contract + self.config.fees_per_contract) * qty
+    def _match_combo(self, w: WorkingCombo, snap: ChainSnapshot,
+                     taken: dict[tuple[int, Side], int]) -> list[OrderEvent | Fill]:
+        """Whole packages across every leg against the recorded quotes, or nothing (no legging)."""
+        def quote(c: Contract, side: Side) -> tuple[float, int] | None:
+            touch = self._touch(c, snap)
+            if touch is None:
+                return None
+            bid, ask, bid_size, ask_size = touch
+            price, shown = (ask, ask_size) if side is Side.BUY else (bid, bid_size)
+            return price, shown - taken.get((c.contract_id, side), 0)
+        legs = match(w, quote, self.config.slippage_ticks)
+        coid = w.order.client_order_id
+        fills: list[OrderEvent | Fill] = []
+        for f in legs:
+            taken[(f.contract.contract_id, f.side)] = taken.get((f.contract.contract_id, f.side), 0) + f.quantity
+            fills.append(self._book(coid, f.contract, f.side, f.quantity, f.price, snap.timestamp, w.broker_id,
+                                    "taker", metadata={"combo": coid, "leg": f.leg}))
+        return [*fills, w.event(snap.timestamp)] if legs else []
 
     def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, at: datetime, broker_id: str,
-              liquidity: str, commission: float | None = None) -> Fill:
-        fee = self._commission(c, qty) if commission is None else commission
-        fill = Fill(self._next(f"{broker_id}-"), coid, c, side, qty, price, at, round(fee, 6), liquidity)
+              liquidity: str, commission: float | None = None, metadata: dict | None = None) -> Fill:
+        fee = clearing.commission(self.config, c, qty) if commission is None else commission
+        fill = Fill(self._next(f"{broker_id}-"), coid, c, side, qty, price, at, round(fee, 6), liquidity,
+                    metadata or {})
         self.contracts[c.contract_id] = c
         pos = self.position_by_id.get(c.contract_id, 0) + side.sign * qty
         if pos:
@@ -229,15 +261,9 @@ class BacktestBroker:
         out: list[OrderEvent | Fill] = []
         for cid, pos in sorted(self.position_by_id.items()):
             c = self.contracts[cid]
-            if not _expired(c, snap.timestamp):
+            if not expired(c, snap.timestamp):
                 continue
-            index = snap.underlying_price
-            if c.sec_type is SecType.FUTURE:
-                price = round(index / FUTURE_TICK) * FUTURE_TICK
-            else:
-                level = index * index_scale(c.symbol) / index_scale(snap.underlying)
-                price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
-            side = Side.SELL if pos > 0 else Side.BUY
-            out.append(self._book(f"{SETTLEMENT}-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),
-                                  snap.timestamp, f"S{cid}", SETTLEMENT, 0.0))
+            t = clearing.settlement_trade(c, pos, snap.underlying_price, snap.underlying)
+            out.append(self._book(t.client_order_id, c, t.side, t.quantity, t.price, snap.timestamp, t.broker_id,
+                                  SETTLEMENT, 0.0))
         return out

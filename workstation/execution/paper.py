@@ -14,6 +14,7 @@ import logging
 from datetime import datetime
 
 from workstation.domain import Fill, Order, OrderEvent
+from workstation.domain.combos import ComboOrder
 from workstation.execution.broker import FillCallback, OrderEventCallback
 from workstation.sim.exchange import Event
 from workstation.sim.world import SimWorld
@@ -74,12 +75,19 @@ class PaperBroker:
                 log.exception("broker callback %r failed", callback)
 
     async def place(self, order: Order) -> None:
+        self._submit(order, self.world.exchange.submit)
+
+    async def place_combo(self, order: ComboOrder) -> None:
+        """Send a combo limit order at a net price; its package events and per-leg fills follow."""
+        self._submit(order, self.world.exchange.submit_combo)
+
+    def _submit(self, order: Order | ComboOrder, send) -> None:
         self.world.sync()
         if not self._connected:
             self._dispatch(OrderEvent(order.client_order_id, "REJECTED", self.world.market.now,
                                       reason="broker not connected", limit_price=order.limit_price))
             return
-        self.world.exchange.submit(order)
+        send(order)
 
     async def cancel(self, client_order_id: str) -> None:
         self.world.sync()

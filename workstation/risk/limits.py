@@ -41,6 +41,15 @@ class RiskCode(str, Enum):
     UNCOVERED_SHORT = "UNCOVERED_SHORT"          # would leave short options not covered by longs
     MARGIN = "MARGIN"                            # margin needed above the buying power left
     BUCKET_LIMIT = "BUCKET_LIMIT"                # an expiry bucket's |Greek$| after the trade above its limit
+    MAX_LEGS = "MAX_LEGS"                        # a combo with more legs than risk.max_combo_legs
+    UNBALANCED_RATIOS = "UNBALANCED_RATIOS"      # combo ratios with a common factor, or not the structure's
+    MIXED_UNDERLYINGS = "MIXED_UNDERLYINGS"      # combo legs on different underlyings
+    DUPLICATE_LEGS = "DUPLICATE_LEGS"            # the same contract twice in one combo
+    MAX_LOSS = "MAX_LOSS"                        # a combo's max loss at expiry above risk.max_combo_loss
+
+
+COMBO_CODES = frozenset({RiskCode.MAX_LEGS, RiskCode.UNBALANCED_RATIOS, RiskCode.MIXED_UNDERLYINGS,
+                         RiskCode.DUPLICATE_LEGS, RiskCode.MAX_LOSS})      # checked on combo orders only
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,18 @@ Per contract unit, in dollars (x multiplier), with U the underlying level:
   short, naked           premium + max(15% U - out-of-the-money amount, 10% U for calls / 10% K for puts)
   future                 future_margin_rate x price (a stand-in for SPAN)
 Shorts are paired greedily (latest expiry first, cheapest cover first). Premium received is not credited.
+A defined-risk combo (`structure_margin`) needs its worst payoff at expiry plus any debit paid: a credit vertical
+its strike width, a long butterfly or calendar its debit.
 It is an estimate to keep the account inside its buying power, not the broker's number.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workstation.domain import Contract, SecType
+from workstation.domain import Contract, SecType, Side
+from workstation.domain.combos import Combo
 
 NAKED_RATE = 0.15
 NAKED_MIN_RATE = 0.10
@@ -86,3 +90,14 @@ def estimate(legs: Iterable[Leg], underlying: float, future_margin_rate: float =
                 naked += units
                 margin += units * _naked(c, price, underlying) * c.multiplier
     return MarginEstimate(margin, naked)
+
+
+def structure_margin(combo: Combo, side: Side, net_price: float, quantity: int) -> float:
+    """Margin ($) of `quantity` packages of a defined-risk `combo` traded on `side` at `net_price`: the worst
+    payoff of its legs at the front expiry plus the debit paid (premium received not credited); inf when the
+    loss is unbounded or not exactly known (a short later-expiry leg)."""
+    bounds = combo.payoff_bounds(0.0, side)
+    if not (bounds.exact and math.isfinite(bounds.max_loss)):
+        return math.inf
+    debit = max(Side(side).sign * net_price, 0.0) * combo.multiplier
+    return quantity * (bounds.max_loss + debit)

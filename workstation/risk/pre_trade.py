@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from workstation.config import RiskConfig
 from workstation.domain import Order, OrderPurpose, OrderType, Position, SecType, Side, TradingState
@@ -128,7 +128,7 @@ def _worst_case(longest: int, shortest: int) -> int:
     return max(abs(longest), abs(shortest))
 
 
-def _exposure(order: Order, ctx: RiskContext) -> _Exposure:
+def exposure(order: Order, ctx: RiskContext) -> _Exposure:
     """Position bounds over any fills of the working orders: each contract lies in [pos - sells, pos + buys]."""
     bounds: dict[int, list[int]] = {cid: [p.quantity, p.quantity] for cid, p in ctx.positions.items()}
     is_option = {cid: p.contract.is_option for cid, p in ctx.positions.items()}
@@ -179,7 +179,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     cfg, c, mkt = ctx.settings, order.contract, ctx.market
     q, s = order.quantity, order.signed_quantity
     price = _price(order, mkt)
-    exp = _exposure(order, ctx)
+    exp = exposure(order, ctx)
     pre_g = ctx.portfolio_greeks
     have_greeks = mkt is not None and all(_finite(v) for v in mkt.greeks.as_dict().values())
     order_g = mkt.greeks.scaled(s) if have_greeks and mkt is not None else DollarGreeks()
@@ -194,14 +194,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     results: list[CheckResult] = []
     add = results.append
 
-    # --- state
-    add(_ok("trading enabled", RiskCode.TRADING_DISABLED, ctx.trading_enabled,
-            "trading enabled" if ctx.trading_enabled else "trading is disabled (read-only)"))
-    add(_ok("not halted", RiskCode.TRADING_HALTED, ctx.trading_state is not TradingState.HALTED,
-            f"state {ctx.trading_state.value}"))
-    reducing_ok = ctx.trading_state is not TradingState.REDUCING or reduces
-    add(_ok("reducing only", RiskCode.REDUCING_ONLY, reducing_ok,
-            f"state {ctx.trading_state.value}; order {'reduces' if reduces else 'does not reduce'} risk"))
+    results.extend(state_checks(ctx, reduces, "order"))
 
     # --- the order itself and its market
     problems = []
@@ -239,16 +232,7 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     add(_ok("max position", RiskCode.MAX_POSITION,
             exp.post <= cfg.max_position or exp.post <= exp.pre,
             f"worst-case |position| {exp.pre} -> {exp.post} vs limit {cfg.max_position}"))
-    add(_ok("max total contracts", RiskCode.MAX_TOTAL_CONTRACTS,
-            exp.gross_post <= cfg.max_total_contracts or exp.gross_post <= exp.gross_pre,
-            f"worst-case option contracts {exp.gross_pre} -> {exp.gross_post} vs limit {cfg.max_total_contracts}"))
-    n_open = sum(1 for o in ctx.open_orders if ctx.remaining(o) > 0)
-    add(_ok("max open orders", RiskCode.MAX_OPEN_ORDERS, n_open + 1 <= cfg.max_open_orders,
-            f"{n_open} working + 1 vs limit {cfg.max_open_orders}"))
-    start = ctx.now - THROTTLE_WINDOW
-    n_recent = sum(1 for o in ctx.recent_orders if o.created_at is not None and start < o.created_at <= ctx.now)
-    add(_ok("order rate", RiskCode.RATE_THROTTLE, n_recent + 1 <= cfg.max_orders_per_minute,
-            f"{n_recent} in the last minute + 1 vs limit {cfg.max_orders_per_minute}/min"))
+    results.extend(flow_checks(ctx, exp.gross_pre, exp.gross_post))
 
     # --- price and duplicates
     add(_price_band(order, mkt, cfg, reduces))
@@ -258,8 +242,51 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
     loss_ok = ctx.day_pnl > -cfg.max_daily_loss or reduces
     add(_ok("daily loss", RiskCode.DAILY_LOSS, loss_ok,
             f"day P&L ${ctx.day_pnl:,.0f} vs limit -${cfg.max_daily_loss:,.0f}"))
+    results.extend(greek_checks(ctx, order_g, have_greeks))
+    add(var_check(ctx, pending_g, what_if_all, have_greeks))
+    add(bucket_check(ctx, [(c.expiry, order_g)], have_greeks))
+
+    # --- compliance
+    results.extend(compliance_checks(order, ctx, exp.reduces_position))
+    results.extend(_margin_checks(order, ctx, price))
+
+    return RiskDecision(order.client_order_id, all(r.passed for r in results), tuple(results), what_if,
+                        margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
+
+
+def state_checks(ctx: RiskContext, reduces: bool, what: str) -> list[CheckResult]:
+    """Trading enabled, not HALTED, and in REDUCING only what reduces risk (`what`: "order" or "package")."""
+    return [_ok("trading enabled", RiskCode.TRADING_DISABLED, ctx.trading_enabled,
+                "trading enabled" if ctx.trading_enabled else "trading is disabled (read-only)"),
+            _ok("not halted", RiskCode.TRADING_HALTED, ctx.trading_state is not TradingState.HALTED,
+                f"state {ctx.trading_state.value}"),
+            _ok("reducing only", RiskCode.REDUCING_ONLY, ctx.trading_state is not TradingState.REDUCING or reduces,
+                f"state {ctx.trading_state.value}; {what} {'reduces' if reduces else 'does not reduce'} risk")]
+
+
+def flow_checks(ctx: RiskContext, gross_pre: int, gross_post: int) -> list[CheckResult]:
+    """Total option contracts (worst case, before -> after), working orders and the order rate, for one more order."""
+    cfg = ctx.settings
+    n_open = sum(1 for o in ctx.open_orders if ctx.remaining(o) > 0)
+    start = ctx.now - THROTTLE_WINDOW
+    n_recent = sum(1 for o in ctx.recent_orders if o.created_at is not None and start < o.created_at <= ctx.now)
+    return [_ok("max total contracts", RiskCode.MAX_TOTAL_CONTRACTS,
+                gross_post <= cfg.max_total_contracts or gross_post <= gross_pre,
+                f"worst-case option contracts {gross_pre} -> {gross_post} vs limit {cfg.max_total_contracts}"),
+            _ok("max open orders", RiskCode.MAX_OPEN_ORDERS, n_open + 1 <= cfg.max_open_orders,
+                f"{n_open} working + 1 vs limit {cfg.max_open_orders}"),
+            _ok("order rate", RiskCode.RATE_THROTTLE, n_recent + 1 <= cfg.max_orders_per_minute,
+                f"{n_recent} in the last minute + 1 vs limit {cfg.max_orders_per_minute}/min")]
+
+
+def greek_checks(ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> list[CheckResult]:
+    """Portfolio delta$, gamma$ and vega$ after an order adding `order_g`: within the limit (or no worse) both if
+    the working orders fill and if they do not."""
+    cfg, pre_g = ctx.settings, ctx.portfolio_greeks
+    what_if, pending_g = pre_g + order_g, pre_g + ctx.pending_greeks
+    what_if_all = pending_g + order_g
+    out = []
     for name, code, limit in greek_limits(cfg):
-        # within the limit (or no worse) both if the working orders fill and if they do not
         before, after = getattr(pre_g, name), getattr(what_if, name)
         before_all, after_all = getattr(pending_g, name), getattr(what_if_all, name)
         passed = have_greeks and all(abs(a) <= limit or abs(a) <= abs(b) + GREEK_TOLERANCE
@@ -268,19 +295,11 @@ def check(order: Order, ctx: RiskContext) -> RiskDecision:
             DollarGreeks() else ""
         detail = (f"{name}$ {before:,.0f} -> {after:,.0f}{working} vs limit {limit:,.0f}" if have_greeks
                   else f"no {name} for the contract")
-        add(_ok(f"{name} limit", code, passed, detail))
-    add(_var_check(ctx, pending_g, what_if_all, have_greeks))
-    add(_bucket_check(order, ctx, order_g, have_greeks))
-
-    # --- compliance
-    results.extend(_compliance(order, ctx, exp.reduces_position))
-    results.extend(_margin_checks(order, ctx, price))
-
-    return RiskDecision(order.client_order_id, all(r.passed for r in results), tuple(results), what_if,
-                        margin=_margin_needed(order, ctx, price), reduces_risk=reduces)
+        out.append(_ok(f"{name} limit", code, passed, detail))
+    return out
 
 
-def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have_greeks: bool) -> CheckResult:
+def var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have_greeks: bool) -> CheckResult:
     """1-day 99% VaR after the trade: the last full revaluation plus the linearised change the working orders and
     this order make (z99 x the change of the linear P&L spread). An order that lowers the spread passes."""
     limit, moves = ctx.settings.max_var_99, ctx.daily_moves
@@ -294,24 +313,32 @@ def _var_check(ctx: RiskContext, before: DollarGreeks, after: DollarGreeks, have
                f"VaR99 ${base:,.0f} -> ${var_after:,.0f} (linearised what-if) vs limit ${limit:,.0f}")
 
 
-def _bucket_check(order: Order, ctx: RiskContext, order_g: DollarGreeks, have_greeks: bool) -> CheckResult:
-    """The order's expiry bucket within `risk.bucket_limits` after the trade (working orders counted as filled),
-    or no worse than before."""
+def bucket_check(ctx: RiskContext, by_expiry: Sequence[tuple[date | None, DollarGreeks]],
+                 have_greeks: bool) -> CheckResult:
+    """Each expiry bucket the order trades in within `risk.bucket_limits` after the trade (working orders counted
+    as filled), or no worse than before; `by_expiry` the order's dollar Greeks per expiry (one per leg)."""
     limits = buckets.bucket_limits(ctx.settings.bucket_limits)
     today = ctx.now.astimezone(NEW_YORK).date()
-    label = buckets.bucket_of(buckets.days_to(order.contract.expiry, today))
-    limit = limits.get(label)
-    if not limit:
-        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, True, f"no limits for the {label} bucket")
+    added: dict[str, DollarGreeks] = {}
+    for expiry, greeks in by_expiry:
+        label = buckets.bucket_of(buckets.days_to(expiry, today))
+        added[label] = added.get(label, DollarGreeks()) + greeks
+    limited = {label: limits[label] for label in added if limits.get(label)}
+    if not limited:
+        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, True,
+                   f"no limits for the {', '.join(added)} bucket")
     if not have_greeks:
-        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, False, f"no Greeks for the contract ({label} limits)")
-    before = ctx.bucket_greeks.get(label, DollarGreeks())
-    after = before + order_g
-    over = [f"{g}$ {getattr(before, g):,.0f} -> {getattr(after, g):,.0f} vs {v:,.0f}" for g, v in limit.items()
-            if abs(getattr(after, g)) > v and abs(getattr(after, g)) > abs(getattr(before, g)) + GREEK_TOLERANCE]
-    return _ok("bucket limits", RiskCode.BUCKET_LIMIT, not over,
-               f"{label}: " + ("; ".join(over) if over else "inside " + ", ".join(f"{g} {v:,.0f}"
-                                                                              for g, v in limit.items())))
+        return _ok("bucket limits", RiskCode.BUCKET_LIMIT, False,
+                   f"no Greeks for the contract ({', '.join(limited)} limits)")
+    over, inside = [], []
+    for label, limit in limited.items():
+        before = ctx.bucket_greeks.get(label, DollarGreeks())
+        after = before + added[label]
+        over += [f"{label}: {g}$ {getattr(before, g):,.0f} -> {getattr(after, g):,.0f} vs {v:,.0f}"
+                 for g, v in limit.items()
+                 if abs(getattr(after, g)) > v and abs(getattr(after, g)) > abs(getattr(before, g)) + GREEK_TOLERANCE]
+        inside.append(f"{label}: inside " + ", ".join(f"{g} {v:,.0f}" for g, v in limit.items()))
+    return _ok("bucket limits", RiskCode.BUCKET_LIMIT, not over, "; ".join(over) if over else "; ".join(inside))
 
 
 def _price_band(order: Order, mkt: ContractMarket | None, cfg: RiskConfig, reduces: bool = False) -> CheckResult:
@@ -351,7 +378,7 @@ def _duplicate(order: Order, ctx: RiskContext) -> CheckResult:
     return _ok("duplicate guard", RiskCode.DUPLICATE_ORDER, True, "no duplicate")
 
 
-def _compliance(order: Order, ctx: RiskContext, exit_ok: bool) -> list[CheckResult]:
+def compliance_checks(order: Order, ctx: RiskContext, exit_ok: bool) -> list[CheckResult]:
     """Trading hours, the restricted lists and the days-to-expiry guard (exits pass the last four)."""
     cfg, c = ctx.settings, order.contract
     out = []

@@ -4,11 +4,15 @@ A buy fills when its limit reaches the ask, at the ask (a sell at the bid), up t
 order takes is gone for that simulated second); the rest keeps working. Every request reaches the exchange after
 `latency_ms` of simulated time, where it is validated: a bad order is REJECTED with a reason, never raised.
 Positions and cash are the exchange's (the broker's truth); options and futures are cash-settled at expiry
-at intrinsic value of the opening (AM) or closing (PM) print.
+at intrinsic value of the opening (AM) or closing (PM) print (see `clearing`).
+
+Combo orders (`submit_combo`) rest at a net limit and fill atomically across their legs (see `combo_matching`):
+each leg is booked as its own fill, with its own fees, under the combo's client order id.
 
 Given an `AccountStore`, the account outlives the process: every acknowledgement, fill (with its order,
 position and cash), cancel and modify is committed there before the event is reported, and a new exchange
 on the same file starts from it — resting orders keep working, ids keep counting (see `account_store`).
+Resting combos are kept in memory only (their leg fills are in the account).
 """
 from __future__ import annotations
 
@@ -18,57 +22,17 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from workstation.domain import (Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side,
-                                settlement_instant)
-from workstation.sim.account_store import AccountStore, StoredOrder
-from workstation.domain.contracts import index_scale
+from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side
+from workstation.domain.combos import ComboOrder
 from workstation.domain.ticks import FUTURE_TICK, contract_tick, on_tick
+from workstation.sim import clearing, combo_matching
+from workstation.sim.account_store import AccountStore, StoredOrder
+from workstation.sim.clearing import expired, taker_price
+from workstation.sim.combo_matching import LegFill, WorkingCombo, combo_rejection, match
 from workstation.sim.market import SimMarket
+from workstation.sim.working import WorkingOrder, addressed, rejection
 
 Event = OrderEvent | Fill
-
-
-@dataclass
-class WorkingOrder:
-    """An order resting at an exchange (the simulated one, or the backtest's recorded-quote one)."""
-
-    order: Order
-    broker_id: str
-    limit: float | None
-    quantity: int
-    filled: int = 0
-    notional: float = 0.0
-    status: OrderStatus = OrderStatus.SUBMITTED
-
-    @property
-    def remaining(self) -> int:
-        return self.quantity - self.filled
-
-    @property
-    def avg_price(self) -> float:
-        return round(self.notional / self.filled, 6) if self.filled else math.nan
-
-    def event(self, at: datetime, reason: str = "") -> OrderEvent:
-        """The order's state now, as the exchange reports it."""
-        return OrderEvent(self.order.client_order_id, self.status, at, self.filled,
-                          self.remaining if self.status.is_working else 0, self.avg_price, reason, self.broker_id,
-                          self.limit)
-
-
-def rejection(order: Order, at: datetime, reason: str) -> OrderEvent:
-    """A new order the exchange refuses."""
-    return OrderEvent(order.client_order_id, OrderStatus.REJECTED, at, 0, 0, math.nan, reason, "", order.limit_price)
-
-
-def addressed(orders: dict[str, WorkingOrder], client_order_id: str, at: datetime,
-              action: str) -> WorkingOrder | OrderEvent:
-    """The working order a cancel or modify (`action`) is for, or the event refusing it: unknown, or done."""
-    w = orders.get(client_order_id)
-    if w is None:
-        return OrderEvent(client_order_id, OrderStatus.REJECTED, at, reason=f"{action} rejected: unknown order")
-    if not w.status.is_working:
-        return w.event(at, f"{action} rejected: order is already {w.status.value}")
-    return w
 
 
 @dataclass(order=True)
@@ -90,6 +54,7 @@ class PaperExchange:
         self.config = config
         self.store = store
         self.orders: dict[str, WorkingOrder] = {}
+        self.combos: dict[str, WorkingCombo] = {}     # in memory only: their leg fills are in the account
         self.positions: dict[int, int] = {}
         self.contracts: dict[int, Contract] = {}
         self.cash = 0.0
@@ -114,7 +79,7 @@ class PaperExchange:
         return self._seq
 
     def _save(self, w: WorkingOrder) -> None:
-        if self.store is not None:
+        if self.store is not None and not isinstance(w, WorkingCombo):      # resting combos: memory only
             self.store.save_order(StoredOrder(w.order, w.broker_id, w.limit, w.quantity, w.filled, w.notional,
                                               w.status), self._seq)
 
@@ -134,6 +99,10 @@ class PaperExchange:
         """Send a new order; it reaches the exchange after the latency."""
         self._send("new", (order,))
 
+    def submit_combo(self, order: ComboOrder) -> None:
+        """Send a combo limit order at a net price; it reaches the exchange after the latency."""
+        self._send("combo", (order,))
+
     def cancel(self, client_order_id: str) -> None:
         self._send("cancel", (client_order_id,))
 
@@ -149,6 +118,10 @@ class PaperExchange:
         return [replace(w.order, limit_price=w.limit, quantity=w.quantity)
                 for w in self.orders.values() if w.status.is_working]
 
+    def open_combos(self) -> list[ComboOrder]:
+        """Working combo orders."""
+        return [w.order for w in self.combos.values() if w.status.is_working]
+
     # ---------------------------------------------------------------------------------------- step
     def step(self) -> list[Event]:
         """Deliver requests that have arrived, match working orders, settle expired positions."""
@@ -160,16 +133,19 @@ class PaperExchange:
             events += getattr(self, f"_on_{req.kind}")(at, *req.payload)
         for w in list(self.orders.values()):
             c = w.order.contract
-            if w.status.is_working and c.expiry is not None and \
-                    settlement_instant(c.expiry, c.settlement.value == "AM") <= self.market.now:
+            if w.status.is_working and expired(c, self.market.now):
                 w.status = OrderStatus.CANCELLED
                 self._save(w)
                 events.append(w.event(self.market.now, "contract expired"))
+        events += combo_matching.expire(self.combos.values(), self.market.now)
         events += self._settle()
         if self.market.is_open:
             for w in list(self.orders.values()):
                 if w.status.is_working:
                     events += self._match(w)
+            for wc in list(self.combos.values()):
+                if wc.status.is_working:
+                    events += self._match_combo(wc)
         return events
 
     def _on_new(self, at: datetime, order: Order) -> list[Event]:
@@ -182,14 +158,25 @@ class PaperExchange:
         self.contracts[order.contract.contract_id] = order.contract
         return [w.event(at)]
 
+    def _on_combo(self, at: datetime, order: ComboOrder) -> list[Event]:
+        reason = combo_rejection(order, at, self._known, set(self.orders) | set(self.combos)) or \
+            ("" if self.market.is_open else "market closed")
+        if reason:
+            return [rejection(order, at, reason)]
+        w = WorkingCombo(order, f"P{self._next_seq()}", order.limit_price, order.quantity)
+        self.combos[order.client_order_id] = w
+        for leg in order.combo.legs:
+            self.contracts[leg.contract.contract_id] = leg.contract
+        return [w.event(at)]
+
     def _check(self, order: Order, at: datetime) -> str:
         """Why the exchange refuses `order`, or '' when it accepts it."""
-        if order.client_order_id in self.orders:
+        if order.client_order_id in self.orders or order.client_order_id in self.combos:
             return f"duplicate order id {order.client_order_id}"
         if order.quantity <= 0:
             return f"quantity must be > 0, got {order.quantity}"
         c = order.contract
-        if c.expiry is not None and settlement_instant(c.expiry, c.settlement.value == "AM") <= at:
+        if expired(c, at):
             return f"expired contract {c.description} (expired {c.expiry})"
         if not self._known(c):
             return f"unknown contract {c.contract_id} ({c.description})"
@@ -224,7 +211,7 @@ class PaperExchange:
         return on_tick(price, FUTURE_TICK if c.sec_type is SecType.FUTURE else None)
 
     def _on_cancel(self, at: datetime, client_order_id: str) -> list[Event]:
-        w = addressed(self.orders, client_order_id, at, "cancel")
+        w = addressed(self.combos if client_order_id in self.combos else self.orders, client_order_id, at, "cancel")
         if isinstance(w, OrderEvent):
             return [w]
         w.status = OrderStatus.CANCELLED
@@ -232,6 +219,8 @@ class PaperExchange:
         return [w.event(at, "cancelled")]
 
     def _on_modify(self, at: datetime, client_order_id: str, limit: float | None, qty: int | None) -> list[Event]:
+        if client_order_id in self.combos:
+            return [self.combos[client_order_id].event(at, "modify rejected: cancel and resend a combo")]
         w = addressed(self.orders, client_order_id, at, "modify")
         if isinstance(w, OrderEvent):
             return [w]
@@ -262,21 +251,16 @@ class PaperExchange:
         c, side = w.order.contract, w.order.side
         if not self._known(c):        # an order restored from the account for a contract no longer listed
             return []
-        bid, ask, bid_size, ask_size = self._touch(c)
-        price, shown = (ask, ask_size) if side is Side.BUY else (bid, bid_size)
-        if not price > 0 or shown <= 0:
+        price, available = self._side_quote(c, side)
+        if not price > 0 or available <= 0:
             return []
         if w.limit is not None and (price > w.limit + 1e-9 if side is Side.BUY else price < w.limit - 1e-9):
             return []
-        key = (c.contract_id, side, int(self.market.now.timestamp()))
-        available = shown - self._taken.get(key, 0)
         qty = min(w.remaining, available)
         if qty <= 0:
             return []
-        self._taken = {k: v for k, v in self._taken.items() if k[2] == key[2]}
-        self._taken[key] = self._taken.get(key, 0) + qty
-        slip = self.config.slippage_ticks * self._tick(c, price)
-        fill_price = max(round(price + side.sign * slip, 2), 0.0)
+        self._take(c, side, qty)
+        fill_price = taker_price(c, side, price, self.config.slippage_ticks)
         w.filled += qty
         w.notional += qty * fill_price
         w.status = OrderStatus.FILLED if w.remaining == 0 else OrderStatus.PARTIALLY_FILLED
@@ -285,19 +269,41 @@ class PaperExchange:
             self._save(w)
         return [fill, w.event(self.market.now)]
 
+    def _side_quote(self, c: Contract, side: Side) -> tuple[float, int]:
+        """The touch a taker on `side` meets (the ask for a buy) and the size still shown there this second."""
+        bid, ask, bid_size, ask_size = self._touch(c)
+        price, shown = (ask, ask_size) if side is Side.BUY else (bid, bid_size)
+        return price, shown - self._taken.get((c.contract_id, side, int(self.market.now.timestamp())), 0)
+
+    def _take(self, c: Contract, side: Side, qty: int) -> None:
+        """`qty` taken at the touch this simulated second (gone for the next order)."""
+        key = (c.contract_id, side, int(self.market.now.timestamp()))
+        self._taken = {k: v for k, v in self._taken.items() if k[2] == key[2]}
+        self._taken[key] = self._taken.get(key, 0) + qty
+
+    def _match_combo(self, w: WorkingCombo) -> list[Event]:
+        """Fill whole packages across every leg at once, or nothing (no legging)."""
+        quote = (lambda c, side: self._side_quote(c, side) if self._known(c) else None)
+        legs: list[LegFill] = match(w, quote, self.config.slippage_ticks)
+        if not legs:
+            return []
+        coid = w.order.client_order_id
+        with self._transaction():     # every leg's execution committed together
+            fills = [self._book(coid, f.contract, f.side, f.quantity, f.price, w.broker_id, "taker",
+                                metadata={"combo": coid, "leg": f.leg}) for f in legs]
+        for f in legs:
+            self._take(f.contract, f.side, f.quantity)
+        return [*fills, w.event(self.market.now)]
+
     def _transaction(self):
         return self.store.transaction() if self.store is not None else contextlib.nullcontext()
 
-    def _commission(self, c: Contract, qty: int) -> float:
-        if c.sec_type is SecType.FUTURE:
-            return self.config.future_commission * qty
-        return (self.config.commission_per_contract + self.config.fees_per_contract) * qty
-
     def _book(self, coid: str, c: Contract, side: Side, qty: int, price: float, broker_id: str,
-              liquidity: str, commission: float | None = None) -> Fill:
+              liquidity: str, commission: float | None = None, metadata: dict | None = None) -> Fill:
         """Record a fill: position, cash, fill list (committed to the store first, when there is one)."""
-        fee = self._commission(c, qty) if commission is None else commission
-        fill = Fill(f"{broker_id}-{self._next_seq()}", coid, c, side, qty, price, self.market.now, fee, liquidity)
+        fee = clearing.commission(self.config, c, qty) if commission is None else commission
+        fill = Fill(f"{broker_id}-{self._next_seq()}", coid, c, side, qty, price, self.market.now, fee, liquidity,
+                    metadata or {})
         pos = self.positions.get(c.contract_id, 0) + side.sign * qty
         cash = self.cash - (side.sign * qty * price * c.multiplier + fee)
         booked_at = datetime.now(timezone.utc)
@@ -319,18 +325,12 @@ class PaperExchange:
         events: list[Event] = []
         for cid, pos in list(self.positions.items()):
             c = self.contracts[cid]
-            am = c.settlement.value == "AM"
-            if c.expiry is None or settlement_instant(c.expiry, am) > self.market.now:
+            if not expired(c, self.market.now):
                 continue
-            index = self.market.settlement_price(c.expiry, am)
+            index = self.market.settlement_price(c.expiry, c.settlement.value == "AM")
             if index is None:
                 continue
-            if c.sec_type is SecType.FUTURE:
-                price = round(index / FUTURE_TICK) * FUTURE_TICK
-            else:
-                level = index * index_scale(c.symbol)
-                price = max(level - c.strike, 0.0) if c.is_call else max(c.strike - level, 0.0)
-            side = Side.SELL if pos > 0 else Side.BUY
-            events.append(self._book(f"settlement-{c.expiry:%Y%m%d}", c, side, abs(pos), round(price, 4),
-                                     f"S{cid}", "settlement", 0.0))
+            t = clearing.settlement_trade(c, pos, index)
+            events.append(self._book(t.client_order_id, c, t.side, t.quantity, t.price, t.broker_id,
+                                     clearing.SETTLEMENT, 0.0))
         return events

@@ -1,4 +1,4 @@
-"""The journal: a crash-safe SQLite record of orders, their events, fills, signals, alerts, fits,
+"""The journal: a crash-safe SQLite record of orders, combo orders, their events, fills, signals, alerts, fits,
 risk-check results and settings changes, from which the book and working orders are rebuilt on start.
 
 Durability. The database runs in WAL mode with `synchronous=FULL`: every COMMIT appends to the WAL and
@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import Alert, Fill, HestonParams, Order, OrderEvent, OrderStatus, Position, Signal
+from ..domain.combos import Combo, ComboOrder
 from ..domain.positions import trade
-from .codec import contract_from_json, contract_to_json, dumps, iso, parse_iso, to_jsonable
+from .codec import contract_from_json, contract_to_json, dumps, iso, loads, parse_iso, to_jsonable
 from .integrity import RESTORE_JOURNAL, StorageError, damaged, describe_sqlite_error, quick_check
 from .schema import CURRENT_VERSION, migrate, read_version
 
@@ -265,8 +266,11 @@ class Journal:
 
     def record_order_event(self, event: OrderEvent) -> None:
         """Store a transition before it is acted on; the order must already be journaled."""
+        self._record_event("order_events", event)
+
+    def _record_event(self, table: str, event: OrderEvent) -> None:
         self._write(
-            "INSERT INTO order_events(client_order_id, status, timestamp, filled_quantity, remaining_quantity,"
+            f"INSERT INTO {table}(client_order_id, status, timestamp, filled_quantity, remaining_quantity,"
             " avg_fill_price, reason, broker_order_id, limit_price, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (event.client_order_id, event.status.value, iso(event.timestamp), event.filled_quantity,
              event.remaining_quantity, _finite_or_none(event.avg_fill_price), event.reason,
@@ -322,9 +326,12 @@ class Journal:
     def order_states(self) -> dict[str, OrderEvent]:
         """Latest event of every order; an order with no event yet gets a synthetic NEW event
         (it was journaled but may or may not have reached the broker: reconcile it)."""
+        return self._states("order_events", self.orders())
+
+    def _states(self, table: str, orders: Iterable[Order | ComboOrder]) -> dict[str, OrderEvent]:
         states = {o.client_order_id: OrderEvent(o.client_order_id, OrderStatus.NEW,
-                                                o.created_at or _EPOCH, 0, o.quantity) for o in self.orders()}
-        rows = self._rows("SELECT e.* FROM order_events e JOIN (SELECT MAX(id) AS id FROM order_events"
+                                                o.created_at or _EPOCH, 0, o.quantity) for o in orders}
+        rows = self._rows(f"SELECT e.* FROM {table} e JOIN (SELECT MAX(id) AS id FROM {table}"
                           " GROUP BY client_order_id) last ON e.id = last.id ORDER BY e.id")
         states.update((r["client_order_id"], _order_event(r)) for r in rows)
         return states
@@ -338,6 +345,42 @@ class Journal:
         rows = self._rows("SELECT * FROM risk_checks WHERE client_order_id = ? ORDER BY id", (client_order_id,))
         return [RiskCheckRecord(r["client_order_id"], r["name"], bool(r["passed"]), r["reason"], r["detail"])
                 for r in rows]
+
+    # ---- combo orders ------------------------------------------------------------------------------
+
+    def record_combo_order(self, order: ComboOrder) -> bool:
+        """Store a combo order (its legs and net limit) before it is sent; False when its id was stored."""
+        cur = self._write(
+            "INSERT INTO combo_orders(client_order_id, combo, side, quantity, limit_price, created_at, purpose,"
+            " recorded_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(client_order_id) DO NOTHING",
+            (order.client_order_id, dumps(order.combo), order.side.value, order.quantity, order.limit_price,
+             _iso_or_none(order.created_at), order.purpose.value, self._now()))
+        return cur.rowcount == 1
+
+    def record_combo_event(self, event: OrderEvent) -> None:
+        """Store a transition of a package (quantities in packages, the average net price)."""
+        self._record_event("combo_events", event)
+
+    def combo_orders(self) -> list[ComboOrder]:
+        """Every journaled combo order, in recorded order."""
+        return [_combo_order(r) for r in self._rows("SELECT * FROM combo_orders ORDER BY rowid")]
+
+    def combo_order(self, client_order_id: str) -> ComboOrder | None:
+        rows = self._rows("SELECT * FROM combo_orders WHERE client_order_id = ?", (client_order_id,))
+        return _combo_order(rows[0]) if rows else None
+
+    def combo_events(self, client_order_id: str) -> list[OrderEvent]:
+        rows = self._rows("SELECT * FROM combo_events WHERE client_order_id = ? ORDER BY id", (client_order_id,))
+        return [_order_event(r) for r in rows]
+
+    def combo_states(self) -> dict[str, OrderEvent]:
+        """Latest state of every combo order (a synthetic NEW one before its first event: reconcile it)."""
+        return self._states("combo_events", self.combo_orders())
+
+    def fills_of(self, client_order_id: str) -> list[Fill]:
+        """The fills of one order, or every leg's fills of one combo order, in journal order."""
+        rows = self._rows("SELECT * FROM fills WHERE client_order_id = ? ORDER BY id", (client_order_id,))
+        return [_fill(r) for r in rows]
 
     # ---- fills and positions ---------------------------------------------------------------------
 
@@ -500,6 +543,11 @@ def _risk_row(client_order_id: str, result: Any) -> tuple[str, str, int, str, st
 def _order(r: sqlite3.Row) -> Order:
     return Order(r["client_order_id"], contract_from_json(r["contract"]), r["side"], r["quantity"], r["order_type"],
                  r["limit_price"], _ts_or_none(r["created_at"]), r["purpose"], r["signal_id"], r["model_price"])
+
+
+def _combo_order(r: sqlite3.Row) -> ComboOrder:
+    return ComboOrder(r["client_order_id"], loads(Combo, r["combo"]), r["side"], r["quantity"], r["limit_price"],
+                      _ts_or_none(r["created_at"]), r["purpose"])
 
 
 def _order_event(r: sqlite3.Row) -> OrderEvent:

@@ -119,7 +119,34 @@ _V2: tuple[str, ...] = (
     "CREATE UNIQUE INDEX alerts_by_id ON alerts(alert_id) WHERE alert_id <> ''",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2)
+# version 2 -> 3: combo orders (the package and its state); each leg's fills stay in `fills` under the combo's id.
+_V3: tuple[str, ...] = (
+    """CREATE TABLE combo_orders (
+        client_order_id TEXT PRIMARY KEY,
+        combo TEXT NOT NULL,
+        side TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        limit_price REAL NOT NULL,
+        created_at TEXT,
+        purpose TEXT NOT NULL,
+        recorded_at TEXT NOT NULL)""",
+    """CREATE TABLE combo_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_order_id TEXT NOT NULL REFERENCES combo_orders(client_order_id),
+        status TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        filled_quantity INTEGER NOT NULL,
+        remaining_quantity INTEGER NOT NULL,
+        avg_fill_price REAL,
+        reason TEXT NOT NULL,
+        broker_order_id TEXT NOT NULL,
+        limit_price REAL,
+        recorded_at TEXT NOT NULL)""",
+    "CREATE INDEX combo_events_by_order ON combo_events(client_order_id, id)",
+    "CREATE INDEX fills_by_order ON fills(client_order_id, id)",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
