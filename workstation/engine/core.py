@@ -34,6 +34,7 @@ from ..bus import EventBus
 from ..config import Settings, problems_of, save_overrides
 from ..domain import ChainSnapshot, Severity, TradingState
 from ..events import CycleReport
+from ..execution.combo_desk import ComboDesk
 from ..execution.hedger import Hedger
 from ..execution.orders import OrderManager
 from ..execution.reconcile import Reconciler
@@ -111,6 +112,9 @@ class Engine(EngineFace):
         self.news = BrokerNews(current, self.orders, self.marking, self.exits, self.recovery, self.bus, self.alert,
                                self.journal_failed, lambda: self._running, self.publish_status)
         self.news.listen(broker, feed)
+        if hasattr(broker, "place_combo"):     # after the news: leg fills are journaled and booked by the engine
+            self.desk.combos = ComboDesk(broker, journal, self.desk.check_combo, self.book, clock)
+            self.news.combo_ids = lambda client_order_id: client_order_id in self.desk.combos.sent
         self.housekeeping = Housekeeping(self.recovery, clock, lambda: self.market.snapshot)
         data_dir = Path(journal.path).parent if isinstance(getattr(journal, "path", None), (str, Path)) else None
         self.vol_views = VolDesk(self.bus.publish, data_dir / "vol-metrics" if data_dir else None,
@@ -147,6 +151,8 @@ class Engine(EngineFace):
         """Before connecting: the book and working orders from the journal, and today back on screen (the
         blotter, alerts, P&L explain; signals a crash left open closed with the reason)."""
         self.exits.recovered(self.reconciler.recover_from_journal())
+        if self.desk.combos is not None:
+            self.desk.combos.recover()
         self.marking.explain = day_restore.restore_day(
             self.journal, trading_day_of(self.clock()), self.clock(), self.orders.records.values(),
             lambda record: self.bus.publish(topics.ORDER, record), self.alert_router)

@@ -16,6 +16,7 @@ class EngineFace:
             desk.risk_context, desk.build_order, desk.preview, desk.route)
         self.preview_order, self.submit_order, self.close_position = (
             desk.preview_order, desk.submit_order, desk.close_position)
+        self.check_combo, self.send_combo = desk.check_combo, desk.send_combo
         self.cancel_order, self.modify_order, self.order_records = (
             desk.cancel_order, desk.modify_order, desk.order_records)
         self.open_signals, self.preview_signal = signals.open_signals, signals.preview_signal

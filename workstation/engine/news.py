@@ -29,6 +29,7 @@ class BrokerNews:
         self._settings, self.orders, self.marking, self.exits, self.recovery = settings, orders, marking, exits, recovery
         self.bus, self.alert, self.journal_failed = bus, alert, journal_failed
         self.running, self.publish_status = running, publish_status
+        self.combo_ids: Callable[[str], bool] = lambda client_order_id: False   # the combo desk's own orders
 
     def listen(self, broker: Any, feed: Any) -> None:
         """Subscribe to the broker's (and the feed's) callback lists; the optional hooks only where present."""
@@ -42,6 +43,8 @@ class BrokerNews:
             feed.on_status.append(self.feed_status)
 
     def order_event(self, event: OrderEvent) -> None:
+        if self.combo_ids(event.client_order_id):
+            return                      # a package's state: the combo desk journals it
         try:
             self.orders.apply_event(event)
         except Exception as exc:

@@ -16,15 +16,18 @@ from .. import bus as topics
 from ..bus import EventBus
 from ..config import Settings
 from ..domain import Contract, Order, OrderPurpose, OrderType, SecType, Severity, Side
+from ..domain.combos import Combo, ComboOrder
 from ..domain.ticks import FUTURE_TICK
 from ..events import OrderPreview
+from ..execution.combo_desk import ComboDesk
 from ..execution.orders import OrderManager, OrderRecord
 from ..execution.pricing_rules import initial_limit, reprice_bound
 from ..portfolio.book import Book, trading_day_of
 from ..portfolio.greeks import DollarGreeks
 from ..analytics.views import book_items
 from ..risk import buckets, margin
-from ..risk.limits import RiskCode
+from ..risk.combo_checks import check_combo
+from ..risk.limits import RiskCode, RiskDecision
 from ..risk.pre_trade import ContractMarket, DailyMoves, RiskContext, check
 from ..sizing import PREVIEW_ID
 from .market_view import AlertSink, MarketView
@@ -50,6 +53,7 @@ class OrderDesk:
         self.connection = connection
         self.model_params = model_params          # the last good fit (for the VaR what-if's daily moves)
         self._denied_until: dict[tuple, datetime] = {}
+        self.combos: ComboDesk | None = None      # set when the broker takes combo orders
 
     @property
     def read_only(self) -> bool:
@@ -179,6 +183,40 @@ class OrderDesk:
         if order is None:
             return no_order(why)
         return self.route(order, market)
+
+    # ------------------------------------------------------------ structures (combos)
+    def check_combo(self, order: ComboOrder) -> RiskDecision:
+        """Every pre-trade check on the package as a whole (a leg with no market: NaN, so its checks fail)."""
+        markets = []
+        for leg in order.combo.legs:
+            m = self.market.market_for(leg.contract)
+            markets.append(m if m is not None else ContractMarket(greeks=DollarGreeks(*(math.nan,) * 4)))
+        return check_combo(order, self.risk_context(None), markets)
+
+    def send_combo(self, combo: Combo, side: Side | str, quantity: int, limit_price: float,
+                   purpose: OrderPurpose = OrderPurpose.MANUAL) -> RiskDecision | str:
+        """A combo order at a net limit with our next client id: checked, and when approved journaled and sent
+        by the combo desk (a task). The decision, or why no order could be made."""
+        if self.combos is None:
+            return "this broker does not take combo orders"
+        try:
+            client_order_id = self.orders.new_client_order_id()
+        except Exception as exc:        # ids come from the journal: no record, no order
+            self.supervisor.journal_failed("client order id", exc)
+            return f"not sent: the journal could not give an order id ({exc})"
+        try:
+            order = ComboOrder(client_order_id, combo, Side(side), int(quantity), float(limit_price), self.clock(),
+                               purpose)
+        except (ValueError, TypeError) as exc:
+            return f"bad combo order: {exc}"
+        decision = self.check_combo(order)
+        self.bus.publish(topics.RISK_DECISION, decision)
+        if not decision.approved:
+            codes = ", ".join(c.value for c in decision.reasons)
+            self.alert("RISK_DENIED", Severity.WARNING, f"combo {order.side.value} {order.quantity} "
+                                                          f"{combo.description} denied: {codes}")
+        self.spawn(self.combos.send(order), f"combo {client_order_id}")   # journals a denial too; sends if approved
+        return decision
 
     # ------------------------------------------------------------ retrying denied exits and hedges
     def may_retry(self, key: tuple, now: datetime) -> bool:
