@@ -1,6 +1,8 @@
 """The trading engine on the real simulator, paper exchange and journal: what a trader relies on."""
 from __future__ import annotations
 
+from collections import Counter
+
 import math
 from datetime import date
 
@@ -57,17 +59,23 @@ async def test_each_family_model_fits_the_cycle_and_feeds_the_model_values(tmp_p
 
 
 async def test_signals_find_the_simulated_mispricings(rig):
-    """Signals land on contracts the simulator really mispriced, on the side that profits."""
-    hits, total = 0, 0
+    """Signals of both families land on contracts the simulator really mispriced, on the side that profits:
+    `model` (quote vs the fitted model, confirmed by its residual history) and `relative` (quote vs the
+    arbitrage-free fair surface, beyond fees and the surface's cross-validated uncertainty, lasting)."""
+    hits, total = Counter(), Counter()
     for _ in range(40):
         await rig.step(15.0)
         mispriced = rig.world.market.mispricings()            # contract id -> vol offset
         for s in rig.engine.signals.new_signals():
-            total += 1
+            total[s.family] += 1
             offset = mispriced.get(s.contract.contract_id, 0.0)
-            hits += (offset < 0 and s.side.value == "BUY") or (offset > 0 and s.side.value == "SELL")
-    assert total >= 5, "the engine found no signal in 10 simulated minutes"
-    assert hits / total >= 0.8, f"only {hits} of {total} signals were on real mispricings"
+            hits[s.family] += (offset < 0 and s.side.value == "BUY") or (offset > 0 and s.side.value == "SELL")
+    for family in ("model", "relative"):
+        assert total[family] >= 5, f"the engine found no {family} signal in 10 simulated minutes"
+        assert hits[family] / total[family] >= 0.8, f"only {hits[family]} of {total[family]} {family} signals " \
+                                                    "were on real mispricings"
+    journaled = Counter(s.family for s in rig.journal.signals())
+    assert journaled["model"] >= 1 and journaled["relative"] >= 1          # the family is kept with the signal
 
 
 async def test_approving_a_signal_sends_a_checked_order_that_fills_into_the_book(rig):

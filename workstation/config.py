@@ -168,6 +168,16 @@ class SignalsConfig(Section):
     time_stop_minutes: float = Field(240.0, gt=0, le=576_000, description="Close a position held longer than this.")
     close_days_before_expiry: float = Field(1.0, ge=0, le=365,
                                             description="Close positions this many days before expiry.")
+    families: list[Literal["model", "relative"]] = Field(
+        default_factory=lambda: ["model", "relative"],
+        description="Signal families scanned: model (quote vs the fitted model, confirmed by its residual's "
+                    "history), relative (quote vs the arbitrage-free fair-value surface beyond fees and the "
+                    "surface's own uncertainty).")
+    relative_uncertainty: float = Field(2.0, ge=0, le=100, description="A relative edge must beat this multiple of "
+                                        "the surface's cross-validated error at the strike (x vega).")
+    relative_persist: int = Field(2, ge=1, le=1_000, description="Snapshots in a row a relative edge must last.")
+    relative_cv_every: int = Field(20, ge=1, le=100_000, description="Snapshots between cross-validations of the "
+                                   "fair surface (its uncertainty per expiry).")
 
 
 # ------------------------------------------------------------------------------------------- risk

@@ -10,6 +10,12 @@ from .contracts import Contract
 from .orders import Side
 
 
+FAMILIES = ("model", "relative", "arbitrage")
+"""model: quote vs the fitted Heston-family model, confirmed by the residual's history; relative: quote vs the
+arbitrage-free fair-value surface beyond fees and the surface's own uncertainty, lasting; arbitrage: a static
+arbitrage in the quotes themselves (a package)."""
+
+
 class SignalState(str, Enum):
     """NEW -> APPROVED | REJECTED | EXPIRED; APPROVED -> ORDERED."""
 
@@ -49,6 +55,7 @@ class Signal:
     reason: str = ""
     updated_at: datetime | None = None
     blocked: str = ""           # why no size of it can be sent now ("" when `quantity` passes every check)
+    family: str = "model"       # one of FAMILIES: what the edge is measured against
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "side", Side(self.side))
@@ -58,6 +65,8 @@ class Signal:
                 raise ValueError(f"Signal.{name} must be finite, got {getattr(self, name)!r}")
         if self.quantity < 0:
             raise ValueError("Signal.quantity must be >= 0")
+        if self.family not in FAMILIES:
+            raise ValueError(f"Signal.family must be one of {FAMILIES}, got {self.family!r}")
 
     def with_state(self, state: SignalState, at: datetime, reason: str = "") -> "Signal":
         return replace(self, state=SignalState(state), updated_at=at, reason=reason or self.reason)

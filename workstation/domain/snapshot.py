@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from functools import cached_property
 
 import numpy as np
 
-from .calendar import NEW_YORK, settlement_instant
+from .calendar import NEW_YORK, settlement_instant  # noqa: F401  (NEW_YORK re-exported)
 from .contracts import Contract, Right, SecType, Settlement
 from .quotes import Quote
 

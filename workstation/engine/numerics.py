@@ -1,5 +1,6 @@
 """The numerics of a cycle, run in the worker thread: surface (forwards, IVs, filters) and its sanity check,
-the arbitrage-free fair-value surface, the Heston-family fit and the signal scan; then, on the loop thread,
+the arbitrage-free fair-value surface, the Heston-family fit and the signal scan (the `model` family against
+the fit, the `relative` family against the fair surface); then, on the loop thread,
 the fit journaled, published and alerted on."""
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..events import FitEvent
 from ..strategy.calibrator import Calibrator, ModelValues
 from ..strategy.fair_value import FairValueFit, FairValueSurface
 from ..strategy.sanity import SanityGuard, SanityVerdict
+from ..strategy.relative_signals import RelativeScanner
 from ..strategy.signals import SignalModel
 from ..strategy.surface import Surface, build_surface
 from .market_view import AlertSink
@@ -51,6 +53,7 @@ class CycleNumerics:
         self.sanity = SanityGuard(settings.market.sanity)
         self.fair_value = FairValueSurface()
         self.signal_model = SignalModel(settings.signals)
+        self.relative = RelativeScanner(self.fair_value)
         self.last_fit: FitEvent | None = None
         self.fit_history: deque[FitEvent] = deque(maxlen=500)
         self.fit_ms: list[float] = []
@@ -84,7 +87,11 @@ class CycleNumerics:
         else:
             fit, model = self.last_fit, self.calibrator.evaluate(self.calibrator.last_good, surface)
         t2 = time.perf_counter()
-        candidates = self.signal_model.scan(surface, model, budget) if model is not None else []
+        families = self.settings.signals.families
+        candidates = self.signal_model.scan(surface, model, budget) \
+            if model is not None and "model" in families else []
+        if fair is not None and "relative" in families:
+            candidates += self.relative.scan(fair, self.settings.signals, self.settings.execution.paper, budget)
         t3 = time.perf_counter()
         timings.update(calibration=(t2 - t_fair) * 1e3, signals=(t3 - t2) * 1e3)
         return Computed(surface, fit, model, candidates, timings, verdict, fair)

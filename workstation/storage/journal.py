@@ -434,14 +434,14 @@ class Journal:
         """Store a signal, or its new state when it is already stored."""
         self._write(
             "INSERT INTO signals(signal_id, contract_id, contract, side, created_at, bid, ask, model_price,"
-            " edge_dollars, edge_vol, zscore, vega, quantity, state, reason, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(signal_id) DO UPDATE SET"
+            " edge_dollars, edge_vol, zscore, vega, quantity, state, reason, updated_at, family)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(signal_id) DO UPDATE SET"
             " state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at,"
             " quantity = excluded.quantity",
             (signal.signal_id, signal.contract.contract_id, contract_to_json(signal.contract), signal.side.value,
              iso(signal.created_at), _finite_or_none(signal.bid), _finite_or_none(signal.ask), signal.model_price,
              signal.edge_dollars, signal.edge_vol, _finite_or_none(signal.zscore), _finite_or_none(signal.vega),
-             signal.quantity, signal.state.value, signal.reason, _iso_or_none(signal.updated_at)))
+             signal.quantity, signal.state.value, signal.reason, _iso_or_none(signal.updated_at), signal.family))
 
     def signals(self, state: str | None = None, since: datetime | None = None,
                 limit: int | None = None) -> list[Signal]:
@@ -565,7 +565,7 @@ def _signal(r: sqlite3.Row) -> Signal:
     return Signal(r["signal_id"], contract_from_json(r["contract"]), r["side"], parse_iso(r["created_at"]),
                   _nan_if_none(r["bid"]), _nan_if_none(r["ask"]), r["model_price"], r["edge_dollars"],
                   r["edge_vol"], _nan_if_none(r["zscore"]), _nan_if_none(r["vega"]), r["quantity"], r["state"],
-                  r["reason"], _ts_or_none(r["updated_at"]))
+                  r["reason"], _ts_or_none(r["updated_at"]), family=r["family"])
 
 
 def _fit(r: sqlite3.Row) -> FitRecord:

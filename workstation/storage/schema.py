@@ -146,7 +146,12 @@ _V3: tuple[str, ...] = (
     "CREATE INDEX fills_by_order ON fills(client_order_id, id)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3)
+# version 3 -> 4: each signal's family (model, relative, arbitrage); older signals were all `model`.
+_V4: tuple[str, ...] = (
+    "ALTER TABLE signals ADD COLUMN family TEXT NOT NULL DEFAULT 'model'",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -196,7 +196,7 @@ def calendars(surface: Surface, fee: float = 0.0, rows: np.ndarray | None = None
     order = sorted({int(s) for s in np.unique(series[rows]) if s >= 0}, key=lambda s: surface.expiries[s].maturity)
     norm = surface.discount * surface.forward
     money = snap.strike / surface.forward
-    found, edge_pts = [], []
+    found = []
     for near, far in zip(order[:-1], order[1:]):
         for call in (True, False):
             nr = rows[(series[rows] == near) & (snap.is_call[rows] == call)]

@@ -45,12 +45,9 @@ def relative_candidates(bid: np.ndarray, ask: np.ndarray, fair: np.ndarray, unce
     return RelativeCandidates(rows, side[rows].astype(np.int8), edge[rows], gross[rows])
 
 
-def fair_uncertainty(fit: FairValueFit, cv_iv: np.ndarray, multiple: float = 2.0,
-                     floor_vol: float = 0.0) -> np.ndarray:
-    """Per-row price uncertainty of the fair value: `multiple` x the expiry's out-of-sample RMS change of fair IV
-    (cross-validated minus full fit, over its fit quotes) x the Black vega at the fair IV; at least `floor_vol`
-    (vol, e.g. 0.001) x vega. NaN where the row has no fair value."""
-    surface, snap = fit.surface, fit.surface.snapshot
+def slice_errors(fit: FairValueFit, cv_iv: np.ndarray) -> np.ndarray:
+    """Per slice of `fit`, the out-of-sample RMS change of fair IV over its fit quotes (cross-validated minus
+    full fit), NaN where the slice has none; one extra NaN entry at the end for rows in no slice."""
     slice_of = fit.slice_of_row()
     diff = cv_iv - fit.fair_iv
     rms = np.full(len(fit.slices) + 1, np.nan)
@@ -59,7 +56,15 @@ def fair_uncertainty(fit: FairValueFit, cv_iv: np.ndarray, multiple: float = 2.0
         d = d[np.isfinite(d)]
         if d.size:
             rms[i] = float(np.sqrt(np.mean(d * d)))
-    vol_err = np.maximum(multiple * rms[slice_of], floor_vol)
+    return rms
+
+
+def uncertainty_from_errors(fit: FairValueFit, rms: np.ndarray, multiple: float = 2.0,
+                            floor_vol: float = 0.0) -> np.ndarray:
+    """Per-row price uncertainty: `multiple` x the row's slice error `rms` (vol, as `slice_errors` gives it) x
+    the Black vega at the fair IV; at least `floor_vol` x vega. NaN where the row has no fair value."""
+    surface, snap = fit.surface, fit.surface.snapshot
+    vol_err = np.maximum(multiple * rms[fit.slice_of_row()], floor_vol)
     ok = np.isfinite(fit.fair_iv)
     vega = np.full(len(snap), np.nan)
     vega[ok] = black_greeks(surface.forward[ok], snap.strike[ok], surface.maturity[ok], surface.discount[ok],
@@ -67,13 +72,25 @@ def fair_uncertainty(fit: FairValueFit, cv_iv: np.ndarray, multiple: float = 2.0
     return vol_err * vega
 
 
-def scan_relative(fit: FairValueFit, cv_iv: np.ndarray, fee: float = 0.0, multiple: float = 2.0,
-                  min_edge: float = 0.0) -> RelativeCandidates:
-    """`relative` candidates of one snapshot where the surface is trusted: the liquid out-of-the-money quotes it
-    was fitted to, in expiries whose slice was fitted now (a fallback or failed expiry never signals)."""
-    snap = fit.surface.snapshot
+def fair_uncertainty(fit: FairValueFit, cv_iv: np.ndarray, multiple: float = 2.0,
+                     floor_vol: float = 0.0) -> np.ndarray:
+    """Per-row price uncertainty of the fair value: `multiple` x the expiry's out-of-sample RMS change of fair IV
+    (cross-validated minus full fit, over its fit quotes) x the Black vega at the fair IV; at least `floor_vol`
+    (vol, e.g. 0.001) x vega. NaN where the row has no fair value."""
+    return uncertainty_from_errors(fit, slice_errors(fit, cv_iv), multiple, floor_vol)
+
+
+def trusted_fair(fit: FairValueFit) -> np.ndarray:
+    """The fair price where the surface is trusted (NaN elsewhere): the liquid out-of-the-money quotes it was
+    fitted to, in expiries whose slice was fitted now (a fallback or failed expiry never signals)."""
     slice_of = fit.slice_of_row()
     fresh = np.array([s.status == "ok" for s in fit.slices] + [False])
-    trusted = fit.in_fit & fresh[slice_of]
-    fair = np.where(trusted, fit.fair_price, np.nan)
-    return relative_candidates(snap.bid, snap.ask, fair, fair_uncertainty(fit, cv_iv, multiple), fee, min_edge)
+    return np.where(fit.in_fit & fresh[slice_of], fit.fair_price, np.nan)
+
+
+def scan_relative(fit: FairValueFit, cv_iv: np.ndarray, fee: float = 0.0, multiple: float = 2.0,
+                  min_edge: float = 0.0) -> RelativeCandidates:
+    """`relative` candidates of one snapshot where the surface is trusted (`trusted_fair`)."""
+    snap = fit.surface.snapshot
+    return relative_candidates(snap.bid, snap.ask, trusted_fair(fit), fair_uncertainty(fit, cv_iv, multiple),
+                               fee, min_edge)

@@ -33,8 +33,9 @@ class Candidate:
     edge_vol: float        # vol points
     zscore: float
     vega: float            # dollars per vol point per contract
-    model_price: float
+    model_price: float     # the value the edge is measured against (the fair value for `relative`)
     quantity: int
+    family: str = "model"
 
 
 # (contract_id, side, vega per contract) -> contracts the risk budget still allows
@@ -124,20 +125,20 @@ class SignalBook:
                  new_id: Callable[[], str] | None = None) -> None:
         self.config = config
         self.publish = publish          # (signal, state_changed): updates of a NEW signal's edge are not changes
-        self._quiet_until: dict[tuple[int, Side], datetime] = {}
+        self._quiet_until: dict[tuple[int, Side, str], datetime] = {}
         counter = itertools.count(1)
         self.new_id = new_id or (lambda: f"S{next(counter)}")   # the engine passes the journal's counter
         self.open: dict[str, Signal] = {}
-        self._by_key: dict[tuple[int, Side], str] = {}
+        self._by_key: dict[tuple[int, Side, str], str] = {}
         self.counts: dict[str, int] = {s.value: 0 for s in SignalState}
 
     def update(self, candidates: list[Candidate], surface: Surface, now: datetime) -> list[Signal]:
         """Refresh NEW signals from this cycle's candidates; expire the rest. Returns newly created ones."""
         snap = surface.snapshot
-        seen: set[tuple[int, Side]] = set()
+        seen: set[tuple[int, Side, str]] = set()
         created = []
         for c in candidates:
-            key = (c.contract_id, c.side)
+            key = (c.contract_id, c.side, c.family)
             seen.add(key)
             sid = self._by_key.get(key)
             if sid is None and self._quiet_until.get(key, now) > now:
@@ -146,7 +147,7 @@ class SignalBook:
                           edge_dollars=c.edge_dollars, edge_vol=c.edge_vol, zscore=c.zscore, vega=c.vega,
                           quantity=c.quantity)
             if sid is None:
-                signal = Signal(self.new_id(), snap.contract(c.row), c.side, now, **fields)
+                signal = Signal(self.new_id(), snap.contract(c.row), c.side, now, **fields, family=c.family)
                 self._add(signal)
                 created.append(signal)
             elif self.open[sid].state is SignalState.NEW:
@@ -156,7 +157,7 @@ class SignalBook:
             if signal.state is not SignalState.NEW:
                 continue
             age = (now - signal.created_at).total_seconds()
-            if (signal.contract.contract_id, signal.side) not in seen:
+            if _key(signal) not in seen:
                 self.transition(sid, SignalState.EXPIRED, now, "edge gone")
             elif age > self.config.max_age_s:
                 self.transition(sid, SignalState.EXPIRED, now, "timed out")
@@ -164,7 +165,7 @@ class SignalBook:
 
     def _add(self, signal: Signal) -> None:
         self.open[signal.signal_id] = signal
-        self._by_key[(signal.contract.contract_id, signal.side)] = signal.signal_id
+        self._by_key[_key(signal)] = signal.signal_id
         self.counts[signal.state.value] += 1
         self.publish(signal, True)
 
@@ -179,7 +180,7 @@ class SignalBook:
             self.open[signal_id] = signal
         else:
             del self.open[signal_id]
-            key = (signal.contract.contract_id, signal.side)
+            key = _key(signal)
             if self._by_key.get(key) == signal_id:
                 del self._by_key[key]
             self._quiet_until[key] = now + timedelta(seconds=self.config.cooldown_s)
@@ -191,3 +192,8 @@ class SignalBook:
 
     def new_signals(self) -> list[Signal]:
         return [s for s in self.open.values() if s.state is SignalState.NEW]
+
+
+def _key(signal: Signal) -> tuple[int, Side, str]:
+    """One open signal per contract, side and family."""
+    return signal.contract.contract_id, signal.side, signal.family
