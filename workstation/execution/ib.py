@@ -27,7 +27,7 @@ from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, T
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 from workstation.execution.broker import FillCallback, OrderEventCallback
-from workstation.market.ib import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
+from workstation.market.ib_session import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
 from workstation.market.ib_codes import REJECT_CODES, Code  # noqa: F401  (REJECT_CODES: kept importable here)
 
 log = logging.getLogger(__name__)
