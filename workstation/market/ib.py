@@ -15,42 +15,24 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import AsyncIterator
 
-import numpy as np
 from ib_async import IB, Contract as IBContract, Option, Ticker
 
 from workstation.domain import ChainSnapshot, Quote, settlement_instant
 from workstation.market.feed import FeedState, StatusMixin, closed_within
 from workstation.market.ib_codes import NOT_ENTITLED, Code
-from workstation.market.ib_session import (  # noqa: F401  (re-exported: the session's names, importable here too)
-    FUTURE_EXCHANGE, INDEX_EXCHANGE, OPTION_EXCHANGE, ConnectionState, Farm, Hook, IBConnection, IBErrorInfo, Pacer,
-    Restored, domain_contract, expiry_of, front_future, ib_contract, qualify_index)
+from workstation.market.ib_quotes import OptionQuotes, price_of, size_of
+from workstation.market.ib_session import (  # noqa: F401  (Pacer, ib_contract: importable here as before)
+    OPTION_EXCHANGE, ConnectionState, IBConnection, IBErrorInfo, Pacer, domain_contract, expiry_of, front_future,
+    ib_contract, qualify_index)
 
 log = logging.getLogger(__name__)
 
 TRADING_CLASSES = {"SPX": ("SPX", "SPXW"), "XSP": ("XSP",)}
 SNAPSHOT_TIMEOUT_S = 11.0       # TWS answers an option snapshot within ~11 s or never
 ORDER_RESERVE_PER_S = 5.0       # of the pacing budget, kept free for orders and small requests
-
-
-@dataclass
-class _Quote:
-    bid: float
-    ask: float
-    bid_size: int
-    ask_size: int
-    at: datetime
-
-
-def _price(value: float) -> float:
-    return float(value) if value is not None and math.isfinite(value) and value > 0 else math.nan
-
-
-def _size(value: float) -> int:
-    return int(value) if value is not None and math.isfinite(value) and value > 0 else 0
 
 
 class IBFeed(StatusMixin):
@@ -76,7 +58,7 @@ class IBFeed(StatusMixin):
         self._future_ticker: Ticker | None = None
         self._contracts: dict[tuple[str, str], list[IBContract]] = {}   # (class, expiry) -> contracts
         self._discovered_for: tuple | None = None
-        self._quotes: dict[int, _Quote] = {}
+        self._quotes = OptionQuotes()
         self._last_index: tuple[float, float] | None = None            # (price, monotonic time of change)
         self._index_at: datetime | None = None                         # server time of the last index tick
         self._future_at: datetime | None = None                        # server time of the last future tick
@@ -295,49 +277,6 @@ class IBFeed(StatusMixin):
         out.sort(key=lambda c: (abs(math.log(c.strike / index)), c.lastTradeDateOrContractMonth, c.right))
         return out
 
-    def _refresh_order(self, wanted: list[IBContract]) -> list[IBContract]:
-        """Never-quoted contracts first (nearest the money first), then the stalest quotes."""
-        epoch = datetime.min.replace(tzinfo=timezone.utc)
-        fresh_rank = {id(c): i for i, c in enumerate(wanted)}
-        return sorted(wanted, key=lambda c: (c.conId in self._quotes,
-                                             self._quotes[c.conId].at if c.conId in self._quotes else epoch,
-                                             fresh_rank[id(c)]))
-
-    async def _snapshot_batch(self, contracts: list[IBContract]) -> int:
-        """Snapshot requests for `contracts` (paced); returns how many answered. Uses ib_async's request
-        bookkeeping (as reqTickersAsync does) but with a timeout and without blocking on missing answers."""
-        ib, wrapper = self.ib, self.ib.wrapper
-        pending: list[tuple[int, asyncio.Future, Ticker]] = []
-        for c in contracts:
-            if not ib.isConnected():
-                break
-            await self.conn.pacer.wait()
-            req_id = ib.client.getReqId()
-            future = wrapper.startReq(req_id, c)
-            ticker = wrapper.startTicker(req_id, c, "snapshot")
-            ib.client.reqMktData(req_id, c, "", True, False, [])
-            pending.append((req_id, future, ticker))
-        if not pending:
-            return 0
-        futures = [f for _, f, _ in pending]
-        await asyncio.wait(futures, timeout=min(SNAPSHOT_TIMEOUT_S, max(self.interval_s, 1.0)))
-        now = self.conn.now()
-        answered = 0
-        for req_id, future, ticker in pending:
-            wrapper.endTicker(ticker, "snapshot")
-            if not future.done():
-                wrapper._endReq(req_id)
-                continue
-            if future.exception() is not None:
-                continue
-            bid, ask = _price(ticker.bid), _price(ticker.ask)
-            if math.isnan(bid) and math.isnan(ask):
-                continue
-            self._quotes[ticker.contract.conId] = _Quote(bid, ask, _size(ticker.bidSize), _size(ticker.askSize),
-                                                         now)
-            answered += 1
-        return answered
-
     async def refresh(self) -> tuple[list[IBContract], float]:
         """One rotation step: discover if needed, refresh the stalest part of the window; (wanted, index)."""
         await self._qualify()
@@ -355,9 +294,10 @@ class IBFeed(StatusMixin):
         lines = max(1, self.line_budget - 2)
         rate = max(1.0, self.conn.pacer.rate - ORDER_RESERVE_PER_S)
         per_cycle = max(1, int(rate * self.interval_s * 0.8))
-        todo = self._refresh_order(wanted)[:per_cycle]
+        todo = self._quotes.refresh_order(wanted)[:per_cycle]
+        timeout_s = min(SNAPSHOT_TIMEOUT_S, max(self.interval_s, 1.0))
         for i in range(0, len(todo), lines):
-            await self._snapshot_batch(todo[i:i + lines])
+            await self._quotes.request(self.conn, todo[i:i + lines], timeout_s)
         self.rotation_s = len(wanted) / per_cycle * self.interval_s if wanted else math.nan
         return wanted, index
 
@@ -367,32 +307,14 @@ class IBFeed(StatusMixin):
 
     def build_snapshot(self, wanted: list[IBContract], index: float, at: datetime) -> ChainSnapshot:
         """The latest quote of every wanted option that has been quoted at least once."""
-        rows = [c for c in wanted if c.conId in self._quotes]
-        quotes = [self._quotes[c.conId] for c in rows]
-        n = len(rows)
-        fresh = sum(1 for q in quotes if (at - q.at).total_seconds() <= self.stale_after_s)
-        self.coverage = fresh / len(wanted) if wanted else 0.0
-        cols = {
-            "contract_id": np.array([c.conId for c in rows], dtype=np.int64),
-            "trading_class": np.array([c.tradingClass for c in rows], dtype="<U8"),
-            "expiry": np.array([expiry_of(c.lastTradeDateOrContractMonth) for c in rows], dtype="datetime64[D]"),
-            "strike": np.array([c.strike for c in rows], dtype=np.float64),
-            "is_call": np.array([c.right.upper().startswith("C") for c in rows], dtype=bool),
-            "bid": np.array([q.bid for q in quotes], dtype=np.float64),
-            "ask": np.array([q.ask for q in quotes], dtype=np.float64),
-            "bid_size": np.array([q.bid_size for q in quotes], dtype=np.int64),
-            "ask_size": np.array([q.ask_size for q in quotes], dtype=np.int64),
-            "am_settled": np.array([c.tradingClass == "SPX" for c in rows], dtype=bool),
-            "multiplier": np.array([float(c.multiplier or 100) for c in rows], dtype=np.float64),
-            "quote_time": np.array([np.datetime64(q.at.astimezone(timezone.utc).replace(tzinfo=None), "ms")
-                                    for q in quotes], dtype="datetime64[ms]").reshape(n),
-        }
+        cols, self.coverage = self._quotes.columns(wanted, at, self.stale_after_s)
+        n = len(cols["contract_id"])
         future, future_contract = None, None
         ft = self._future_ticker
         if self._future is not None and ft is not None:
-            bid, ask = _price(ft.bid), _price(ft.ask)
+            bid, ask = price_of(ft.bid), price_of(ft.ask)
             if not (bid > ask) and self._future_at is not None:       # stamped when it last ticked
-                future = Quote(self._future.conId, bid, ask, _size(ft.bidSize), _size(ft.askSize),
+                future = Quote(self._future.conId, bid, ask, size_of(ft.bidSize), size_of(ft.askSize),
                                min(self._future_at, at))
             future_contract = domain_contract(self._future)
         self._sequence += 1
