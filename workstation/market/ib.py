@@ -18,15 +18,15 @@ import time
 from datetime import datetime
 from typing import AsyncIterator
 
-from ib_async import IB, Contract as IBContract, Option, Ticker
+from ib_async import IB, Contract as IBContract, Option
 
-from workstation.domain import ChainSnapshot, Quote, settlement_instant
+from workstation.domain import ChainSnapshot, settlement_instant
 from workstation.market.feed import FeedState, StatusMixin, closed_within
 from workstation.market.ib_codes import NOT_ENTITLED, Code
-from workstation.market.ib_quotes import OptionQuotes, price_of, size_of
+from workstation.market.ib_quotes import OptionQuotes, StreamingLines
 from workstation.market.ib_session import (  # noqa: F401  (Pacer, ib_contract: importable here as before)
-    OPTION_EXCHANGE, ConnectionState, IBConnection, IBErrorInfo, Pacer, domain_contract, expiry_of, front_future,
-    ib_contract, qualify_index)
+    OPTION_EXCHANGE, ConnectionState, IBConnection, IBErrorInfo, Pacer, expiry_of, front_future, ib_contract,
+    qualify_index)
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,15 @@ class IBFeed(StatusMixin):
         self.delayed = settings.ib.market_data_type == "delayed"
         self.coverage = 0.0
         self.rotation_s = math.nan
-        self._index: IBContract | None = None
-        self._index_ticker: Ticker | None = None
-        self._future: IBContract | None = None
-        self._future_ticker: Ticker | None = None
+        self.streams = StreamingLines(self.conn)                          # the index and the hedge future
         self._contracts: dict[tuple[str, str], list[IBContract]] = {}   # (class, expiry) -> contracts
         self._discovered_for: tuple | None = None
         self._quotes = OptionQuotes()
         self._last_index: tuple[float, float] | None = None            # (price, monotonic time of change)
-        self._index_at: datetime | None = None                         # server time of the last index tick
-        self._future_at: datetime | None = None                        # server time of the last future tick
         self.farms_down: set[str] = set()                              # data farms reported broken (2103...)
         self.resubscriptions = 0
         self._closed = asyncio.Event()
         self._sequence = 0
-        self._streaming_ok = False
         self._init_status()
         self.conn.on_reconnected.append(self._on_reconnected)
         self.conn.on_state.append(self._on_connection_state)
@@ -91,7 +85,7 @@ class IBFeed(StatusMixin):
         if self._closed.is_set() and self.status.state is FeedState.DISCONNECTED:
             return
         self._closed.set()
-        self._cancel_streaming()
+        self.streams.cancel()
         await self.conn.close()
         self._set_status(FeedState.DISCONNECTED, self.conn.now(), "closed")
 
@@ -101,8 +95,8 @@ class IBFeed(StatusMixin):
             raise ValueError(f"IBFeed trades {sorted(TRADING_CLASSES)}, not {underlying!r}")
         chain = (underlying, float(min_expiry_days), float(max_expiry_days), float(strike_window))
         if chain[0] != self._chain[0]:
-            self._cancel_streaming()
-            self._index = self._future = None
+            self.streams.cancel()
+            self.streams.index = self.streams.future = None
             self._contracts.clear()
             self._quotes.clear()
             self._discovered_for = None
@@ -120,13 +114,13 @@ class IBFeed(StatusMixin):
             log.warning("IB: %s - switching to delayed market data", info.message)
             if self.ib.isConnected():
                 self._request_data_type()
-                self._cancel_streaming()       # resubscribe as delayed on the next cycle
+                self.streams.cancel()          # resubscribe as delayed on the next cycle
             self._set_status(self.status.state if self.status.state is not FeedState.DISCONNECTED
                              else FeedState.STALE, self.conn.now(), self._data_label())
 
     def _on_connection_state(self, state: ConnectionState, message: str) -> None:
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED) and not self._closed.is_set():
-            self._streaming_ok = False
+            self.streams.ok = False
             self._set_status(FeedState.DISCONNECTED, self.conn.now(), message or "disconnected")
         elif state is ConnectionState.IB_LOST and not self._closed.is_set():
             self._set_status(FeedState.DISCONNECTED, self.conn.now(), message)
@@ -158,45 +152,32 @@ class IBFeed(StatusMixin):
         """Cancel and request again the streaming lines (index, future); re-qualify on the next cycle if the
         contracts are unknown."""
         self.resubscriptions += 1
-        self._cancel_streaming()
+        self.streams.cancel()
         if self.ib.isConnected():
             self._request_data_type()
-            self._ensure_streaming()
+            self.streams.ensure()
         self._set_status(FeedState.CONNECTED, self.conn.now(), f"{why}: resubscribed, {self._data_label()}")
 
     def _on_reconnected(self) -> None:
         if self._closed.is_set():
             return
-        self._index_ticker = self._future_ticker = None     # ib_async dropped its tickers: subscribe again
-        self._streaming_ok = False
+        self.streams.forget()           # ib_async dropped its tickers: subscribe again
         self._request_data_type()
         self._set_status(FeedState.CONNECTED, self.conn.now(), f"reconnected, {self._data_label()}")
-
-    def _cancel_streaming(self) -> None:
-        for ticker, handler in ((self._index_ticker, self._index_ticked), (self._future_ticker, self._future_ticked)):
-            if ticker is not None:
-                ticker.updateEvent -= handler
-            if ticker is not None and self.ib.isConnected():
-                try:
-                    self.ib.cancelMktData(ticker.contract)
-                except Exception:
-                    log.debug("cancelMktData failed", exc_info=True)
-        self._index_ticker = self._future_ticker = None
-        self._streaming_ok = False
 
     # ------------------------------------------------------------------------------- discovery
     async def _qualify(self) -> None:
         """The index and the front hedge future, once (MES falls back to ES when not offered)."""
-        if self._index is None:
-            self._index = await qualify_index(self.conn, self._chain[0])
-        if self._future is not None:
+        lines = self.streams
+        if lines.index is None:
+            lines.index = await qualify_index(self.conn, self._chain[0])
+        if lines.future is not None:
             return
-        symbols = tuple(dict.fromkeys((self.hedge_symbol, "ES")))
-        self._future = await front_future(self.conn, symbols)
-        if self._future is None:
+        lines.future = await front_future(self.conn, tuple(dict.fromkeys((self.hedge_symbol, "ES"))))
+        if lines.future is None:
             log.warning("no hedge future available: snapshots carry no future quote")
-        elif self._future.symbol != self.hedge_symbol:
-            log.warning("hedge future %s not available: using %s", self.hedge_symbol, self._future.symbol)
+        elif lines.future.symbol != self.hedge_symbol:
+            log.warning("hedge future %s not available: using %s", self.hedge_symbol, lines.future.symbol)
 
     async def _discover(self) -> None:
         """Trading classes and expiries from reqSecDefOptParams, contracts per (class, expiry), paced."""
@@ -206,7 +187,7 @@ class IBFeed(StatusMixin):
         if self._discovered_for == key:
             return
         await self.conn.pacer.wait()
-        params = await self.ib.reqSecDefOptParamsAsync(underlying, "", "IND", self._index.conId)
+        params = await self.ib.reqSecDefOptParamsAsync(underlying, "", "IND", self.streams.index.conId)
         wanted: list[tuple[str, str]] = []
         for p in params:
             if p.exchange != OPTION_EXCHANGE or p.tradingClass not in TRADING_CLASSES[underlying]:
@@ -236,36 +217,7 @@ class IBFeed(StatusMixin):
         n = sum(len(v) for v in self._contracts.values())
         log.info("IB chain %s: %d expiries, %d option contracts", underlying, len(self._contracts), n)
 
-    def _ensure_streaming(self) -> None:
-        """The index and the hedge future on streaming lines (2 of the line budget)."""
-        if self._streaming_ok:
-            return
-        if self._index is not None and self._index_ticker is None:
-            self._index_ticker = self.ib.reqMktData(self._index, "", False, False)
-            self._index_ticker.updateEvent += self._index_ticked
-        if self._future is not None and self._future_ticker is None:
-            self._future_ticker = self.ib.reqMktData(self._future, "", False, False)
-            self._future_ticker.updateEvent += self._future_ticked
-        self._streaming_ok = True
-
-    def _index_ticked(self, ticker: Ticker) -> None:
-        if ticker is self._index_ticker:
-            self._index_at = self.conn.now()
-
-    def _future_ticked(self, ticker: Ticker) -> None:
-        if ticker is self._future_ticker:
-            self._future_at = self.conn.now()
-
     # ------------------------------------------------------------------------------- the window
-    def index_price(self) -> float:
-        t = self._index_ticker
-        if t is None:
-            return math.nan
-        for value in (t.last, t.close, t.marketPrice()):
-            if value is not None and math.isfinite(value) and value > 0:
-                return float(value)
-        return math.nan
-
     def wanted(self, index: float) -> list[IBContract]:
         """Options inside the strike window around `index`, nearest the money first (re-centres as it moves)."""
         window = self._chain[3]
@@ -281,12 +233,12 @@ class IBFeed(StatusMixin):
         """One rotation step: discover if needed, refresh the stalest part of the window; (wanted, index)."""
         await self._qualify()
         await self._discover()
-        self._ensure_streaming()
-        index = self.index_price()
+        self.streams.ensure()
+        index = self.streams.index_price()
         deadline = time.monotonic() + max(self.interval_s, 2.0)
         while math.isnan(index) and time.monotonic() < deadline and self.ib.isConnected():
             await asyncio.sleep(0.05)
-            index = self.index_price()
+            index = self.streams.index_price()
         if math.isnan(index):
             return [], math.nan
         self._note_index(index)
@@ -309,28 +261,22 @@ class IBFeed(StatusMixin):
         """The latest quote of every wanted option that has been quoted at least once."""
         cols, self.coverage = self._quotes.columns(wanted, at, self.stale_after_s)
         n = len(cols["contract_id"])
-        future, future_contract = None, None
-        ft = self._future_ticker
-        if self._future is not None and ft is not None:
-            bid, ask = price_of(ft.bid), price_of(ft.ask)
-            if not (bid > ask) and self._future_at is not None:       # stamped when it last ticked
-                future = Quote(self._future.conId, bid, ask, size_of(ft.bidSize), size_of(ft.askSize),
-                               min(self._future_at, at))
-            future_contract = domain_contract(self._future)
+        future, future_contract = self.streams.future_quote(at)
         self._sequence += 1
         meta = {"coverage": round(self.coverage, 4), "wanted": len(wanted), "quoted": n,
                 "complete": n == len(wanted), "rotation_s": round(self.rotation_s, 1)
                 if math.isfinite(self.rotation_s) else None,
                 "market_data": "delayed" if self.delayed else "live", "lines_budget": self.line_budget,
                 "farms_down": sorted(self.farms_down)}
-        index_at = min(self._index_at, at) if self._index_at is not None else None
+        index_at = min(self.streams.index_at, at) if self.streams.index_at is not None else None
         return ChainSnapshot.from_columns(timestamp=at, underlying=self._chain[0], underlying_price=index,
                                           columns=cols, source="ib", future=future,
                                           future_contract=future_contract, sequence=self._sequence,
                                           metadata=meta, underlying_time=index_at)
 
     def _check_stale(self, at: datetime) -> None:
-        index_age = (at - self._index_at).total_seconds() if self._index_at is not None else math.inf
+        index_at = self.streams.index_at
+        index_age = (at - index_at).total_seconds() if index_at is not None else math.inf
         if self.farms_down:
             self._set_status(FeedState.STALE, at, f"data farm down: {', '.join(sorted(self.farms_down))}")
         elif index_age > self.stale_after_s:

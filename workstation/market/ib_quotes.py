@@ -1,8 +1,10 @@
-"""The latest option quotes of the IB feed: snapshot requests paced within the line budget, which options to refresh
-next (never quoted first, then the stalest), and the ChainSnapshot columns the quotes make."""
+"""The quotes of the IB feed: the latest option quotes (snapshot requests paced within the line budget, which
+options to refresh next: never quoted first, then the stalest; the ChainSnapshot columns they make) and the two
+streaming lines, the index and the hedge future."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,10 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workstation.market.ib_session import expiry_of
+from workstation.domain import Contract, Quote
+from workstation.market.ib_session import domain_contract, expiry_of
 
 if TYPE_CHECKING:
     from workstation.market.ib_session import IBConnection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,3 +114,76 @@ class OptionQuotes:
                                     for q in quotes], dtype="datetime64[ms]").reshape(len(rows)),
         }
         return cols, coverage
+
+
+class StreamingLines:
+    """The index and the hedge future on streaming lines (2 of the line budget), and the server time each last
+    ticked. The feed qualifies the contracts (`index`, `future`); `ensure()` opens the lines not open yet."""
+
+    def __init__(self, conn: IBConnection) -> None:
+        self.conn = conn
+        self.index = None                           # the qualified ib_async contracts
+        self.future = None
+        self.index_ticker = None
+        self.future_ticker = None
+        self.index_at: datetime | None = None       # server time of the last index tick
+        self.future_at: datetime | None = None      # server time of the last future tick
+        self.ok = False                             # both lines requested (as far as contracts are known)
+
+    def ensure(self) -> None:
+        if self.ok:
+            return
+        ib = self.conn.ib
+        if self.index is not None and self.index_ticker is None:
+            self.index_ticker = ib.reqMktData(self.index, "", False, False)
+            self.index_ticker.updateEvent += self._index_ticked
+        if self.future is not None and self.future_ticker is None:
+            self.future_ticker = ib.reqMktData(self.future, "", False, False)
+            self.future_ticker.updateEvent += self._future_ticked
+        self.ok = True
+
+    def cancel(self) -> None:
+        ib = self.conn.ib
+        for ticker, handler in ((self.index_ticker, self._index_ticked), (self.future_ticker, self._future_ticked)):
+            if ticker is not None:
+                ticker.updateEvent -= handler
+            if ticker is not None and ib.isConnected():
+                try:
+                    ib.cancelMktData(ticker.contract)
+                except Exception:
+                    log.debug("cancelMktData failed", exc_info=True)
+        self.forget()
+
+    def forget(self) -> None:
+        """The tickers are gone (ib_async drops them on a reconnect): the next `ensure()` subscribes again."""
+        self.index_ticker = self.future_ticker = None
+        self.ok = False
+
+    def _index_ticked(self, ticker) -> None:
+        if ticker is self.index_ticker:
+            self.index_at = self.conn.now()
+
+    def _future_ticked(self, ticker) -> None:
+        if ticker is self.future_ticker:
+            self.future_at = self.conn.now()
+
+    def index_price(self) -> float:
+        t = self.index_ticker
+        if t is None:
+            return math.nan
+        for value in (t.last, t.close, t.marketPrice()):
+            if value is not None and math.isfinite(value) and value > 0:
+                return float(value)
+        return math.nan
+
+    def future_quote(self, at: datetime) -> tuple[Quote | None, Contract | None]:
+        """The hedge future's quote as of its last tick (None before one or when crossed) and its contract."""
+        ft = self.future_ticker
+        if self.future is None or ft is None:
+            return None, None
+        quote = None
+        bid, ask = price_of(ft.bid), price_of(ft.ask)
+        if not (bid > ask) and self.future_at is not None:       # stamped when it last ticked
+            quote = Quote(self.future.conId, bid, ask, size_of(ft.bidSize), size_of(ft.askSize),
+                          min(self.future_at, at))
+        return quote, domain_contract(self.future)
