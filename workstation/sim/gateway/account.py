@@ -7,7 +7,7 @@ P&L in a commission report also takes off the commission of the closing fill, so
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from workstation.sim.gateway.catalog import wire_of
 from workstation.sim.world import SimWorld
 
 if TYPE_CHECKING:
-    from workstation.sim.gateway.session import Session
+    from workstation.sim.gateway.session import Handler, Session
 
 
 class AccountBook:
@@ -182,6 +182,6 @@ def ignored(s: Session, f: list[str]) -> None:                     # cancelAccou
     pass
 
 
-HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
+HANDLERS: dict[int, Handler] = {
     61: positions, 64: cancel_positions, 6: account_updates, 76: account_updates_multi, 77: ignored,
     62: account_summary, 63: ignored, 92: pnl, 93: cancel_pnl}

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -26,7 +26,7 @@ from workstation.sim.listing import FUTURES
 from workstation.sim.world import SimWorld
 
 if TYPE_CHECKING:
-    from workstation.sim.gateway.session import Session
+    from workstation.sim.gateway.session import Handler, Session
 
 LIVE_TICKS = {"bid": 1, "ask": 2, "last": 4, "bid_size": 0, "ask_size": 3, "close": 9, "model": 13}
 DELAYED_TICKS = {"bid": 66, "ask": 67, "last": 68, "bid_size": 69, "ask_size": 70, "close": 75, "model": 83}
@@ -215,5 +215,5 @@ def close_line(s: Session, f: list[str]) -> None:           # cancelMktData [2, 
     s.lines.pop(int(f[2]), None)
 
 
-HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
+HANDLERS: dict[int, Handler] = {
     59: market_data_type, 9: contract_details, 78: option_params, 1: open_line, 2: close_line}

@@ -10,7 +10,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, SecType, Side
@@ -24,7 +24,7 @@ from workstation.sim.gateway.protocol import ExecView, OrderView, WireContract
 from workstation.sim.world import SimWorld
 
 if TYPE_CHECKING:
-    from workstation.sim.gateway.session import Session
+    from workstation.sim.gateway.session import Handler, Session
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 
@@ -401,6 +401,6 @@ def parse_filter_time(text: str) -> datetime | None:
     return at.replace(tzinfo=zone)
 
 
-HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
+HANDLERS: dict[int, Handler] = {
     3: place_order, 4: cancel_order, 58: global_cancel, 5: open_orders, 16: all_open_orders, 99: completed_orders,
     7: executions}

@@ -30,6 +30,7 @@ IB_LOST = "Connectivity between IB and Trader Workstation has been lost."
 RESTORED_DATA_LOST = "Connectivity between IB and Trader Workstation has been restored - data lost."
 RESTORED_DATA_KEPT = "Connectivity between IB and Trader Workstation has been restored - data maintained."
 PACING_JITTER_S = 0.05      # network jitter tolerated when counting messages per second
+START_API = 71
 
 
 class Session:
@@ -210,7 +211,7 @@ def auto_open_orders(s: Session, f: list[str]) -> None:           # reqAutoOpenO
     pass
 
 
-START_API = 71
-HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
+Handler = Callable[["Session", list[str]], None]         # a request's handler: (session, the message's fields)
+HANDLERS: dict[int, Handler] = {
     START_API: start_api, 17: managed_accounts, 8: next_valid_id, 49: current_time, 15: auto_open_orders,
     **market_data.HANDLERS, **orders.HANDLERS, **account.HANDLERS}
