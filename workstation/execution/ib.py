@@ -27,8 +27,8 @@ from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, T
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 from workstation.execution.broker import FillCallback, OrderEventCallback
-from workstation.market.ib import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
-from workstation.market.ib_codes import REJECT_CODES  # noqa: F401  (the one table; kept importable here)
+from workstation.market.ib_session import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
+from workstation.market.ib_codes import REJECT_CODES, Code  # noqa: F401  (REJECT_CODES: kept importable here)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,8 @@ class IBBroker:
             await self.reconcile()
         except Exception as exc:        # TWS not answering yet: the engine stays HALTED, its own reconcile retries
             log.warning("reconcile after IB restore failed: %r", exc)
-        self._notify_connection(True, f"IB connectivity restored ({'1101' if data_lost else '1102'})")
+        code = Code.RESTORED_DATA_LOST if data_lost else Code.RESTORED_DATA_KEPT
+        self._notify_connection(True, f"IB connectivity restored ({code})")
 
     def _on_error(self, info: IBErrorInfo) -> None:
         for callback in list(self.on_error):
@@ -273,7 +274,7 @@ class IBBroker:
             status = OrderStatus.FILLED
         elif st.status in CANCELLED:
             error = next((e for e in reversed(trade.log) if e.errorCode), None)
-            if error is not None and error.errorCode != 202 and filled == 0:
+            if error is not None and error.errorCode != Code.ORDER_CANCELLED and filled == 0:
                 status, reason = OrderStatus.REJECTED, f"IB {error.errorCode}: {error.message}"
             else:
                 status, reason = OrderStatus.CANCELLED, "cancelled"
