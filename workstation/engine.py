@@ -30,6 +30,7 @@ from .config import Settings, problems_of, save_overrides
 from .domain import (Alert, ChainSnapshot, Contract, Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType,
                      SecType, Severity, Side, Signal, SignalState, TradingState)
 from .events import CycleReport, FitEvent, OrderPreview
+from .reports import BookSummary, EngineStatus, PnlExplain, RiskLimits, RiskReport
 from .execution.hedger import Hedger
 from .execution.orders import OrderManager, OrderRecord
 from .execution.pricing_rules import initial_limit, reprice_bound
@@ -127,7 +128,7 @@ class Engine:
         self.last_surface: Surface | None = None
         self.last_model: ModelValues | None = None
         self.last_fit: FitEvent | None = None
-        self.last_risk: dict | None = None
+        self.last_risk: RiskReport | None = None
         self.fit_history: deque[FitEvent] = deque(maxlen=500)
         self.cycle_ms: deque[float] = deque(maxlen=10_000)
         self.fit_ms: list[float] = []
@@ -589,16 +590,11 @@ class Engine:
             for b in breaches:
                 code = "RISK_DAILY_LOSS" if b.code.value == "DAILY_LOSS" else "RISK_LIMIT_BREACH"
                 self.alert(code, Severity.CRITICAL if code == "RISK_DAILY_LOSS" else Severity.ERROR, b.message)
-            self.last_risk = {
-                "at": now.isoformat(), "greeks_from": how, "forward": surface.snapshot.underlying_price,
-                "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
-                "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
-                           "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
-                "var95": var.var95, "var99": var.var99, "var_at": self._revalued.at.isoformat(),
-                "stress": stress.as_dict(),
-                "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
-                "day_pnl": self.book.day_pnl, "attribution": dict(self.attribution_day),
-            }
+            self.last_risk = RiskReport(
+                at=now, greeks_from=how, forward=surface.snapshot.underlying_price, greeks=greeks,
+                book_greeks=self.book.greeks, limits=RiskLimits.of(cfg), var95=var.var95, var99=var.var99,
+                var_at=self._revalued.at, stress=stress, breaches=tuple(breaches), trading_state=self.state.value,
+                day_pnl=self.book.day_pnl, attribution=PnlExplain.of(self.attribution_day))
             self.bus.publish(topics.RISK, self.last_risk)
         finally:
             self._monitor_busy = False
@@ -1253,29 +1249,27 @@ class Engine:
     def publish_status(self) -> None:
         snap = self.last_snapshot
         feed_status = getattr(self.feed, "status", None)
-        self.bus.publish(topics.STATUS, {
-            "connection": self.connection,
-            "connected": bool(getattr(self.broker, "connected", False)),
-            "feed": getattr(getattr(feed_status, "state", None), "value", "unknown"),
-            "data_age_s": (self.clock() - snap.timestamp).total_seconds() if snap else None,
-            "sim_time": self.clock().isoformat(),
-            "clock_label": getattr(self.feed, "clock_label", ""),
-            "trading_state": self.state.value,
-            "trading_reason": self.trading.reason,
-            "stale_data": self.freshness.stale() if self.freshness is not None else [],
-            "auto_execute": self.auto_execute,
-            "read_only": self.read_only,
-            "day_pnl": self.book.day_pnl,
-            "loop_lag_ms": self.loop_lag_ms,
-        })
+        self.bus.publish(topics.STATUS, EngineStatus(
+            connection=self.connection,
+            connected=bool(getattr(self.broker, "connected", False)),
+            feed=getattr(getattr(feed_status, "state", None), "value", "unknown"),
+            data_age_s=(self.clock() - snap.timestamp).total_seconds() if snap else None,
+            sim_time=self.clock(),
+            clock_label=getattr(self.feed, "clock_label", ""),
+            trading_state=self.state.value,
+            trading_reason=self.trading.reason,
+            stale_data=tuple(self.freshness.stale()) if self.freshness is not None else (),
+            auto_execute=self.auto_execute,
+            read_only=self.read_only,
+            day_pnl=self.book.day_pnl,
+            loop_lag_ms=self.loop_lag_ms,
+        ))
 
-    def book_summary(self) -> dict:
-        summary = self.book.to_summary()
-        summary["attribution"] = dict(self.attribution_day)
-        return summary
+    def book_summary(self) -> BookSummary:
+        return BookSummary.of(self.book, self.attribution_day)
 
     def positions(self) -> list[dict]:
-        return self.book_summary()["positions"]
+        return self.book_summary().to_dict()["positions"]
 
     def chain(self) -> ChainSnapshot | None:
         return self.last_snapshot
@@ -1291,7 +1285,7 @@ class Engine:
         """The headless summary (JSON keys are an interface: see the README)."""
         cyc = np.array(self.cycle_ms) if self.cycle_ms else np.array([np.nan])
         fits = np.array(self.fit_ms) if self.fit_ms else np.array([np.nan])
-        book = self.book_summary()
+        book = self.book_summary().to_dict()
         snap = self.last_snapshot
         return {
             "snapshots": self.snapshots,
@@ -1312,7 +1306,7 @@ class Engine:
             "positions": book["positions"],
             "pnl": book["pnl"],
             "greeks": book["greeks"],
-            "risk": {k: self.last_risk[k] for k in ("var95", "var99")} if self.last_risk else None,
+            "risk": {"var95": self.last_risk.var95, "var99": self.last_risk.var99} if self.last_risk else None,
             "trading_state": self.state.value,
             "alerts": dict(self.alert_counts),
             "cycle_ms": {"p50": _r(np.nanpercentile(cyc, 50)), "p95": _r(np.nanpercentile(cyc, 95)),
