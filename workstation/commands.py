@@ -59,9 +59,8 @@ class SetAutoExecute:
 
 
 @dataclass(frozen=True)
-class PreviewOrder:
-    """A manual ticket checked, not sent."""
-    title: ClassVar[str] = "preview order"
+class Ticket:
+    """A manual order as the ticket holds it."""
     contract_id: int
     side: str                       # BUY | SELL
     quantity: int
@@ -69,13 +68,15 @@ class PreviewOrder:
 
 
 @dataclass(frozen=True)
-class SubmitOrder:
-    """A manual ticket sent (after the same checks)."""
+class PreviewOrder(Ticket):
+    """The ticket checked, not sent."""
+    title: ClassVar[str] = "preview order"
+
+
+@dataclass(frozen=True)
+class SubmitOrder(Ticket):
+    """The ticket sent (after the same checks)."""
     title: ClassVar[str] = "submit order"
-    contract_id: int
-    side: str
-    quantity: int
-    limit_price: float | None
 
 
 @dataclass(frozen=True)
@@ -149,5 +150,5 @@ def send(engine: Desk, command: Command) -> Any:
 
 
 __all__ = ["Desk", "Command", "CALLS", "send", "PreviewSignal", "ApproveSignal", "RejectSignal", "SetAutoExecute",
-           "PreviewOrder", "SubmitOrder", "ClosePosition", "CancelOrder", "ModifyOrder", "KillSwitch",
+           "Ticket", "PreviewOrder", "SubmitOrder", "ClosePosition", "CancelOrder", "ModifyOrder", "KillSwitch",
            "ResumeTrading", "ApplySettings"]
