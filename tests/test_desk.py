@@ -12,6 +12,7 @@ pytest.importorskip("pytestqt")
 
 from test_ui_panels import Desk, app, desk, desk_settings, store  # noqa: E402,F401  (shared fixtures)
 
+from workstation.reports import RiskReport  # noqa: E402
 from workstation.risk import monitor  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def _put_position(desk: Desk, quantity: int = 2):
     return cid
 
 
-def _revalued_now(desk: Desk, cid: int) -> dict:
+def _revalued_now(desk: Desk, cid: int) -> RiskReport:
     """Step until the risk report is of the current surface and the book holding `cid`."""
     engine = desk.engine
 
@@ -63,7 +64,7 @@ def _revalued_now(desk: Desk, cid: int) -> dict:
         return (r is not None and engine.supervisor.revalued is not None and engine.supervisor.revalued.book
                 and any(c == cid for c, _ in engine.supervisor.revalued.book)
                 and engine.supervisor.revalued.at == engine.last_surface.snapshot.timestamp
-                and r["at"] == engine.last_surface.snapshot.timestamp.isoformat())
+                and r.at == engine.last_surface.snapshot.timestamp)
     desk.until(ready, what="a revaluation of the book on this snapshot")
     desk.window.flush()
     return engine.last_risk
@@ -117,7 +118,7 @@ def test_panel_greeks_and_a_stress_cell_are_black76_at_market_vol(desk):
     i, j = 2, 3                                             # forward −5 %, vol +5 points
     s, dv = monitor.SPOT_SHOCKS[i], monitor.VOL_SHOCKS[j]
     cell = (black76(f * (1 + s), k, t, df, vol + dv / 100, False) - black76(f, k, t, df, vol, False)) * size
-    assert risk["stress"]["pnl"][i][j] == pytest.approx(cell, rel=1e-6)
+    assert risk.stress.pnl[i][j] == pytest.approx(cell, rel=1e-6)
     assert w.risk.stress.item(i, j).text() == f"{cell / 1000:+,.1f}k"
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from engine_support import SimRig, fast_settings, tradable_signal
 from workstation.domain import OrderPurpose, OrderStatus, SignalState, TradingState
+from workstation.reports import RiskReport
 from workstation.risk.limits import RiskCode
 
 DAY = date(2025, 10, 1)
@@ -109,7 +110,7 @@ async def test_var_is_revalued_when_the_book_changes_and_on_its_interval_otherwi
     rig.engine.settings.execution.aggressiveness = 1.0
     rig.engine.settings.risk.var_interval_s = 30.0
 
-    async def step(seconds: float = 5.0) -> dict:
+    async def step(seconds: float = 5.0) -> RiskReport:
         await rig.step(seconds)
         await rig.engine.settle_tasks()
         return rig.engine.last_risk
@@ -130,13 +131,13 @@ async def test_var_is_revalued_when_the_book_changes_and_on_its_interval_otherwi
             break
     assert rig.engine.book.quantity(contract.contract_id) == 1
     risk = await step()                                       # the first cycle that sees the new book
-    assert risk["var_at"] == risk["at"] != first["var_at"] and risk["var99"] > 0
-    traded_at = risk["var_at"]
+    assert risk.var_at == risk.at != first.var_at and risk.var99 > 0
+    traded_at = risk.var_at
     seen = [await step() for _ in range(5)]                   # 25 s: the same VaR, fresh Greeks
-    assert {r["var_at"] for r in seen} == {traded_at}
-    assert len({r["at"] for r in seen}) == 5
+    assert {r.var_at for r in seen} == {traded_at}
+    assert len({r.at for r in seen}) == 5
     later = await step(10.0)                                  # 35 s after the trade: revalued
-    assert later["var_at"] == later["at"] != traded_at
+    assert later.var_at == later.at != traded_at
 
 
 async def test_oversized_order_is_denied_with_its_reason_and_never_sent(rig):

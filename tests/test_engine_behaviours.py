@@ -254,7 +254,7 @@ async def test_a_vega_breach_puts_the_running_engine_in_reducing_and_clearing_it
         if rig.engine.state is TradingState.REDUCING:
             break
     assert rig.engine.state is TradingState.REDUCING
-    assert [b["code"] for b in rig.engine.last_risk["breaches"]] == ["VEGA_LIMIT"]
+    assert [b.code.value for b in rig.engine.last_risk.breaches] == ["VEGA_LIMIT"]
     assert alerts(rig, "RISK_LIMIT_BREACH") and alerts(rig, "TRADING_STATE_CHANGED")
     more = rig.engine.preview_order(cid, "BUY", 1, None)
     assert RiskCode.REDUCING_ONLY in more.decision.reasons          # adds risk: denied

@@ -116,7 +116,7 @@ def test_two_instances_have_separate_registries_and_stop_frees_the_port():
 
 # ------------------------------------------------------------------------------------ on the real engine
 async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics, warm_numba):
-    """The engine's own payloads (book_summary with P&L under "pnl", the monitor's report, FitEvent, Fill)
+    """The engine's own payloads (BookSummary with its P&L, the RiskReport, FitEvent, Fill)
     drive the series: after a real fill every P&L kind, the Greeks and the counters equal the engine's values."""
     from datetime import date
 
@@ -148,14 +148,14 @@ async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics
             await rig.step()
         await rig.engine.settle_tasks()                        # the monitor's report is published
         text = scrape(port)
-        pnl = rig.engine.book_summary()["pnl"]
+        pnl = rig.engine.book_summary().to_dict()["pnl"]
         assert pnl["unrealized"] != 0.0 and pnl["commissions"] > 0
         for kind, key in (("realised", "realized"), ("unrealised", "unrealized"), ("commissions", "commissions"),
                           ("total", "total"), ("day", "day")):
             assert value(text, f'heston_pnl_dollars{{kind="{kind}"}}') == pnl[key], kind
         assert value(text, 'heston_pnl_dollars{kind="total"}') == pytest.approx(
             pnl["realized"] + pnl["unrealized"] - pnl["commissions"], abs=1e-9)
-        greeks = rig.engine.last_risk["greeks"]
+        greeks = rig.engine.last_risk.greeks.as_dict()
         for g in ("delta", "gamma", "vega", "theta"):
             assert value(text, f'heston_portfolio_greek{{greek="{g}"}}') == greeks[g], g
         assert value(text, "heston_fills_total") == rig.engine.book.fill_count >= 1

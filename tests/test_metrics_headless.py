@@ -65,7 +65,7 @@ async def test_pnl_series_scraped_over_http_equal_the_books_pnl(tmp_path, monkey
         seen = engine.snapshots
         assert await wait_for(lambda: engine.snapshots >= seen + 3, 120)        # marked a few times since
         text = scrape(port)                                # blocking, on the loop thread: the book stands still
-        pnl = engine.book_summary()["pnl"]
+        pnl = engine.book_summary().to_dict()["pnl"]
         assert pnl["commissions"] > 0 and pnl["total"] != 0.0
         for kind, key in (("realised", "realized"), ("unrealised", "unrealized"), ("commissions", "commissions"),
                           ("total", "total"), ("day", "day")):

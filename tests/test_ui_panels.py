@@ -168,7 +168,7 @@ def test_approve_shows_what_if_then_order_fill_and_position(desk):
     cid = sig.contract.contract_id
     desk.until(lambda: cid in w.positions.model.keys(), what="position")
     position = w.positions.model.get(cid)
-    assert (position["quantity"] > 0) == (sig.side.value == "BUY")
+    assert (position.quantity > 0) == (sig.side.value == "BUY")
     assert w.positions.model.data(w.positions.model.index(w.positions.model.keys().index(cid), 0)) == \
         sig.contract.description                                      # the trader's name, not the OCC symbol
     assert sig.signal_id not in w.mispricings.model.keys()            # ORDERED signals leave the table
@@ -180,7 +180,7 @@ def test_reduce_half_sends_an_exit_for_half_the_position(desk):
     engine.approve_signal(sig.signal_id)
     cid = sig.contract.contract_id
     desk.until(lambda: cid in w.positions.model.keys(), steps=80, what="position")
-    held = abs(int(w.positions.model.get(cid)["quantity"]))
+    held = abs(w.positions.model.get(cid).quantity)
     w.positions.table.selectRow(w.positions.proxy.mapFromSource(
         w.positions.model.index(w.positions.model.keys().index(cid), 0)).row())
     before = {r.order.client_order_id for r in w.orders.rows()}

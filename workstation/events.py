@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from .domain import HestonParams, Order
+from .risk.limits import RiskDecision
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class OrderPreview:
     """
 
     order: Order | None
-    decision: Any                   # risk.pre_trade.RiskDecision
+    decision: RiskDecision | None   # None when no order could be built (see `message`)
     model_price: float
     mid: float
     edge_dollars: float

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from workstation import bus as topics
+from workstation.reports import EngineStatus
 
 from .codes import Code
 
@@ -197,8 +198,8 @@ class HealthChecks:
 
     def attach(self, bus: "EventBus") -> Callable[[], None]:
         """Feed order rejects (ORDER_EVENT status REJECTED), fits (FIT FitEvent: accepted, elapsed_ms,
-        message) and broker status (STATUS dict with a 'broker' entry or a 'connected' flag) from the bus.
-        Returns a function that detaches."""
+        message) and broker status (STATUS: the engine's EngineStatus, or a dict with a 'broker' entry or a
+        'connected' flag) from the bus. Returns a function that detaches."""
         unsubs = [bus.subscribe(topics.ORDER_EVENT, self._on_order_event),
                   bus.subscribe(topics.STATUS, self._on_status),
                   bus.subscribe(topics.FIT, self._on_fit)]
@@ -215,6 +216,9 @@ class HealthChecks:
             self.fit(accepted, float(elapsed_ms) / 1000.0, str(getattr(fit, "message", "")))
 
     def _on_status(self, status: Any) -> None:
+        if isinstance(status, EngineStatus):
+            self.broker(status.connected, "")
+            return
         if not isinstance(status, dict):
             return
         broker = status.get("broker", status)

@@ -1,7 +1,7 @@
 """Prometheus metrics on 127.0.0.1 (off unless a port is configured), with their own CollectorRegistry.
 
 The engine either calls the explicit methods or lets `attach(bus)` feed them from the bus topics. The BOOK
-topic carries `Engine.book_summary()` (P&L nested under "pnl"); other payloads are read by attribute or dict
+topic carries a `reports.BookSummary` (P&L under `.pnl`); other payloads are read by attribute or dict
 key, and a payload that does not fit is skipped (logged at debug), never raised.
 """
 from __future__ import annotations
@@ -20,15 +20,14 @@ from workstation import bus as topics
 
 if TYPE_CHECKING:
     from workstation.bus import EventBus
+    from workstation.reports import BookSummary
 
 log = logging.getLogger(__name__)
 
 FIT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 GREEKS = ("delta", "gamma", "vega", "theta")
 TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
-# heston_pnl_dollars{kind=...} <- book_summary()["pnl"][key]
-PNL_KINDS = {"realised": "realized", "unrealised": "unrealized", "commissions": "commissions", "total": "total",
-             "day": "day"}
+# heston_pnl_dollars{kind=...} <- book_summary().pnl (realised <- realized, unrealised <- unrealized, ...)
 
 
 def _get(obj: Any, *names: str) -> Any:
@@ -191,10 +190,11 @@ class Metrics:
     def _on_fill(self, fill: Any) -> None:
         self.inc_fills(int(_get(fill, "quantity") or 1))
 
-    def _on_book(self, summary: dict) -> None:
-        """`Engine.book_summary()`: every P&L kind from its "pnl" mapping (a KeyError skips the payload)."""
-        pnl = summary["pnl"]
-        self.set_pnl(**{kind: pnl[key] for kind, key in PNL_KINDS.items()})
+    def _on_book(self, summary: "BookSummary") -> None:
+        """`Engine.book_summary()`: every P&L kind from its `pnl` (any other payload is skipped)."""
+        pnl = summary.pnl
+        self.set_pnl(realised=pnl.realized, unrealised=pnl.unrealized, commissions=pnl.commissions,
+                     total=pnl.total, day=pnl.day)
 
     def _on_risk(self, report: Any) -> None:
         greeks = _get(report, "greeks") or report

@@ -119,7 +119,6 @@ class Engine(EngineFace):
         data_dir = Path(journal.path).parent if isinstance(getattr(journal, "path", None), (str, Path)) else None
         self.vol_views = VolDesk(self.bus.publish, data_dir / "vol-metrics" if data_dir else None,
                                  data_dir / settings.storage.recordings_dir if data_dir else None)
-        self._commands()
 
         self.cycle_ms: deque[float] = deque(maxlen=10_000)
         self.snapshots = 0

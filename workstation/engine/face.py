@@ -2,27 +2,97 @@
 the sub-engine that owns it (the engine core composes them; this keeps one object to drive)."""
 from __future__ import annotations
 
-from ..domain import ChainSnapshot
+from typing import TYPE_CHECKING
+
+from ..domain import ChainSnapshot, Contract, Order, OrderPurpose, Side, Signal
+from ..domain.combos import Combo, ComboOrder
+from ..events import OrderPreview
+from ..execution.orders import OrderRecord
+from ..reports import BookSummary
+from ..risk.limits import RiskDecision
+from ..risk.pre_trade import ContractMarket, RiskContext
+
+if TYPE_CHECKING:       # the sub-engines the core builds (attributes of the engine)
+    from .market_view import MarketView
+    from .marking import Marking
+    from .order_desk import OrderDesk
+    from .signal_desk import SignalDesk
 
 
 class EngineFace:
-    """Read-only views and commands delegated to the sub-engines (set up by `Engine.__init__`)."""
+    """Read-only views and commands delegated to the sub-engines (built by `Engine.__init__`)."""
 
-    def _commands(self) -> None:
-        """The engine's commands, each answered by the sub-engine that owns it (the window calls these)."""
-        desk, signals = self.desk, self.signal_desk
-        self.market_for, self.contract_by_id = self.market.market_for, self.market.contract_by_id
-        self.risk_context, self.build_order, self.preview, self.route = (
-            desk.risk_context, desk.build_order, desk.preview, desk.route)
-        self.preview_order, self.submit_order, self.close_position = (
-            desk.preview_order, desk.submit_order, desk.close_position)
-        self.check_combo, self.send_combo = desk.check_combo, desk.send_combo
-        self.cancel_order, self.modify_order, self.order_records = (
-            desk.cancel_order, desk.modify_order, desk.order_records)
-        self.open_signals, self.preview_signal = signals.open_signals, signals.preview_signal
-        self.approve_signal, self.reject_signal = signals.approve_signal, signals.reject_signal
-        self.book_summary = self.marking.book_summary
-        self.reconcile = self.reconciler.reconcile
+    market: MarketView
+    marking: Marking
+    desk: OrderDesk
+    signal_desk: SignalDesk
+
+    # ================================================================== commands (typed: ui/commands.py maps to these)
+    def market_for(self, contract: Contract) -> ContractMarket | None:
+        return self.market.market_for(contract)
+
+    def contract_by_id(self, contract_id: int) -> Contract | None:
+        return self.market.contract_by_id(contract_id)
+
+    def risk_context(self, market: ContractMarket | None) -> RiskContext:
+        return self.desk.risk_context(market)
+
+    def build_order(self, contract: Contract, side: Side, quantity: int, limit_price: float | None,
+                    purpose: OrderPurpose, signal_id: str | None = None, preview: bool = False
+                    ) -> tuple[Order | None, ContractMarket | None, str]:
+        return self.desk.build_order(contract, side, quantity, limit_price, purpose, signal_id, preview)
+
+    def preview(self, order: Order, market: ContractMarket | None) -> OrderPreview:
+        return self.desk.preview(order, market)
+
+    def route(self, order: Order, market: ContractMarket | None) -> OrderPreview:
+        return self.desk.route(order, market)
+
+    def preview_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None,
+                      preview: bool = True) -> OrderPreview:
+        return self.desk.preview_order(contract_id, side, quantity, limit_price, preview)
+
+    def submit_order(self, contract_id: int, side: Side | str, quantity: int, limit_price: float | None
+                     ) -> OrderPreview:
+        return self.desk.submit_order(contract_id, side, quantity, limit_price)
+
+    def close_position(self, contract_id: int, quantity: int | None = None) -> OrderPreview:
+        return self.desk.close_position(contract_id, quantity)
+
+    def cancel_order(self, client_order_id: str) -> None:
+        self.desk.cancel_order(client_order_id)
+
+    def modify_order(self, client_order_id: str, limit_price: float | None = None, quantity: int | None = None
+                     ) -> None:
+        self.desk.modify_order(client_order_id, limit_price, quantity)
+
+    def order_records(self) -> list[OrderRecord]:
+        return self.desk.order_records()
+
+    def check_combo(self, order: ComboOrder) -> RiskDecision:
+        return self.desk.check_combo(order)
+
+    def send_combo(self, combo: Combo, side: Side | str, quantity: int, limit_price: float,
+                   purpose: OrderPurpose = OrderPurpose.MANUAL) -> RiskDecision | str:
+        return self.desk.send_combo(combo, side, quantity, limit_price, purpose)
+
+    def open_signals(self) -> list[Signal]:
+        return self.signal_desk.open_signals()
+
+    def preview_signal(self, signal_id: str, quantity: int | None = None, capped: bool = True) -> OrderPreview:
+        return self.signal_desk.preview_signal(signal_id, quantity, capped)
+
+    def approve_signal(self, signal_id: str, by: str = "trader", quantity: int | None = None) -> OrderPreview:
+        return self.signal_desk.approve_signal(signal_id, by, quantity)
+
+    def reject_signal(self, signal_id: str, reason: str = "") -> bool:
+        return self.signal_desk.reject_signal(signal_id, reason)
+
+    def book_summary(self) -> BookSummary:
+        return self.marking.book_summary()
+
+    async def reconcile(self) -> dict:
+        return await self.reconciler.reconcile()
 
     # ================================================================== state other parts read
     signals = property(lambda self: self.signal_desk.signals)
@@ -60,7 +130,7 @@ class EngineFace:
         self.signal_desk.auto_execute = bool(on)
 
     def positions(self) -> list[dict]:
-        return self.book_summary()["positions"]
+        return self.book_summary().to_dict()["positions"]
 
     def chain(self) -> ChainSnapshot | None:
         return self.market.snapshot

@@ -15,6 +15,7 @@ from ..domain import Fill, SecType
 from ..portfolio.attribution import attribute
 from ..portfolio.book import Book, trading_day_of
 from ..portfolio.explain import DayExplain
+from ..reports import BookSummary
 from ..strategy.calibrator import ModelValues
 from ..strategy.surface import Surface
 from .market_view import MarketView
@@ -39,11 +40,9 @@ class Marking:
         """Today's P&L explain: delta, gamma, vega, theta, new_trades, fees, residual (sum: day P&L), day."""
         return self.explain.lines(self.book.day_pnl)
 
-    def book_summary(self) -> dict:
+    def book_summary(self) -> BookSummary:
         """The book (positions, fills, P&L, Greeks) with today's attribution: the BOOK payload."""
-        summary = self.book.to_summary()
-        summary["attribution"] = dict(self.attribution_day)
-        return summary
+        return BookSummary.of(self.book, self.attribution_day)
 
     def publish(self) -> None:
         self.bus.publish(topics.BOOK, self.book_summary())

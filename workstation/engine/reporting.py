@@ -8,33 +8,34 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..reports import EngineStatus
 from ..strategy.fair_value import FairValueFit
 
 if TYPE_CHECKING:
     from .core import Engine
 
 
-def status(engine: Engine) -> dict:
+def status(engine: Engine) -> EngineStatus:
     """The status bar's payload: connection, feed, data age, market time, trading state, switches, P&L, lag."""
     snap = engine.market.snapshot
     now = engine.clock()
     feed_status = getattr(engine.feed, "status", None)
     freshness = engine.market.freshness
-    return {
-        "connection": engine.connection,
-        "connected": bool(getattr(engine.broker, "connected", False)),
-        "feed": getattr(getattr(feed_status, "state", None), "value", "unknown"),
-        "data_age_s": (now - snap.timestamp).total_seconds() if snap else None,
-        "sim_time": now.isoformat(),
-        "clock_label": getattr(engine.feed, "clock_label", ""),
-        "trading_state": engine.state.value,
-        "trading_reason": engine.trading.reason,
-        "stale_data": freshness.stale() if freshness is not None else [],
-        "auto_execute": engine.auto_execute,
-        "read_only": engine.read_only,
-        "day_pnl": engine.book.day_pnl,
-        "loop_lag_ms": engine.loop_lag_ms,
-    }
+    return EngineStatus(
+        connection=engine.connection,
+        connected=bool(getattr(engine.broker, "connected", False)),
+        feed=getattr(getattr(feed_status, "state", None), "value", "unknown"),
+        data_age_s=(now - snap.timestamp).total_seconds() if snap else None,
+        sim_time=now,
+        clock_label=getattr(engine.feed, "clock_label", ""),
+        trading_state=engine.state.value,
+        trading_reason=engine.trading.reason,
+        stale_data=tuple(freshness.stale()) if freshness is not None else (),
+        auto_execute=engine.auto_execute,
+        read_only=engine.read_only,
+        day_pnl=engine.book.day_pnl,
+        loop_lag_ms=engine.loop_lag_ms,
+    )
 
 
 def summary(engine: Engine) -> dict:
@@ -42,7 +43,7 @@ def summary(engine: Engine) -> dict:
     numerics = engine.numerics
     cyc = np.array(engine.cycle_ms) if engine.cycle_ms else np.array([np.nan])
     fits = np.array(numerics.fit_ms) if numerics.fit_ms else np.array([np.nan])
-    book = engine.book_summary()
+    book = engine.book_summary().to_dict()
     snap = engine.market.snapshot
     risk = engine.supervisor.last_risk
     good = numerics.calibrator.last_good
@@ -65,7 +66,7 @@ def summary(engine: Engine) -> dict:
         "positions": book["positions"],
         "pnl": book["pnl"],
         "greeks": book["greeks"],
-        "risk": {k: risk[k] for k in ("var95", "var99")} if risk else None,
+        "risk": {"var95": risk.var95, "var99": risk.var99} if risk else None,
         "trading_state": engine.state.value,
         "alerts": dict(engine.alert_counts),
         "cycle_ms": {"p50": _r(np.nanpercentile(cyc, 50)), "p95": _r(np.nanpercentile(cyc, 95)),

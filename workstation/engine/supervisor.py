@@ -19,6 +19,7 @@ from ..bus import EventBus
 from ..config import RiskConfig, Settings
 from ..domain import Contract, Severity, Side, TradingState
 from ..portfolio.book import Book
+from ..reports import PnlExplain, RiskLimits, RiskReport
 from ..risk import monitor
 from ..risk.limits import order_size_cap
 from ..risk.state import StateChange, TradingStateMachine
@@ -74,7 +75,7 @@ class RiskSupervisor:
         self.bus, self.alert, self.executor, self.attribution = bus, alert, executor, attribution
         self.trading = TradingStateMachine()
         self.failed_cycles = 0
-        self.last_risk: dict | None = None
+        self.last_risk: RiskReport | None = None
         self.revalued: Revaluation | None = None      # the last full revaluation (VaR, stress grid)
         self.revalue_now = False                      # a VaR what-if bound: revalue on the next monitor run
         self.busy = False
@@ -176,16 +177,11 @@ class RiskSupervisor:
                 daily = b.code.value == "DAILY_LOSS"
                 self.alert("RISK_DAILY_LOSS" if daily else "RISK_LIMIT_BREACH",
                            Severity.CRITICAL if daily else Severity.ERROR, b.message)
-            self.last_risk = {
-                "at": now.isoformat(), "greeks_from": how, "forward": surface.snapshot.underlying_price,
-                "greeks": greeks.as_dict(), "book_greeks": self.book.greeks.as_dict(),
-                "limits": {"delta": cfg.max_delta_dollars, "gamma": cfg.max_gamma_dollars,
-                           "vega": cfg.max_vega_dollars, "var99": cfg.max_var_99, "daily_loss": cfg.max_daily_loss},
-                "var95": var.var95, "var99": var.var99, "var_at": self.revalued.at.isoformat(),
-                "stress": stress.as_dict(),
-                "breaches": [b.as_dict() for b in breaches], "trading_state": self.state.value,
-                "day_pnl": self.book.day_pnl, "attribution": dict(self.attribution()),
-            }
+            self.last_risk = RiskReport(
+                at=now, greeks_from=how, forward=surface.snapshot.underlying_price, greeks=greeks,
+                book_greeks=self.book.greeks, limits=RiskLimits.of(cfg), var95=var.var95, var99=var.var99,
+                var_at=self.revalued.at, stress=stress, breaches=tuple(breaches), trading_state=self.state.value,
+                day_pnl=self.book.day_pnl, attribution=PnlExplain.of(self.attribution()))
             self.bus.publish(topics.RISK, self.last_risk)
         finally:
             self.busy = False

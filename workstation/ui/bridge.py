@@ -3,6 +3,9 @@
 Each topic is one line, `bus.subscribe(topic, signal.emit)`. The bridge lives in the GUI thread, so a
 publish from the engine's worker thread is delivered as a queued call on the GUI thread (Qt's
 AutoConnection); a publish from the loop thread is delivered directly. Panels never touch the bus.
+
+Payloads are typed (`events`, `reports`, domain values): panels read attributes. Commands go back as
+`commands` objects (`bridge.command(ApproveSignal(...))`); reads of the engine's state are typed methods.
 """
 from __future__ import annotations
 
@@ -13,21 +16,10 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from .. import bus as topics
+from .. import commands
+from ..commands import Command
 
 log = logging.getLogger(__name__)
-
-
-def pick(obj: Any, *names: str, default: Any = None) -> Any:
-    """The first present attribute or key of `obj` among `names` (engine records may be dicts or objects)."""
-    for name in names:
-        if isinstance(obj, dict):
-            if name in obj and obj[name] is not None:
-                return obj[name]
-        else:
-            value = getattr(obj, name, None)
-            if value is not None:
-                return value
-    return default
 
 
 class CommandError(RuntimeError):
@@ -100,25 +92,44 @@ class Bridge(QObject):
         eng = self.engine
         if eng is None:
             return
-        for name, qt_signal in (("settings", self.settings), ("state", self.trading_state)):
-            value = getattr(eng, name, None)
-            if value is not None:
-                qt_signal.emit(value)
+        self.settings.emit(eng.settings)
+        self.trading_state.emit(eng.state)
         if self.alert_router is not None:
             for alert in self.alert_router.recent()[-200:]:
                 self.alert.emit(alert)
-        for fit in list(getattr(eng, "fit_history", None) or [])[-200:]:
+        for fit in list(eng.fit_history)[-200:]:
             self.fit.emit(fit)
-        if getattr(eng, "last_surface", None) is not None:
+        if eng.last_surface is not None:
             self.surface.emit(eng.last_surface)
-        views = getattr(getattr(eng, "vol_views", None), "last", None)
-        if views is not None:
-            self.vol_views.emit(views)
-        for sig in self._query("open_signals", []):
+        if eng.vol_views.last is not None:
+            self.vol_views.emit(eng.vol_views.last)
+        for sig in self.open_signals():
             self.signal.emit(sig)
-        getter = "order_records" if hasattr(eng, "order_records") else "orders"
-        for record in self._query(getter, []):
+        for record in self.order_records():
             self.order.emit(record)
+
+    # ------------------------------------------------------------------------------- engine state
+    def current_settings(self, default: Any = None) -> Any:
+        """The engine's settings (`default` without an engine)."""
+        return default if self.engine is None else self.engine.settings
+
+    def trading_state_now(self, default: Any = "ACTIVE") -> Any:
+        """The engine's TradingState (`default` without an engine)."""
+        return default if self.engine is None else self.engine.state
+
+    def auto_execute(self) -> bool:
+        return bool(self.engine is not None and self.engine.auto_execute)
+
+    def open_signals(self) -> list:
+        """The engine's open signals ([] without an engine or when the engine fails to list them)."""
+        return self._ask(lambda e: e.open_signals(), [])
+
+    def order_records(self) -> list:
+        """Every order the engine knows today, with its status."""
+        return self._ask(lambda e: e.order_records(), [])
+
+    def contract_by_id(self, contract_id: int) -> Any:
+        return self._ask(lambda e: e.contract_by_id(contract_id), None)
 
     def model_iv(self, surface: Any) -> Any:
         """Model IV per row of `surface` from the engine's last model values (None when not aligned)."""
@@ -137,36 +148,34 @@ class Bridge(QObject):
             return None
         return iv
 
-    def _query(self, name: str, default: Any) -> Any:
-        method = getattr(self.engine, name, None)
-        if not callable(method):
+    def _ask(self, read: Callable[[Any], Any], default: Any) -> Any:
+        if self.engine is None:
             return default
         try:
-            result = method()
+            return read(self.engine)
         except Exception:
-            log.exception("engine.%s() failed", name)
+            log.exception("reading the engine failed")
             return default
-        return default if inspect.isawaitable(result) else result
 
     # ---------------------------------------------------------------------------------- commands
-    def command(self, name: str, *args: Any, on_done: Callable[[Any], None] | None = None,
-                on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Any:
-        """Call `engine.<name>(*args)`. Sync results are returned (and passed to `on_done`); coroutine
-        results are scheduled on the running loop and `on_done` gets the value when it is ready.
-        Failures become `on_error(message)`, or CommandError when no `on_error` is given."""
-        method = getattr(self.engine, name, None)
+    def command(self, command: Command, on_done: Callable[[Any], None] | None = None,
+                on_error: Callable[[str], None] | None = None) -> Any:
+        """Pass `command` on to the engine (`commands.send`). Sync results are returned (and passed to
+        `on_done`); coroutine results are scheduled on the running loop and `on_done` gets the value when it is
+        ready. Failures become `on_error(message)`, or CommandError when no `on_error` is given."""
+        title = command.title
 
         def fail(message: str) -> None:
-            log.warning("command %s failed: %s", name, message)
+            log.warning("command %s failed: %s", title, message)
             if on_error is None:
                 raise CommandError(message)
             on_error(message)
 
-        if method is None:
-            fail(f"the engine has no '{name}' command")
+        if self.engine is None:
+            fail(f"no engine for '{title}'")
             return None
         try:
-            result = method(*args, **kwargs)
+            result = commands.send(self.engine, command)
         except Exception as exc:  # the engine names the reason; the GUI shows it
             fail(str(exc) or type(exc).__name__)
             return None
@@ -188,10 +197,3 @@ class Bridge(QObject):
         if on_done is not None:
             on_done(result)
         return result
-
-    def query(self, name: str, default: Any = None) -> Any:
-        """Read a property or call a no-argument getter of the engine; `default` when absent or failing."""
-        value = getattr(self.engine, name, None)
-        if callable(value):
-            return self._query(name, default)
-        return default if value is None else value

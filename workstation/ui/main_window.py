@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -12,7 +11,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSystemTrayIcon, QWidget
 
 from . import market_time, theme
-from .bridge import Bridge, pick
+from ..reports import BookSummary, EngineStatus
+from .bridge import Bridge
 from .gl import grab_with_gl
 from .panels.alerts import AlertsPanel
 from .panels.base import DockFrame
@@ -270,21 +270,21 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from .dialogs.settings import SettingsDialog
 
-        current = self.bridge.query("settings", self.settings)
+        current = self.bridge.current_settings(self.settings)
         self.settings_dialog = SettingsDialog(current, self.bridge, self)
         self.settings_dialog.open()
 
     def open_live_guard(self) -> None:
         from .dialogs.live_guard import LiveGuardDialog
 
-        self.live_guard = LiveGuardDialog(self.bridge.query("settings", self.settings), self.bridge, self)
+        self.live_guard = LiveGuardDialog(self.bridge.current_settings(self.settings), self.bridge, self)
         self.live_guard.open()
 
     def open_backtest(self) -> None:
         """The Backtest window (workstation.ui.dialogs.backtest), on a copy of the current settings."""
         from .dialogs.backtest import BacktestDialog
 
-        self.backtest_dialog = BacktestDialog(self.bridge.query("settings", self.settings), self)
+        self.backtest_dialog = BacktestDialog(self.bridge.current_settings(self.settings), self)
         self.backtest_dialog.show()
 
     # -------------------------------------------------------------------------------- status bar
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
             sb.addPermanentWidget(label)
         self._set_connection("simulated" if self.settings.market.source == "sim" else
                              ("ib-live" if self.settings.ib.live else "ib-paper"), True)
-        self._on_state(self.bridge.query("state", "ACTIVE"))
+        self._on_state(self.bridge.trading_state_now())
         self.clock_timer = QTimer(self)
         self.clock_timer.timeout.connect(self._tick_clock)
         self.clock_timer.start(250)      # a simulated clock at ×30 moves 7.5 s a tick: never behind the data
@@ -343,23 +343,18 @@ class MainWindow(QMainWindow):
         self.banner.setText(text)
         self.banner_bar.setVisible(bool(text))
 
-    def _on_status(self, status: dict) -> None:
-        self._set_connection(str(pick(status, "connection", default="simulated")),
-                             bool(pick(status, "connected", default=True)))
-        age = pick(status, "data_age_s")
-        stale_parts = pick(status, "stale_data", default=[]) or []
+    def _on_status(self, status: EngineStatus) -> None:
+        self._set_connection(status.connection, status.connected)
+        age, stale_parts = status.data_age_s, status.stale_data
         if age is not None:
             stale = age > self.settings.alerts.stale_data_s or bool(stale_parts)
             self.data_age.setText(f"data {age:,.1f}s" + (f" - stale: {', '.join(stale_parts)}" if stale_parts else ""))
             theme.restyle(self.data_age, f"color: {theme.NEGATIVE if stale else theme.TEXT}")
-        label = str(pick(status, "clock_label", default=""))
-        if label != self.clock_label:
-            self.clock_label = label
+        if status.clock_label != self.clock_label:
+            self.clock_label = status.clock_label
             self._tick_clock()
-        sim_time = pick(status, "sim_time")
-        if sim_time is not None:
-            self.data_age.setToolTip(f"age of the last snapshot in market time; market time "
-                                     f"{market_time.et(datetime.fromisoformat(sim_time), '%Y-%m-%d %H:%M:%S')} ET")
+        self.data_age.setToolTip(f"age of the last snapshot in market time; market time "
+                                 f"{market_time.et(status.sim_time, '%Y-%m-%d %H:%M:%S')} ET")
 
     def _on_fit(self, fit) -> None:
         ok = fit.accepted and not fit.stale
@@ -371,11 +366,8 @@ class MainWindow(QMainWindow):
         self.state_label.setText(name)
         theme.restyle(self.state_label, f"color: {theme.STATE_COLOURS.get(name, theme.TEXT)}; font-weight: bold")
 
-    def _on_book(self, book) -> None:
-        day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day",
-                   default=pick(pick(book, "totals", default={}), "day_pnl")))
-        if day is None:
-            return
+    def _on_book(self, book: BookSummary) -> None:
+        day = book.pnl.day
         colour = theme.signed_colour(day)
         self.pnl_label.setText(f"day P&L {theme.fmt(day, 0, dollars=True)}")
         theme.restyle(self.pnl_label, f"color: {colour.name() if colour else theme.TEXT}")
@@ -469,7 +461,7 @@ class MainWindow(QMainWindow):
         dialogs.append((self.live_guard, "dialog-live-guard"))
         self.open_backtest()
         dialogs.append((self.backtest_dialog, "dialog-backtest"))
-        signals = [s for s in self.bridge.query("open_signals", []) or [] if s.quantity > 0]
+        signals = [s for s in self.bridge.open_signals() if s.quantity > 0]
         preview = self._sample_preview()
         if signals:                         # the approval dialog as the trader gets it (quantity, countdown)
             self.mispricings.select_signal(signals[0].signal_id)
@@ -489,7 +481,7 @@ class MainWindow(QMainWindow):
 
     def _sample_preview(self):
         """A what-if for the screenshots: the best open signal's, else the order ticket's current order."""
-        signals = self.bridge.query("open_signals", []) or []
+        signals = self.bridge.open_signals()
         try:
             if signals:
                 return self.engine.preview_signal(signals[0].signal_id)

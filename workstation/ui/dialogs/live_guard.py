@@ -5,6 +5,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
+from ...commands import ApplySettings
 from .. import theme
 
 
@@ -59,7 +60,7 @@ class LiveGuardDialog(QDialog):
             return
         new = self.settings.model_copy(deep=True)
         new.execution.trading_enabled = True
-        self.bridge.command("apply_settings", new, source="live trading confirmation",
+        self.bridge.command(ApplySettings(new, "live trading confirmation"),
                             on_done=self._done, on_error=lambda m: self._done([m]))
 
     def _done(self, problems) -> None:

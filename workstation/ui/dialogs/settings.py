@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QScrollArea, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from ...commands import ApplySettings
 from ...config import _describe, field_help, problems_by_field, problems_of
 from .. import theme
 
@@ -288,7 +289,7 @@ class SettingsDialog(QDialog):
                 for s, f in CONNECTION_FIELDS:
                     setattr(_resolve(self.working, (s,)), f, getattr(_resolve(self.original, (s,)), f))
             self.reconnect = answer == QMessageBox.Yes
-        self.bridge.command("apply_settings", self.working, source="settings dialog",
+        self.bridge.command(ApplySettings(self.working, "settings dialog"),
                             on_done=self._applied, on_error=lambda m: self._applied([m]))
 
     def _applied(self, problems) -> None:

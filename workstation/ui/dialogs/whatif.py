@@ -10,44 +10,33 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
+from ...events import OrderPreview
+from ...risk.limits import RiskDecision
 from .. import market_time, theme
-from ..bridge import pick
 
 
-def _text(value: Any) -> str:
-    """Enum members by value (RiskCode.MAX_ORDER_QUANTITY -> 'MAX_ORDER_QUANTITY')."""
-    return str(getattr(value, "value", value))
-
-
-def check_rows(decision: Any) -> list[tuple[str, bool, str, str]]:
+def check_rows(decision: RiskDecision | None) -> list[tuple[str, bool, str, str]]:
     """(name, passed, code, detail) for each pre-trade check of a RiskDecision."""
-    rows = []
-    for r in list(pick(decision, "results", "checks", default=[]) or []):
-        rows.append((str(pick(r, "name", default="")), bool(pick(r, "passed", default=False)),
-                     _text(pick(r, "code", default="")), str(pick(r, "detail", "message", default=""))))
-    return rows
-
-
-def denial_text(preview: Any) -> str:
-    """One line naming why an order is denied ('' when approved)."""
-    decision = pick(preview, "decision")
     if decision is None:
-        return pick(preview, "message", default="") or "no pre-trade decision"
-    if bool(pick(decision, "approved", default=False)):
+        return []
+    return [(r.name, r.passed, r.code.value, r.detail) for r in decision.results]
+
+
+def denial_text(preview: OrderPreview) -> str:
+    """One line naming why an order is denied ('' when approved)."""
+    decision = preview.decision
+    if decision is None:
+        return preview.message or "no pre-trade decision"
+    if decision.approved:
         return ""
     failed = [f"{code or name}: {detail}" if detail else (code or name)
               for name, passed, code, detail in check_rows(decision) if not passed]
-    if not failed:
-        failed = [_text(r) for r in (pick(decision, "reasons", default=[]) or [])]
     return "; ".join(failed) or "denied"
 
 
-def what_if_greeks(decision: Any) -> dict[str, Any]:
-    """Greeks after the trade, as the risk engine reports them (dict), or {}."""
-    value = pick(decision, "what_if", "greeks_after", "after", "post_trade", default={})
-    if hasattr(value, "as_dict"):
-        value = value.as_dict()
-    return dict(value) if isinstance(value, dict) else {}
+def what_if_greeks(decision: RiskDecision | None) -> dict[str, float]:
+    """The portfolio's dollar Greeks after the trade, as the risk engine reports them, or {}."""
+    return decision.what_if.as_dict() if decision is not None else {}
 
 
 class PreviewView(QWidget):
@@ -87,20 +76,18 @@ class PreviewView(QWidget):
         self.checks.setMinimumHeight(6 * 20 + 26)         # six checks readable without scrolling
         layout.addWidget(self.checks, 1)
 
-    def show_preview(self, preview: Any) -> bool:
+    def show_preview(self, preview: OrderPreview) -> bool:
         """Fill from an OrderPreview; True when the order would pass the checks."""
-        order = pick(preview, "order")
-        decision = pick(preview, "decision")
+        order, decision = preview.order, preview.decision
         if order is not None:
-            contract = pick(order, "contract")
-            desc = pick(contract, "description", default=str(contract))
-            self.labels["Order"].setText(f"{order.side.value} {order.quantity} {desc} ({order.purpose.value})")
+            self.labels["Order"].setText(f"{order.side.value} {order.quantity} {order.contract.description} "
+                                         f"({order.purpose.value})")
             self.labels["Limit"].setText(theme.fmt(order.limit_price))
         else:
-            self.labels["Order"].setText(pick(preview, "message", default="–"))
-        self.labels["Mid"].setText(theme.fmt(pick(preview, "mid")))
-        self.labels["Model value"].setText(theme.fmt(pick(preview, "model_price")))
-        edge = pick(preview, "edge_dollars")
+            self.labels["Order"].setText(preview.message or "–")
+        self.labels["Mid"].setText(theme.fmt(preview.mid))
+        self.labels["Model value"].setText(theme.fmt(preview.model_price))
+        edge = preview.edge_dollars
         qty = f" ({order.quantity} × {order.contract.multiplier:g})" if order is not None else ""
         self.labels["Edge $ per order"].setText(f"{theme.fmt(edge, 0, dollars=True)}{qty}")
         colour = theme.signed_colour(edge)
@@ -108,7 +95,7 @@ class PreviewView(QWidget):
         greeks = what_if_greeks(decision)
         self.labels["Greeks after"].setText("  ".join(f"{k} {theme.fmt(v, 0, dollars=True)}" for k, v in greeks.items()
                                                       if isinstance(v, (int, float))) or "–")
-        margin = pick(decision, "margin")
+        margin = decision.margin if decision is not None else 0.0
         if margin:
             self.labels["Greeks after"].setText(self.labels["Greeks after"].text() + f"   margin {theme.fmt(margin, 0, dollars=True)}")
         why = denial_text(preview)

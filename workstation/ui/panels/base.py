@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMessageBox, QTableView, QWidget
 
+from ...commands import Command
 from .. import theme
 from ..bridge import Bridge, CommandError
 from ..models import FilterProxy, RecordModel
@@ -47,18 +48,18 @@ class Panel(QWidget):
     def render(self) -> None:
         """Redraw from the stored payloads."""
 
-    def run(self, name: str, *args, on_done=None, **kwargs):
+    def run(self, command: Command, on_done=None):
         """An engine command; failures are shown in a message box."""
         try:
-            return self.bridge.command(name, *args, on_done=on_done,
-                                       on_error=lambda msg: self.show_error(name, msg), **kwargs)
+            return self.bridge.command(command, on_done=on_done,
+                                       on_error=lambda msg: self.show_error(command.title, msg))
         except CommandError as exc:  # pragma: no cover - on_error is always given
-            self.show_error(name, str(exc))
+            self.show_error(command.title, str(exc))
             return None
 
     def show_error(self, what: str, message: str) -> None:
         log.warning("%s: %s", what, message)
-        box = QMessageBox(QMessageBox.Warning, "Heston Workstation", f"{what.replace('_', ' ')} failed:\n{message}",
+        box = QMessageBox(QMessageBox.Warning, "Heston Workstation", f"{what} failed:\n{message}",
                           QMessageBox.Ok, self)
         box.setModal(False)
         box.show()

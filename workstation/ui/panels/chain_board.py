@@ -13,8 +13,9 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ...analytics.chain import board, expiry_labels, series_of
+from ...reports import BookSummary
 from .. import theme
-from ..bridge import Bridge, pick
+from ..bridge import Bridge
 from ..models import Column, FilterProxy, RecordModel
 from .base import Panel, RecordTable
 
@@ -140,8 +141,8 @@ class ChainBoardPanel(Panel):
         self._surface = surface
         self.mark_dirty()
 
-    def _on_book(self, book) -> None:
-        self._positions = {int(p["contract_id"]): int(p["quantity"]) for p in pick(book, "positions", default=[])}
+    def _on_book(self, book: BookSummary) -> None:
+        self._positions = {p.contract_id: p.quantity for p in book.positions}
         self.mark_dirty()
 
     def _expiry_changed(self, *_) -> None:
@@ -174,7 +175,7 @@ class ChainBoardPanel(Panel):
         if b is None:
             return
         working = self._working()
-        signals = {int(s.contract.contract_id) for s in self.bridge.query("open_signals", []) or []
+        signals = {int(s.contract.contract_id) for s in self.bridge.open_signals()
                    if getattr(getattr(s, "state", None), "value", "") == "NEW"}
         records = []
         for i, k in enumerate(b.strikes):
@@ -204,7 +205,7 @@ class ChainBoardPanel(Panel):
     def _working(self) -> dict[int, int]:
         """Net signed working quantity per contract id."""
         out: dict[int, int] = {}
-        for r in self.bridge.query("order_records", []) or []:
+        for r in self.bridge.order_records():
             if getattr(r, "is_working", False):
                 cid = r.order.contract.contract_id
                 out[cid] = out.get(cid, 0) + r.order.side.sign * r.remaining

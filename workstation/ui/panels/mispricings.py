@@ -9,8 +9,10 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
+from ...commands import ApproveSignal, PreviewSignal, RejectSignal, SetAutoExecute
+from ...events import OrderPreview
 from .. import market_time, theme
-from ..bridge import Bridge, pick
+from ..bridge import Bridge
 from ..dialogs.whatif import WhatIfDialog, denial_text, expiry_of
 from ..models import Column, RecordModel
 from .base import Panel, make_table, selected_record
@@ -108,7 +110,7 @@ class MispricingsPanel(Panel):
         self.table.doubleClicked.connect(lambda _: self.approve_selected())
         bridge.signal.connect(self._on_signal)
         bridge.settings.connect(self._on_settings)
-        self._on_settings(bridge.query("settings"))
+        self._on_settings(bridge.current_settings())
         for news in (bridge.cycle, bridge.trading_state, bridge.fill, bridge.settings):   # the what-if stays live
             news.connect(self._refresh_what_if)
         self._ages = QTimer(self)              # ages tick even when no signal changes
@@ -163,7 +165,7 @@ class MispricingsPanel(Panel):
     def render(self) -> None:
         self.model.refresh_column(AGE_COLUMN)
         self.model.refresh_column(EXPIRES_COLUMN)
-        auto = bool(self.bridge.query("auto_execute", False))
+        auto = self.bridge.auto_execute()
         if self.auto.isChecked() != auto:
             self.auto.setChecked(auto)
 
@@ -189,7 +191,7 @@ class MispricingsPanel(Panel):
         if sig is None:
             self.message.setText("Select a signal to approve.")
             return
-        settings = self.bridge.query("settings")
+        settings = self.bridge.current_settings()
         if sig.quantity < 1:
             self.message.setStyleSheet(f"color: {theme.NEGATIVE}")
             self.message.setText(f"No size of {sig.contract.description} can be sent now: {sig.blocked}")
@@ -197,15 +199,15 @@ class MispricingsPanel(Panel):
         if settings is not None and not settings.ui.confirm_orders:
             self._approve(sig.signal_id)
             return
-        self.run("preview_signal", sig.signal_id, on_done=lambda p: self._show_what_if(sig, p))
+        self.run(PreviewSignal(sig.signal_id), on_done=lambda p: self._show_what_if(sig, p))
 
     def _show_what_if(self, sig, preview) -> None:
-        settings = self.bridge.query("settings")
+        settings = self.bridge.current_settings()
         max_age = settings.signals.max_age_s if settings is not None else _MaxAge.seconds
         sid = sig.signal_id
         dialog = WhatIfDialog(preview, f"Approve {sig.side.value} {sig.contract.description}", self,
                               max_quantity=sig.quantity, expires_at=expiry_of(sig, max_age),
-                              refresh=lambda q: self.bridge.command("preview_signal", sid, q))
+                              refresh=lambda q: self.bridge.command(PreviewSignal(sid, q)))
         dialog.signal_id = sid
         dialog.accepted.connect(lambda: self._approve(sid, int(dialog.quantity.value())))
         dialog.finished.connect(lambda _: self.what_if is dialog and setattr(self, "what_if", None))
@@ -213,16 +215,15 @@ class MispricingsPanel(Panel):
         dialog.open()
 
     def _approve(self, signal_id: str, quantity: int | None = None) -> None:
-        self.run("approve_signal", signal_id, "trader", quantity, on_done=self._after_approve)
+        self.run(ApproveSignal(signal_id, "trader", quantity), on_done=self._after_approve)
 
-    def _after_approve(self, preview) -> None:
-        why = denial_text(preview) if preview is not None else ""
-        if preview is not None and not pick(preview, "sent", default=False):
+    def _after_approve(self, preview: OrderPreview | None) -> None:
+        if preview is not None and not preview.sent:
             self.message.setStyleSheet(f"color: {theme.NEGATIVE}")
-            self.message.setText(f"Not sent: {why or pick(preview, 'message', default='')}")
+            self.message.setText(f"Not sent: {denial_text(preview) or preview.message}")
         else:
             self.message.setStyleSheet(f"color: {theme.POSITIVE}")
-            order = pick(preview, "order")
+            order = preview.order if preview is not None else None
             self.message.setText(f"Sent {order.client_order_id}" if order is not None else "Sent.")
 
     def reject_selected(self) -> None:
@@ -230,17 +231,17 @@ class MispricingsPanel(Panel):
         if sig is None:
             self.message.setText("Select a signal to reject.")
             return
-        self.run("reject_signal", sig.signal_id, "rejected by trader")
+        self.run(RejectSignal(sig.signal_id, "rejected by trader"))
         self.model.remove(sig.signal_id)
         self.message.setStyleSheet("")
         self.message.setText(f"Rejected {sig.contract.description}")
 
     def _toggle_auto(self, checked: bool) -> None:
         if not checked:
-            self.run("set_auto_execute", False)
+            self.run(SetAutoExecute(False))
             return
         self.auto.setChecked(False)
-        settings = self.bridge.query("settings")
+        settings = self.bridge.current_settings()
         limits = ""
         if settings is not None:
             s, r = settings.signals, settings.risk
@@ -256,5 +257,5 @@ class MispricingsPanel(Panel):
 
     def set_auto(self, on: bool) -> None:
         """Switch auto-execution without the confirmation (after it was given)."""
-        self.run("set_auto_execute", on)
+        self.run(SetAutoExecute(on))
         self.auto.setChecked(on)

@@ -12,9 +12,13 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QInputDialog, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
+from ...commands import CancelOrder, ModifyOrder, PreviewOrder, SubmitOrder
+from ...domain import Order
 from ...domain.ticks import round_to_tick
+from ...events import OrderPreview
+from ...execution.orders import OrderRecord
 from .. import market_time, theme
-from ..bridge import Bridge, pick
+from ..bridge import Bridge
 from ..dialogs.whatif import PreviewView, denial_text
 from ..models import Column, RecordModel
 from .base import Panel, make_table, selected_record
@@ -60,15 +64,13 @@ BLOTTER = [
 ]
 
 
-def order_row(record) -> OrderRow:
-    """From an Order or an engine order record (order + status + filled + avg price)."""
-    order = pick(record, "order", default=record)
-    status = pick(record, "status", default="NEW")
-    return OrderRow(order=order, status=getattr(status, "value", str(status)),
-                    filled=int(pick(record, "filled_quantity", "filled", default=0)),
-                    avg_price=float(pick(record, "avg_fill_price", "avg_price", default=math.nan)),
-                    reason=str(pick(record, "reason", default="")),
-                    limit=pick(record, "limit_price", default=pick(order, "limit_price")))
+def order_row(record: Order | OrderRecord) -> OrderRow:
+    """From a new Order (the ORDER topic) or the engine's record of one (status, filled, avg price)."""
+    if isinstance(record, Order):
+        return OrderRow(order=record, limit=record.limit_price)
+    limit = record.limit_price if record.limit_price is not None else record.order.limit_price
+    return OrderRow(order=record.order, status=record.status.value, filled=record.filled,
+                    avg_price=record.avg_price, reason=record.reason, limit=limit)
 
 
 class OrdersPanel(Panel):
@@ -245,7 +247,7 @@ class OrdersPanel(Panel):
         self._schedule_preview()
 
     def use_model(self) -> None:
-        model = pick(self.last_preview, "model_price") if self.last_preview is not None else None
+        model = self.last_preview.model_price if self.last_preview is not None else None
         if model is not None and math.isfinite(model):
             self.limit.setValue(round_to_tick(float(model)))
 
@@ -253,7 +255,7 @@ class OrdersPanel(Panel):
         self.send.setEnabled(False)
         self._preview_timer.start()
 
-    def order_args(self) -> tuple:
+    def order_args(self) -> tuple[int | None, str, int, float]:
         """(contract id, side, quantity, limit on the option tick: 0.05 below $3, 0.10 above)."""
         return (self.contract_id(), self.side.currentText(), int(self.quantity.value()),
                 round_to_tick(float(self.limit.value())))
@@ -276,7 +278,7 @@ class OrdersPanel(Panel):
         if self.contract_id() is None:
             return
         self._snap_limit_to_tick()
-        self.bridge.command("preview_order", *self.order_args(), on_done=self._show_preview,
+        self.bridge.command(PreviewOrder(*self.order_args()), on_done=self._show_preview,
                             on_error=self._preview_failed)
 
     def _preview_failed(self, message: str) -> None:
@@ -284,7 +286,7 @@ class OrdersPanel(Panel):
         self.preview_view.verdict.setText(f"✖ {message}")
         self.preview_view.verdict.setStyleSheet(f"color: {theme.NEGATIVE}; font-weight: bold")
 
-    def _show_preview(self, preview) -> None:
+    def _show_preview(self, preview: OrderPreview) -> None:
         self.last_preview = preview
         ok = self.preview_view.show_preview(preview)
         self.send.setEnabled(ok)
@@ -293,17 +295,16 @@ class OrdersPanel(Panel):
         if self.contract_id() is None:
             return
         self.send.setEnabled(False)
-        self.bridge.command("submit_order", *self.order_args(), on_done=self._submitted,
+        self.bridge.command(SubmitOrder(*self.order_args()), on_done=self._submitted,
                             on_error=self._preview_failed)
 
-    def _submitted(self, preview) -> None:
+    def _submitted(self, preview: OrderPreview) -> None:
         self._show_preview(preview)
-        sent = bool(pick(preview, "sent", default=False))
+        sent, order = preview.sent, preview.order
         why = denial_text(preview)
         self.message.setStyleSheet(f"color: {theme.POSITIVE if sent else theme.NEGATIVE}")
-        order = pick(preview, "order")
         self.message.setText(f"Sent {order.client_order_id}" if sent and order is not None
-                             else f"Not sent: {why or pick(preview, 'message', default='')}")
+                             else f"Not sent: {why or preview.message}")
         if sent:
             self.send.setEnabled(False)
             self._schedule_preview()
@@ -335,7 +336,7 @@ class OrdersPanel(Panel):
         v.addWidget(self.blotter_view)
         return box
 
-    def _on_order(self, record) -> None:
+    def _on_order(self, record: Order | OrderRecord) -> None:
         row = order_row(record)
         key = row.order.client_order_id
         existing = self.blotter.get(key)
@@ -359,7 +360,7 @@ class OrdersPanel(Panel):
     def cancel_selected(self) -> None:
         row = selected_record(self.blotter_view)
         if row is not None and row.working:
-            self.run("cancel_order", row.order.client_order_id)
+            self.run(CancelOrder(row.order.client_order_id))
 
     def modify_selected(self) -> None:
         row = selected_record(self.blotter_view)
@@ -369,4 +370,4 @@ class OrdersPanel(Panel):
         price, ok = QInputDialog.getDouble(self, "Modify order", f"New limit for {row.order.contract.description}",
                                            float(current), 0.0, 1e6, 2)
         if ok:
-            self.run("modify_order", row.order.client_order_id, limit_price=round_to_tick(price))
+            self.run(ModifyOrder(row.order.client_order_id, limit_price=round_to_tick(price)))

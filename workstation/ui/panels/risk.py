@@ -2,19 +2,19 @@
 state and the KILL SWITCH."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QMessageBox, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
+from ...commands import KillSwitch, ResumeTrading
+from ...reports import BookSummary, PnlExplain, RiskReport
+from ...risk.monitor import StressGrid
 from .. import market_time, theme
-from ..bridge import Bridge, pick
+from ..bridge import Bridge
 
 GREEKS = ("delta", "gamma", "vega", "theta")
-CONFIG_LIMITS = {"delta": "max_delta_dollars", "gamma": "max_gamma_dollars", "vega": "max_vega_dollars"}
 # what each bar measures, with its unit (the row label carries the unit, the tooltip the definition)
 GREEK_LABELS = {"delta": "Delta $/1%", "gamma": "Gamma $/1%", "vega": "Vega $/vol pt", "theta": "Theta $/day"}
 GREEK_TIPS = {
@@ -104,7 +104,7 @@ class RiskPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("riskPanel")
         self.bridge = bridge
-        self._report = None
+        self._report: RiskReport | None = None
         self._dirty = False
         self._stress_axes: tuple = ()
         self._cells: dict = {}
@@ -187,21 +187,16 @@ class RiskPanel(QWidget):
         bridge.risk.connect(self._on_risk)
         bridge.trading_state.connect(self.set_state)
         bridge.book.connect(self._on_book)
-        self.set_state(bridge.query("state", "ACTIVE"))
+        self.set_state(bridge.trading_state_now())
 
     # ---------------------------------------------------------------------------------- events
-    def _on_risk(self, report) -> None:
+    def _on_risk(self, report: RiskReport) -> None:
         self._report = report
         self._dirty = True
 
-    def _on_book(self, book) -> None:
-        day = pick(book, "day_pnl", default=pick(pick(book, "pnl", default={}), "day",
-                   default=pick(pick(book, "totals", default={}), "day_pnl")))
-        if day is not None:
-            self._set_number("Day P&L", day, signed=True)
-        attribution = pick(book, "attribution")
-        if attribution:
-            self._render_attribution(attribution)
+    def _on_book(self, book: BookSummary) -> None:
+        self._set_number("Day P&L", book.pnl.day, signed=True)
+        self._render_attribution(book.attribution)
 
     def flush(self) -> None:
         if self._dirty:
@@ -226,58 +221,42 @@ class RiskPanel(QWidget):
         theme.restyle(label, f"color: {colour.name()}" if colour else "")
 
     def render(self) -> None:
-        report = self._report or {}
-        greeks = pick(report, "greeks", default={}) or {}
-        limits = pick(report, "limits", default={}) or {}
-        settings = self.bridge.query("settings")
-        convention = pick(report, "greeks_from")
-        if convention:
-            self.convention.setText(f"Greeks, stress and VaR at: {CONVENTION_TEXT.get(convention, convention)}")
-        self._render_hedge_band(greeks, settings)
-        for g in GREEKS:
-            value = pick(greeks, g, f"{g}_dollars")
-            limit = pick(limits, g, CONFIG_LIMITS.get(g, "-"), f"max_{g}_dollars")
-            if limit is None and settings is not None and g in CONFIG_LIMITS:
-                limit = getattr(settings.risk, CONFIG_LIMITS[g])
+        report = self._report
+        if report is None:
+            return
+        greeks, limits = report.greeks, report.limits
+        settings = self.bridge.current_settings()
+        self.convention.setText(f"Greeks, stress and VaR at: "
+                                f"{CONVENTION_TEXT.get(report.greeks_from, report.greeks_from)}")
+        self._render_hedge_band(report, settings)
+        for g, value, limit in (("delta", greeks.delta, limits.delta), ("gamma", greeks.gamma, limits.gamma),
+                                ("vega", greeks.vega, limits.vega), ("theta", greeks.theta, None)):
             self.bars[g].set_value(value, limit)
-        var95, var99 = pick(report, "var95", "var_95"), pick(report, "var99", "var_99")
-        var_limit = pick(limits, "var99", "max_var_99", default=settings.risk.max_var_99 if settings else None)
-        self.bars["var99"].set_value(var99, var_limit)
-        if var95 is not None:
-            self._set_number("VaR 95", var95)
-        if var99 is not None:
-            self._set_number("VaR 99", var99)
-        var_at = pick(report, "var_at")
-        if var_at:
-            try:
-                when = market_time.et(datetime.fromisoformat(str(var_at))) + " ET"
-            except ValueError:
-                when = str(var_at)
-            tip = (f"Full Heston revaluation at {when}: redone at once when the book changes, else every "
-                   f"risk.var_interval_s of market time")
-            for widget in (self.numbers["VaR 95"], self.numbers["VaR 99"], self.bars["var99"]):
-                if widget.toolTip() != tip:
-                    widget.setToolTip(tip)
-        self._render_attribution(pick(report, "attribution", default={}) or {})
-        self._render_stress(pick(report, "stress", default=None))
+        self.bars["var99"].set_value(report.var99, limits.var99)
+        self._set_number("VaR 95", report.var95)
+        self._set_number("VaR 99", report.var99)
+        tip = (f"Full Heston revaluation at {market_time.et(report.var_at)} ET: redone at once when the book "
+               f"changes, else every risk.var_interval_s of market time")
+        for widget in (self.numbers["VaR 95"], self.numbers["VaR 99"], self.bars["var99"]):
+            if widget.toolTip() != tip:
+                widget.setToolTip(tip)
+        self._render_attribution(report.attribution)
+        self._render_stress(report.stress)
 
-    def _render_hedge_band(self, greeks, settings) -> None:
+    def _render_hedge_band(self, report: RiskReport, settings) -> None:
         """The hedge band and the book's delta in the band's unit, $ per index point (delta$ / (1 % F))."""
         if settings is None:
             return
         band = settings.hedging.band_delta
         text = f"Hedge band ±{theme.fmt(band, 0, dollars=True)} per index point"
-        delta, spot = pick(greeks, "delta"), pick(self._report or {}, "forward", "spot")
-        if delta is not None and spot:
-            text += f"   (delta now {theme.fmt(delta / (0.01 * spot), 0, dollars=True)} per point)"
+        if report.forward:
+            text += f"   (delta now {theme.fmt(report.greeks.delta / (0.01 * report.forward), 0, dollars=True)} per point)"
         if self.hedge_band.text() != text:
             self.hedge_band.setText(text)
 
-    def _render_attribution(self, attribution: dict) -> None:
-        self.attr_note.setVisible(not attribution)
-        for key, value in attribution.items():
-            if not isinstance(value, (int, float)):
-                continue
+    def _render_attribution(self, attribution: PnlExplain) -> None:
+        self.attr_note.setVisible(False)
+        for key, value in attribution.lines():
             if key not in self.attr:
                 n = len(self.attr)
                 self.attr[key] = QLabel()
@@ -288,13 +267,9 @@ class RiskPanel(QWidget):
             self.attr[key].setText(theme.fmt(value, 0, dollars=True))
             theme.restyle(self.attr[key], f"color: {colour.name()}" if colour else "")
 
-    def _render_stress(self, stress) -> None:
+    def _render_stress(self, stress: StressGrid) -> None:
         """Rows: spot shocks; columns: vol shocks; cells: P&L (green gain, red loss, stronger = larger)."""
-        if not stress:
-            return
-        spots = list(pick(stress, "spot_shocks", "spots", default=[]))
-        vols = list(pick(stress, "vol_shocks", "vols", default=[]))
-        pnl = pick(stress, "pnl", default=[])
+        spots, vols, pnl = stress.spot_shocks.tolist(), stress.vol_shocks.tolist(), stress.pnl.tolist()
         if not spots or not vols:
             return
         if (tuple(spots), tuple(vols)) != self._stress_axes:       # headers only when the shocks change
@@ -334,10 +309,10 @@ class RiskPanel(QWidget):
     # -------------------------------------------------------------------------------- commands
     def kill_switch(self) -> None:
         """Immediate: cancel every working order and halt. No confirmation, by design."""
-        self.bridge.command("kill_switch", on_error=lambda m: QMessageBox.warning(self, "Kill switch", m))
+        self.bridge.command(KillSwitch(), on_error=lambda m: QMessageBox.warning(self, "Kill switch", m))
 
     def resume_trading(self) -> None:
         answer = QMessageBox.question(self, "Resume trading", "Return to ACTIVE trading?",
                                       QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
         if answer == QMessageBox.Yes:
-            self.bridge.command("resume_trading", on_error=lambda m: QMessageBox.warning(self, "Resume", m))
+            self.bridge.command(ResumeTrading(), on_error=lambda m: QMessageBox.warning(self, "Resume", m))

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from .. import market_time, theme
-from ..bridge import Bridge, pick
+from ..bridge import Bridge
 from ..gl import gl_view_window, opengl_status
 from ..plots import calm, follow
 from .base import Panel
@@ -18,17 +18,12 @@ MONEYNESS_BINS = np.linspace(0.80, 1.20, 21)
 Z_HEIGHT = 5.0              # the 3-D box is 10 (moneyness) x 10 (sqrt expiry) x Z_HEIGHT (IV)
 
 
-def model_iv_of(surface, fit, engine_iv=None) -> np.ndarray | None:
-    """Model IV per surface row, as the engine provides it (its model values, the surface or the fit)."""
-    if engine_iv is not None:
-        return np.asarray(engine_iv, dtype=float)
-    for source in (surface, fit):
-        values = pick(source, "model_iv", "iv_model") if source is not None else None
-        if values is not None:
-            values = np.asarray(values, dtype=float)
-            if values.shape == np.shape(surface.iv_mid):
-                return values
-    return None
+def model_iv_of(surface, engine_iv=None) -> np.ndarray | None:
+    """Model IV per surface row, as the engine provides it (its model values aligned with `surface`)."""
+    if engine_iv is None:
+        return None
+    values = np.asarray(engine_iv, dtype=float)
+    return values if values.shape == np.shape(surface.iv_mid) else None
 
 
 class SurfaceView:
@@ -87,7 +82,6 @@ class SurfacePanel(Panel):
     def __init__(self, bridge: Bridge, opengl_mode: str = "auto", parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self._surface = None
-        self._fit = None
         self.view: SurfaceView | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -221,13 +215,12 @@ class SurfacePanel(Panel):
         self.mark_dirty()
 
     def _on_fit(self, fit) -> None:
-        self._fit = fit
-        self.mark_dirty()
+        self.mark_dirty()           # a new fit: new model IVs to draw
 
     def render(self) -> None:
         if self._surface is None:
             return
-        self.view = SurfaceView(self._surface, model_iv_of(self._surface, self._fit, self.bridge.model_iv(self._surface)))
+        self.view = SurfaceView(self._surface, model_iv_of(self._surface, self.bridge.model_iv(self._surface)))
         snap = self._surface.snapshot
         usable = int(np.count_nonzero(self._surface.usable))
         model = "" if self.view.model_iv is not None else "  ·  model curve: no model IVs from the engine yet"
