@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import replace
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine_support import SimRig, fast_settings
-from workstation.domain import OrderPurpose, Quote, Side, TradingState
+from workstation.backtest.runner import run
+from workstation.config import Settings
+from workstation.domain import ChainSnapshot, OrderPurpose, Quote, SecType, Side, TradingState
 from workstation.domain.ticks import round_to_tick
+from workstation.market.recorder import SnapshotRecorder
+from workstation.market.sim_feed import SimulatedFeed
 from workstation.risk.limits import RiskCode
 
 
@@ -215,3 +221,107 @@ async def test_settings_that_break_a_rule_across_fields_are_refused_by_the_engin
     problems = rig.engine.apply_settings(new, source="test")
     assert problems and any("max_position" in p for p in problems)
     assert rig.engine.settings.risk.max_position != 1      # nothing applied
+
+
+# ------------------------------------------------------------------ the two garbage recordings, as backtests
+BACKTEST_DAY = date(2025, 10, 1)          # a Wednesday: the simulated session opens 09:30 ET
+GARBAGE_FROM = 39                         # the 40th snapshot (0-based)
+
+
+async def _simulate(n: int) -> list[ChainSnapshot]:
+    """`n` clean simulated snapshots, 30 s apart, of a narrow chain (fast backtests)."""
+    s = Settings()
+    s.market.simulator.start_date = BACKTEST_DAY
+    s.market.snapshot_interval_s = 30.0
+    s.market.simulator.min_wall_interval_s = 0.001
+    feed = SimulatedFeed.from_settings(s, manual=True)
+    await feed.connect()
+    m = s.market
+    feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, 0.1)
+    snaps: list[ChainSnapshot] = []
+    async for snap in feed.snapshots():
+        snaps.append(snap)
+        if len(snaps) == n:
+            break
+    await feed.close()
+    return snaps
+
+
+@pytest.fixture(scope="module")
+def clean_snaps() -> list[ChainSnapshot]:
+    return asyncio.run(_simulate(60))
+
+
+def _record(snaps: list[ChainSnapshot], out: Path) -> Path:
+    with SnapshotRecorder(out) as rec:
+        for snap in snaps:
+            rec.write(snap)
+    return out
+
+
+def _hedging_backtest_settings() -> Settings:
+    """Signals that trade within half an hour (auto-execution is implied in backtests) and a tight hedge band."""
+    s = Settings()
+    s.risk.allow_uncovered_shorts = True
+    s.risk.max_position = 50
+    s.signals.min_zscore, s.signals.min_edge_dollars, s.signals.min_history = 2.0, 20.0, 4
+    s.hedging.enabled, s.hedging.band_delta, s.hedging.min_interval_s = True, 20.0, 0.0
+    return s
+
+
+def _fills_inside_the_clean_quotes(result, clean: list[ChainSnapshot]) -> None:
+    """Every fill at a price the clean market quoted at that instant (slippage is 0); every future fill within
+    3 % of the index."""
+    by_time = {s.timestamp: s for s in clean}
+    assert result.fills
+    for f in result.fills:
+        snap = by_time[f.timestamp]
+        if f.contract.sec_type is SecType.FUTURE:
+            bid, ask = snap.future.bid, snap.future.ask
+            assert abs(f.price / snap.underlying_price - 1.0) < 0.03, f
+        else:
+            row = snap.index_of(f.contract.contract_id)
+            bid, ask = float(snap.bid[row]), float(snap.ask[row])
+        assert bid - 1e-9 <= f.price <= ask + 1e-9, (f, bid, ask)
+
+
+@pytest.mark.parametrize("first_bad", [GARBAGE_FROM, 31], ids=["from-the-40th", "as-a-hedge-is-working"])
+def test_a_recording_whose_future_turns_to_garbage_hedges_nothing_on_it(clean_snaps, tmp_path, first_bad):
+    """The incident as it happened: a recording whose future quote became 1.00 / 1.25 from the 40th snapshot on;
+    the backtest's hedger bought 47 ES at 1.25 and 1.00. Also from the 32nd snapshot, the one a hedge sent on the
+    31st's clean quote reaches the exchange on (it filled at 1.25 until the backtest broker traded only on the
+    quotes the sanity check kept)."""
+    bad = [replace(s, future=Quote(s.future.contract_id, 1.00, 1.25, 10, 10, s.future.timestamp))
+           if i >= first_bad else s for i, s in enumerate(clean_snaps)]
+    settings = _hedging_backtest_settings()
+    result = run(settings, _record(bad, tmp_path / "rec"))
+    assert result.snapshots == 60 and result.cycle_failures == 0
+    _fills_inside_the_clean_quotes(result, clean_snaps)
+    start = clean_snaps[first_bad].timestamp
+    assert not [f for f in result.fills if f.contract.sec_type is SecType.FUTURE and f.timestamp >= start]
+    hedges = {coid: o for coid, o in result.orders.items() if o["purpose"] == "hedge"}
+    assert hedges and all(o["created_at"] < start for o in hedges.values())     # hedging was on, until the garbage
+    # the why: the future's quote dropped in every garbage cycle, each one alerted
+    assert result.summary["quality"]["FUTURE_BAD"] == 60 - first_bad
+    assert result.summary["alerts"]["DATA_REJECTED"] == 60 - first_bad
+    # a hedge was due on the garbage: the book's delta left the band and only the dropped quote stopped it
+    band = settings.hedging.band_delta
+    due = [row for row in result.equity if row["timestamp"] >= start
+           and abs(row["delta"] / (0.01 * clean_snaps[0].underlying_price)) > band]
+    assert due
+
+
+def test_a_recording_with_one_snapshot_times_ten_trades_nothing_on_it(clean_snaps, tmp_path):
+    """The incident: every option quote x10 in one snapshot, and the engine sold a put at 650.0 (the real quote
+    65.0 / 66.2). In a backtest a sell resting from the snapshot before also filled at the x10 bid."""
+    bad = [replace(s, bid=s.bid * 10, ask=s.ask * 10) if i == GARBAGE_FROM else s
+           for i, s in enumerate(clean_snaps)]
+    result = run(_hedging_backtest_settings(), _record(bad, tmp_path / "rec"))
+    assert result.snapshots == 60 and result.cycle_failures == 0
+    _fills_inside_the_clean_quotes(result, clean_snaps)
+    garbage_at = clean_snaps[GARBAGE_FROM].timestamp
+    assert not [f for f in result.fills if f.timestamp == garbage_at]
+    assert not [o for o in result.orders.values() if o["created_at"] == garbage_at]
+    assert [f for f in result.fills if f.timestamp > garbage_at]                 # trading goes on after it
+    assert result.summary["quality"]["SNAPSHOT_SKIPPED"] == 1
+    assert result.summary["alerts"]["DATA_REJECTED"] == 1
