@@ -4,6 +4,7 @@ cycle that keeps failing and a journal that cannot write stop trading, and shutd
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import replace
 from datetime import date
@@ -71,6 +72,45 @@ async def test_twenty_orders_in_one_cycle_cannot_pass_the_gamma_limit_together(r
     assert pending <= rig.engine.settings.risk.max_gamma_dollars * 1.01
 
 
+async def test_var_is_checked_before_the_trade_on_the_running_engine(rig):
+    """The incident: VaR99 $179k-228k against a $100k limit and VaR never checked before a trade. With the limit
+    lowered below the book's VaR, the next order that adds risk is denied VAR_LIMIT, one that reduces it passes,
+    and the denial makes the next monitor run revalue at once (not `var_interval_s` later)."""
+    engine = rig.engine
+    engine.settings.risk.var_interval_s = 3600.0            # no timed revaluation inside this test
+    for _ in range(3):
+        await _cycle(rig)
+    cid = _atm_calls(rig, 1)[0]
+    snap = engine.last_snapshot
+    assert engine.submit_order(cid, "BUY", 2, float(snap.ask[snap.index_of(cid)])).sent
+    for _ in range(3):
+        await _cycle(rig)
+        await engine.settle_tasks()                           # the monitor's revaluation included
+    assert engine.book.quantity(cid) == 2
+    var99, revalued_at = engine.last_risk["var99"], engine.last_risk["var_at"]
+    assert var99 > 0
+    await _cycle(rig)                                         # same book, within var_interval_s: no revaluation
+    await engine.settle_tasks()
+    assert engine.last_risk["var_at"] == revalued_at and engine.supervisor.revalue_now is False
+
+    lower = engine.settings.model_copy(deep=True)
+    lower.risk.max_var_99 = 0.5 * var99
+    assert engine.apply_settings(lower, source="test") == []
+    snap = engine.last_snapshot
+    row = snap.index_of(cid)
+    adds = engine.submit_order(cid, "BUY", 1, float(snap.ask[row]))
+    assert not adds.sent and list(adds.decision.reasons) == [RiskCode.VAR_LIMIT], adds.message
+    assert engine.supervisor.revalue_now                      # the what-if bound: revalue on the next run
+    report = await _cycle(rig)                                # the same book: revalued for the flag alone
+    await engine.settle_tasks()
+    assert engine.last_risk["var_at"] == report.timestamp.isoformat() != revalued_at
+    assert engine.supervisor.revalue_now is False
+    assert engine.last_risk["var99"] > engine.settings.risk.max_var_99
+    snap = engine.last_snapshot
+    reduces = engine.submit_order(cid, "SELL", 1, float(snap.bid[snap.index_of(cid)]))
+    assert reduces.sent and RiskCode.VAR_LIMIT not in reduces.decision.reasons, reduces.message
+
+
 async def test_greeks_include_a_fill_before_the_next_cycle(rig):
     for _ in range(3):
         await _cycle(rig)
@@ -125,6 +165,70 @@ async def test_one_quote_times_ten_is_blanked_and_cannot_signal(rig):
     market = rig.engine.market_for(rig.engine.contract_by_id(cid))
     assert math.isnan(market.bid) and math.isnan(market.ask) and math.isnan(market.mid)   # no quote to act on
     assert all(s.contract.contract_id != cid for s in rig.engine.signals.new_signals())
+
+
+async def test_an_index_far_from_the_options_forward_skips_the_snapshot(rig):
+    """INDEX_BAD: the index 5 % off the nearest expiry's parity forward (max_index_basis 3 %): index or chain is
+    bad, nothing acts on the snapshot."""
+    rig.engine.auto_execute = True
+    for _ in range(4):
+        await _cycle(rig)
+    orders_before = len(rig.engine.orders.records)
+    snap = rig.feed.snapshot_now()
+    report = await _cycle(rig, replace(snap, underlying_price=snap.underlying_price * 1.05), 0.0)
+    assert report.filter_counts.get("SNAPSHOT_SKIPPED") == 1 and report.usable == 0
+    assert rig.engine.sanity.counts["INDEX_BAD"] == 1 and rig.engine.sanity.counts["SNAPSHOT_SKIPPED"] == 1
+    assert rig.engine.alert_counts.get("DATA_REJECTED", 0) == 1
+    assert len(rig.engine.orders.records) == orders_before
+    assert rig.engine.last_snapshot.underlying_price == pytest.approx(snap.underlying_price, rel=0.01)
+    report = await _cycle(rig)                                  # the clean market: back to normal
+    assert "SNAPSHOT_SKIPPED" not in report.filter_counts and rig.engine.sanity.counts["INDEX_BAD"] == 1
+
+
+async def test_a_snapshot_whose_usable_quotes_collapse_is_skipped(rig):
+    """max_usable_drop (0.5): two thirds of the quotes lose their prices at once; the snapshot is skipped
+    rather than fitted and traded on a third of the chain."""
+    rig.engine.auto_execute = True
+    for _ in range(4):
+        await _cycle(rig)
+    orders_before = len(rig.engine.orders.records)
+    snap = rig.feed.snapshot_now()
+    gone = np.arange(len(snap)) % 3 != 0
+    bid, ask = snap.bid.copy(), snap.ask.copy()
+    bid[gone] = np.nan
+    ask[gone] = np.nan
+    report = await _cycle(rig, replace(snap, bid=bid, ask=ask), 0.0)
+    assert report.filter_counts.get("SNAPSHOT_SKIPPED") == 1 and report.usable == 0
+    assert rig.engine.sanity.counts["SNAPSHOT_SKIPPED"] == 1 and rig.engine.sanity.counts["INDEX_BAD"] == 0
+    assert rig.engine.alert_counts.get("DATA_REJECTED", 0) == 1
+    assert len(rig.engine.orders.records) == orders_before
+    report = await _cycle(rig)
+    assert report.usable > 1000 and "SNAPSHOT_SKIPPED" not in report.filter_counts
+
+
+async def test_a_new_level_that_persists_is_accepted_after_confirm_snapshots(rig):
+    """A real gap is not a bad print: a quote that jumped stays blanked until the same new level has been seen
+    `market.sanity.confirm_snapshots` (3) snapshots in a row, then it is the market's again."""
+    confirm = rig.engine.settings.market.sanity.confirm_snapshots
+    assert confirm == 3
+    for _ in range(4):
+        await _cycle(rig)
+    cid = _atm_calls(rig, 1)[0]
+    snap = rig.feed.snapshot_now()
+    row = snap.index_of(cid)
+    bid, ask = snap.bid.copy(), snap.ask.copy()
+    bid[row] *= 2                                                 # ATM: about twice the implied vol
+    ask[row] *= 2
+    gapped = replace(snap, bid=bid, ask=ask)
+    seen = []
+    for _ in range(confirm + 1):
+        await _cycle(rig, gapped, 0.0)
+        used = rig.engine.last_snapshot
+        seen.append(float(used.bid[used.index_of(cid)]))
+    assert all(math.isnan(b) for b in seen[:confirm - 1])          # blanked: the first sightings
+    assert seen[confirm - 1:] == [bid[row]] * 2                    # the third in a row: the market's level
+    assert rig.engine.sanity.counts["JUMP"] >= confirm - 1
+    assert rig.engine.alert_counts.get("DATA_REJECTED", 0) == 0
 
 
 async def test_a_garbage_future_quote_never_prices_a_hedge(tmp_path):
@@ -185,13 +289,28 @@ async def test_cycles_that_keep_failing_halt_trading(rig, monkeypatch):
         cid = _atm_calls(rig, 1)[0] if engine.last_surface is not None else None
         if cid is not None:
             assert RiskCode.TRADING_HALTED in engine.submit_order(cid, "BUY", 1, None).decision.reasons
+        monkeypatch.undo()                                    # the cause is gone: cycles succeed again ...
+        for _ in range(2):
+            rig.world.clock.advance(5.0)
+            engine._latest = rig.feed.snapshot_now()
+            engine._wake.set()
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if engine.failed_cycles == 0 and engine._latest is None and engine.last_surface is not None:
+                    break
+        assert engine.failed_cycles == 0 and engine.last_surface is not None
+        assert engine.state is TradingState.HALTED                  # ... and trading stays HALTED
+        cid = _atm_calls(rig, 1)[0]
+        assert RiskCode.TRADING_HALTED in engine.submit_order(cid, "BUY", 1, None).decision.reasons
+        assert engine.resume_trading()                              # until the trader resumes
+        assert engine.state is TradingState.ACTIVE
     finally:
         engine._running = False
         engine._wake.set()
         await asyncio.wait_for(loop_task, 5)
 
 
-async def test_a_journal_that_cannot_write_halts_and_shutdown_still_cancels(rig):
+async def test_a_journal_that_cannot_write_halts_and_shutdown_still_cancels(rig, caplog):
     engine = rig.engine
     for _ in range(3):
         await _cycle(rig)
@@ -207,7 +326,11 @@ async def test_a_journal_that_cannot_write_halts_and_shutdown_still_cancels(rig)
     assert not blocked.sent and "journal" in blocked.message
     assert engine.state is TradingState.HALTED and engine.alert_counts.get("JOURNAL_WRITE_FAILED", 0) >= 1
     engine._running = True                                      # as if started: stop() must still cancel
-    await engine.stop()
+    with caplog.at_level(logging.ERROR, logger="workstation.execution.orders"):
+        await engine.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "workstation.execution.orders"]
+    assert f"cancel of {pv.order.client_order_id} not journaled" in " ".join(said)
+    assert any("sending it anyway" in m for m in said), said     # and says so
     rig.broker.pump()
     rig.world.clock.advance(1.0)
     rig.world.sync()
