@@ -1,6 +1,8 @@
 """Guards on the real engine, simulator, paper exchange and journal: nothing acts on a number that has not
-earned it (garbage quotes, a garbage future, a whole garbage snapshot), the Greek limits count every order, a
-cycle that keeps failing and a journal that cannot write stop trading, and shutdown still cancels."""
+earned it (garbage quotes, a garbage future, a whole garbage snapshot, an index off the options' forward, a chain
+that collapsed; a real new level is accepted), the two garbage recordings backtested with hedging on fill nothing
+away from the clean market, the Greek and VaR limits count every order, a cycle that keeps failing and a journal
+that cannot write stop trading until the trader resumes, and shutdown still cancels (and says so)."""
 from __future__ import annotations
 
 import asyncio
