@@ -1,14 +1,16 @@
 """BacktestBroker: the Broker protocol filled against RECORDED quotes, one snapshot at a time.
 
 Latency is one snapshot: a request sent during the cycle of snapshot t (new, cancel, modify) reaches the
-exchange with snapshot t+1, whose quotes it then trades against. A buy limit fills at the recorded ask when the
-limit reaches it (a sell at the bid), up to the displayed size (what one order takes is gone for that snapshot),
-plus `slippage_ticks` ticks against us; commissions and fees as the paper exchange charges them. Positions
-whose settlement instant has passed are cash-settled at intrinsic value of the recorded underlying of the first
-snapshot at or after it (commissions and settlement from `workstation.sim.clearing`). Combo orders (`place_combo`)
-fill atomically across their legs against the recorded leg quotes, as on the paper exchange (see
-`workstation.sim.combo_matching`). Everything is keyed on snapshot time and sequence counters: two runs give the
-same fills.
+exchange with snapshot t+1, whose quotes it then trades against. In a backtest these are the quotes the
+engine's data sanity accepted in that snapshot's cycle: a garbage print in a recording is not a market anyone
+could have traded on, so a blanked quote, a dropped future or a skipped snapshot fills nothing. A buy limit
+fills at the recorded ask when the limit reaches it (a sell at the bid), up to the displayed size (what one
+order takes is gone for that snapshot), plus `slippage_ticks` ticks against us; commissions and fees as the
+paper exchange charges them. Positions whose settlement instant has passed are cash-settled at intrinsic value
+of the recorded underlying of the first accepted snapshot at or after it (commissions and settlement from
+`workstation.sim.clearing`). Combo orders (`place_combo`) fill atomically across their legs against the
+recorded leg quotes, as on the paper exchange (see `workstation.sim.combo_matching`). Everything is keyed on
+snapshot time and sequence counters: two runs give the same fills.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 class BacktestBroker:
-    """Broker protocol on recorded snapshots; the runner calls `on_snapshot(snap)` before each engine cycle."""
+    """Broker protocol on recorded snapshots: the runner calls `deliver(snap)` before each engine cycle and
+    `match(sane)` with the snapshot the cycle's data sanity accepted (`on_snapshot` does both on one snapshot)."""
 
     name = "backtest"
 
@@ -89,7 +92,12 @@ class BacktestBroker:
 
     # ---------------------------------------------------------------------------- the clock tick
     def on_snapshot(self, snap: ChainSnapshot) -> None:
-        """Deliver the requests sent since the last snapshot, settle expiries, then match on `snap`'s quotes."""
+        """Deliver the requests sent since the last snapshot, then settle and match on `snap`'s quotes."""
+        self.deliver(snap)
+        self.match(snap)
+
+    def deliver(self, snap: ChainSnapshot) -> None:
+        """The requests sent since the last snapshot reach the exchange; orders on expired contracts end."""
         self.snapshot = snap
         at = snap.timestamp
         requests, self._requests = self._requests, []
@@ -100,6 +108,10 @@ class BacktestBroker:
                 w.status = OrderStatus.CANCELLED
                 self._emit([w.event(at, "contract expired")])
         self._emit(combo_matching.expire(self.combos.values(), at))
+
+    def match(self, snap: ChainSnapshot) -> None:
+        """Settle expiries and fill working orders and combos on `snap`'s quotes (the runner passes the quotes the
+        engine's data sanity accepted: a blanked quote or a dropped future trades nothing)."""
         self._emit(self._settle(snap))
         taken: dict[tuple[int, Side], int] = {}
         for w in list(self.orders.values()):

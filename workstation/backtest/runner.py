@@ -1,8 +1,9 @@
 """Replay snapshots through the same Engine the GUI runs, as fast as the machine allows, deterministically.
 
-Per snapshot: the clock is set to the snapshot's timestamp, the backtest broker delivers last cycle's requests and
-fills against the recorded quotes, `engine.run_cycle(snapshot)` runs the whole cycle, and every task the cycle
-spawned (order sends, the risk monitor) is awaited before the next snapshot. No wall clock and no unseeded
+Per snapshot: the clock is set to the snapshot's timestamp, the backtest broker delivers last cycle's requests,
+`engine.run_cycle(snapshot)` runs the whole cycle, and every task the cycle spawned (order sends, the risk
+monitor) is awaited before the next snapshot. The broker fills against the snapshot the cycle's data sanity
+accepted (published on the bus before anything acts on it): no fill on a quote the engine refused to trust. No wall clock and no unseeded
 randomness reach the results, so two runs on the same data and settings are identical.
 """
 from __future__ import annotations
@@ -149,6 +150,7 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
         engine.orders.id_prefix = BACKTEST_ID_PREFIX        # never mistaken for a live order id
         engine.auto_execute = True
         collector = _Collector(engine, result)
+        engine.bus.subscribe(topics.SNAPSHOT, broker.match)     # fills only on the quotes the sanity check kept
         await broker.connect()
         try:
             async for snap in source.snapshots():
@@ -158,7 +160,7 @@ async def replay(settings: Settings, source: SnapshotSource, *, progress: Progre
                 clock.now = snap.timestamp
                 result.first = result.first or snap.timestamp
                 result.last = snap.timestamp
-                broker.on_snapshot(snap)
+                broker.deliver(snap)
                 try:
                     await engine.run_cycle(snap)
                 except Exception as exc:   # as in the live loop: one bad snapshot must not end the run
