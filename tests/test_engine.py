@@ -305,3 +305,37 @@ async def test_each_cycle_fits_the_arbitrage_free_fair_surface_to_the_quotes(rig
     summary = rig.engine.summary()["fair_value"]
     assert summary["arbitrage_violations"] == 0 and summary["inside_spread_pct"] == pytest.approx(
         100 * inside.mean(), abs=0.01)
+
+
+async def test_a_fair_value_expiry_that_cannot_be_fitted_is_alerted_with_its_reason(rig):
+    """An expiry whose quotes thin out keeps its last good fair slice (no relative signal from it), one whose
+    quotes vanish leaves the surface; the trader is told once each, with the reason, and the alert is journaled."""
+    from dataclasses import replace
+
+    for _ in range(3):
+        await rig.step()
+    fitted = rig.engine.last_fair.slices
+    thin, empty = fitted[2], fitted[3]                      # two short PM expiries the surface fitted
+    rig.world.clock.advance(5.0)
+    snap = rig.feed.snapshot_now()
+    rank = np.argsort(np.argsort(np.abs(snap.strike - snap.underlying_price)))   # nearest the money first
+    thin_rows = snap.expiry == thin.expiry
+    near = rank <= np.sort(rank[thin_rows])[9]
+    blank = (thin_rows & ~near) | (snap.expiry == empty.expiry)
+    bid, ask = np.where(blank, np.nan, snap.bid), np.where(blank, np.nan, snap.ask)
+    await rig.engine.run_cycle(replace(snap, bid=bid, ask=ask))
+    after = {s.key: s for s in rig.engine.last_fair.slices}
+    assert after[thin.key].status == "fallback" and "quotes" in after[thin.key].reason
+    assert empty.key not in after
+    alerts = [a.message for a in rig.journal.alerts() if a.code == "FAIR_VALUE_FALLBACK"]
+    assert len(alerts) == 2
+    assert any("fallback" in m and after[thin.key].reason in m for m in alerts)
+    assert any("dropped" in m and "no quotes left" in m for m in alerts)
+    assert not any(s.family == "relative" and s.contract.expiry == thin.expiry.astype(object)
+                   for s in rig.engine.signals.new_signals())
+    rig.world.clock.advance(5.0)
+    snap = rig.feed.snapshot_now()
+    blank = (snap.expiry == thin.expiry) & ~near | (snap.expiry == empty.expiry)
+    await rig.engine.run_cycle(replace(snap, bid=np.where(blank, np.nan, snap.bid),
+                                       ask=np.where(blank, np.nan, snap.ask)))      # still down: told once
+    assert len([a for a in rig.journal.alerts() if a.code == "FAIR_VALUE_FALLBACK"]) == 2

@@ -202,6 +202,26 @@ def test_reject_removes_the_signal(desk):
     assert sig.signal_id not in [s.signal_id for s in engine.open_signals()]
 
 
+def test_signals_show_their_family_and_the_panel_filters_by_it(desk):
+    """Both families reach the table labelled; the family filter shows one family's rows and all again."""
+    w, engine = desk.window, desk.engine
+    panel = w.mispricings
+
+    def families():
+        return {s.family for s in panel.model.records()}
+    desk.until(lambda: families() >= {"model", "relative"}, steps=80, what="signals of both families")
+    column = next(i for i, c in enumerate(panel.model.columns) if c.header == "Family")
+
+    def shown() -> list[str]:
+        return [panel.proxy.index(r, column).data() for r in range(panel.proxy.rowCount())]
+    panel.family.setCurrentText("relative")
+    assert shown() and set(shown()) == {"relative"}
+    panel.family.setCurrentText("model")
+    assert shown() and set(shown()) == {"model"}
+    panel.family.setCurrentText("all families")
+    assert set(shown()) == families() and len(shown()) == len(panel.model.records())
+
+
 def test_auto_execute_asks_then_toggles(desk, monkeypatch):
     w, engine = desk.window, desk.engine
     answers = iter([QMessageBox.No, QMessageBox.Yes])

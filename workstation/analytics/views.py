@@ -65,13 +65,16 @@ class VolDesk:
         self._busy = False
 
     async def update(self, now: datetime, surface: Any, model_iv: np.ndarray | None, book: Any,
-                     markets: tuple[np.ndarray, np.ndarray, np.ndarray], executor: Any) -> None:
-        """One cycle's views (skipped while the last one still runs)."""
+                     markets: tuple[np.ndarray, np.ndarray, np.ndarray], executor: Any,
+                     positions: list | None = None) -> None:
+        """One cycle's views (skipped while the last one still runs). `positions` are the ones `markets` were
+        taken for (row for row): the book may have moved since (a fill between the cycle and this task)."""
         if self._busy:
             return
         self._busy = True
         try:
-            positions = [p for p in book.positions.values() if p.quantity]
+            if positions is None:
+                positions = [p for p in book.positions.values() if p.quantity]
             greeks = [book.position_greeks(p.contract.contract_id) for p in positions]
             loop = asyncio.get_running_loop()
             market, model, scen, risk = await loop.run_in_executor(

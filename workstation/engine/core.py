@@ -250,6 +250,7 @@ class Engine(EngineFace):
         if done.verdict.future_dropped:
             self.alert("DATA_REJECTED", Severity.WARNING, done.verdict.future_dropped, source="sanity")
         snapshot = surface.snapshot                  # jumped quotes blanked: nothing downstream sees them
+        self.numerics.after_fair(done.fair, self.market.fair)
         self.market.snapshot, self.market.fair = snapshot, done.fair
         self.bus.publish(topics.SNAPSHOT, snapshot)
         self.supervisor.new_day_if_needed(trading_day_of(now), now)
@@ -296,8 +297,8 @@ class Engine(EngineFace):
         model = self.market.model
         positions = [p for p in self.book.positions.values() if p.quantity]
         self._spawn(self.vol_views.update(now, surface, model.iv if model is not None else None, self.book,
-                                          self.market.position_markets(positions, surface)[:3], self.executor),
-                    "vol views")
+                                          self.market.position_markets(positions, surface)[:3], self.executor,
+                                          positions), "vol views")
 
     def _report(self, now: datetime, options: int, usable: int, timings: dict[str, float],
                 counts: dict[str, int]) -> CycleReport:

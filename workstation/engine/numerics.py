@@ -108,6 +108,22 @@ class CycleNumerics:
         self.fair_ms.append((time.perf_counter() - started) * 1e3)
         return fair
 
+    def after_fair(self, fair: FairValueFit | None, previous: FairValueFit | None) -> None:
+        """Alert (journaled with the reason) when an expiry of the fair surface falls back, fails or loses every
+        quote it was fitted to, once per change of its state (loop thread)."""
+        if fair is None:
+            return
+        before = {s.key: s.status for s in previous.slices} if previous is not None else {}
+        now = {s.key: s for s in fair.slices}
+        news = [(s.key, s.status, s.reason) for s in fair.slices
+                if s.status != "ok" and before.get(s.key, "ok") != s.status]
+        news += [(key, "dropped", "no quotes left to fit") for key, status in before.items()
+                 if key not in now and status != "dropped"]
+        for (expiry, am), status, reason in news:
+            self.alert("FAIR_VALUE_FALLBACK", Severity.WARNING,
+                       f"fair value {str(expiry)[:10]} {'AM' if am else 'PM'}: {status} ({reason or 'no reason given'})",
+                       source="fair value")
+
     def after_fit(self, fit: FitEvent, surface: Surface, now: datetime) -> None:
         """Journal, publish and alert on a fit (loop thread)."""
         if fit is self.last_fit:

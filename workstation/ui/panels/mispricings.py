@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
 from ...commands import ApproveSignal, PreviewSignal, RejectSignal, SetAutoExecute
@@ -50,9 +50,13 @@ COLUMNS = [
     Column("Expiry", lambda s: s.contract.expiry.isoformat(), str, numeric=False),
     Column("Strike", lambda s: s.contract.strike, lambda v: f"{v:,.0f}"),
     Column("Side", lambda s: s.side.value, str, _side_colour, numeric=False),
+    Column("Family", lambda s: s.family, str, numeric=False,
+           tooltip="model: quote vs the fitted model, confirmed by its residual's history; relative: quote vs "
+                   "the arbitrage-free fair-value surface, beyond fees and the surface's uncertainty"),
     Column("Bid", lambda s: s.bid),
     Column("Ask", lambda s: s.ask),
-    Column("Model", lambda s: s.model_price),
+    Column("Value", lambda s: s.model_price,
+           tooltip="What the edge is measured against: the model's price (model) or the fair surface's (relative)"),
     Column("Edge $/ct", lambda s: s.edge_dollars, lambda v: theme.fmt(v, 0, dollars=True),
            lambda s: theme.signed_colour(s.edge_dollars), tooltip="Edge per contract, dollars"),
     Column("Edge vol", lambda s: s.edge_vol, lambda v: f"{v:+.2f}", tooltip="Edge in vol points"),
@@ -70,6 +74,8 @@ COLUMNS = [
 COLUMNS = [Column(c.header, c.value, c.text, _greyed(c.colour), c.numeric, c.tooltip) for c in COLUMNS]
 AGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Age")
 EXPIRES_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Expires")
+EDGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Edge $/ct")
+FAMILIES = ("all families", "model", "relative")
 
 
 class MispricingsPanel(Panel):
@@ -82,7 +88,7 @@ class MispricingsPanel(Panel):
         self.table, self.proxy = make_table(
             self.model, self, placeholder="No open mispricings: the market agrees with the model within the "
                                           "signal thresholds.")
-        self.table.sortByColumn(7, Qt.DescendingOrder)
+        self.table.sortByColumn(EDGE_COLUMN, Qt.DescendingOrder)
         self.what_if: WhatIfDialog | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -91,6 +97,11 @@ class MispricingsPanel(Panel):
         self.filter.setPlaceholderText("filter (contract, side, state…)")
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         bar.addWidget(self.filter, 1)
+        self.family = QComboBox()
+        self.family.addItems(FAMILIES)
+        self.family.setToolTip("Show one signal family")
+        self.family.currentTextChanged.connect(self._filter_family)
+        bar.addWidget(self.family)
         self.approve_button = QPushButton(theme.icon("approve"), "Approve (A)")
         self.approve_button.setObjectName("approve")
         self.approve_button.clicked.connect(self.approve_selected)
@@ -118,6 +129,9 @@ class MispricingsPanel(Panel):
         self._ages.start(1000)
 
     # ---------------------------------------------------------------------------------- events
+    def _filter_family(self, family: str) -> None:
+        self.proxy.set_predicate(None if family == FAMILIES[0] else (lambda s: s.family == family))
+
     def _on_settings(self, settings) -> None:
         if settings is not None:
             _MaxAge.seconds = float(settings.signals.max_age_s)
