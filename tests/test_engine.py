@@ -275,6 +275,8 @@ async def test_headless_summary_has_the_documented_keys(rig):
         assert key in summary
     assert set(summary["fits"]) >= {"count", "median_ms", "p95_ms", "median_rmse_iv"}
     assert set(summary["cycle_ms"]) == {"p50", "p95", "max"}
+    assert 0 < summary["cycle_ms"]["p50"] <= summary["cycle_ms"]["max"]        # every cycle timed
+    assert summary["snapshots"] == 3 and summary["chain"]["options"] > 500
     assert summary["fits"]["count"] == 3 and math.isfinite(summary["fits"]["median_rmse_iv"])
 
 

@@ -89,11 +89,11 @@ async def test_var_is_checked_before_the_trade_on_the_running_engine(rig):
         await _cycle(rig)
         await engine.settle_tasks()                           # the monitor's revaluation included
     assert engine.book.quantity(cid) == 2
-    var99, revalued_at = engine.last_risk["var99"], engine.last_risk["var_at"]
+    var99, revalued_at = engine.last_risk.var99, engine.last_risk.var_at
     assert var99 > 0
     await _cycle(rig)                                         # same book, within var_interval_s: no revaluation
     await engine.settle_tasks()
-    assert engine.last_risk["var_at"] == revalued_at and engine.supervisor.revalue_now is False
+    assert engine.last_risk.var_at == revalued_at and engine.supervisor.revalue_now is False
 
     lower = engine.settings.model_copy(deep=True)
     lower.risk.max_var_99 = 0.5 * var99
@@ -105,9 +105,9 @@ async def test_var_is_checked_before_the_trade_on_the_running_engine(rig):
     assert engine.supervisor.revalue_now                      # the what-if bound: revalue on the next run
     report = await _cycle(rig)                                # the same book: revalued for the flag alone
     await engine.settle_tasks()
-    assert engine.last_risk["var_at"] == report.timestamp.isoformat() != revalued_at
+    assert engine.last_risk.var_at == report.timestamp != revalued_at
     assert engine.supervisor.revalue_now is False
-    assert engine.last_risk["var99"] > engine.settings.risk.max_var_99
+    assert engine.last_risk.var99 > engine.settings.risk.max_var_99
     snap = engine.last_snapshot
     reduces = engine.submit_order(cid, "SELL", 1, float(snap.bid[snap.index_of(cid)]))
     assert reduces.sent and RiskCode.VAR_LIMIT not in reduces.decision.reasons, reduces.message

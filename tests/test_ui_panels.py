@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -143,9 +144,26 @@ def test_panels_fill_from_the_engine(desk):
     assert w.surface.view is not None and w.surface.view.model_iv is not None        # Heston curve drawn
     w.surface.tabs.setCurrentIndex(0)                                                # views draw when shown
     assert w.surface.smile_model.getData()[0] is not None
+    desk.until(lambda: w.surface.fair is not None, what="the fair surface of the shown snapshot")
+    w.surface.tabs.setCurrentIndex(0)
+    w.surface._stale.add(0)
+    w.surface._draw_tab(0)
+    x, y = w.surface.smile_fair.getData()                                            # the fair curve, in %
+    fair = w.surface.fair
+    rows = w.surface.view.series[w.surface.expiry.currentIndex()][2]
+    assert x is not None and len(x) > 3 and np.allclose(np.sort(y), np.sort(fair.fair_iv[rows][np.isfinite(
+        fair.fair_iv[rows])] * 100))
+    assert "fair: " in w.surface.smile_info.text() and "inside their spread" in w.surface.smile_info.text()
     assert "3-D view switched off" in w.surface.note.text()                          # 2-D views, and why
     assert any(s in w.calibration.values["Feller"].text() for s in ("satisfied", "violated"))
     assert w.calibration.per_expiry.rowCount() > 3
+    table = w.calibration.per_expiry                                  # both fits per expiry, side by side
+    headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    assert headers[1].startswith("Model RMSE") and headers[2].startswith("Fair RMSE")
+    row = next(i for i in range(table.rowCount()) if table.item(i, 4).text() == "ok")
+    label = table.item(row, 0).text()
+    piece = desk.window.bridge.fair_quality()[label]
+    assert table.item(row, 2).text() == f"{piece.rmse_iv:.3f}" and table.item(row, 3).text() == f"{piece.inside_pct:.0f}"
     assert w.risk.stress.rowCount() >= 3 and w.risk.stress.columnCount() >= 3
     assert not w.risk.attr_note.isVisible() and {"delta", "vega", "residual"} <= set(w.risk.attr)
     assert w.orders.expiry.count() > 3 and w.orders.strike.count() > 10

@@ -291,7 +291,9 @@ class Engine(EngineFace):
             self._spawn(self.supervisor.monitor(now, surface, fit.model_params or fit.params), "monitor")
         self._update_vol_views(now, surface)
         self.publish_status()
-        return self._report(now, len(snapshot), int(surface.usable.sum()), timings, surface.filter_counts)
+        report = self._report(now, len(snapshot), int(surface.usable.sum()), timings, surface.filter_counts)
+        self.cycle_ms.append(report.total_ms)
+        return report
 
     def _update_vol_views(self, now: datetime, surface: Surface) -> None:
         model = self.market.model

@@ -148,6 +148,18 @@ class Bridge(QObject):
             return None
         return iv
 
+    def fair_quality(self) -> dict[str, Any]:
+        """The latest fair-value slices by expiry label ('2025-10-17 PM', as the fit's per-expiry RMSE is keyed)."""
+        fair = getattr(self.engine, "last_fair", None)
+        if fair is None:
+            return {}
+        return {f"{str(sl.expiry)[:10]} {'AM' if sl.am_settled else 'PM'}": sl for sl in fair.slices}
+
+    def fair_fit(self, surface: Any) -> Any:
+        """The engine's fair-value fit of exactly this `surface` (its slices, their status and quality), else None."""
+        fair = getattr(self.engine, "last_fair", None)
+        return fair if fair is not None and surface is not None and fair.surface is surface else None
+
     def _ask(self, read: Callable[[Any], Any], default: Any) -> Any:
         if self.engine is None:
             return default

@@ -6,6 +6,7 @@ from collections import deque
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QSizePolicy,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -16,6 +17,9 @@ from .base import Panel
 
 PARAMS = ("v0", "kappa", "theta", "sigma", "rho")
 HISTORY = 500
+
+
+EXPIRY_COLUMNS = ["Expiry", "Model RMSE (vol pts)", "Fair RMSE (vol pts)", "Fair inside (%)", "Fair state"]
 
 
 class CalibrationPanel(Panel):
@@ -50,8 +54,10 @@ class CalibrationPanel(Panel):
             form.addRow(name, label)
         box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)    # never squeezed: the table gives way
         lv.addWidget(box)
-        self.per_expiry = QTableWidget(0, 2)
-        self.per_expiry.setHorizontalHeaderLabels(["Expiry", "RMSE (vol pts)"])
+        self.per_expiry = QTableWidget(0, len(EXPIRY_COLUMNS))
+        self.per_expiry.setHorizontalHeaderLabels(EXPIRY_COLUMNS)
+        self.per_expiry.setToolTip("Both fits per expiry: the model's IV RMSE, and the arbitrage-free fair "
+                                   "surface's IV RMSE, share of its quotes fitted inside their spread and state")
         self.per_expiry.verticalHeader().setVisible(False)
         self.per_expiry.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.per_expiry.setEditTriggers(QTableWidget.NoEditTriggers)
@@ -105,13 +111,24 @@ class CalibrationPanel(Panel):
         self.values["Status"].setText(status if len(status) <= 40 else status[:39] + "…")
         self.values["Status"].setToolTip(status)
         theme.restyle(self.values["Status"], f"color: {theme.POSITIVE if fit.accepted and not fit.stale else theme.WARNING}")
-        items = list(fit.per_expiry_rmse.items())
-        self.per_expiry.setRowCount(len(items))
-        for i, (expiry, rmse) in enumerate(items):
-            self.per_expiry.setItem(i, 0, QTableWidgetItem(str(expiry)))
-            cell = QTableWidgetItem(f"{rmse:.3f}")
-            cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            self.per_expiry.setItem(i, 1, cell)
+        fair = self.bridge.fair_quality()
+        labels = sorted(set(fit.per_expiry_rmse) | set(fair))
+        self.per_expiry.setRowCount(len(labels))
+        for i, label in enumerate(labels):
+            model = fit.per_expiry_rmse.get(label)
+            piece = fair.get(label)
+            cells = [label, "–" if model is None else f"{model:.3f}",
+                     "–" if piece is None or not np.isfinite(piece.rmse_iv) else f"{piece.rmse_iv:.3f}",
+                     "–" if piece is None or not np.isfinite(piece.inside_pct) else f"{piece.inside_pct:.0f}",
+                     "–" if piece is None else piece.status]
+            for j, text in enumerate(cells):
+                cell = QTableWidgetItem(text)
+                if j:
+                    cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                if j == 4 and piece is not None and piece.status != "ok":
+                    cell.setForeground(QColor(theme.WARNING))
+                    cell.setToolTip(piece.reason)
+                self.per_expiry.setItem(i, j, cell)
         self._draw_history()
 
     def _draw_history(self) -> None:

@@ -40,6 +40,7 @@ class SurfaceView:
         good = surface.usable & otm & np.isfinite(surface.iv_mid)
         self.moneyness = money
         self.series: list[tuple[str, float, np.ndarray]] = []   # label, maturity, rows sorted by strike
+        self.keys: list[tuple] = []                             # (expiry, am_settled) of each series
         for j, e in sorted(enumerate(surface.expiries), key=lambda je: je[1].maturity):
             if not e.reliable:
                 continue
@@ -50,6 +51,7 @@ class SurfaceView:
             day = e.expiry.astype("datetime64[D]").astype(date)
             label = f"{day:%d %b %y} {'AM' if e.am_settled else 'PM'}  ({e.maturity * 365:.0f}d)"
             self.series.append((label, float(e.maturity), rows))
+            self.keys.append((e.expiry, e.am_settled))
 
     def atm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Days to expiry, ATM market IV, ATM model IV (NaN without a model) per expiry."""
@@ -83,6 +85,7 @@ class SurfacePanel(Panel):
         super().__init__(bridge, parent)
         self._surface = None
         self.view: SurfaceView | None = None
+        self.fair = None            # the engine's fair-value fit of the shown surface
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         self.gl_ok, why = opengl_status(opengl_mode)
@@ -175,7 +178,9 @@ class SurfacePanel(Panel):
         self.smile.addItem(self.smile_bars)
         self.smile_mid = self.smile.plot([], [], pen=None, symbol="o", symbolSize=4, symbolBrush=theme.WARNING,
                                          symbolPen=None, name="market mid (bars: bid/ask)")
-        self.smile_model = self.smile.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="Heston")
+        self.smile_model = self.smile.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="model")
+        self.smile_fair = self.smile.plot([], [], pen=pg.mkPen(theme.POSITIVE, width=2, style=pg.QtCore.Qt.DashLine),
+                                          name="fair (arbitrage-free)")
         self.smile_fwd = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.MUTED, style=pg.QtCore.Qt.DashLine))
         self.smile.addItem(self.smile_fwd)
         v.addWidget(self.smile)
@@ -221,6 +226,7 @@ class SurfacePanel(Panel):
         if self._surface is None:
             return
         self.view = SurfaceView(self._surface, model_iv_of(self._surface, self.bridge.model_iv(self._surface)))
+        self.fair = self.bridge.fair_fit(self._surface)
         snap = self._surface.snapshot
         usable = int(np.count_nonzero(self._surface.usable))
         model = "" if self.view.model_iv is not None else "  ·  model curve: no model IVs from the engine yet"
@@ -276,10 +282,27 @@ class SurfacePanel(Panel):
             self.smile_model.setData(k[ok], model[ok])
         else:
             self.smile_model.setData([], [])
+        fair_note = self._draw_fair(view.keys[i], rows, k)
         follow(self.smile, k, np.concatenate([bid, ask]))
         forward = float(s.forward[rows[0]])
         self.smile_fwd.setValue(forward)
-        self.smile_info.setText(f"forward {forward:,.2f}  ·  {len(rows)} OTM quotes")
+        self.smile_info.setText(f"forward {forward:,.2f}  ·  {len(rows)} OTM quotes  ·  {fair_note}")
+
+    def _draw_fair(self, key: tuple, rows: np.ndarray, k: np.ndarray) -> str:
+        """The fair-value curve of this expiry, and one line on its fit (status, quotes inside their spread, IV
+        RMSE, arbitrage violations of the whole surface)."""
+        fair = self.fair
+        piece = next((sl for sl in fair.slices if sl.key == key), None) if fair is not None else None
+        if piece is None or not piece.has_values:
+            self.smile_fair.setData([], [])
+            return "fair: none for this expiry" if fair is not None else "fair: not fitted yet"
+        iv = fair.fair_iv[rows] * 100
+        ok = np.isfinite(iv)
+        self.smile_fair.setData(k[ok], iv[ok])
+        if piece.status != "ok":
+            return f"fair: {piece.status} ({piece.reason})"
+        return (f"fair: {piece.inside_pct:.0f}% of {piece.quotes} quotes inside their spread, "
+                f"RMSE {piece.rmse_iv:.2f} vol pts, {fair.arbitrage_violations} arbitrage violations")
 
     def _draw_term(self) -> None:
         days, market, model = self.view.atm()
