@@ -238,6 +238,11 @@ def test_signals_show_their_family_and_the_panel_filters_by_it(desk):
     assert shown() and set(shown()) == {"model"}
     panel.family.setCurrentText("all families")
     assert set(shown()) == families() and len(shown()) == len(panel.model.records())
+    desk.until(lambda: panel.arbitrage.rowCount() == len(engine.signal_desk.arbitrage) > 0, steps=40,
+               what="static arbitrage in its own table")                  # the arbitrage family
+    found = list(engine.signal_desk.arbitrage.values())
+    assert {a.key for a in panel.arbitrage.records()} == {a.key for a in found}
+    assert f"{len(found)}," in panel.arbitrage_label.text()
 
 
 def test_auto_execute_asks_then_toggles(desk, monkeypatch):

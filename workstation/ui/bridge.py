@@ -45,6 +45,7 @@ class Bridge(QObject):
     cycle = Signal(object)
     settings = Signal(object)
     vol_views = Signal(object)
+    arbitrage = Signal(object)
 
     def __init__(self, engine: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,7 +61,7 @@ class Bridge(QObject):
             topics.RISK_DECISION: self.risk_decision, topics.FILL: self.fill, topics.BOOK: self.book,
             topics.RISK: self.risk, topics.TRADING_STATE: self.trading_state, topics.ALERT: self.alert,
             topics.STATUS: self.status, topics.CYCLE: self.cycle, topics.SETTINGS: self.settings,
-            topics.VOL_VIEWS: self.vol_views,
+            topics.VOL_VIEWS: self.vol_views, topics.ARBITRAGE: self.arbitrage,
         }
         router = self.alert_router
         if router is not None:     # folded alerts (one row per repeating condition, with its count)
