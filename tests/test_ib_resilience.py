@@ -331,12 +331,12 @@ def test_the_window_shows_a_banner_while_tws_is_unreachable_and_names_stale_data
     window.show_banner("")
     assert window.banner_bar.isHidden()
     from workstation.reports import EngineStatus
-    window._on_status(EngineStatus(
+    window.status_line.on_status(EngineStatus(
         connection="ib-paper", connected=True, feed="stale", data_age_s=1.0,
         sim_time=datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc), clock_label="", trading_state="ACTIVE",
         trading_reason="", stale_data=("index 42s", "future 40s"), auto_execute=False, read_only=False, day_pnl=0.0,
         loop_lag_ms=0.0))
-    assert window.data_age.text() == "data 1.0s - stale: index 42s, future 40s"
+    assert window.status_line.data_age.text() == "data 1.0s - stale: index 42s, future 40s"
 
 
 async def test_the_gateway_schedules_a_daily_restart_in_new_york_time(gateway):

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QApplication
 
+from .screenshots import save_panel_screenshots
 from .theme import apply_dark_theme
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ async def run_window(window, engine, screenshot: Path | None, after: float) -> i
             log.info("screenshot %s %s", screenshot, "saved" if ok else "FAILED")
             panels = os.environ.get("HESTON_PANEL_SHOTS")     # hidden: every panel and dialog as well
             if panels:
-                files = await window.save_panel_screenshots(Path(panels))
+                files = await save_panel_screenshots(window, Path(panels))
                 log.info("%d panel screenshots in %s", len(files), panels)
             code = 0 if ok else 1
             window.close()
