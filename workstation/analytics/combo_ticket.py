@@ -179,15 +179,16 @@ class Payoff:
 
 
 def payoff(combo: Combo, side: Side, quantity: int, limit: float, spot: float, forwards: list[float],
-           maturities: list[float], vols: list[float], span: float = 0.08, points: int = 241) -> Payoff:
-    """The order's P&L curves over spot ± `span` (and every strike). Each leg's forward scales with the level
-    (F × level / spot); a leg with no vol or forward is valued at intrinsic on the 'today' curve. At expiry,
-    later-expiry legs count at intrinsic (as `payoff_bounds`)."""
+           maturities: list[float], vols: list[float], span: float = 0.02, points: int = 241) -> Payoff:
+    """The order's P&L curves over the strikes and the index, padded by the wider of `span` × spot and the
+    strikes' range on each side (every strike is a point of the grid: the kinks are drawn exactly). Each leg's
+    forward scales with the level (F × level / spot); a leg with no vol or forward is valued at intrinsic on the
+    'today' curve. At expiry, later-expiry legs count at intrinsic (as `payoff_bounds`)."""
     sign = Side(side).sign
     strikes = [float(leg.contract.strike) for leg in combo.legs]
-    lo = min(spot * (1 - span), min(strikes) * 0.99)
-    hi = max(spot * (1 + span), max(strikes) * 1.01)
-    levels = np.linspace(lo, hi, points)
+    lo, hi = min(*strikes, spot), max(*strikes, spot)
+    pad = max(span * spot, hi - lo)
+    levels = np.union1d(np.linspace(lo - pad, hi + pad, points), strikes)
     scale = sign * quantity * combo.multiplier
     at_expiry = scale * (combo.expiry_value(levels) - limit)
     today = np.zeros_like(levels)

@@ -25,7 +25,7 @@ from ..bridge import Bridge
 from .whatif import check_rows, show_checks
 
 CUSTOM = "custom"
-LEG_HEADERS = ["Leg", "Side", "Ratio", "Bid", "Ask", "Mid", "IV %", "Δ $", "Vega $", "Θ $"]
+LEG_HEADERS = ["Leg", "Side", "Ratio", "Bid", "Ask", "Mid", "IV %", "Delta $", "Vega $", "Theta $"]
 PREVIEW_ID = "combo-preview"
 
 
@@ -491,8 +491,9 @@ class ComboTicket(QDialog):
         self.values["Net mid"].setText(_pts_and_dollars(n.net_mid, mult) + " per package")
         g = n.greeks
         self.values["Net Greeks $"].setText(
-            f"Δ {theme.fmt(g['delta'], 0, dollars=True)}  Γ {theme.fmt(g['gamma'], 0, dollars=True)}  "
-            f"vega {theme.fmt(g['vega'], 0, dollars=True)}  Θ {theme.fmt(g['theta'], 0, dollars=True)}  per package")
+            f"delta {theme.fmt(g['delta'], 0, dollars=True)}  gamma {theme.fmt(g['gamma'], 0, dollars=True)}  "
+            f"vega {theme.fmt(g['vega'], 0, dollars=True)}  theta {theme.fmt(g['theta'], 0, dollars=True)}"
+            f"  per package")
         b = n.bounds
         loss = "unlimited" if math.isinf(b.max_loss) else theme.fmt(b.max_loss * qty, 0, dollars=True)
         gain = "unlimited" if math.isinf(b.max_gain) else theme.fmt(b.max_gain * qty, 0, dollars=True)

@@ -53,7 +53,14 @@ def _status_colour(row: OrderRow) -> QColor | None:
 def _what(row: OrderRow) -> str:
     """The contract, or for a combo its structure and legs ('vertical +1 SPXW 17Oct25 6700 C / -1 ...')."""
     order = row.order
-    return f"▣ {order.combo.description}" if isinstance(order, ComboOrder) else order.contract.description
+    if not isinstance(order, ComboOrder):
+        return order.contract.description
+    legs = order.combo.legs
+    expiries = {leg.contract.expiry for leg in legs}
+    when = legs[0].contract.expiry.strftime("%d%b%y") + " " if len(expiries) == 1 else ""
+    strikes = " / ".join(f"{leg.weight:+d} {leg.contract.strike:g}{leg.contract.right.value[0]}"
+                         + ("" if when else f" {leg.contract.expiry:%d%b%y}") for leg in legs)
+    return f"▣ {order.combo.structure} {when}{strikes}"
 
 
 BLOTTER = [
