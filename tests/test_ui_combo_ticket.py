@@ -2,6 +2,7 @@
 template on the real chain shows the domain's net price, Greeks and max loss, passes the live checks, is sent,
 fills on both legs and appears as one package in the blotter and as two legs naming their package in positions;
 a vertical over a lowered max-loss limit shows the reason and sends nothing; legs added from the chain board."""
+# ruff: noqa: F811, SIM118  (the desk fixture is imported; RecordModel.keys() is not a dict's)
 from __future__ import annotations
 
 import math
@@ -11,14 +12,14 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_ui_panels import Desk, app, desk, store  # noqa: F401  (the window on a SimRig)
 
-from test_ui_panels import Desk, app, desk, store  # noqa: E402,F401  (the window on a SimRig)
-from workstation.commands import ApplySettings  # noqa: E402
-from workstation.domain import OrderStatus, Side  # noqa: E402
-from workstation.domain.combos import COMBO_TICK  # noqa: E402
-from workstation.ui import theme  # noqa: E402
+from workstation.commands import ApplySettings
+from workstation.domain import OrderStatus, Side
+from workstation.domain.combos import COMBO_TICK
+from workstation.ui import theme
 
 
 def _ticket(desk: Desk):
@@ -71,7 +72,7 @@ def test_a_vertical_from_the_template_shows_the_domains_numbers_is_sent_filled_a
     p = ticket.payoff
     assert p.at_expiry.min() == pytest.approx(-bounds.max_loss) and p.at_expiry.max() == pytest.approx(bounds.max_gain)
     assert np.all(np.isfinite(p.today)) and p.today.min() >= -bounds.max_loss - 1 and p.today.max() <= bounds.max_gain + 1
-    x, y = ticket.expiry_curve.getData()
+    x, _ = ticket.expiry_curve.getData()
     assert len(x) == len(p.levels) and ticket.today_curve.getData()[0] is not None
     # the live checks, then Send
     assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
@@ -123,7 +124,7 @@ def test_a_combo_over_the_max_loss_limit_shows_the_reason_and_sends_nothing(desk
 
 
 def test_legs_added_from_the_chain_board_make_a_custom_combo(desk):
-    w, engine = desk.window, desk.engine
+    w = desk.window
     desk.until(lambda: w.chain.model.rowCount() > 10, what="the chain board")
     keys = w.chain.model.keys()
     atm = next(r.strike for r in (w.chain.model.get(k) for k in keys) if r.atm)

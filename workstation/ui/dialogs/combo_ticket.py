@@ -161,11 +161,11 @@ class ComboTicket(QDialog):
                 "Net Greeks $": "Dollar Greeks of one package bought: delta$ and gamma$ per 1 % move, vega$ per vol "
                                 "point, theta$ per day",
                 "At expiry": "Worst and best P&L of the whole order at the front expiry, at the net limit"}
-        for key in tips:
+        for key, tip in tips.items():
             label = QLabel("–")
             label.setFont(theme.mono_font(9))
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-            label.setToolTip(tips[key])
+            label.setToolTip(tip)
             self.values[key] = label
             form.addRow(key, label)
         return box
