@@ -129,6 +129,26 @@ class Bridge(QObject):
         """Every order the engine knows today, with its status."""
         return self._ask(lambda e: e.order_records(), [])
 
+    def market_for(self, contract: Any) -> Any:
+        """The engine's market of one contract (quote, model price, dollar Greeks per +1 contract), or None."""
+        return self._ask(lambda e: e.market_for(contract), None)
+
+    def market_now(self) -> tuple[Any, Any]:
+        """The engine's latest chain snapshot and surface ((None, None) without an engine)."""
+        return self._ask(lambda e: (e.last_snapshot, e.last_surface), (None, None))
+
+    def combo_records(self) -> list:
+        """Every journaled combo order with its latest state and its legs' fills: [(ComboOrder, OrderEvent, [Fill])]
+        ([] without an engine or a journal)."""
+        def read(e: Any) -> list:
+            journal = getattr(e, "journal", None)
+            if journal is None:
+                return []
+            states = journal.combo_states()
+            return [(o, states.get(o.client_order_id), journal.fills_of(o.client_order_id))
+                    for o in journal.combo_orders()]
+        return self._ask(read, [])
+
     def contract_by_id(self, contract_id: int) -> Any:
         return self._ask(lambda e: e.contract_by_id(contract_id), None)
 

@@ -92,6 +92,8 @@ class MainWindow(QMainWindow):
         self.panels = [self.surface, self.mispricings, self.orders, self.positions, self.risk, self.alerts,
                        self.calibration, self.log_panel, self.chain, self.skew, self.realised, self.volrisk]
         self.chain.trade.connect(self.ticket_for)
+        self.chain.add_leg.connect(self.add_to_combo)
+        self.combo_ticket = None
         self.docks: dict[str, QDockWidget] = {}
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
@@ -213,6 +215,8 @@ class MainWindow(QMainWindow):
                                            "approve", "Approve the selected signal (what-if first)")
         self.reject_action = self._action(trading, "Reject signal", self.mispricings.reject_selected, "R", "reject")
         self.ticket_action = self._action(trading, "New order ticket", self.new_order_ticket, "Ctrl+N", "send")
+        self.combo_action = self._action(trading, "Combo ticket", self.open_combo_ticket, "Ctrl+Shift+N", "send",
+                                         "A structure from a template or legs from the chain board (+ / −)")
         trading.addSeparator()
         self.kill_action = self._action(trading, "KILL SWITCH", self.risk.kill_switch, "Ctrl+K", "kill",
                                         "Cancel every working order and halt trading")
@@ -261,6 +265,22 @@ class MainWindow(QMainWindow):
         self.orders.select_contract(expiry, strike, right)
         self.orders.side.setCurrentText(side)
         self.new_order_ticket()
+
+    def open_combo_ticket(self):
+        """The combo ticket (one per window, non-modal), shown and raised."""
+        from .dialogs.combo_ticket import ComboTicket
+
+        if self.combo_ticket is None:
+            self.combo_ticket = ComboTicket(self.bridge, self)
+        self.combo_ticket.show()
+        self.combo_ticket.raise_()
+        return self.combo_ticket
+
+    def add_to_combo(self, contract_id: int, side: str) -> None:
+        """A contract picked on the chain board ('add to combo'), one more on `side`, in the combo ticket."""
+        contract = self.bridge.contract_by_id(contract_id)
+        if contract is not None:
+            self.open_combo_ticket().add_contract(contract, side)
 
     def open_settings(self) -> None:
         from .dialogs.settings import SettingsDialog
