@@ -245,6 +245,14 @@ def test_signals_show_their_family_and_the_panel_filters_by_it(desk):
     assert f"{len(found)}," in panel.arbitrage_label.text()
 
 
+def test_garbage_is_collected_on_the_gui_thread_only(app):
+    """A collection in the numerics thread may free Qt objects there and crash Qt: the window disables Python's
+    automatic collection and collects on a GUI-thread timer instead."""
+    import gc
+
+    assert not gc.isenabled() and app.gui_thread_gc is not None and app.gui_thread_gc.timer.isActive()
+
+
 def test_auto_execute_asks_then_toggles(desk, monkeypatch):
     w, engine = desk.window, desk.engine
     answers = iter([QMessageBox.No, QMessageBox.Yes])
