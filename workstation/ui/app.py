@@ -50,11 +50,13 @@ def collect_garbage_on_the_gui_thread(app: QApplication) -> None:
 
 
 def release_garbage_collection(app: QApplication | None) -> None:
-    """Back to Python's automatic collection (tests, after their windows are gone)."""
+    """Back to Python's automatic collection (tests, after their windows are gone): what is left is collected
+    here, on the GUI thread, first — a Qt object in it must not be freed later by a worker's collection."""
     collector = getattr(app, "gui_thread_gc", None)
     if collector is not None:
         collector.timer.stop()
         app.gui_thread_gc = None
+    gc.collect()
     gc.enable()
 
 

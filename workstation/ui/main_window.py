@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
             self.bridge.attach(engine.bus)
             self.bridge.replay_state()
         else:
-            self.connection.setText("NO ENGINE")
+            self.status_line.connection.setText("NO ENGINE")
             log.warning("no engine: the window shows no data")
 
     # ------------------------------------------------------------------------------------ layout
