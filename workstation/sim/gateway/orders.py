@@ -348,6 +348,10 @@ def _send_open_orders(s: Session, only_mine: bool) -> None:
         if o.working and (not only_mine or o.view.client_id == s.client_id):
             s.send(P.open_order(o.view))
             s.send(P.order_status(o.view))
+    for b in s.gw.combos.bags.values():
+        if b.working and (not only_mine or b.view.client_id == s.client_id):
+            s.send(b.open_message())
+            s.send(P.order_status(b.view))
     s.send(P.open_order_end())
 
 
@@ -355,6 +359,9 @@ def completed_orders(s: Session, f: list[str]) -> None:            # reqComplete
     for o in s.gw.desk.orders.values():
         if not o.working:
             s.send(P.completed_order(o.view))
+    for b in s.gw.combos.bags.values():
+        if not b.working:
+            s.send(b.completed_message())
     s.send(P.completed_orders_end())
 
 
@@ -377,7 +384,8 @@ def executions(s: Session, f: list[str]) -> None:
         if side and {"BUY": "BOT", "SELL": "SLD"}.get(side.upper(), side.upper()) != e.side:
             continue
         s.send(P.exec_details(req_id, e))
-        s.send(P.commission_report(e))
+        if e.contract.sec_type != "BAG":             # a combo's own execution has no commission: its legs do
+            s.send(P.commission_report(e))
     s.send(P.exec_details_end(req_id))
 
 
