@@ -64,10 +64,10 @@ class Rig:
         return self.journal.combo_states().get(coid)
 
 
-def calls_near_the_money(snap: ChainSnapshot, n: int) -> list[Contract]:
-    """`n` adjacent two-sided calls of one expiry around the index."""
+def calls_near_the_money(snap: ChainSnapshot, n: int, skip_expiries: int = 0) -> list[Contract]:
+    """`n` adjacent two-sided calls of one expiry (after the first `skip_expiries`) around the index."""
     ok = snap.is_call & (snap.bid > 0.5) & (snap.ask > snap.bid)
-    for expiry in sorted(set(snap.expiry[ok].tolist())):
+    for expiry in sorted(set(snap.expiry[ok].tolist()))[skip_expiries:]:
         rows = np.flatnonzero(ok & (snap.expiry == expiry))
         rows = rows[np.argsort(np.abs(snap.strike[rows] - snap.underlying_price))][:max(n, 4)]
         rows = rows[np.argsort(snap.strike[rows])]
@@ -239,3 +239,33 @@ async def test_a_bag_order_is_not_sent_twice_across_a_reconnect(gateway, tmp_pat
         assert len(ids) == len(set(ids))                      # no leg fill delivered twice
     finally:
         await rig.close()
+
+
+async def test_the_engine_sends_a_combo_through_ib_to_the_gateway(tmp_path, warm_numba, decoder_errors):
+    from test_ib_engine import ib_settings
+    from workstation.engine import build_engine
+    gw = PracticeGateway(ib_settings(7497))
+    settings = ib_settings(await gw.start(HOST, 0))
+    settings.signals.auto_execute, settings.hedging.enabled = False, False
+    engine = build_engine(settings, tmp_path)
+    try:
+        await engine.start()
+        assert await wait_for(lambda: engine.last_fit is not None and engine.snapshots >= 3, 300)
+        snap = engine.last_snapshot
+        combo = vertical(*calls_near_the_money(snap, 2, skip_expiries=1))   # not today's (days to expiry)
+        decision = engine.send_combo(combo, Side.BUY, 1, marketable_buy(snap, combo, cushion_ticks=6))
+        assert not isinstance(decision, str) and decision.approved, [r for r in decision.results if not r.passed]
+        assert await wait_for(lambda: len(engine.journal.combo_orders()) == 1)
+        coid = engine.journal.combo_orders()[0].client_order_id
+        assert await wait_for(lambda: engine.journal.combo_states()[coid].status is OrderStatus.FILLED, 20)
+        assert await wait_for(lambda: len(engine.journal.fills_of(coid)) == 2)
+        fills = engine.journal.fills_of(coid)
+        assert sorted((f.contract.contract_id, f.signed_quantity) for f in fills) == \
+            sorted((leg.contract.contract_id, leg.weight) for leg in combo.legs)
+        for leg in combo.legs:                                   # booked once per leg in the engine's book
+            assert engine.book.quantity(leg.contract.contract_id) == leg.weight
+        assert gw.order_refs == {coid: 1}
+        assert {f.fill_id for f in fills} == {e.exec_id for e in gw.executions if e.contract.sec_type == "OPT"}
+    finally:
+        await engine.stop()
+        await gw.stop()
