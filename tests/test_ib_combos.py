@@ -241,6 +241,31 @@ async def test_a_bag_order_is_not_sent_twice_across_a_reconnect(gateway, tmp_pat
         await rig.close()
 
 
+async def test_a_restarted_broker_takes_its_working_combo_back_from_the_journal(gateway, tmp_path, decoder_errors):
+    rig = Rig(gateway, tmp_path)
+    try:
+        snap = await rig.open()
+        c0, c1 = calls_near_the_money(snap, 2)
+        order = ComboOrder("v-keep", vertical(c0, c1), Side.BUY, 1, COMBO_TICK)
+        await rig.desk.send(order)
+        assert await wait_for(lambda: rig.state("v-keep").status is OrderStatus.SUBMITTED, 5)
+    finally:
+        await rig.close()
+    again = Rig(gateway, tmp_path)                            # the engine restarted: same journal, same client id
+    try:
+        assert [o.client_order_id for o in again.desk.recover()] == ["v-keep"]
+        await again.open()
+        report = again.broker.last_reconcile
+        assert report.foreign_orders == [] and report.closed_while_away == []    # ours, and still working
+        await again.broker.place_combo(order)                 # never sent twice, even by a new process
+        await again.conn.ib.reqCurrentTimeAsync()
+        assert gateway.order_refs == {"v-keep": 1}
+        await again.desk.cancel("v-keep")
+        assert await wait_for(lambda: again.state("v-keep").status is OrderStatus.CANCELLED, 5)
+    finally:
+        await again.close()
+
+
 async def test_the_engine_sends_a_combo_through_ib_to_the_gateway(tmp_path, warm_numba, decoder_errors):
     from test_ib_engine import ib_settings
     from workstation.engine import build_engine

@@ -214,6 +214,11 @@ class IBBroker:
         self._send(order.client_order_id, bag_contract(order.combo),
                    LimitOrder(order.side.value, order.quantity, float(order.limit_price)))
 
+    def adopt_combos(self, orders: list[ComboOrder]) -> None:
+        """Combo orders sent before a restart (from the journal): their BAG orders and leg fills are ours."""
+        for order in orders:
+            self._combos.setdefault(order.client_order_id, order)
+
     def _may_send(self, coid: str, limit: float | None) -> bool:
         """False (and why, to the callbacks) when `coid` was sent before or the broker is not connected."""
         if coid in self._sent:
