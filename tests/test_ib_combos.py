@@ -294,3 +294,22 @@ async def test_the_engine_sends_a_combo_through_ib_to_the_gateway(tmp_path, warm
     finally:
         await engine.stop()
         await gw.stop()
+
+
+def test_golden_bag_open_and_completed_orders_decode_with_their_legs(decoder_errors):
+    from test_gateway_protocol import decode
+    from workstation.sim.gateway import protocol as P
+    from workstation.sim.gateway.combos import IbBag, WireLeg, bag_wire
+    legs = [WireLeg(11, 1, "BUY", "SMART"), WireLeg(12, 2, "SELL", "SMART"), WireLeg(13, 1, "BUY", "SMART")]
+    view = P.OrderView(7, 21, 1_000_001, bag_wire("SPX"), "BUY", 2.0, "LMT", -1.25, "DAY", "DU123456", "fly-1",
+                       "Submitted")
+    bag = IbBag(view, legs, None)
+    name, (_, contract, order, state) = decode(bag.open_message(), decoder_errors)
+    assert name == "openOrder" and contract.secType == "BAG" and contract.conId == 28812380
+    assert [(c.conId, c.ratio, c.action, c.exchange) for c in contract.comboLegs] == \
+        [(11, 1, "BUY", "SMART"), (12, 2, "SELL", "SMART"), (13, 1, "BUY", "SMART")]
+    assert (order.orderRef, order.lmtPrice, order.totalQuantity, order.permId) == ("fly-1", -1.25, 2.0, 1_000_001)
+    assert state.status == "Submitted"
+    view.status, view.filled = "Filled", 2.0
+    name, (contract, order, state) = decode(bag.completed_message(), decoder_errors)
+    assert name == "completedOrder" and len(contract.comboLegs) == 3 and state.status == "Filled"

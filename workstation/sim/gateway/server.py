@@ -3,8 +3,8 @@
 One asyncio server, one `Session` per client connection (`session.py`: handshake, pacing, dispatch). A pump task
 syncs the simulated world (the paper exchange matches orders as the simulated clock runs) and a tick task streams
 market data to the open lines. The jobs live apart: market data and contract definitions (`market_data.py`),
-orders, fills and execution reports (`orders.py`), positions, account values and P&L (`account.py`); this module
-composes them and holds the lifecycle and the fault controls.
+orders, fills and execution reports (`orders.py`), combo (BAG) orders (`combos.py`), positions, account values
+and P&L (`account.py`); this module composes them and holds the lifecycle and the fault controls.
 
 Limits, as TWS enforces them:
 - 100 simultaneous streaming market-data lines per client (`max_lines`); one more is refused with error 101
