@@ -94,6 +94,9 @@ async def test_a_combo_fills_atomically_at_the_gateway_and_is_journaled_and_book
         ticker = rig.conn.ib.reqMktData(bag_contract(combo), "", True, False)
         assert await wait_for(lambda: ticker.ask > 0 and not math.isnan(ticker.bid)), ticker
         assert ticker.bid < ticker.ask                       # a butterfly's net bid may be at or below zero
+        stream = rig.conn.ib.reqMktData(bag_contract(combo), "", False, False)       # and a streaming line
+        assert await wait_for(lambda: stream.ask > 0 and not math.isnan(stream.bid)), stream
+        rig.conn.ib.cancelMktData(bag_contract(combo))
         limit = marketable_buy(snap, combo)
         coid = f"cmb-{structure}"
         decision = await rig.desk.send(ComboOrder(coid, combo, Side.BUY, 1, limit))

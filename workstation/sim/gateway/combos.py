@@ -116,6 +116,7 @@ class BagDesk:
     def place(self, session: Session, req: P.PlaceOrder, f: list[str]) -> None:
         desk = self.desk
         key = (session.client_id, req.order_id)
+        desk.note_arrival(session)
         if key in self.by_key:
             bag = self.bags[self.by_key[key]]
             desk.modifies[bag.view.order_ref] = desk.modifies.get(bag.view.order_ref, 0) + 1
@@ -182,6 +183,18 @@ class BagDesk:
         if not reason and not req.transmit:
             reason = "the practice gateway transmits every order"
         return (Code.ORDER_REJECTED, f"Order rejected - reason:{reason}") if reason else None
+
+    def send_open(self, s: Session, only_mine: bool) -> None:
+        """The working combo orders (of this client when `only_mine`), for reqOpenOrders / reqAllOpenOrders."""
+        for b in self.bags.values():
+            if b.working and (not only_mine or b.view.client_id == s.client_id):
+                s.send(b.open_message())
+                s.send(P.order_status(b.view))
+
+    def send_completed(self, s: Session) -> None:
+        for b in self.bags.values():
+            if not b.working:
+                s.send(b.completed_message())
 
     # --------------------------------------------------------------------------------- cancel
     def cancel(self, session: Session | None, order_id: int, client_id: int) -> None:
