@@ -213,7 +213,8 @@ async def test_a_bag_order_is_not_sent_twice_across_a_reconnect(gateway, tmp_pat
         await rig.desk.send(order)
         assert await wait_for(lambda: rig.links and rig.links[-1] is False, 5)
         assert await wait_for(lambda: rig.links[-1] is True and rig.broker.connected, 10)
-        assert await wait_for(lambda: len(rig.journal.fills_of("fly-away")) == 3, 10)     # delivered by reconcile
+        assert await wait_for(lambda: len(rig.journal.fills_of("fly-away")) == 3, 10)     # on the way back
+        assert {f.client_order_id for f in rig.broker.last_reconcile.executions} >= {"fly-away"}
         assert await wait_for(lambda: rig.state("fly-away").status is OrderStatus.FILLED, 5)
         assert rig.state("fly-away").filled_quantity == 2
         assert sorted(f.quantity for f in rig.journal.fills_of("fly-away")) == [2, 2, 4]
