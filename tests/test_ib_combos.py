@@ -317,3 +317,28 @@ def test_golden_bag_open_and_completed_orders_decode_with_their_legs(decoder_err
     view.status, view.filled = "Filled", 2.0
     name, (contract, order, state) = decode(bag.completed_message(), decoder_errors)
     assert name == "completedOrder" and len(contract.comboLegs) == 3 and state.status == "Filled"
+
+
+async def test_a_package_larger_than_the_quoted_size_fills_in_whole_packages_over_time(gateway, tmp_path,
+                                                                                      decoder_errors):
+    rig = Rig(gateway, tmp_path)
+    try:
+        snap = await rig.open()
+        c0, c1 = calls_near_the_money(snap, 2)
+        v = vertical(c0, c1)
+        rows = [snap.index_of(c.contract_id) for c in (c0, c1)]
+        shown = int(min(snap.ask_size[rows[0]], snap.bid_size[rows[1]]))
+        qty = 2 * shown + 1                                   # more than one quote's worth: several package fills
+        await rig.desk.send(ComboOrder("v-big", v, Side.BUY, qty, marketable_buy(snap, v)))
+        assert await wait_for(lambda: rig.state("v-big").status is OrderStatus.FILLED, 20)
+        assert any(e.client_order_id == "v-big" and e.status is OrderStatus.PARTIALLY_FILLED for e in rig.events)
+        fills = rig.journal.fills_of("v-big")
+        for leg in v.legs:                                    # every leg filled in step with the package
+            assert sum(f.quantity for f in fills if f.contract == leg.contract) == qty
+            assert rig.book.quantity(leg.contract.contract_id) == leg.weight * qty
+        bag_execs = [e for e in gateway.executions if e.order_ref == "v-big" and e.contract.sec_type == "BAG"]
+        assert len(bag_execs) > 1 and sum(e.shares for e in bag_execs) == qty
+        net = sum(f.signed_quantity * f.price for f in fills) / qty
+        assert rig.state("v-big").avg_fill_price == pytest.approx(net, abs=1e-4)
+    finally:
+        await rig.close()
