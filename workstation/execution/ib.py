@@ -24,18 +24,17 @@ import asyncio
 import logging
 import math
 from datetime import datetime, timezone
-from typing import Callable
 
 from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, Trade
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 from workstation.domain.combos import ComboOrder
-from workstation.execution.broker import FillCallback, OrderEventCallback
 from workstation.execution.ib_combos import BAG, leg_fill
 from workstation.execution.ib_reconcile import ReconcileReport, Reconciling  # noqa: F401  (the report: importable here)
 from workstation.market.ib_session import (ConnectionState, IBConnection, IBErrorInfo, bag_contract, domain_contract,
                                            ib_contract)
 from workstation.market.ib_codes import REJECT_CODES, Code  # noqa: F401  (REJECT_CODES: kept importable here)
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +50,11 @@ class IBBroker(Reconciling):
     def __init__(self, settings, connection: IBConnection | None = None) -> None:
         self.settings = settings
         self.conn = connection or IBConnection(settings)
-        self.on_order_event: list[OrderEventCallback] = []
-        self.on_fill: list[FillCallback] = []
-        self.on_error: list[Callable[[IBErrorInfo], None]] = []
-        self.on_connection: list[Callable[[bool, str], None]] = []
-        self.on_reconcile: list[Callable[[ReconcileReport], None]] = []
+        self.on_order_event = Listeners("order event callback")
+        self.on_fill = Listeners("fill callback")
+        self.on_error = Listeners("IB error callback")              # IBErrorInfo
+        self.on_connection = Listeners("connection callback")    # (up, message)
+        self.on_reconcile = Listeners("reconcile callback")      # ReconcileReport
         self.last_reconcile: ReconcileReport | None = None
         self.position_contracts: dict[int, Contract] = {}   # contracts of the broker's positions (last read)
         self._orders: dict[str, Order] = {}          # our client order id -> order as placed
@@ -119,11 +118,7 @@ class IBBroker(Reconciling):
         self._subscribed = False
 
     def _notify_connection(self, up: bool, message: str) -> None:
-        for callback in list(self.on_connection):
-            try:
-                callback(up, message)
-            except Exception:
-                log.exception("connection callback %r failed", callback)
+        self.on_connection(up, message)
 
     def _on_state(self, state: ConnectionState, message: str) -> None:
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED, ConnectionState.IB_LOST):
@@ -154,29 +149,17 @@ class IBBroker(Reconciling):
         self._notify_connection(True, f"IB connectivity restored ({code})")
 
     def _on_error(self, info: IBErrorInfo) -> None:
-        for callback in list(self.on_error):
-            try:
-                callback(info)
-            except Exception:
-                log.exception("IB error callback %r failed", callback)
+        self.on_error(info)
 
     # ------------------------------------------------------------------------------- orders
     def _emit(self, event: OrderEvent) -> None:
-        for callback in list(self.on_order_event):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("order event callback %r failed", callback)
+        self.on_order_event(event)
 
     def _emit_fill(self, fill: Fill) -> None:
         if fill.fill_id in self._delivered:
             return
         self._delivered.add(fill.fill_id)
-        for callback in list(self.on_fill):
-            try:
-                callback(fill)
-            except Exception:
-                log.exception("fill callback %r failed", callback)
+        self.on_fill(fill)
 
     async def place(self, order: Order) -> None:
         if not self._may_send(order.client_order_id, order.limit_price):

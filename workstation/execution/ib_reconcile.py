@@ -85,11 +85,7 @@ class Reconciling:
         self.last_reconcile = report
         log.info("IB reconcile: %d open orders, %d positions, %d executions, %d missed fills, %d closed away",
                  len(open_orders), len(positions), len(executions), len(missed), len(closed))
-        for callback in list(self.on_reconcile):
-            try:
-                callback(report)
-            except Exception:
-                log.exception("reconcile callback %r failed", callback)
+        self.on_reconcile(report)
         return report
 
     def _one_live_order_per_id(self) -> dict[str, Any]:
