@@ -46,11 +46,15 @@ class ComboDesk:
         return client_order_id in self.working
 
     def recover(self) -> list[ComboOrder]:
-        """Take back the journal's working combo orders (after a restart); returns them."""
+        """Take back the journal's working combo orders (after a restart); returns them. The broker learns every
+        journaled package when it can use them (`adopt_combos`: IB's leg fills and open BAG orders are ours)."""
         states = self.journal.combo_states()
         orders = self.journal.combo_orders()
         self.sent = {o.client_order_id for o in orders}
         self.working = {o.client_order_id: o for o in orders if states[o.client_order_id].status.is_working}
+        adopt = getattr(self.broker, "adopt_combos", None)      # a broker that maps leg fills back to packages
+        if adopt is not None:
+            adopt(orders)
         return list(self.working.values())
 
     async def send(self, order: ComboOrder) -> RiskDecision:

@@ -10,6 +10,10 @@
 - Connection state to `on_connection` (the engine goes HALTED while disconnected), IB errors to `on_error`.
   1100 (IB lost, socket up) is a disconnect ("IB connectivity lost"); after 1101/1102 the broker reconciles
   first and only then reports itself connected again.
+- Combo orders (`place_combo`): a BAG of the legs (SMART, each leg by conId, ratio, side) at the net limit, the same
+  orderRef idempotence; the package's status maps to its OrderEvents, each leg's execution to one Fill under the
+  combo's id with the leg's contract (the BAG's own execution is not a fill); reconcile delivers missed leg fills.
+- A new order TWS refuses with a "warning" code (321: ib_async leaves it alive as ValidationError) is REJECTED.
 - A modify not acknowledged before a disconnect is never sent again: after the reconnect the broker's open order
   (found by orderRef, one live order per client order id) says what happened; extra live copies are cancelled.
 Shares the IBConnection of the feed (one socket, one client id).
@@ -19,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, Trade
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
-from workstation.market.ib_session import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
+from workstation.domain.combos import ComboOrder
+from workstation.execution.ib_combos import BAG, leg_fill
+from workstation.execution.ib_reconcile import ReconcileReport, Reconciling  # noqa: F401  (the report: importable here)
+from workstation.market.ib_session import (ConnectionState, IBConnection, IBErrorInfo, bag_contract, domain_contract,
+                                           ib_contract)
 from workstation.market.ib_codes import REJECT_CODES, Code  # noqa: F401  (REJECT_CODES: kept importable here)
 from workstation.listeners import Listeners
 
@@ -35,24 +42,7 @@ WORKING = {"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingC
 CANCELLED = {"Cancelled", "ApiCancelled", "Inactive"}
 
 
-@dataclass(frozen=True)
-class ReconcileReport:
-    """What the broker says after a (re)connect, and what differed from what we knew."""
-
-    at: datetime
-    open_orders: list[Order]                    # working at the broker, ours and others (client id = orderRef)
-    positions: dict[int, int]
-    executions: list[Fill]                      # today's executions at the broker
-    missed_fills: list[Fill]                    # executions we had not delivered: now delivered
-    closed_while_away: list[str]                # our orders no longer working at the broker
-    foreign_orders: list[str] = field(default_factory=list)   # working orders without one of our ids
-
-    @property
-    def clean(self) -> bool:
-        return not (self.missed_fills or self.closed_while_away or self.foreign_orders)
-
-
-class IBBroker:
+class IBBroker(Reconciling):
     """Orders to Interactive Brokers through a (shared) IBConnection."""
 
     name = "ib"
@@ -69,6 +59,8 @@ class IBBroker:
         self.position_contracts: dict[int, Contract] = {}   # contracts of the broker's positions (last read)
         self._orders: dict[str, Order] = {}          # our client order id -> order as placed
         self._trades: dict[str, Trade] = {}          # our client order id -> ib_async trade
+        self._combos: dict[str, ComboOrder] = {}     # our combo orders by client order id
+        self._open_combo_refs: set[str] = set()      # orderRefs of the BAG orders working at the broker (last read)
         self._sent: set[str] = set()                 # client order ids ever sent or seen at the broker
         self._last_event: dict[str, tuple] = {}
         self._delivered: set[str] = set()            # execIds delivered as Fills
@@ -170,30 +162,51 @@ class IBBroker:
         self.on_fill(fill)
 
     async def place(self, order: Order) -> None:
-        coid = order.client_order_id
-        if coid in self._sent:
-            log.warning("order %s was already sent to IB: not sending it again", coid)
-            self._on_error(IBErrorInfo(0, f"duplicate order {coid} suppressed (already at the broker)", -1,
-                                       self.conn.now(), True))
-            return
-        if not self.connected:
-            self._emit(OrderEvent(coid, OrderStatus.REJECTED, self.conn.now(), reason="broker not connected",
-                                  limit_price=order.limit_price))
+        if not self._may_send(order.client_order_id, order.limit_price):
             return
         action = order.side.value
         if order.order_type is OrderType.LIMIT:
             ib_order = LimitOrder(action, order.quantity, float(order.limit_price))
         else:
             ib_order = MarketOrder(action, order.quantity)
+        self._orders[order.client_order_id] = order
+        self._send(order.client_order_id, ib_contract(order.contract), ib_order)
+
+    async def place_combo(self, order: ComboOrder) -> None:
+        """A combo limit order at its net price: a BAG of its legs, our client order id in orderRef."""
+        if not self._may_send(order.client_order_id, order.limit_price):
+            return
+        self._combos[order.client_order_id] = order
+        self._send(order.client_order_id, bag_contract(order.combo),
+                   LimitOrder(order.side.value, order.quantity, float(order.limit_price)))
+
+    def adopt_combos(self, orders: list[ComboOrder]) -> None:
+        """Combo orders sent before a restart (from the journal): their BAG orders and leg fills are ours."""
+        for order in orders:
+            self._combos.setdefault(order.client_order_id, order)
+
+    def _may_send(self, coid: str, limit: float | None) -> bool:
+        """False (and why, to the callbacks) when `coid` was sent before or the broker is not connected."""
+        if coid in self._sent:
+            log.warning("order %s was already sent to IB: not sending it again", coid)
+            self._on_error(IBErrorInfo(0, f"duplicate order {coid} suppressed (already at the broker)", -1,
+                                       self.conn.now(), True))
+            return False
+        if not self.connected:
+            self._emit(OrderEvent(coid, OrderStatus.REJECTED, self.conn.now(), reason="broker not connected",
+                                  limit_price=limit))
+            return False
+        return True
+
+    def _send(self, coid: str, contract, ib_order) -> None:
         ib_order.orderRef = coid
         ib_order.tif = "DAY"
         ib_order.transmit = True
         if self.conn.account:
             ib_order.account = self.conn.account
         self._sent.add(coid)
-        self._orders[coid] = order
         self.conn.floor_order_ids()
-        trade = self.ib.placeOrder(ib_contract(order.contract), ib_order)
+        trade = self.ib.placeOrder(contract, ib_order)
         self.conn.note_order_id(trade.order.orderId)
         self._trades[coid] = trade
 
@@ -261,14 +274,20 @@ class IBBroker:
                 status, reason = OrderStatus.REJECTED, f"IB {error.errorCode}: {error.message}"
             else:
                 status, reason = OrderStatus.CANCELLED, "cancelled"
+        elif st.status == "ValidationError" and not (trade.order.permId or st.permId):
+            error = next((e for e in reversed(trade.log) if e.errorCode), None)     # refused, never acknowledged
+            status = OrderStatus.REJECTED
+            reason = f"IB {error.errorCode}: {error.message}" if error else "IB validation error"
         elif st.status in WORKING or st.status == "ValidationError":
             if st.status in ("PendingSubmit", "ApiPending"):
                 return None
             status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED
         else:
             return None
-        remaining = max(total - filled, 0) if status.is_working else 0
         avg = st.avgFillPrice if filled > 0 and st.avgFillPrice else math.nan
+        if status is OrderStatus.FILLED and filled == 0:      # a completed order read after a reconnect: no counts
+            filled, avg = total, _average(f for f in trade.fills if f.contract.secType == trade.contract.secType)
+        remaining = max(total - filled, 0) if status.is_working else 0
         limit = trade.order.lmtPrice if trade.order.orderType == "LMT" else None
         broker_id = str(trade.order.permId or st.permId or trade.order.orderId)
         return OrderEvent(coid, status, self.conn.now(), filled, remaining, avg, reason, broker_id, limit)
@@ -294,18 +313,19 @@ class IBBroker:
     def _fill_for(self, ib_fill: IBFill, contract=None) -> Fill | None:
         ex = ib_fill.execution
         coid = ex.orderRef or self._exec_ref.get(ex.execId, "")
-        if not coid:
+        if not coid or (contract or ib_fill.contract).secType == BAG:      # a combo's own execution: its legs count
             return None
         report = ib_fill.commissionReport
         commission = report.commission if report and report.execId and math.isfinite(report.commission) else 0.0
         when = ex.time if isinstance(ex.time, datetime) else ib_fill.time
-        return Fill(ex.execId, coid, domain_contract(contract or ib_fill.contract),
+        fill = Fill(ex.execId, coid, domain_contract(contract or ib_fill.contract),
                     Side.BUY if ex.side.upper() in ("BOT", "BUY") else Side.SELL, int(round(ex.shares)),
                     float(ex.price), when, float(commission),
                     {1: "maker", 2: "taker"}.get(ex.lastLiquidity, ""), {"perm_id": ex.permId})
+        return leg_fill(fill, self._combos.get(coid))
 
     def _on_commission(self, trade: Trade, ib_fill: IBFill, report) -> None:
-        fill = self._fill_for(ib_fill, trade.contract)
+        fill = self._fill_for(ib_fill, ib_fill.contract if trade.contract.secType == BAG else trade.contract)
         if fill is not None:
             self._emit_fill(fill)
             self._on_status(trade)
@@ -332,9 +352,12 @@ class IBBroker:
         else:
             trades = self.ib.openTrades()
         self._open_trades = [t for t in trades if t.orderStatus.status in WORKING]
+        self._open_combo_refs = {t.order.orderRef or f"ib-{t.order.permId}" for t in self._open_trades
+                                 if t.contract.secType == BAG}
         out = []
         for t in trades:
-            if t.orderStatus.status not in WORKING and t.orderStatus.status != "ValidationError":
+            if t.orderStatus.status not in WORKING and t.orderStatus.status != "ValidationError" \
+                    or t.contract.secType == BAG:          # combos: in `_open_combo_refs`, not single orders
                 continue
             o = t.order
             coid = o.orderRef or f"ib-{o.permId}"
@@ -361,92 +384,17 @@ class IBBroker:
                 out.append(fill)
         return out
 
-    async def reconcile(self) -> ReconcileReport:
-        """Open orders, positions and today's executions from the broker; deliver what we missed."""
-        now = self.conn.now()
-        start_of_day = now - timedelta(hours=24)
-        executions = await self.fills_since(start_of_day)
-        open_orders = await self.open_orders()
-        positions = await self.positions()
-        for o in open_orders:
-            self._sent.add(o.client_order_id)
-        for f in executions:
-            self._sent.add(f.client_order_id)
-        missed = [f for f in executions if f.fill_id not in self._delivered]
-        for f in sorted(missed, key=lambda f: f.timestamp):
-            self._emit_fill(f)
-        live = self._one_live_order_per_id()
-        self._resolve_modifies(live, now)
-        for t in self.ib.trades():
-            ref = t.order.orderRef
-            if ref and (ref not in live or live[ref] is t):
-                self._trades[ref] = t
-                self._on_status(t)
-        working_now = {o.client_order_id for o in open_orders}
-        closed = []
-        for coid, last in list(self._last_event.items()):
-            if last[0].is_working and coid not in working_now:
-                closed.append(coid)
-                done = [f for f in executions if f.client_order_id == coid]
-                filled = sum(f.quantity for f in done)
-                order = self._orders.get(coid)
-                total = order.quantity if order else filled
-                status = OrderStatus.FILLED if filled >= total and filled > 0 else OrderStatus.CANCELLED
-                self._last_event[coid] = (status, filled, last[2], last[3])
-                avg = sum(f.price * f.quantity for f in done) / filled if filled else math.nan
-                self._emit(OrderEvent(coid, status, now, filled, 0, avg, "reconciled after reconnect", "",
-                                      last[2]))
-        foreign = [o.client_order_id for o in open_orders if o.client_order_id not in self._orders]
-        report = ReconcileReport(now, open_orders, positions, executions, missed, closed, foreign)
-        self.last_reconcile = report
-        log.info("IB reconcile: %d open orders, %d positions, %d executions, %d missed fills, %d closed away",
-                 len(open_orders), len(positions), len(executions), len(missed), len(closed))
-        self.on_reconcile(report)
-        return report
-
     def _session(self) -> int:
         """Changes with every loss of the link (socket or 1100): an acknowledgement counts only within one."""
         return self._link_epoch
 
-    def _one_live_order_per_id(self) -> dict[str, Trade]:
-        """Working orders at the broker by our client order id; a second live copy of one id (a modify that
-        arrived as a new order) is cancelled, the oldest is kept."""
-        by_ref: dict[str, list[Trade]] = {}
-        for t in getattr(self, "_open_trades", []):
-            if t.order.orderRef:
-                by_ref.setdefault(t.order.orderRef, []).append(t)
-        live = {}
-        for ref, trades in by_ref.items():
-            trades.sort(key=lambda t: (t.order.permId or 0, t.order.orderId))
-            live[ref] = trades[0]
-            for extra in trades[1:]:
-                log.error("order %s is live twice at IB (order ids %d and %d): cancelling the copy", ref,
-                          trades[0].order.orderId, extra.order.orderId)
-                self._on_error(IBErrorInfo(0, f"order {ref} was live twice at IB: copy {extra.order.orderId} "
-                                              "cancelled", -1, self.conn.now(), False))
-                self.ib.cancelOrder(extra.order)
-        return live
-
-    def _resolve_modifies(self, live: dict[str, Trade], now: datetime) -> None:
-        """A modify sent before a disconnect and never acknowledged: the broker's open order is the truth (its
-        limit and quantity reach the order manager); it is not sent again."""
-        for coid in list(self._pending_modify):
-            price, quantity, _ = self._pending_modify.pop(coid)
-            trade = live.get(coid)
-            if trade is None:
-                continue                    # finished while away: the closed-orders pass reports it
-            o = trade.order
-            took = o.lmtPrice == price and int(round(o.totalQuantity)) == quantity
-            log.info("modify of %s %s while disconnected: broker has limit %g x %d", coid,
-                     "took effect" if took else "was lost", o.lmtPrice, int(round(o.totalQuantity)))
-            event = self._event_for(trade)
-            if event is not None:
-                reason = f"modify {'confirmed' if took else 'not applied'} after reconnect"
-                self._last_event[coid] = (event.status, event.filled_quantity, event.limit_price,
-                                          trade.order.totalQuantity)
-                self._emit(OrderEvent(coid, event.status, now, event.filled_quantity, event.remaining_quantity,
-                                      event.avg_fill_price, reason, event.broker_order_id, event.limit_price))
-
     async def executions_since(self, since: datetime) -> list[Fill]:
         """Executions at the broker since `since` (alias of fills_since for the journal)."""
         return await self.fills_since(since)
+
+
+def _average(fills) -> float:
+    """Average price of ib_async fills (NaN when none)."""
+    fills = list(fills)
+    shares = sum(f.execution.shares for f in fills)
+    return sum(f.execution.price * f.execution.shares for f in fills) / shares if shares else math.nan

@@ -24,10 +24,11 @@ class Code(IntEnum):
     ORDER_REJECTED = 201            # order rejected
     ORDER_CANCELLED = 202           # order cancelled (a cancel confirmation, not a problem)
     ERROR_READING_REQUEST = 320
-    VALIDATION_ERROR = 321          # error validating request
+    VALIDATION_ERROR = 321          # error validating request (also a malformed combo: no legs, a bad leg or ratio)
     DUPLICATE_TICKER = 322
     CLIENT_ID_IN_USE = 326
     NOT_SUBSCRIBED = 354            # live market data not subscribed
+    CONTRACT_CONFLICT = 478         # request conflicts with the contract by conId (a BAG's symbol vs its legs')
     OUTDATED = 503                  # TWS out of date (the server speaks another API version)
     UNKNOWN_MESSAGE = 505           # fatal error: unknown message id
     IB_LOST = 1100                  # connectivity between TWS and IB lost
@@ -107,7 +108,8 @@ _TABLE = [
         (492, "Warning"))),
     *(IBCode(c, Effect.REJECT, "Order rejected") for c in
       (103, Code.CANT_MODIFY_FILLED, 106, 107, 109, 116, 117, 118, 119, Code.NO_SECURITY_DEFINITION,
-       Code.ORDER_REJECTED, 203, 383, 387, 388, Code.CANCEL_NOT_FOUND, Code.CANCEL_NOT_ALLOWED, 10149)),
+       Code.ORDER_REJECTED, 203, 383, 387, 388, Code.CONTRACT_CONFLICT, Code.CANCEL_NOT_FOUND,
+       Code.CANCEL_NOT_ALLOWED, 10149)),
 ]
 CODES: dict[int, IBCode] = {c.code: c for c in _TABLE}
 INFO_RANGE = range(2100, 2200)          # IB's 21xx codes are information (or farm news, in the table)

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Awaitable, Callable
 
-from ib_async import IB, Contract as IBContract, Future, Index, Option
+from ib_async import IB, Bag, ComboLeg as IBComboLeg, Contract as IBContract, Future, Index, Option
 
 from workstation.domain import Contract, Right, SecType, Settlement
 from workstation.market.ib_codes import Effect, effect_of, is_warning
@@ -64,6 +64,14 @@ def ib_contract(c: Contract) -> IBContract:
                       multiplier=f"{c.multiplier:g}", currency=c.currency, conId=c.contract_id,
                       tradingClass=c.trading_class)
     return Index(c.symbol, INDEX_EXCHANGE, c.currency, conId=c.contract_id)
+
+
+def bag_contract(combo) -> IBContract:
+    """The ib_async BAG contract of a domain `Combo`: SMART-routed, each leg by conId with its ratio and side."""
+    legs = [IBComboLeg(conId=leg.contract.contract_id, ratio=leg.ratio, action=leg.side.value,
+                       exchange=OPTION_EXCHANGE) for leg in combo.legs]
+    return Bag(symbol=combo.symbol, exchange=OPTION_EXCHANGE, currency=combo.legs[0].contract.currency or "USD",
+               comboLegs=legs)
 
 
 # ----------------------------------------------------------------------------------- connection

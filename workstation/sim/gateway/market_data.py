@@ -73,6 +73,8 @@ class MarketData:
                 fq = market.future_quote(lst.future_by_id(ln.con_id))
                 values["bid"] = (fq.bid, fq.bid_size)
                 values["ask"] = (fq.ask, fq.ask_size)
+            elif ln.kind == "BAG":
+                values["bid"], values["ask"] = self.bag_quote(ln.key)
             else:
                 if int(ln.key) >= len(lst) or int(lst.contract_id[int(ln.key)]) != ln.con_id:
                     row = lst.row_of(ln.con_id)            # a new listing (midnight): find the row again
@@ -105,6 +107,17 @@ class MarketData:
                 else:
                     out.append(P.tick_price(ln.req_id, tick, value[0], 0, 0))
         return out
+
+    def bag_quote(self, legs) -> tuple[tuple[float, int], tuple[float, int]]:
+        """A combo's net (bid, size) and (ask, size) from its legs' quotes now ((-1, 0): no price)."""
+        from workstation.sim.gateway.combos import net_quote
+        lst = self.world.market.listing
+        rows = [lst.row_of(leg.con_id) for leg in legs]
+        if any(r is None for r in rows):
+            return (-1.0, 0), (-1.0, 0)
+        q = self.world.market.quote_rows(np.array(rows, dtype=np.int64))
+        return net_quote(legs, [float(x) for x in q.bid], [float(x) for x in q.ask],
+                         [int(x) for x in q.bid_size], [int(x) for x in q.ask_size])
 
     def details_message(self, req_id: int, c: WireContract) -> list:
         hours = self._hours()
@@ -182,11 +195,22 @@ def open_line(s: Session, f: list[str]) -> None:
     if req_id in s.lines:
         s.error(req_id, Code.DUPLICATE_TICKER, f"Error processing request: duplicate ticker id {req_id}")
         return
-    found = gw.catalog.search(q)
-    if len(found) != 1:
-        s.error(req_id, Code.NO_SECURITY_DEFINITION, NO_DEFINITION)
-        return
-    kind, key = gw.catalog.by_id(found[0].con_id)
+    if q.sec_type == "BAG":                 # a combo: quoted from its legs (reqMktData carries 4 fields a leg)
+        from workstation.sim.gateway.combos import SMART_COMBO_CON_ID, parse_legs
+        legs, at = parse_legs(f, 15, 4)
+        at += 4 if f[at] == "1" else 1      # a delta-neutral block, or none
+        snapshot = f[at + 1] == "1" if len(f) > at + 1 else False
+        known = [gw.catalog.by_id(leg.con_id) for leg in legs]
+        if not legs or any(k is None or k[0] != "OPT" for k in known):
+            s.error(req_id, Code.NO_SECURITY_DEFINITION, NO_DEFINITION)
+            return
+        found, kind, key = [WireContract(SMART_COMBO_CON_ID)], "BAG", legs
+    else:
+        found = gw.catalog.search(q)
+        if len(found) != 1:
+            s.error(req_id, Code.NO_SECURITY_DEFINITION, NO_DEFINITION)
+            return
+        kind, key = gw.catalog.by_id(found[0].con_id)
     delayed = not gw.faults.live_entitled
     if delayed and s.md_type in (1, 2):
         s.error(req_id, Code.NOT_SUBSCRIBED,

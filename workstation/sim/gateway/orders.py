@@ -89,15 +89,19 @@ class OrderDesk:
                 s.send(m)
 
     # ------------------------------------------------------------------------------ place, modify
-    def place_order(self, session: Session, req: P.PlaceOrder) -> None:
-        client_id = session.client_id
-        key = (client_id, req.order_id)
+    def note_arrival(self, session: Session) -> None:
+        """Count an order or modify (single or combo) that arrived while IB was lost (1100)."""
         if self.faults.ib_lost:
             self.lost_order_delays.append(session.arrived - self.ib_lost_at)
             if session.knows_ib_lost:       # sent after the client answered the 1100 (its reqCurrentTime came first)
                 self.orders_while_lost += 1
             else:                           # sent before the 1100 reached the client: it crossed the 1100
                 self.orders_crossing_loss += 1
+
+    def place_order(self, session: Session, req: P.PlaceOrder) -> None:
+        client_id = session.client_id
+        key = (client_id, req.order_id)
+        self.note_arrival(session)
         lose_ack = self.faults.lose_next_ack
         if lose_ack:                        # apply it, but nothing reaches the client: the socket is cut first
             self.faults.lose_next_ack = False
@@ -348,6 +352,7 @@ def _send_open_orders(s: Session, only_mine: bool) -> None:
         if o.working and (not only_mine or o.view.client_id == s.client_id):
             s.send(P.open_order(o.view))
             s.send(P.order_status(o.view))
+    s.gw.combos.send_open(s, only_mine)
     s.send(P.open_order_end())
 
 
@@ -355,6 +360,7 @@ def completed_orders(s: Session, f: list[str]) -> None:            # reqComplete
     for o in s.gw.desk.orders.values():
         if not o.working:
             s.send(P.completed_order(o.view))
+    s.gw.combos.send_completed(s)
     s.send(P.completed_orders_end())
 
 
@@ -377,7 +383,8 @@ def executions(s: Session, f: list[str]) -> None:
         if side and {"BUY": "BOT", "SELL": "SLD"}.get(side.upper(), side.upper()) != e.side:
             continue
         s.send(P.exec_details(req_id, e))
-        s.send(P.commission_report(e))
+        if e.contract.sec_type != "BAG":             # a combo's own execution has no commission: its legs do
+            s.send(P.commission_report(e))
     s.send(P.exec_details_end(req_id))
 
 

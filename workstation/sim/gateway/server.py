@@ -3,8 +3,8 @@
 One asyncio server, one `Session` per client connection (`session.py`: handshake, pacing, dispatch). A pump task
 syncs the simulated world (the paper exchange matches orders as the simulated clock runs) and a tick task streams
 market data to the open lines. The jobs live apart: market data and contract definitions (`market_data.py`),
-orders, fills and execution reports (`orders.py`), positions, account values and P&L (`account.py`); this module
-composes them and holds the lifecycle and the fault controls.
+orders, fills and execution reports (`orders.py`), combo (BAG) orders (`combos.py`), positions, account values
+and P&L (`account.py`); this module composes them and holds the lifecycle and the fault controls.
 
 Limits, as TWS enforces them:
 - 100 simultaneous streaming market-data lines per client (`max_lines`); one more is refused with error 101
@@ -33,6 +33,7 @@ from workstation.market.ib_codes import Code
 from workstation.sim.gateway import protocol as P
 from workstation.sim.gateway.account import AccountBook
 from workstation.sim.gateway.catalog import Catalog
+from workstation.sim.gateway.combos import BagDesk
 from workstation.sim.gateway.faults import Faults
 from workstation.sim.gateway.market_data import Line, MarketData
 from workstation.sim.gateway.orders import OrderDesk
@@ -74,6 +75,7 @@ class PracticeGateway:
         self.market_data = MarketData(self.world)
         self.account_book = AccountBook(self.world, self.sessions, self.account, self.capital)
         self.desk = OrderDesk(self.world, self.sessions, self.faults, self.account_book, self.catalog, self.account)
+        self.combos = BagDesk(self.desk)                  # combo (BAG) orders
         self._server: asyncio.base_events.Server | None = None
         self._all_sessions: set[Session] = set()
         self._tasks: list[asyncio.Task] = []
@@ -81,6 +83,7 @@ class PracticeGateway:
         self.port = 0
         self.host = "127.0.0.1"
         self.world.on_event.append(self.desk.on_exchange_event)
+        self.world.on_event.append(self.combos.on_exchange_event)
         self.stream_requests: list[tuple[float, str]] = []    # (monotonic time, IND|FUT) of streaming requests
         self.restarts = 0
         self.down = False                                 # the port is closed (a restart in progress)

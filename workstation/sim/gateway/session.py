@@ -1,7 +1,7 @@
 """One client connection of the practice gateway: the handshake, message pacing as TWS enforces it, decoding each
 request and dispatching it to its handler, and the session-level requests (startApi, ids, the server's time).
 
-The handlers of the other jobs live with their job (`market_data`, `orders`, `account`); each module lists its own
+The handlers of the other jobs live with their job (`market_data`, `orders`, `combos`, `account`); each module lists its own
 in a `HANDLERS` table of message id -> handler(session, fields), merged here.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from workstation.market.ib_codes import Code
-from workstation.sim.gateway import account, market_data, orders, protocol as P
+from workstation.sim.gateway import account, combos, market_data, orders, protocol as P
 from workstation.sim.gateway.market_data import Line
 
 if TYPE_CHECKING:
@@ -214,4 +214,5 @@ def auto_open_orders(s: Session, f: list[str]) -> None:           # reqAutoOpenO
 Handler = Callable[["Session", list[str]], None]         # a request's handler: (session, the message's fields)
 HANDLERS: dict[int, Handler] = {
     START_API: start_api, 17: managed_accounts, 8: next_valid_id, 49: current_time, 15: auto_open_orders,
-    **market_data.HANDLERS, **orders.HANDLERS, **account.HANDLERS}
+    **market_data.HANDLERS, **orders.HANDLERS, **account.HANDLERS,
+    **combos.HANDLERS}                                 # placeOrder and cancels, BAG orders included
