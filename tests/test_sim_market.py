@@ -1,13 +1,12 @@
 """The simulated market: clock, listing, quotes, smile, mispricings, determinism and speed."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from workstation.config import MarketConfig, SimulatorConfig
-from workstation.domain import settlement_instant
 from workstation.domain import calendar
 from workstation.domain.contracts import index_scale
 from workstation.domain.calendar import expiry_on_or_before
