@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import deque
+from datetime import date
 
 import numpy as np
 import pyqtgraph as pg
@@ -19,7 +20,19 @@ PARAMS = ("v0", "kappa", "theta", "sigma", "rho")
 HISTORY = 500
 
 
-EXPIRY_COLUMNS = ["Expiry", "Model RMSE (vol pts)", "Fair RMSE (vol pts)", "Fair inside (%)", "Fair state"]
+EXPIRY_COLUMNS = ["Expiry", "Model vp", "Fair vp", "In %", "Fair"]
+EXPIRY_TIPS = ["Expiry and settlement (AM/PM)", "The model's IV RMSE on this expiry, vol points",
+               "The fair-value surface's IV RMSE on this expiry, vol points",
+               "Share of this expiry's fit quotes whose fair value is inside their bid/ask, %",
+               "State of this expiry's fair-value fit: ok, fallback (last good slice kept) or failed"]
+
+
+def _short(label: str) -> str:
+    """'2026-12-18 AM' -> '18Dec26 AM' (the panel is narrow)."""
+    try:
+        return f"{date.fromisoformat(label[:10]):%d%b%y}{label[10:]}"
+    except ValueError:
+        return label
 
 
 class CalibrationPanel(Panel):
@@ -56,6 +69,8 @@ class CalibrationPanel(Panel):
         lv.addWidget(box)
         self.per_expiry = QTableWidget(0, len(EXPIRY_COLUMNS))
         self.per_expiry.setHorizontalHeaderLabels(EXPIRY_COLUMNS)
+        for j, tip in enumerate(EXPIRY_TIPS):
+            self.per_expiry.horizontalHeaderItem(j).setToolTip(tip)
         self.per_expiry.setToolTip("Both fits per expiry: the model's IV RMSE, and the arbitrage-free fair "
                                    "surface's IV RMSE, share of its quotes fitted inside their spread and state")
         self.per_expiry.verticalHeader().setVisible(False)
@@ -117,7 +132,7 @@ class CalibrationPanel(Panel):
         for i, label in enumerate(labels):
             model = fit.per_expiry_rmse.get(label)
             piece = fair.get(label)
-            cells = [label, "–" if model is None else f"{model:.3f}",
+            cells = [_short(label), "–" if model is None else f"{model:.3f}",
                      "–" if piece is None or not np.isfinite(piece.rmse_iv) else f"{piece.rmse_iv:.3f}",
                      "–" if piece is None or not np.isfinite(piece.inside_pct) else f"{piece.inside_pct:.0f}",
                      "–" if piece is None else piece.status]

@@ -129,6 +129,8 @@ class MispricingsPanel(Panel):
         self.arbitrage = RecordModel(ARBITRAGE_COLUMNS, self)
         self.arbitrage_table, _ = make_table(self.arbitrage, self, placeholder="No static arbitrage in the quotes.")
         self.arbitrage_table.setMaximumHeight(120)
+        for column, width in ((0, 72), (1, 84), (2, 64)):
+            self.arbitrage_table.setColumnWidth(column, width)
         layout.addWidget(self.arbitrage_table)
         self.message = QLabel("")
         self.message.setWordWrap(True)
