@@ -66,7 +66,9 @@ def session(tmp_path_factory, warm_numba):      # kernels compiled before the ti
     loop = qasync.QEventLoop(app, already_running=True)    # asyncio runs whenever Qt processes events
     asyncio.set_event_loop(loop)
     tmp = tmp_path_factory.mktemp("gui")
-    engine = engine_module.build_engine(fast_settings(), tmp / "data")
+    settings = fast_settings()
+    settings.execution.aggressiveness = 1.0     # an approved order takes the far side: it fills whatever the load
+    engine = engine_module.build_engine(settings, tmp / "data")
     engine.overrides_path = tmp / "overrides.yaml"          # never the user's file
     store = QSettings(str(tmp / "layout.ini"), QSettings.IniFormat)
     window = MainWindow(engine, engine.settings, store)
