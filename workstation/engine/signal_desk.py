@@ -33,6 +33,7 @@ class SignalDesk:
         self.signals = SignalBook(settings().signals, self._on_signal, lambda: journal.next_client_order_id("S"))
         self.auto_execute = settings().signals.auto_execute
         self.arbitrage: dict[tuple, Arbitrage] = {}      # the static arbitrage in the last snapshot, by key
+        self._arbitrage_seen: set[tuple] = set()          # every opportunity told (this run)
 
     def _on_signal(self, signal: Signal, state_changed: bool) -> None:
         if state_changed:
@@ -43,15 +44,16 @@ class SignalDesk:
         self.bus.publish(topics.SIGNAL, signal)
 
     def arbitrage_found(self, found: list[Arbitrage]) -> None:
-        """This snapshot's static arbitrage: published as the current list; each new one alerted once (with its
-        legs and edge) while it lasts."""
-        keys = {a.key for a in found}
-        for a in found:
-            if a.key not in self.arbitrage:
-                tradable = f"; tradable as a {a.kind} combo at {a.limit_price:+.2f}" if a.combo is not None else ""
-                self.alert("ARBITRAGE", Severity.INFO, f"{a.description} (${a.edge_dollars:,.0f} a package{tradable})",
-                           source="signals")
-        self.arbitrage = {a.key: a for a in found if a.key in keys}
+        """This snapshot's static arbitrage, published as the current list; one alert a cycle when some are new
+        today (the count and the best of them: quotes flicker, so an opportunity is told once a day)."""
+        new = [a for a in found if a.key not in self._arbitrage_seen]
+        self._arbitrage_seen.update(a.key for a in new)
+        if new:
+            best = max(new, key=lambda a: a.edge_dollars)
+            tradable = f"; tradable as a {best.kind} combo at {best.limit_price:+.2f}" if best.combo is not None else ""
+            self.alert("ARBITRAGE", Severity.INFO, f"{len(new)} new static arbitrage(s) in the quotes; best: "
+                       f"{best.description} (${best.edge_dollars:,.0f} a package{tradable})", source="signals")
+        self.arbitrage = {a.key: a for a in found}
         self.bus.publish(topics.ARBITRAGE, list(found))
 
     def open_signals(self) -> list[Signal]:

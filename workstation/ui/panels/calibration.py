@@ -20,11 +20,11 @@ PARAMS = ("v0", "kappa", "theta", "sigma", "rho")
 HISTORY = 500
 
 
-EXPIRY_COLUMNS = ["Expiry", "Model vp", "Fair vp", "In %", "Fair"]
+EXPIRY_COLUMNS = ["Expiry", "Model", "Fair", "In %"]
 EXPIRY_TIPS = ["Expiry and settlement (AM/PM)", "The model's IV RMSE on this expiry, vol points",
-               "The fair-value surface's IV RMSE on this expiry, vol points",
-               "Share of this expiry's fit quotes whose fair value is inside their bid/ask, %",
-               "State of this expiry's fair-value fit: ok, fallback (last good slice kept) or failed"]
+               "The fair-value surface's IV RMSE on this expiry, vol points; 'fallback' (last good slice kept) "
+               "or 'failed' in amber when it could not be fitted on this snapshot (the reason in the tooltip)",
+               "Share of this expiry's fit quotes whose fair value is inside their bid/ask, %"]
 
 
 def _short(label: str) -> str:
@@ -75,6 +75,7 @@ class CalibrationPanel(Panel):
                                    "surface's IV RMSE, share of its quotes fitted inside their spread and state")
         self.per_expiry.verticalHeader().setVisible(False)
         self.per_expiry.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.per_expiry.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
         self.per_expiry.setEditTriggers(QTableWidget.NoEditTriggers)
         self.per_expiry.verticalHeader().setDefaultSectionSize(20)
         lv.addWidget(self.per_expiry, 1)
@@ -132,15 +133,16 @@ class CalibrationPanel(Panel):
         for i, label in enumerate(labels):
             model = fit.per_expiry_rmse.get(label)
             piece = fair.get(label)
+            fair_ok = piece is not None and piece.status == "ok"
             cells = [_short(label), "–" if model is None else f"{model:.3f}",
-                     "–" if piece is None or not np.isfinite(piece.rmse_iv) else f"{piece.rmse_iv:.3f}",
-                     "–" if piece is None or not np.isfinite(piece.inside_pct) else f"{piece.inside_pct:.0f}",
-                     "–" if piece is None else piece.status]
+                     "–" if piece is None else piece.status if not fair_ok
+                     else f"{piece.rmse_iv:.3f}" if np.isfinite(piece.rmse_iv) else "–",
+                     "–" if piece is None or not np.isfinite(piece.inside_pct) else f"{piece.inside_pct:.0f}"]
             for j, text in enumerate(cells):
                 cell = QTableWidgetItem(text)
                 if j:
                     cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if j == 4 and piece is not None and piece.status != "ok":
+                if j == 2 and piece is not None and not fair_ok:
                     cell.setForeground(QColor(theme.WARNING))
                     cell.setToolTip(piece.reason)
                 self.per_expiry.setItem(i, j, cell)

@@ -128,7 +128,7 @@ class MispricingsPanel(Panel):
         layout.addWidget(self.arbitrage_label)
         self.arbitrage = RecordModel(ARBITRAGE_COLUMNS, self)
         self.arbitrage_table, _ = make_table(self.arbitrage, self, placeholder="No static arbitrage in the quotes.")
-        self.arbitrage_table.setMaximumHeight(120)
+        self.arbitrage_table.setMaximumHeight(84)           # the signals come first
         for column, width in ((0, 72), (1, 84), (2, 64)):
             self.arbitrage_table.setColumnWidth(column, width)
         layout.addWidget(self.arbitrage_table)
