@@ -161,8 +161,8 @@ def test_panels_fill_from_the_engine(desk):
     assert w.calibration.per_expiry.rowCount() > 3
     table = w.calibration.per_expiry                                  # both fits per expiry, side by side
     headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
-    assert headers[1:3] == ["Model vp", "Fair vp"] and "fair-value" in table.horizontalHeaderItem(2).toolTip()
-    row = next(i for i in range(table.rowCount()) if table.item(i, 4).text() == "ok")
+    assert headers[1:3] == ["Model", "Fair"] and "fair-value" in table.horizontalHeaderItem(2).toolTip()
+    row = next(i for i in range(table.rowCount()) if table.item(i, 2).text() not in ("–", "fallback", "failed"))
     short = {f"{date.fromisoformat(k[:10]):%d%b%y}{k[10:]}": sl for k, sl in desk.window.bridge.fair_quality().items()}
     piece = short[table.item(row, 0).text()]                          # e.g. 18Dec26 PM
     assert table.item(row, 2).text() == f"{piece.rmse_iv:.3f}" and table.item(row, 3).text() == f"{piece.inside_pct:.0f}"
