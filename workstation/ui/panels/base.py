@@ -101,8 +101,8 @@ class RecordTable(QTableView):
         super().__init__(parent)
         self.placeholder = placeholder
         self._sized = False
-        # fit columns to the rows in view and FIT_ROWS more, not to every row: a full-chain expiry has ~1,000
-        # strikes, and measuring all of them held the loop thread for over half a second
+        # fit columns to the rows in view and FIT_ROWS more, not to every row: a full-chain expiry has hundreds
+        # of strikes, and measuring all of them held the loop thread for over half a second
         self.horizontalHeader().setResizeContentsPrecision(FIT_ROWS)
 
     def setModel(self, model) -> None:
