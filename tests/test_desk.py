@@ -198,6 +198,22 @@ def test_halt_while_the_ticket_is_open_refreshes_its_preview_without_an_edit(des
     desk.wait(lambda: "TRADING_HALTED" not in w.orders.preview_view.verdict.text(), what="resumed in the preview")
 
 
+def test_a_duplicate_order_verdict_clears_by_itself_once_its_window_passes(desk):
+    """Sent from the ticket, the same order again is a duplicate (DUPLICATE_ORDER, Send disabled) — but only for
+    risk.duplicate_window_s of market time: the next cycle's refresh clears it, no field edited."""
+    w, engine = desk.window, desk.engine
+    _ticket_on_a_contract(desk)
+    assert engine.settings.risk.duplicate_window_s < 5.0                # one market step (5 s) passes it
+    w.orders.submit()
+    desk.wait(lambda: any(r.order.contract.contract_id == w.orders.contract_id()
+                          for r in engine.order_records()), what="the ticket's order sent")
+    w.orders.preview()                                                # the trader looks again at once
+    desk.wait(lambda: "DUPLICATE_ORDER" in w.orders.preview_view.verdict.text(), what="duplicate in the preview")
+    assert not w.orders.send.isEnabled()
+    desk.step()                                                       # no field touched after this
+    desk.wait(lambda: "DUPLICATE_ORDER" not in w.orders.preview_view.verdict.text(), what="duplicate cleared")
+
+
 def test_edge_is_per_order_and_an_off_tick_limit_is_rounded(desk):
     w, engine = desk.window, desk.engine
     _ticket_on_a_contract(desk)
