@@ -8,7 +8,7 @@ Target (issue 5): total p95 <= 50 ms on this machine. Writes benchmarks/results/
 
 `--compare-with REF`: the same cycles through the engine of git revision REF (e.g. the commit before a
 refactor) and through today's, interleaved in one run (two rounds each, same seed), printed side by side with
-the ratio today/REF.
+the ratio today/REF; both scan the `model` signal family only (the one REF knows), so the same work is timed.
 
 `--full`: the real-size chain (`market.simulator.listing: full`, expiries to three years, strikes within
 ±40 %): about 20,000 options a snapshot; target (issue 23) p95 <= 50 ms on one core. Writes engine_full.json.
@@ -68,9 +68,11 @@ def engine_at(ref: str) -> type:
     return module.Engine
 
 
-async def measure(cycles: int, warmup: int, full: bool = False, engine_cls: type = Engine
-                  ) -> tuple[dict[str, list[float]], int]:
+async def measure(cycles: int, warmup: int, full: bool = False, engine_cls: type = Engine,
+                  families: list[str] | None = None) -> tuple[dict[str, list[float]], int]:
     settings = Settings()
+    if families is not None:
+        settings.signals.families = families
     settings.market.simulator.always_open = True
     if full:
         full_chain(settings)
@@ -139,7 +141,7 @@ def compare(ref: str, cycles: int, warmup: int, full: bool) -> int:
     options = 0
     for _ in range(2):
         for name, cls in engines.items():
-            got, options = asyncio.run(measure(cycles // 2, warmup, full, cls))
+            got, options = asyncio.run(measure(cycles // 2, warmup, full, cls, families=["model"]))
             for step, values in got.items():
                 steps[name].setdefault(step, []).extend(values)
     print(f"engine cycle on {options} options, {cycles} cycles each (ms)")

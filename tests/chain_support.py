@@ -65,3 +65,24 @@ def row(snap: ChainSnapshot, expiry: str, strike: float, call: bool) -> int:
     hit = np.flatnonzero((snap.expiry == np.datetime64(expiry)) & (snap.strike == strike) & (snap.is_call == call))
     assert hit.size == 1
     return int(hit[0])
+
+
+async def simulated_snapshots(n: int, day) -> list:
+    """`n` clean simulated snapshots of `day`, 30 s apart, of a narrow chain (fast recordings and backtests)."""
+    from workstation.market.sim_feed import SimulatedFeed
+
+    s = Settings()
+    s.market.simulator.start_date = day
+    s.market.snapshot_interval_s = 30.0
+    s.market.simulator.min_wall_interval_s = 0.001
+    feed = SimulatedFeed.from_settings(s, manual=True)
+    await feed.connect()
+    m = s.market
+    feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, 0.1)
+    snaps = []
+    async for snap in feed.snapshots():
+        snaps.append(snap)
+        if len(snaps) == n:
+            break
+    await feed.close()
+    return snaps

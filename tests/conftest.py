@@ -102,3 +102,15 @@ def _run(runner, coro, failure: list) -> None:
         runner(coro)
     except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
         failure.append(exc)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _automatic_gc_after_gui_modules():
+    """A window module hands cyclic garbage collection to the GUI thread (ui.app.make_app); the modules after it
+    get Python's automatic collection back."""
+    yield
+    import sys
+    app_module = sys.modules.get("workstation.ui.app")
+    if app_module is not None:
+        from PySide6.QtWidgets import QApplication
+        app_module.release_garbage_collection(QApplication.instance())

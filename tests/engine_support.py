@@ -1,10 +1,10 @@
 """A real Engine on the simulated market with a manual clock, the paper broker and a journal in tmp."""
 from __future__ import annotations
 
-import os
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
+from sim_day import SIM_DAY  # noqa: F401  (the pinned simulated trade date; HESTON_TEST_SIM_DAY picks another)
 from workstation.config import Settings
 from workstation.engine import Engine
 from workstation.execution.paper import PaperBroker
@@ -12,11 +12,6 @@ from workstation.market.sim_feed import SimulatedFeed
 from workstation.sim.clock import SimClock
 from workstation.sim.world import SimWorld
 from workstation.storage import Journal
-
-
-# The simulated trade date of the tests: pinned, so what a test sees does not depend on the day it runs
-# (HESTON_TEST_SIM_DAY=YYYY-MM-DD runs the suite on another simulated day).
-SIM_DAY = date.fromisoformat(os.environ.get("HESTON_TEST_SIM_DAY", "2026-12-07"))
 
 
 def fast_settings(**sections) -> Settings:

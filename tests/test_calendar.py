@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workstation.config import RiskConfig, SimulatorConfig
-from workstation.domain import Contract, Order, OrderPurpose, Side
+from workstation.domain import ChainSnapshot, Contract, Order, OrderPurpose, Side
 from workstation.domain import calendar
 from workstation.domain.calendar import NEW_YORK, settlement_instant
 from workstation.risk import ContractMarket, RiskCode, RiskContext, check, hours
@@ -64,6 +64,30 @@ def test_settlement_instants_am_open_pm_close_and_early_close():
     # across the daylight-saving switch the ET wall time stays, the UTC instant moves by an hour
     assert settlement_instant(date(2026, 10, 30), False).astimezone(timezone.utc).hour == 20
     assert settlement_instant(date(2026, 11, 2), False).astimezone(timezone.utc).hour == 21
+
+
+def test_an_expirys_maturity_runs_to_09_30_am_16_00_pm_and_13_00_on_an_early_close():
+    """The simulator's listing on Monday 14 Dec 2026 at 10:00 ET, one snapshot: the 18 Dec monthly AM-settled
+    (SPX) and PM-settled (SPXW) on the same expiry, and the 24 Dec weekly (PM, early close). The snapshot's time to
+    expiry (what the engine prices with) is counted here by hand in hours of wall time."""
+    trade_date, at = date(2026, 12, 14), ny(date(2026, 12, 14), 10, 0)
+    listing = build_listing(trade_date, 5900.0, 30)
+    expiries = listing.expiry.astype(date)
+    rows = {key: int(np.flatnonzero((expiries == day) & (listing.trading_class == cls))[0])
+            for key, (day, cls) in {"am": (date(2026, 12, 18), "SPX"), "pm": (date(2026, 12, 18), "SPXW"),
+                                    "early": (date(2026, 12, 24), "SPXW")}.items()}
+    assert listing.am_settled[rows["am"]] and not listing.am_settled[rows["pm"]]
+    pick = list(rows.values())
+    cols = {name: getattr(listing, name)[pick] for name in ("contract_id", "trading_class", "expiry", "strike",
+                                                            "is_call", "am_settled", "multiplier")}
+    nan = np.full(len(pick), np.nan)
+    snap = ChainSnapshot.from_columns(timestamp=at, underlying="SPX", underlying_price=5900.0,
+                                      columns={**cols, "bid": nan, "ask": nan, "bid_size": np.zeros(len(pick)),
+                                               "ask_size": np.zeros(len(pick))})
+    hours_to_settle = dict(zip(rows, snap.maturity * 365 * 24))
+    assert hours_to_settle["am"] == pytest.approx(4 * 24 - 0.5, abs=1e-9)    # Fri 18 Dec 09:30 ET
+    assert hours_to_settle["pm"] == pytest.approx(4 * 24 + 6, abs=1e-9)      # Fri 18 Dec 16:00 ET
+    assert hours_to_settle["early"] == pytest.approx(10 * 24 + 3, abs=1e-9)  # Thu 24 Dec 13:00 ET (early close)
 
 
 def test_trading_hours_honour_holidays_and_early_closes():

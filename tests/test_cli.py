@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from sim_day import SIM_DAY, pin_sim_day
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`main.py *args` with its user dirs in `tmp` and its simulated day pinned to SIM_DAY (never today's date)."""
+    pin_sim_day(tmp / "config")
     env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), XDG_CONFIG_HOME=str(tmp / "config"),
                XDG_STATE_HOME=str(tmp / "state"), XDG_CACHE_HOME=str(tmp / "cache"), QT_QPA_PLATFORM="offscreen")
     for secret in ("HESTON_IB_ACCOUNT", "HESTON_SMTP_PASSWORD", "HESTON_WEBHOOK_URL"):
@@ -90,14 +94,19 @@ def test_headless_run_trades_and_writes_the_summary(tmp_path, warm_numba):    # 
     assert set(summary["cycle_ms"]) == {"p50", "p95", "max"} and summary["cycle_ms"]["p50"] > 0
     # nothing in the default limits is breached by a 30-second demo: the run ends as it started
     assert summary["trading_state"] == "ACTIVE", summary["alerts"]
+    from workstation.domain import calendar
+    from workstation.domain.calendar import NEW_YORK
     from workstation.storage import Journal
     journal = Journal(tmp_path / "d" / "journal.sqlite")
     try:                                               # the summary's fills and positions are the journal's
         assert summary["fills"] == len(journal.fills())
         held = {cid: p.quantity for cid, p in journal.positions_from_fills().items() if p.quantity}
+        fit_days = {f.timestamp.astimezone(NEW_YORK).date() for f in journal.fits(limit=10_000)}
     finally:
         journal.close()
     assert {p["contract_id"]: p["quantity"] for p in summary["positions"] if p["quantity"]} == held
+    # the child traded the pinned day (or the next session when it is a holiday), not the machine's date
+    assert fit_days == {calendar.next_open(calendar.session_bounds(SIM_DAY)[0]).astimezone(NEW_YORK).date()}
     quality = summary["quality"]                 # the surface's quality filters, summed over the run
     assert quality["snapshots"] >= 20 and 0 < quality["usable"] < quality["quotes"]
     assert quality["usable"] + sum(quality["filtered"].values()) == quality["quotes"]

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chain_support import simulated_snapshots
+
 from workstation import bus as topics
 from workstation.backtest.runner import run
 from workstation.bus import EventBus
@@ -20,7 +22,6 @@ from workstation.config import Settings
 from workstation.headless import QualityCounts, format_summary, quality_line
 from workstation.market.recorder import SCHEMA, SnapshotRecorder, snapshot_table
 from workstation.market.replay import DataFileError, ReadReport, ReplayFeed, read_cboe_csv, read_recording
-from workstation.market.sim_feed import SimulatedFeed
 from workstation.strategy.surface import build_surface
 
 DAY = date(2025, 10, 1)
@@ -37,27 +38,11 @@ def no_global_log_handlers(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ recordings
-async def _simulate(n: int) -> list:
-    s = Settings()
-    s.market.simulator.start_date = DAY
-    s.market.snapshot_interval_s = 30.0
-    s.market.simulator.min_wall_interval_s = 0.001
-    feed = SimulatedFeed.from_settings(s, manual=True)
-    await feed.connect()
-    m = s.market
-    feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, 0.1)
-    snaps = []
-    async for snap in feed.snapshots():
-        snaps.append(snap)
-        if len(snaps) == n:
-            break
-    await feed.close()
-    return snaps
 
 
 @pytest.fixture(scope="module")
 def snaps():
-    return asyncio.run(_simulate(6))
+    return asyncio.run(simulated_snapshots(6, DAY))
 
 
 @pytest.fixture

@@ -90,3 +90,47 @@ async def test_a_combo_over_the_max_loss_limit_is_denied_with_its_reason_and_not
     assert all(rig.engine.book.quantity(leg.contract.contract_id) == 0 for leg in combo.legs)
     assert rig.engine.alert_counts.get("RISK_DENIED", 0) >= 1
     assert rig.engine.state.value == "ACTIVE"           # a denied package is no journal failure: no halt
+
+
+async def test_static_arbitrage_in_the_quotes_is_alerted_once_and_traded_as_a_package(rig):
+    """The `arbitrage` family: each vertical/butterfly the scan reports is a real credit package whose payoff at
+    expiry is never negative (checked by hand over every strike), alerted once while it lasts; one of them,
+    sent through the engine, fills atomically as a package and locks the credit."""
+    found = {}
+    for _ in range(30):
+        await rig.step(15.0)
+        found.update(rig.engine.signal_desk.arbitrage)
+        if any(a.combo is not None for a in found.values()):
+            break
+    packages = [a for a in rig.engine.signal_desk.arbitrage.values() if a.combo is not None]
+    if not packages:
+        pytest.skip("no tradable static arbitrage in this simulated half hour")
+    snap = rig.engine.last_snapshot
+    levels = np.concatenate([[0.0], np.unique(snap.strike), [snap.strike.max() * 2]])
+    fee = (rig.engine.settings.execution.paper.commission_per_contract
+           + rig.engine.settings.execution.paper.fees_per_contract) / 100.0
+    for a in packages:
+        rows = [snap.index_of(leg.contract.contract_id) for leg in a.combo.legs]
+        net = sum(leg.weight * (snap.ask[r] if leg.weight > 0 else snap.bid[r]) for leg, r in zip(a.combo.legs, rows))
+        legs = sum(abs(leg.weight) for leg in a.combo.legs)
+        assert net + legs * fee < 0                                   # a credit after fees ...
+        assert (a.combo.expiry_value(levels) >= -1e-9).all()          # ... for a package that never pays out
+        assert a.limit_price >= net - 1e-9 and abs(a.limit_price / COMBO_TICK - round(a.limit_price / COMBO_TICK)) < 1e-9
+    alerts = [al for al in rig.journal.alerts(limit=10_000) if al.code == "ARBITRAGE"]
+    assert len(alerts) == len({al.message for al in alerts}) >= len(packages)          # each one told once
+
+    best = max(packages, key=lambda a: a.edge_dollars)
+    limit = min(best.limit_price + 0.25, -COMBO_TICK)                # room for the quotes' jitter
+    decision = rig.engine.send_combo(best.combo, best.side, 1, round(limit / COMBO_TICK) * COMBO_TICK)
+    assert not isinstance(decision, str) and decision.approved, [r for r in decision.results if not r.passed]
+    await rig.engine.settle_tasks()                                  # checked, journaled and sent by the combo desk
+    (order,) = rig.journal.combo_orders()
+    for _ in range(10):
+        await rig.settle()
+        if rig.journal.combo_states()[order.client_order_id].status is OrderStatus.FILLED:
+            break
+    assert rig.journal.combo_states()[order.client_order_id].status is OrderStatus.FILLED
+    fills = rig.journal.fills_of(order.client_order_id)
+    assert sum(f.signed_quantity * f.price for f in fills) <= order.limit_price + 1e-9 < 0       # a credit
+    for leg in best.combo.legs:
+        assert rig.engine.book.quantity(leg.contract.contract_id) == leg.weight

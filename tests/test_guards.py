@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chain_support import simulated_snapshots
+
 from engine_support import SimRig, fast_settings
 from workstation.backtest.runner import run
 from workstation.config import Settings
 from workstation.domain import ChainSnapshot, OrderPurpose, Quote, SecType, Side, TradingState
 from workstation.domain.ticks import round_to_tick
 from workstation.market.recorder import SnapshotRecorder
-from workstation.market.sim_feed import SimulatedFeed
 from workstation.risk.limits import RiskCode
 
 
@@ -353,28 +354,11 @@ BACKTEST_DAY = date(2025, 10, 1)          # a Wednesday: the simulated session o
 GARBAGE_FROM = 39                         # the 40th snapshot (0-based)
 
 
-async def _simulate(n: int) -> list[ChainSnapshot]:
-    """`n` clean simulated snapshots, 30 s apart, of a narrow chain (fast backtests)."""
-    s = Settings()
-    s.market.simulator.start_date = BACKTEST_DAY
-    s.market.snapshot_interval_s = 30.0
-    s.market.simulator.min_wall_interval_s = 0.001
-    feed = SimulatedFeed.from_settings(s, manual=True)
-    await feed.connect()
-    m = s.market
-    feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, 0.1)
-    snaps: list[ChainSnapshot] = []
-    async for snap in feed.snapshots():
-        snaps.append(snap)
-        if len(snaps) == n:
-            break
-    await feed.close()
-    return snaps
 
 
 @pytest.fixture(scope="module")
 def clean_snaps() -> list[ChainSnapshot]:
-    return asyncio.run(_simulate(60))
+    return asyncio.run(simulated_snapshots(60, BACKTEST_DAY))
 
 
 def _record(snaps: list[ChainSnapshot], out: Path) -> Path:

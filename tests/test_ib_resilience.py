@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("ib_async")
 
-from workstation.domain import Order, OrderStatus, Side, TradingState  # noqa: E402
+from workstation.domain import ChainSnapshot, OrderStatus, TradingState  # noqa: E402
 from workstation.execution.ib import IBBroker  # noqa: E402
 from workstation.market.feed import FeedState  # noqa: E402
 from workstation.market.ib import IBConnection, IBFeed, ib_contract  # noqa: E402
@@ -23,8 +23,26 @@ from gateway_support import decoder_clean, gateway, wait_for  # noqa: E402,F401 
 from test_ib_adapters import make_settings, option_order, take  # noqa: E402
 
 
+# how long a restore may take before the test calls it broken: a bound for a hung run only, never a speed target
+# (the 10 s "fresh data after 1101/2104" target is measured by benchmarks/soak.py)
+RESTORE_WAIT_S = 120.0
+
+
 def streamed_since(gw, t0: float) -> set[str]:
+    """Streaming lines (IND, FUT) requested at the gateway since `t0` (its time.monotonic log: order only)."""
     return {kind for at, kind in gw.stream_requests if at >= t0}
+
+
+async def snapshot_after(feed: IBFeed, after: datetime) -> ChainSnapshot:
+    """The first snapshot whose index and future both ticked after `after` (on the server clock the feed stamps
+    its ticks with): data that arrived after that moment, however long the machine took to bring it."""
+    async def first() -> ChainSnapshot:
+        async for snap in feed.snapshots():
+            if (snap.underlying_time is not None and snap.underlying_time > after
+                    and snap.future is not None and snap.future.timestamp > after):
+                return snap
+        raise AssertionError("the feed stopped before fresh data arrived")
+    return await asyncio.wait_for(first(), RESTORE_WAIT_S)
 
 
 async def rig(gw, **ib):
@@ -67,13 +85,12 @@ async def test_1100_is_a_disconnect_and_1101_resubscribes_then_reconciles(gatewa
         reports = len(seen["reports"])
         t0 = time.monotonic()
         gateway.restore_ib(data_lost=True)
-        assert await wait_for(lambda: seen["links"][-1][0] is True, 10)
+        assert await wait_for(lambda: seen["links"][-1][0] is True, RESTORE_WAIT_S)
         assert len(seen["reports"]) == reports + 1             # reconciled before it reported itself back
         assert "1101" in seen["links"][-1][1]
-        assert await wait_for(lambda: streamed_since(gateway, t0) == {"IND", "FUT"}, 10)
-        [snap] = await take(feed, 1)
+        assert await wait_for(lambda: streamed_since(gateway, t0) == {"IND", "FUT"}, RESTORE_WAIT_S)
+        snap = await snapshot_after(feed, conn.now())          # data lost: fresh only from the new lines
         assert snap.index_age_s <= s.market.stale_after_s and snap.future_age_s <= s.market.stale_after_s
-        assert time.monotonic() - t0 < 10                       # fresh data within 10 s of 1101
     finally:
         await broker.close()
         await feed.close()
@@ -87,7 +104,7 @@ async def test_1102_reconciles_without_resubscribing(gateway, decoder_clean):
         assert await wait_for(lambda: seen["links"] and seen["links"][-1][0] is False)
         t0, reports = time.monotonic(), len(seen["reports"])
         gateway.restore_ib(data_lost=False)
-        assert await wait_for(lambda: seen["links"][-1][0] is True, 10)
+        assert await wait_for(lambda: seen["links"][-1][0] is True, RESTORE_WAIT_S)
         assert len(seen["reports"]) == reports + 1 and "1102" in seen["links"][-1][1]
         [snap] = await take(feed, 1)
         assert streamed_since(gateway, t0) == set() and snap.index_age_s <= s.market.stale_after_s
@@ -113,12 +130,9 @@ async def test_a_broken_farm_makes_the_data_stale_and_2104_resubscribes(gateway,
         assert await index_age() > s.market.stale_after_s
         t0 = time.monotonic()
         gateway.farm_up()
-        assert await wait_for(lambda: streamed_since(gateway, t0) == {"IND", "FUT"}, 10)
-        for _ in range(60):
-            if await index_age() <= s.market.stale_after_s:
-                break
-        assert await index_age() <= s.market.stale_after_s
-        assert time.monotonic() - t0 < 10                     # fresh within 10 s of 2104
+        assert await wait_for(lambda: streamed_since(gateway, t0) == {"IND", "FUT"}, RESTORE_WAIT_S)
+        snap = await snapshot_after(feed, conn.now())          # the index ticks again on its new line
+        assert snap.index_age_s <= s.market.stale_after_s
         assert feed.resubscriptions == 1 and not feed.farms_down
     finally:
         await broker.close()
@@ -331,12 +345,12 @@ def test_the_window_shows_a_banner_while_tws_is_unreachable_and_names_stale_data
     window.show_banner("")
     assert window.banner_bar.isHidden()
     from workstation.reports import EngineStatus
-    window._on_status(EngineStatus(
+    window.status_line.on_status(EngineStatus(
         connection="ib-paper", connected=True, feed="stale", data_age_s=1.0,
         sim_time=datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc), clock_label="", trading_state="ACTIVE",
         trading_reason="", stale_data=("index 42s", "future 40s"), auto_execute=False, read_only=False, day_pnl=0.0,
         loop_lag_ms=0.0))
-    assert window.data_age.text() == "data 1.0s - stale: index 42s, future 40s"
+    assert window.status_line.data_age.text() == "data 1.0s - stale: index 42s, future 40s"
 
 
 async def test_the_gateway_schedules_a_daily_restart_in_new_york_time(gateway):

@@ -412,7 +412,7 @@ def test_failed_migration_leaves_v1_untouched(tmp_path: Path, monkeypatch: pytes
     broken = (*MIGRATIONS, ("CREATE TABLE risk_checks (x)",))  # fails: table already exists from v2
     monkeypatch.setattr("workstation.storage.schema.MIGRATIONS", broken)
     monkeypatch.setattr("workstation.storage.schema.CURRENT_VERSION", len(broken))
-    monkeypatch.setattr("workstation.storage.journal.CURRENT_VERSION", len(broken))
+    monkeypatch.setattr("workstation.storage.journal_db.CURRENT_VERSION", len(broken))
     with pytest.raises(JournalError):
         Journal(path)
     conn = sqlite3.connect(path)

@@ -5,7 +5,7 @@ Each day runs the real engine, simulator, paper exchange and journal on a manual
 so the outcome depends on the day being simulated, never on the day the suite runs."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +13,7 @@ from engine_support import SimRig, fast_settings
 from workstation.domain import SecType
 from workstation.domain.calendar import NEW_YORK, is_trading_day, options_close_time
 from workstation.risk import hours
+from workstation.ui.market_time import et
 
 HOUR_S, STEP_S = 3600.0, 20.0
 
@@ -23,9 +24,15 @@ DAYS = {
     "day-after-thanksgiving": (datetime(2026, 11, 27, 12, 10), False),      # crosses the 13:00 early close
     "christmas-eve": (datetime(2026, 12, 24, 12, 10), False),              # crosses the 13:00 early close
     "new-years-eve": (datetime(2026, 12, 31, 14, 30), False),
-    "dst-end-2026-11-01": (datetime(2026, 11, 1, 0, 45), True),            # Sunday; 02:00 EDT -> 01:00 EST
+    "dst-end-2026-11-01": (datetime(2026, 11, 1, 1, 30, fold=0), True),    # Sunday; 01:30 EDT, 02:00 EDT -> 01:00 EST
     "dst-start-2027-03-14": (datetime(2027, 3, 14, 1, 30), True),          # Sunday; 02:00 EST -> 03:00 EDT
     "saturday-demo": (datetime(2026, 12, 5, 10, 0), True),
+}
+
+# the daylight-saving days: the UTC instant of the switch (02:00 local) and the ET offset (hours) before and after
+SWITCHES = {
+    "dst-end-2026-11-01": (datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc), -4, -5),     # 02:00 EDT = 06:00 UTC
+    "dst-start-2027-03-14": (datetime(2027, 3, 14, 7, 0, tzinfo=timezone.utc), -5, -4),   # 02:00 EST = 07:00 UTC
 }
 
 
@@ -58,5 +65,20 @@ async def test_a_simulated_hour_trades_and_nothing_raises(tmp_path, name):
                 local_fill = fill.timestamp.astimezone(NEW_YORK)
                 assert is_trading_day(local_fill.date())
                 assert local_fill.time() < options_close_time(local_fill.date())
+        if name in SWITCHES:
+            assert_labelled_across_the_switch(name, start, rig)
     finally:
         await rig.close()
+
+
+def assert_labelled_across_the_switch(name: str, start: datetime, rig: SimRig) -> None:
+    """The hour crosses the switch, the journal has market times on both sides of it, and each reads in ET with
+    the offset of its side (EDT/EST by hand, not from the time-zone database)."""
+    switch, before, after = SWITCHES[name]
+    assert start < switch < rig.world.clock.now(), "the simulated hour does not cross the switch"
+    stamps = [f.timestamp for f in rig.journal.fits(limit=10_000)] + [f.timestamp for f in rig.journal.fills()]
+    assert min(stamps) < switch < max(stamps), "no journaled time on one side of the switch"
+    for at in stamps:
+        offset = timedelta(hours=before if at < switch else after)
+        assert at.astimezone(NEW_YORK).utcoffset() == offset, at
+        assert et(at) == (at.astimezone(timezone.utc) + offset).strftime("%H:%M:%S"), at

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gateway_support import wait_for
+from sim_day import pin_sim_day
 from workstation.config import Settings
 from workstation.engine import build_engine
 
@@ -78,6 +79,7 @@ async def test_pnl_series_scraped_over_http_equal_the_books_pnl(tmp_path, monkey
 @pytest.mark.slow
 def test_metrics_endpoint_during_a_cli_headless_run(tmp_path, warm_numba):
     port = free_port()
+    pin_sim_day(tmp_path / "config")                       # the child's simulated day is SIM_DAY, not today's
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_STATE_HOME=str(tmp_path / "state"))
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "headless", "--duration", "25", "--speed", "30",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim_day import pin_sim_day
 from workstation.config import PaperConfig, Settings, SimulatorConfig
 from workstation.domain import Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType, Side
 from workstation.engine import Engine
@@ -86,6 +87,7 @@ class Workstation:
         self.config = tmp_path / "recovery.yaml"
         self.config.write_text(CONFIG, encoding="utf-8")
         user_dirs = {f"XDG_{k}_HOME": str(tmp_path / "xdg" / k.lower()) for k in ("CONFIG", "DATA", "STATE", "CACHE")}
+        pin_sim_day(tmp_path / "xdg" / "config")        # every run starts on SIM_DAY (then resumes the account)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **user_dirs}
         self.runs = 0
 

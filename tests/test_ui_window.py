@@ -89,8 +89,8 @@ def test_panels_fill_within_a_few_cycles(session):
     assert w.surface.view is not None and w.surface.view.model_iv is not None   # Heston curve drawn
     if session.app.platformName() == "offscreen":
         assert "no OpenGL" in w.surface.note.text()                             # 2-D views, and why
-    assert w.connection.text() == "SIMULATED"
-    assert w.fit_label.text().startswith("fit ")
+    assert w.status_line.connection.text() == "SIMULATED"
+    assert w.status_line.fit_label.text().startswith("fit ")
 
 
 def _first_signal(session, tradable: bool = False):
@@ -150,11 +150,11 @@ def test_kill_switch_cancels_working_orders_and_halts(session, monkeypatch):
     session.wait(lambda: any(r.working for r in w.orders.rows()), what="working order")
     w.kill_action.trigger()
     session.wait(lambda: not any(r.working for r in w.orders.rows()), what="orders cancelled")
-    session.wait(lambda: w.state_label.text() == "HALTED", what="HALTED")
+    session.wait(lambda: w.status_line.state_label.text() == "HALTED", what="HALTED")
     assert engine.state.value == "HALTED"
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
     w.risk.resume_trading()
-    session.wait(lambda: w.state_label.text() == "ACTIVE", what="ACTIVE again")
+    session.wait(lambda: w.status_line.state_label.text() == "ACTIVE", what="ACTIVE again")
 
 
 def test_settings_limit_is_enforced_on_the_next_order(session):

@@ -19,6 +19,7 @@ SNAPSHOT = "snapshot"            # ChainSnapshot
 SURFACE = "surface"              # strategy.surface.Surface
 FIT = "fit"                      # engine FitEvent
 SIGNAL = "signal"                # domain.Signal (every state change)
+ARBITRAGE = "arbitrage"          # list[strategy.arbitrage_signals.Arbitrage] in this snapshot's quotes
 ORDER = "order"                  # domain.Order (new order accepted for routing)
 ORDER_EVENT = "order_event"      # domain.OrderEvent
 RISK_DECISION = "risk_decision"  # risk.pre_trade.RiskDecision

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol
 
 from .config import Settings
+from .domain.combos import Combo, ComboOrder
 
 
 class Desk(Protocol):
@@ -24,6 +25,8 @@ class Desk(Protocol):
     def cancel_order(self, client_order_id: str) -> None: ...
     def modify_order(self, client_order_id: str, limit_price: float | None = None,
                      quantity: int | None = None) -> None: ...
+    def check_combo(self, order: ComboOrder) -> Any: ...
+    def send_combo(self, combo: Combo, side: Any, quantity: int, limit_price: float) -> Any: ...
     def kill_switch(self, by: str = "trader") -> None: ...
     def resume_trading(self, override: bool = False) -> bool: ...
     def apply_settings(self, new: Settings, source: str = "settings dialog") -> list[str]: ...
@@ -102,6 +105,23 @@ class ModifyOrder:
 
 
 @dataclass(frozen=True)
+class CheckCombo:
+    """Every pre-trade check on a combo order (the combo ticket's preview), nothing sent."""
+    title: ClassVar[str] = "check combo"
+    order: ComboOrder
+
+
+@dataclass(frozen=True)
+class SendCombo:
+    """A combo order at a net limit (debit > 0, credit < 0, on the 0.05 tick): checked, journaled, sent."""
+    title: ClassVar[str] = "send combo"
+    combo: Combo
+    side: str                       # BUY | SELL the package
+    quantity: int                   # packages
+    limit_price: float
+
+
+@dataclass(frozen=True)
 class KillSwitch:
     """Cancel every working order and halt."""
     title: ClassVar[str] = "kill switch"
@@ -122,7 +142,8 @@ class ApplySettings:
 
 
 Command = (PreviewSignal | ApproveSignal | RejectSignal | SetAutoExecute | PreviewOrder | SubmitOrder
-           | ClosePosition | CancelOrder | ModifyOrder | KillSwitch | ResumeTrading | ApplySettings)
+           | ClosePosition | CancelOrder | ModifyOrder | CheckCombo | SendCombo | KillSwitch | ResumeTrading
+           | ApplySettings)
 
 # command type -> the engine call it makes
 CALLS: dict[type, Callable[[Desk, Any], Any]] = {
@@ -135,6 +156,8 @@ CALLS: dict[type, Callable[[Desk, Any], Any]] = {
     ClosePosition: lambda e, c: e.close_position(c.contract_id, c.quantity),
     CancelOrder: lambda e, c: e.cancel_order(c.client_order_id),
     ModifyOrder: lambda e, c: e.modify_order(c.client_order_id, c.limit_price, c.quantity),
+    CheckCombo: lambda e, c: e.check_combo(c.order),
+    SendCombo: lambda e, c: e.send_combo(c.combo, c.side, c.quantity, c.limit_price),
     KillSwitch: lambda e, c: e.kill_switch(c.by),
     ResumeTrading: lambda e, c: e.resume_trading(c.override),
     ApplySettings: lambda e, c: e.apply_settings(c.settings, c.source),
@@ -150,5 +173,5 @@ def send(engine: Desk, command: Command) -> Any:
 
 
 __all__ = ["Desk", "Command", "CALLS", "send", "PreviewSignal", "ApproveSignal", "RejectSignal", "SetAutoExecute",
-           "Ticket", "PreviewOrder", "SubmitOrder", "ClosePosition", "CancelOrder", "ModifyOrder", "KillSwitch",
+           "Ticket", "PreviewOrder", "SubmitOrder", "ClosePosition", "CancelOrder", "ModifyOrder", "CheckCombo", "SendCombo", "KillSwitch",
            "ResumeTrading", "ApplySettings"]

@@ -168,11 +168,12 @@ class SignalsConfig(Section):
     time_stop_minutes: float = Field(240.0, gt=0, le=576_000, description="Close a position held longer than this.")
     close_days_before_expiry: float = Field(1.0, ge=0, le=365,
                                             description="Close positions this many days before expiry.")
-    families: list[Literal["model", "relative"]] = Field(
-        default_factory=lambda: ["model", "relative"],
+    families: list[Literal["model", "relative", "arbitrage"]] = Field(
+        default_factory=lambda: ["model", "relative", "arbitrage"],
         description="Signal families scanned: model (quote vs the fitted model, confirmed by its residual's "
                     "history), relative (quote vs the arbitrage-free fair-value surface beyond fees and the "
-                    "surface's own uncertainty).")
+                    "surface's own uncertainty), arbitrage (static arbitrage in the quotes themselves, shown "
+                    "and alerted; verticals and even butterflies tradable as one combo).")
     relative_uncertainty: float = Field(2.0, ge=0, le=100, description="A relative edge must beat this multiple of "
                                         "the surface's cross-validated error at the strike (x vega).")
     relative_persist: int = Field(2, ge=1, le=1_000, description="Snapshots in a row a relative edge must last.")

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from workstation.domain.alerts import Alert, Severity
 from workstation.redact import redact
+from workstation.listeners import Listeners
 
 if TYPE_CHECKING:
     from workstation.config import AlertsConfig
@@ -203,7 +204,7 @@ class PanelChannel(Channel):
     def __init__(self, name: str = "panel", *, maxlen: int = 500, **kwargs) -> None:
         super().__init__(name, **kwargs)
         self.alerts: deque[Alert] = deque(maxlen=maxlen)
-        self._listeners: list[Callable[[Alert], None]] = []
+        self._listeners = Listeners("alert panel listener")
 
     def subscribe(self, listener: Callable[[Alert], None]) -> Callable[[], None]:
         """Call `listener(alert)` on each delivered alert (from the router's thread); returns unsubscribe."""
@@ -212,8 +213,7 @@ class PanelChannel(Channel):
 
     def deliver(self, alert: Alert) -> None:
         self.alerts.append(alert)
-        for listener in list(self._listeners):
-            listener(alert)
+        self._listeners(alert)
 
 
 class TrayChannel(Channel):

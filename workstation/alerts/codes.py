@@ -14,6 +14,7 @@ class Code(StrEnum):
     FIT_FAILED = "FIT_FAILED"
     FIT_SLOW = "FIT_SLOW"
     FAIR_VALUE_FALLBACK = "FAIR_VALUE_FALLBACK"
+    ARBITRAGE = "ARBITRAGE"
     FIT_STALE = "FIT_STALE"
     ORDER_REJECTED = "ORDER_REJECTED"
     RISK_DENIED = "RISK_DENIED"
@@ -53,6 +54,8 @@ CATALOGUE: dict[str, CodeInfo] = {info.code.value: info for info in (
     CodeInfo(Code.DATA_STALE, _W, "The latest chain snapshot is older than alerts.stale_data_s; no new signals."),
     CodeInfo(Code.FIT_FAILED, _E, "A Heston calibration failed or was rejected; the last good parameters are kept."),
     CodeInfo(Code.FIT_SLOW, _W, "A Heston calibration took longer than calibration.timeout_s."),
+    CodeInfo(Code.ARBITRAGE, _I, "A static arbitrage appeared in the quotes (vertical, butterfly, calendar or "
+             "parity), after fees: its legs and locked-in edge are in the message."),
     CodeInfo(Code.FAIR_VALUE_FALLBACK, _W, "An expiry of the fair-value surface could not be fitted on this snapshot: "
              "it keeps its last good slice (or has none) and raises no relative signal; the reason is given."),
     CodeInfo(Code.FIT_STALE, _W, "No accepted fit for several snapshots: signals run on old parameters."),

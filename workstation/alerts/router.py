@@ -35,6 +35,7 @@ from workstation.domain.alerts import Alert, Severity
 
 from .channels import CHANNEL_NAMES, Channel, build_channel
 from .codes import Code, default_severity
+from workstation.listeners import Listeners
 
 if TYPE_CHECKING:
     from workstation.bus import EventBus
@@ -86,7 +87,7 @@ class AlertRouter:
         self._channels: dict[str, Channel] = {}
         self._folds: dict[tuple[str, str], _Fold] = {}
         self._recent: OrderedDict[str, Alert] = OrderedDict()
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners("alert listener")
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._timer: threading.Thread | None = None
@@ -276,11 +277,7 @@ class AlertRouter:
         self._recent.move_to_end(alert.alert_id)
         while len(self._recent) > self.max_recent:
             self._recent.popitem(last=False)
-        for listener in list(self._listeners):
-            try:
-                listener(alert)
-            except Exception:  # noqa: BLE001
-                log.exception("alert listener failed")
+        self._listeners(alert)
 
     def restore(self, alerts: Iterable[Alert]) -> None:
         """Put journaled alerts (oldest first) back in the recent list and the panel after a restart, without
@@ -305,11 +302,7 @@ class AlertRouter:
             for fold in self._folds.values():
                 if fold.alert.alert_id == alert_id:
                     fold.alert = acked
-            for listener in list(self._listeners):
-                try:
-                    listener(acked)
-                except Exception:  # noqa: BLE001
-                    log.exception("alert listener failed")
+            self._listeners(acked)
             return True
 
     def acknowledge_all(self) -> int:

@@ -28,7 +28,7 @@ from workstation.sim import clearing, combo_matching
 from workstation.sim.clearing import SETTLEMENT, expired, taker_price
 from workstation.sim.combo_matching import WorkingCombo, combo_rejection, match
 from workstation.sim.working import WorkingOrder, addressed, rejection
-from workstation.execution.broker import FillCallback, OrderEventCallback
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class BacktestBroker:
 
     def __init__(self, config: PaperConfig) -> None:
         self.config = config
-        self.on_order_event: list[OrderEventCallback] = []
-        self.on_fill: list[FillCallback] = []
+        self.on_order_event = Listeners("order event callback")
+        self.on_fill = Listeners("fill callback")
         self.orders: dict[str, WorkingOrder] = {}
         self.combos: dict[str, WorkingCombo] = {}
         self.position_by_id: dict[int, int] = {}
@@ -124,11 +124,7 @@ class BacktestBroker:
     def _emit(self, events: list[OrderEvent | Fill]) -> None:
         for event in events:
             callbacks = self.on_fill if isinstance(event, Fill) else self.on_order_event
-            for callback in list(callbacks):
-                try:
-                    callback(event)
-                except Exception:  # one broken listener must not stop the replay
-                    log.exception("broker callback %r failed", callback)
+            callbacks(event)
 
     def _next(self, prefix: str) -> str:
         self._seq += 1

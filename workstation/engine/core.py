@@ -270,6 +270,7 @@ class Engine(EngineFace):
         with self.journal.transaction():      # one commit for the cycle's signal changes
             self.signals.update(done.candidates, surface, now)
         self.signal_desk.size_signals()
+        self.signal_desk.arbitrage_found(done.arbitrage)
         fresh = self.market.check_freshness(snapshot, self.alert)
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE and not fresh.index_stale:
             self.signal_desk.auto_approve()

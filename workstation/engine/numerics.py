@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
@@ -17,6 +17,7 @@ from ..config import Settings
 from ..domain import ChainSnapshot, Severity, Side
 from ..events import FitEvent
 from ..strategy.calibrator import Calibrator, ModelValues
+from ..strategy.arbitrage_signals import arbitrage_in
 from ..strategy.fair_value import FairValueFit, FairValueSurface
 from ..strategy.sanity import SanityGuard, SanityVerdict
 from ..strategy.relative_signals import RelativeScanner
@@ -25,6 +26,8 @@ from ..strategy.surface import Surface, build_surface
 from .market_view import AlertSink
 
 log = logging.getLogger(__name__)
+
+CONTRACT_MULTIPLIER = 100.0     # SPX and XSP options: fees in $ per contract -> index points per unit
 
 Budget = Callable[[int, Side, float], int]
 
@@ -40,6 +43,7 @@ class Computed:
     timings: dict[str, float]
     verdict: SanityVerdict
     fair: FairValueFit | None
+    arbitrage: list = field(default_factory=list)      # strategy.arbitrage_signals.Arbitrage of this snapshot
 
 
 class CycleNumerics:
@@ -92,9 +96,12 @@ class CycleNumerics:
             if model is not None and "model" in families else []
         if fair is not None and "relative" in families:
             candidates += self.relative.scan(fair, self.settings.signals, self.settings.execution.paper, budget)
+        paper = self.settings.execution.paper
+        fee = (paper.commission_per_contract + paper.fees_per_contract) / CONTRACT_MULTIPLIER   # points per unit
+        arbitrage = arbitrage_in(surface, fee) if "arbitrage" in families else []
         t3 = time.perf_counter()
         timings.update(calibration=(t2 - t_fair) * 1e3, signals=(t3 - t2) * 1e3)
-        return Computed(surface, fit, model, candidates, timings, verdict, fair)
+        return Computed(surface, fit, model, candidates, timings, verdict, fair, arbitrage)
 
     def _fit_fair_value(self, surface: Surface, last_fair: FairValueFit | None) -> FairValueFit | None:
         """The arbitrage-free fair-value surface of this snapshot (worker thread), warm-started from the last;

@@ -15,6 +15,7 @@ from ..domain import OrderPurpose, Severity, Signal, SignalState
 from ..events import OrderPreview
 from ..risk.pre_trade import check
 from ..sizing import largest_sendable
+from ..strategy.arbitrage_signals import Arbitrage
 from ..strategy.signals import SignalBook
 from .market_view import AlertSink
 from .order_desk import OrderDesk, no_order
@@ -31,6 +32,7 @@ class SignalDesk:
         # ids unique across restarts (journal counters), and the same in two runs of a backtest
         self.signals = SignalBook(settings().signals, self._on_signal, lambda: journal.next_client_order_id("S"))
         self.auto_execute = settings().signals.auto_execute
+        self.arbitrage: dict[tuple, Arbitrage] = {}      # the static arbitrage in the last snapshot, by key
 
     def _on_signal(self, signal: Signal, state_changed: bool) -> None:
         if state_changed:
@@ -39,6 +41,18 @@ class SignalDesk:
             except Exception as exc:
                 self.supervisor.journal_failed("signal", exc)
         self.bus.publish(topics.SIGNAL, signal)
+
+    def arbitrage_found(self, found: list[Arbitrage]) -> None:
+        """This snapshot's static arbitrage: published as the current list; each new one alerted once (with its
+        legs and edge) while it lasts."""
+        keys = {a.key for a in found}
+        for a in found:
+            if a.key not in self.arbitrage:
+                tradable = f"; tradable as a {a.kind} combo at {a.limit_price:+.2f}" if a.combo is not None else ""
+                self.alert("ARBITRAGE", Severity.INFO, f"{a.description} (${a.edge_dollars:,.0f} a package{tradable})",
+                           source="signals")
+        self.arbitrage = {a.key: a for a in found if a.key in keys}
+        self.bus.publish(topics.ARBITRAGE, list(found))
 
     def open_signals(self) -> list[Signal]:
         return list(self.signals.open.values())

@@ -1,8 +1,9 @@
 """The Broker protocol: where orders go (paper exchange or Interactive Brokers), and the broker's truth.
 
 The engine places, cancels and modifies orders by our `client_order_id`; the broker reports back through
-callbacks: every OrderEvent (SUBMITTED, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED with a reason) to each
-callable in `on_order_event`, every Fill to each in `on_fill`. Bad requests are answered by events with a reason
+its `Listeners` (workstation/listeners.py: append to listen; one that raises is logged, the others still hear):
+every OrderEvent (SUBMITTED, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED with a reason) to `on_order_event`,
+every Fill to `on_fill`. Bad requests are answered by events with a reason
 (a REJECTED order, or a "cancel rejected: ..." event), never by exceptions. `positions()` is the broker's record,
 used to reconcile the book.
 """

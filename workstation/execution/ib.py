@@ -21,14 +21,13 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, Trade
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
-from workstation.execution.broker import FillCallback, OrderEventCallback
 from workstation.market.ib_session import ConnectionState, IBConnection, IBErrorInfo, domain_contract, ib_contract
 from workstation.market.ib_codes import REJECT_CODES, Code  # noqa: F401  (REJECT_CODES: kept importable here)
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +60,11 @@ class IBBroker:
     def __init__(self, settings, connection: IBConnection | None = None) -> None:
         self.settings = settings
         self.conn = connection or IBConnection(settings)
-        self.on_order_event: list[OrderEventCallback] = []
-        self.on_fill: list[FillCallback] = []
-        self.on_error: list[Callable[[IBErrorInfo], None]] = []
-        self.on_connection: list[Callable[[bool, str], None]] = []
-        self.on_reconcile: list[Callable[[ReconcileReport], None]] = []
+        self.on_order_event = Listeners("order event callback")
+        self.on_fill = Listeners("fill callback")
+        self.on_error = Listeners("IB error callback")              # IBErrorInfo
+        self.on_connection = Listeners("connection callback")    # (up, message)
+        self.on_reconcile = Listeners("reconcile callback")      # ReconcileReport
         self.last_reconcile: ReconcileReport | None = None
         self.position_contracts: dict[int, Contract] = {}   # contracts of the broker's positions (last read)
         self._orders: dict[str, Order] = {}          # our client order id -> order as placed
@@ -127,11 +126,7 @@ class IBBroker:
         self._subscribed = False
 
     def _notify_connection(self, up: bool, message: str) -> None:
-        for callback in list(self.on_connection):
-            try:
-                callback(up, message)
-            except Exception:
-                log.exception("connection callback %r failed", callback)
+        self.on_connection(up, message)
 
     def _on_state(self, state: ConnectionState, message: str) -> None:
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED, ConnectionState.IB_LOST):
@@ -162,29 +157,17 @@ class IBBroker:
         self._notify_connection(True, f"IB connectivity restored ({code})")
 
     def _on_error(self, info: IBErrorInfo) -> None:
-        for callback in list(self.on_error):
-            try:
-                callback(info)
-            except Exception:
-                log.exception("IB error callback %r failed", callback)
+        self.on_error(info)
 
     # ------------------------------------------------------------------------------- orders
     def _emit(self, event: OrderEvent) -> None:
-        for callback in list(self.on_order_event):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("order event callback %r failed", callback)
+        self.on_order_event(event)
 
     def _emit_fill(self, fill: Fill) -> None:
         if fill.fill_id in self._delivered:
             return
         self._delivered.add(fill.fill_id)
-        for callback in list(self.on_fill):
-            try:
-                callback(fill)
-            except Exception:
-                log.exception("fill callback %r failed", callback)
+        self.on_fill(fill)
 
     async def place(self, order: Order) -> None:
         coid = order.client_order_id
@@ -418,11 +401,7 @@ class IBBroker:
         self.last_reconcile = report
         log.info("IB reconcile: %d open orders, %d positions, %d executions, %d missed fills, %d closed away",
                  len(open_orders), len(positions), len(executions), len(missed), len(closed))
-        for callback in list(self.on_reconcile):
-            try:
-                callback(report)
-            except Exception:
-                log.exception("reconcile callback %r failed", callback)
+        self.on_reconcile(report)
         return report
 
     def _session(self) -> int:

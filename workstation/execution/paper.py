@@ -15,9 +15,9 @@ from datetime import datetime
 
 from workstation.domain import Fill, Order, OrderEvent
 from workstation.domain.combos import ComboOrder
-from workstation.execution.broker import FillCallback, OrderEventCallback
 from workstation.sim.exchange import Event
 from workstation.sim.world import SimWorld
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ class PaperBroker:
     def __init__(self, world: SimWorld, pump_interval_s: float = 0.02) -> None:
         self.world = world
         self.pump_interval_s = pump_interval_s
-        self.on_order_event: list[OrderEventCallback] = []
-        self.on_fill: list[FillCallback] = []
+        self.on_order_event = Listeners("order event callback")
+        self.on_fill = Listeners("fill callback")
         self._connected = False
         self._task: asyncio.Task | None = None
         world.on_event.append(self._dispatch)
@@ -68,11 +68,7 @@ class PaperBroker:
 
     def _dispatch(self, event: Event) -> None:
         callbacks = self.on_fill if isinstance(event, Fill) else self.on_order_event
-        for callback in list(callbacks):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("broker callback %r failed", callback)
+        callbacks(event)
 
     async def place(self, order: Order) -> None:
         self._submit(order, self.world.exchange.submit)

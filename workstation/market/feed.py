@@ -9,7 +9,7 @@ Usage::
         ...
     await feed.close()
 
-Status changes (connected / stale / disconnected) are delivered synchronously to each callable in `on_status`
+Status changes (connected / stale / disconnected) are delivered synchronously to `on_status` (a `Listeners`)
 and kept in `status`; a callback that raises is logged and skipped.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from enum import Enum
 from typing import AsyncIterator, Callable, Protocol, runtime_checkable
 
 from workstation.domain import ChainSnapshot
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,14 @@ class StatusMixin:
     clock_label: str = ""
 
     def _init_status(self) -> None:
-        self.on_status: list[StatusCallback] = []
+        self.on_status = Listeners("feed status callback")
         self.status = FeedStatus(FeedState.DISCONNECTED, datetime.now(timezone.utc), "not connected", self.source)
 
     def _set_status(self, state: FeedState, at: datetime, message: str = "") -> None:
         if state == self.status.state and message == self.status.message:
             return
         self.status = FeedStatus(state, at, message, self.source)
-        for callback in list(self.on_status):
-            try:
-                callback(self.status)
-            except Exception:
-                log.exception("feed status callback %r failed", callback)
+        self.on_status(self.status)
 
 
 async def closed_within(closed: "asyncio.Event", seconds: float) -> bool:

@@ -22,6 +22,7 @@ from ib_async import IB, Contract as IBContract, Future, Index, Option
 
 from workstation.domain import Contract, Right, SecType, Settlement
 from workstation.market.ib_codes import Effect, effect_of, is_warning
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,11 @@ class IBConnection:
         self.client_id = self.config.client_id if client_id is None else client_id
         self.account = self.config.account.get_secret_value() if self.config.account else ""
         self.state = ConnectionState.DISCONNECTED
-        self.on_state: list[Callable[[ConnectionState, str], None]] = []
-        self.on_error: list[Callable[[IBErrorInfo], None]] = []
+        self.on_state = Listeners("IB connection state callback")   # (ConnectionState, message)
+        self.on_error = Listeners("IB error callback")        # IBErrorInfo
         self.on_reconnected: list[Hook] = []
         self.on_restored: list[Restored] = []
-        self.on_farm: list[Farm] = []
+        self.on_farm = Listeners("IB farm callback")     # (farm, up, message)
         self.pacer = Pacer(self.config.pacing_per_s)
         self.reconnects = 0
         self.outages = 0                            # 1100s seen
@@ -164,11 +165,7 @@ class IBConnection:
             return
         self.state = state
         log.info("IB connection %s %s", state.value, message)
-        for callback in list(self.on_state):
-            try:
-                callback(state, message)
-            except Exception:
-                log.exception("IB state callback %r failed", callback)
+        self.on_state(state, message)
 
     async def connect(self) -> None:
         """Connect once for every user (feed, broker); raises ConnectionError when TWS cannot be reached."""
@@ -278,16 +275,8 @@ class IBConnection:
             asyncio.get_event_loop().create_task(self._run_restored(data_lost))
         elif effect in (Effect.FARM_DOWN, Effect.FARM_UP):
             farm = message.split(":", 1)[-1].strip() if ":" in message else str(code)
-            for callback in list(self.on_farm):
-                try:
-                    callback(farm, effect is Effect.FARM_UP, f"IB {code}: {message}")
-                except Exception:
-                    log.exception("IB farm callback %r failed", callback)
-        for callback in list(self.on_error):
-            try:
-                callback(info)
-            except Exception:
-                log.exception("IB error callback %r failed", callback)
+            self.on_farm(farm, effect is Effect.FARM_UP, f"IB {code}: {message}")
+        self.on_error(info)
 
     def _withhold_queued_orders(self) -> None:
         """Orders still in ib_async's send throttle (not on the wire yet) when IB is lost are dropped, not sent

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 from workstation.sim.account_store import AccountStore
 from workstation.sim.clock import SimClock
 from workstation.sim.exchange import Event, PaperExchange
 from workstation.sim.market import SimMarket
+from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class SimWorld:
         self.clock = clock or SimClock.from_config(simulator, manual=manual, today=today, resume_after=resume)
         self.market = SimMarket(simulator, self.clock.now())
         self.exchange = PaperExchange(self.market, paper, self.account)
-        self.on_event: list[Callable[[Event], None]] = []
+        self.on_event = Listeners("sim event listener")
 
     @classmethod
     def from_settings(cls, settings, manual: bool = False, today: date | None = None,
@@ -48,9 +48,5 @@ class SimWorld:
         self.market.advance_to(self.clock.now())
         events = self.exchange.step()
         for event in events:
-            for listener in list(self.on_event):
-                try:
-                    listener(event)
-                except Exception:  # one broken listener must not stop the exchange
-                    log.exception("sim event listener %r failed", listener)
+            self.on_event(event)
         return events

@@ -6,6 +6,7 @@ it saves a PNG of the whole window after that many seconds and exits 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -13,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QApplication
+from pyqtgraph.util.garbage_collector import GarbageCollector
 
+from .screenshots import save_panel_screenshots
 from .theme import apply_dark_theme
 
 log = logging.getLogger(__name__)
 
 
 GIL_SWITCH_INTERVAL_S = 0.0005
+GC_INTERVAL_S = 0.5          # how often the GUI thread looks for cyclic garbage
 
 
 def make_app() -> QApplication:
@@ -33,7 +37,25 @@ def make_app() -> QApplication:
     app.setApplicationName("Heston Workstation")
     app.setOrganizationName("heston-workstation")
     apply_dark_theme(app)
+    collect_garbage_on_the_gui_thread(app)
     return app
+
+
+def collect_garbage_on_the_gui_thread(app: QApplication) -> None:
+    """Python's cyclic garbage collection only on the GUI thread, on a timer (pyqtgraph's GarbageCollector):
+    a collection that happens to run in the numerics thread may free Qt objects there, and Qt crashes (seen as
+    a segfault "Garbage-collecting" in a worker while the window was up)."""
+    if getattr(app, "gui_thread_gc", None) is None:
+        app.gui_thread_gc = GarbageCollector(interval=GC_INTERVAL_S)
+
+
+def release_garbage_collection(app: QApplication | None) -> None:
+    """Back to Python's automatic collection (tests, after their windows are gone)."""
+    collector = getattr(app, "gui_thread_gc", None)
+    if collector is not None:
+        collector.timer.stop()
+        app.gui_thread_gc = None
+    gc.enable()
 
 
 def create_engine(settings: Any, data_dir: Path, speed: float | None) -> Any:
@@ -76,7 +98,7 @@ async def run_window(window, engine, screenshot: Path | None, after: float) -> i
             log.info("screenshot %s %s", screenshot, "saved" if ok else "FAILED")
             panels = os.environ.get("HESTON_PANEL_SHOTS")     # hidden: every panel and dialog as well
             if panels:
-                files = await window.save_panel_screenshots(Path(panels))
+                files = await save_panel_screenshots(window, Path(panels))
                 log.info("%d panel screenshots in %s", len(files), panels)
             code = 0 if ok else 1
             window.close()

@@ -45,6 +45,7 @@ class Bridge(QObject):
     cycle = Signal(object)
     settings = Signal(object)
     vol_views = Signal(object)
+    arbitrage = Signal(object)
 
     def __init__(self, engine: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,7 +61,7 @@ class Bridge(QObject):
             topics.RISK_DECISION: self.risk_decision, topics.FILL: self.fill, topics.BOOK: self.book,
             topics.RISK: self.risk, topics.TRADING_STATE: self.trading_state, topics.ALERT: self.alert,
             topics.STATUS: self.status, topics.CYCLE: self.cycle, topics.SETTINGS: self.settings,
-            topics.VOL_VIEWS: self.vol_views,
+            topics.VOL_VIEWS: self.vol_views, topics.ARBITRAGE: self.arbitrage,
         }
         router = self.alert_router
         if router is not None:     # folded alerts (one row per repeating condition, with its count)
@@ -127,6 +128,26 @@ class Bridge(QObject):
     def order_records(self) -> list:
         """Every order the engine knows today, with its status."""
         return self._ask(lambda e: e.order_records(), [])
+
+    def market_for(self, contract: Any) -> Any:
+        """The engine's market of one contract (quote, model price, dollar Greeks per +1 contract), or None."""
+        return self._ask(lambda e: e.market_for(contract), None)
+
+    def market_now(self) -> tuple[Any, Any]:
+        """The engine's latest chain snapshot and surface ((None, None) without an engine)."""
+        return self._ask(lambda e: (e.last_snapshot, e.last_surface), (None, None))
+
+    def combo_records(self) -> list:
+        """Every journaled combo order with its latest state and its legs' fills: [(ComboOrder, OrderEvent, [Fill])]
+        ([] without an engine or a journal)."""
+        def read(e: Any) -> list:
+            journal = getattr(e, "journal", None)
+            if journal is None:
+                return []
+            states = journal.combo_states()
+            return [(o, states.get(o.client_order_id), journal.fills_of(o.client_order_id))
+                    for o in journal.combo_orders()]
+        return self._ask(read, [])
 
     def contract_by_id(self, contract_id: int) -> Any:
         return self._ask(lambda e: e.contract_by_id(contract_id), None)

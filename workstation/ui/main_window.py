@@ -11,10 +11,10 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSystemTrayIcon, QWidget
 
 from . import market_time, theme
-from ..reports import BookSummary, EngineStatus
 from .bridge import Bridge
 from .gl import grab_with_gl
 from .panels.alerts import AlertsPanel
+from .status_line import StatusLine
 from .panels.base import DockFrame
 from .panels.calibration import CalibrationPanel
 from .panels.chain_board import ChainBoardPanel
@@ -31,7 +31,6 @@ from .panels.vol_risk import VolRiskPanel
 log = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 1
-CONNECTION_TEXT = {"simulated": "SIMULATED", "ib-paper": "IB PAPER", "ib-live": "● IB LIVE"}
 
 
 class LagMonitor:
@@ -93,6 +92,8 @@ class MainWindow(QMainWindow):
         self.panels = [self.surface, self.mispricings, self.orders, self.positions, self.risk, self.alerts,
                        self.calibration, self.log_panel, self.chain, self.skew, self.realised, self.volrisk]
         self.chain.trade.connect(self.ticket_for)
+        self.chain.add_leg.connect(self.add_to_combo)
+        self.combo_ticket = None
         self.docks: dict[str, QDockWidget] = {}
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
@@ -104,7 +105,7 @@ class MainWindow(QMainWindow):
         self._default_layout()
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._build_menus()
-        self._build_status_bar()
+        self.status_line = StatusLine(self, self.bridge, self.settings)
         self._build_tray()
         self.alerts.notify.connect(self.notify)
 
@@ -113,10 +114,6 @@ class MainWindow(QMainWindow):
         self.refresh = QTimer(self)
         self.refresh.timeout.connect(self.flush_some)
         self.refresh.start(max(20, ui.refresh_ms // 4))
-        self.bridge.status.connect(self._on_status)
-        self.bridge.fit.connect(self._on_fit)
-        self.bridge.trading_state.connect(self._on_state)
-        self.bridge.book.connect(self._on_book)
         self.bridge.settings.connect(self._on_settings)
         self.restore_layout()
         self.banner = QLabel("")            # TWS unreachable at start: one red line while we retry
@@ -218,6 +215,8 @@ class MainWindow(QMainWindow):
                                            "approve", "Approve the selected signal (what-if first)")
         self.reject_action = self._action(trading, "Reject signal", self.mispricings.reject_selected, "R", "reject")
         self.ticket_action = self._action(trading, "New order ticket", self.new_order_ticket, "Ctrl+N", "send")
+        self.combo_action = self._action(trading, "Combo ticket", self.open_combo_ticket, "Ctrl+Shift+N", "send",
+                                         "A structure from a template or legs from the chain board (+ / −)")
         trading.addSeparator()
         self.kill_action = self._action(trading, "KILL SWITCH", self.risk.kill_switch, "Ctrl+K", "kill",
                                         "Cancel every working order and halt trading")
@@ -267,6 +266,22 @@ class MainWindow(QMainWindow):
         self.orders.side.setCurrentText(side)
         self.new_order_ticket()
 
+    def open_combo_ticket(self):
+        """The combo ticket (one per window, non-modal), shown and raised."""
+        from .dialogs.combo_ticket import ComboTicket
+
+        if self.combo_ticket is None:
+            self.combo_ticket = ComboTicket(self.bridge, self)
+        self.combo_ticket.show()
+        self.combo_ticket.raise_()
+        return self.combo_ticket
+
+    def add_to_combo(self, contract_id: int, side: str) -> None:
+        """A contract picked on the chain board ('add to combo'), one more on `side`, in the combo ticket."""
+        contract = self.bridge.contract_by_id(contract_id)
+        if contract is not None:
+            self.open_combo_ticket().add_contract(contract, side)
+
     def open_settings(self) -> None:
         from .dialogs.settings import SettingsDialog
 
@@ -287,93 +302,14 @@ class MainWindow(QMainWindow):
         self.backtest_dialog = BacktestDialog(self.bridge.current_settings(self.settings), self)
         self.backtest_dialog.show()
 
-    # -------------------------------------------------------------------------------- status bar
-    def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.connection = QLabel("SIMULATED")
-        self.data_age = QLabel("data –")
-        self.fit_label = QLabel("fit –")
-        self.state_label = QLabel("ACTIVE")
-        self.pnl_label = QLabel("day P&L –")
-        self.lag_label = QLabel("lag –")
-        self.market_clock = QLabel("–")
-        self.market_clock.setToolTip("Market time, New York (ET); \"sim ×N\": simulated time running N times "
-                                     "faster than the wall clock, never the wall clock itself")
-        self.clock_label = ""             # "sim ×30", "replay", or "" for a live feed (from the engine's status)
-        # fixed sizes: a label whose size can change re-lays out the main window on every new text
-        widest = {self.market_clock: "Wed 30 Dec 23:59:59 ET · sim ×10,000",
-                  self.connection: "● IB LIVE (disconnected)", self.data_age: "data 99,999.9s",
-                  self.fit_label: "fit 00:00:00 rmse 99.99 (99,999 ms)", self.state_label: "REDUCING",
-                  self.pnl_label: "day P&L -$9,999,999", self.lag_label: "lag 99,999 ms"}
-        for label, text in widest.items():
-            label.setFont(theme.mono_font(9))
-            label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            metrics = label.fontMetrics()
-            label.setFixedSize(metrics.horizontalAdvance(text) + 16, metrics.height() + 6)
-            sb.addPermanentWidget(label)
-        self._set_connection("simulated" if self.settings.market.source == "sim" else
-                             ("ib-live" if self.settings.ib.live else "ib-paper"), True)
-        self._on_state(self.bridge.trading_state_now())
-        self.clock_timer = QTimer(self)
-        self.clock_timer.timeout.connect(self._tick_clock)
-        self.clock_timer.start(250)      # a simulated clock at ×30 moves 7.5 s a tick: never behind the data
-        self._tick_clock()
-
-    def _tick_clock(self) -> None:
-        """The market clock in ET, labelled "sim ×N" when simulated (four times a second)."""
-        text = f"{market_time.et(market_time.now(), '%a %d %b %H:%M:%S')} {market_time.ZONE}"
-        self.market_clock.setText(f"{text} · {self.clock_label}" if self.clock_label else text)
-
-    def _set_connection(self, mode: str, connected: bool) -> None:
-        text = CONNECTION_TEXT.get(mode, mode.upper())
-        if not connected:
-            text += " (disconnected)"
-        self.connection.setText(text)
-        if mode == "ib-live":
-            style = f"background: {theme.LIVE}; color: white; font-weight: bold; padding: 2px 10px;"
-            self.setWindowTitle("Heston Workstation — ● LIVE ACCOUNT")
-        elif not connected:
-            style = f"color: {theme.NEGATIVE}; font-weight: bold;"
-        else:
-            style = f"color: {theme.POSITIVE if mode == 'simulated' else theme.INFO};"
-        theme.restyle(self.connection, style)
-
     def show_banner(self, text: str) -> None:
         """A red line above the panels (TWS unreachable, retrying); empty text hides it."""
         self.banner.setText(text)
         self.banner_bar.setVisible(bool(text))
 
-    def _on_status(self, status: EngineStatus) -> None:
-        self._set_connection(status.connection, status.connected)
-        age, stale_parts = status.data_age_s, status.stale_data
-        if age is not None:
-            stale = age > self.settings.alerts.stale_data_s or bool(stale_parts)
-            self.data_age.setText(f"data {age:,.1f}s" + (f" - stale: {', '.join(stale_parts)}" if stale_parts else ""))
-            theme.restyle(self.data_age, f"color: {theme.NEGATIVE if stale else theme.TEXT}")
-        if status.clock_label != self.clock_label:
-            self.clock_label = status.clock_label
-            self._tick_clock()
-        self.data_age.setToolTip(f"age of the last snapshot in market time; market time "
-                                 f"{market_time.et(status.sim_time, '%Y-%m-%d %H:%M:%S')} ET")
-
-    def _on_fit(self, fit) -> None:
-        ok = fit.accepted and not fit.stale
-        self.fit_label.setText(f"fit {market_time.et(fit.timestamp)} rmse {fit.rmse_iv:.2f} ({fit.elapsed_ms:,.0f} ms)")
-        theme.restyle(self.fit_label, f"color: {theme.TEXT if ok else theme.WARNING}")
-
-    def _on_state(self, state) -> None:
-        name = getattr(state, "value", str(state))
-        self.state_label.setText(name)
-        theme.restyle(self.state_label, f"color: {theme.STATE_COLOURS.get(name, theme.TEXT)}; font-weight: bold")
-
-    def _on_book(self, book: BookSummary) -> None:
-        day = book.pnl.day
-        colour = theme.signed_colour(day)
-        self.pnl_label.setText(f"day P&L {theme.fmt(day, 0, dollars=True)}")
-        theme.restyle(self.pnl_label, f"color: {colour.name() if colour else theme.TEXT}")
-
     def _on_settings(self, settings) -> None:
         self.settings = settings
+        self.status_line.settings = settings
         self.refresh.setInterval(max(20, settings.ui.refresh_ms // 4))
 
     FRAME_BUDGET_MS = 12.0
@@ -388,18 +324,13 @@ class MainWindow(QMainWindow):
             panel.flush()
             if (time.perf_counter() - start) * 1e3 > self.FRAME_BUDGET_MS:
                 break
-        self._status_lag()
+        self.status_line.show_lag(self.lag.recent_worst())
 
     def flush(self) -> None:
         """Redraw every dirty panel now (screenshots, tests)."""
         for panel in self.panels:
             panel.flush()
-        self._status_lag()
-
-    def _status_lag(self) -> None:
-        worst = self.lag.recent_worst()
-        self.lag_label.setText(f"lag {worst:,.0f} ms")
-        theme.restyle(self.lag_label, f"color: {theme.NEGATIVE if worst > 250 else theme.WARNING if worst > 50 else theme.TEXT}")
+        self.status_line.show_lag(self.lag.recent_worst())
 
     # --------------------------------------------------------------------------------- tray etc.
     def _build_tray(self) -> None:
@@ -425,71 +356,6 @@ class MainWindow(QMainWindow):
         """A picture of `widget` as the trader sees it, the native 3-D view included."""
         gl_views = [(self.surface.gl_container, self.surface.gl_view)] if self.surface.gl_view is not None else []
         return grab_with_gl(widget, gl_views)
-
-    async def save_panel_screenshots(self, directory) -> list:
-        """PNGs of every dock, every surface view (3-D included), and the settings, what-if, live-guard and
-        Backtest windows, into `directory` (the visual check of issue 6). Returns the files written."""
-        import asyncio
-        from pathlib import Path
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-
-        async def shoot(widget, name: str) -> None:
-            await asyncio.sleep(0.25)          # let the loop lay out and paint (never processEvents() in a task)
-            path = out / f"{name}.png"
-            if self.grab_image(widget).save(str(path), "PNG"):
-                written.append(path)
-
-        self.flush()
-        for name, dock in self.docks.items():
-            dock.raise_()                       # a dock tabbed behind another: bring it up for its picture
-            await shoot(dock, f"panel-{name}")
-        for name in ("calibration", "mispricings", "risk"):
-            self.docks[name].raise_()
-        tabs = self.surface.tabs
-        current = tabs.currentIndex()
-        for i in range(tabs.count()):
-            tabs.setCurrentIndex(i)
-            await shoot(self.surface, "surface-" + tabs.tabText(i).lower().replace(" ", "-").replace("3-d", "3d"))
-        tabs.setCurrentIndex(current)
-        dialogs = []
-        self.open_settings()
-        dialogs.append((self.settings_dialog, "dialog-settings"))
-        self.open_live_guard()
-        dialogs.append((self.live_guard, "dialog-live-guard"))
-        self.open_backtest()
-        dialogs.append((self.backtest_dialog, "dialog-backtest"))
-        signals = [s for s in self.bridge.open_signals() if s.quantity > 0]
-        preview = self._sample_preview()
-        if signals:                         # the approval dialog as the trader gets it (quantity, countdown)
-            self.mispricings.select_signal(signals[0].signal_id)
-            self.mispricings._show_what_if(signals[0], self.engine.preview_signal(signals[0].signal_id))
-            dialogs.append((self.mispricings.what_if, "dialog-what-if"))
-        elif preview is not None:
-            from .dialogs.whatif import WhatIfDialog
-
-            what_if = WhatIfDialog(preview, "Approve signal — what if", self)
-            what_if.show()
-            dialogs.append((what_if, "dialog-what-if"))
-        for dialog, name in dialogs:
-            dialog.show()
-            await shoot(dialog, name)
-            dialog.close()
-        return written
-
-    def _sample_preview(self):
-        """A what-if for the screenshots: the best open signal's, else the order ticket's current order."""
-        signals = self.bridge.open_signals()
-        try:
-            if signals:
-                return self.engine.preview_signal(signals[0].signal_id)
-            if self.orders.contract_id() is not None:
-                return self.engine.preview_order(*self.orders.order_args())
-        except Exception:
-            log.exception("no what-if preview for the screenshots")
-        return None
 
     def restart(self) -> None:
         """Close the window and start the workstation again (a connection change): the engine stops cleanly

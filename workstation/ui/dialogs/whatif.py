@@ -103,18 +103,23 @@ class PreviewView(QWidget):
         self.verdict.setObjectName("approved" if approved else "denied")
         self.verdict.setText("✔ passes every pre-trade check" if approved else f"✖ DENIED — {why}")
         self.verdict.setStyleSheet(f"color: {theme.POSITIVE if approved else theme.NEGATIVE}; font-weight: bold")
-        rows = sorted(check_rows(decision), key=lambda r: r[1])      # failed checks first
-        self.checks.setRowCount(len(rows))
-        for i, (name, passed, code, detail) in enumerate(rows):
-            result = QTableWidgetItem("pass" if passed else f"FAIL {code}".strip())
-            result.setForeground(QColor(theme.POSITIVE if passed else theme.NEGATIVE))
-            self.checks.setItem(i, 0, QTableWidgetItem(name))
-            self.checks.setItem(i, 1, result)
-            cell = QTableWidgetItem(detail)
-            cell.setToolTip(detail)
-            self.checks.setItem(i, 2, cell)
-        self.checks.resizeColumnsToContents()
+        show_checks(self.checks, decision)
         return approved
+
+
+def show_checks(table: QTableWidget, decision: RiskDecision | None) -> None:
+    """Fill a (check, result, detail) table from a RiskDecision, failed checks first."""
+    rows = sorted(check_rows(decision), key=lambda r: r[1])
+    table.setRowCount(len(rows))
+    for i, (name, passed, code, detail) in enumerate(rows):
+        result = QTableWidgetItem("pass" if passed else f"FAIL {code}".strip())
+        result.setForeground(QColor(theme.POSITIVE if passed else theme.NEGATIVE))
+        table.setItem(i, 0, QTableWidgetItem(name))
+        table.setItem(i, 1, result)
+        cell = QTableWidgetItem(detail)
+        cell.setToolTip(detail)
+        table.setItem(i, 2, cell)
+    table.resizeColumnsToContents()
 
 
 class WhatIfDialog(QDialog):

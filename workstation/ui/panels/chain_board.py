@@ -1,6 +1,7 @@
 """Chain board: one expiry as calls | strike | puts (bid, ask, IVs, fair and model IV, edge, delta, vega, open
 position, working orders). The ATM row and the forward are marked, a signal's row is highlighted; arrows move,
-double-click or Enter opens the order ticket on that contract (bid side: SELL, otherwise BUY). The numbers come
+double-click or Enter opens the order ticket on that contract (bid side: SELL, otherwise BUY); + / − (or the
+right-click menu) add it to the combo ticket, bought / sold. The numbers come
 from workstation.analytics.chain; the table updates in place (same strikes: cells change, no model reset)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QMenu, QVBoxLayout, QWidget
 
 from ...analytics.chain import board, expiry_labels, series_of
 from ...reports import BookSummary
@@ -83,21 +84,38 @@ class BoardModel(RecordModel):
 
 
 class BoardTable(RecordTable):
-    """Enter or Return on a row is the same as a double-click on it."""
+    """Enter or Return on a row is the same as a double-click on it; + and − add the contract under the cursor
+    to the combo ticket, bought or sold."""
 
     enter = Signal(object)
+    combo = Signal(object, str)          # index, BUY | SELL
 
     def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key_Return, Qt.Key_Enter) and self.currentIndex().isValid():
             self.enter.emit(self.currentIndex())
             return
+        if event.key() in (Qt.Key_Plus, Qt.Key_Minus) and self.currentIndex().isValid():
+            self.combo.emit(self.currentIndex(), "BUY" if event.key() == Qt.Key_Plus else "SELL")
+            return
         super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        index = self.indexAt(event.pos())
+        if not index.isValid():
+            return
+        menu = QMenu(self)
+        buy = menu.addAction("Add to combo: buy  (+)")
+        sell = menu.addAction("Add to combo: sell  (−)")
+        chosen = menu.exec(event.globalPos())
+        if chosen is buy or chosen is sell:
+            self.combo.emit(index, "BUY" if chosen is buy else "SELL")
 
 
 class ChainBoardPanel(Panel):
     title = "Chain board"
     name = "chain"
     trade = Signal(str, float, str, str)       # expiry (YYYY-MM-DD), strike, right C/P, side BUY/SELL
+    add_leg = Signal(object, str)              # contract id (int64: past 32 bits), side BUY/SELL: 'add to combo'
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
@@ -131,6 +149,7 @@ class ChainBoardPanel(Panel):
         self.view.horizontalHeader().setDefaultAlignment(Qt.AlignCenter)
         self.view.doubleClicked.connect(self.open_ticket)
         self.view.enter.connect(self.open_ticket)
+        self.view.combo.connect(self.add_to_combo)
         layout.addWidget(self.view, 1)
         bridge.surface.connect(self._on_surface)
         bridge.book.connect(self._on_book)
@@ -226,6 +245,15 @@ class ChainBoardPanel(Panel):
         right = "C" if column < STRIKE_COLUMN else "P"
         expiry = self.expiry.currentText().split()[0]
         self.trade.emit(expiry, r.strike, right, "SELL" if column in BID_COLUMNS else "BUY")
+
+    def add_to_combo(self, index, side: str) -> None:
+        """The contract of the clicked cell (calls left of the strike, puts right) into the combo ticket."""
+        if not index.isValid() or index.column() == STRIKE_COLUMN:
+            return
+        r = self.model.record(self.proxy.mapToSource(index).row())
+        cid = (r.call if index.column() < STRIKE_COLUMN else r.put)["cid"]
+        if cid is not None:
+            self.add_leg.emit(int(cid), side)
 
     def select_strike(self, strike: float, right: str = "C") -> None:
         """Put the cursor on `strike` (tests, keyboard users)."""

@@ -72,6 +72,15 @@ COLUMNS = [
            tooltip="Why no size of this signal passes the pre-trade checks now (empty: it can be sent)"),
 ]
 COLUMNS = [Column(c.header, c.value, c.text, _greyed(c.colour), c.numeric, c.tooltip) for c in COLUMNS]
+ARBITRAGE_COLUMNS = [
+    Column("Kind", lambda a: a.kind, str, numeric=False),
+    Column("Edge $/pkg", lambda a: a.edge_dollars, lambda v: theme.fmt(v, 0, dollars=True),
+           tooltip="Locked in per package after fees, dollars"),
+    Column("Net", lambda a: a.limit_price, lambda v: f"{v:+.2f}" if v == v else "–",
+           tooltip="Net price of one package at the quotes, index points (negative: a credit); – not tradable "
+                   "as one options package"),
+    Column("Legs", lambda a: a.description, str, numeric=False),
+]
 AGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Age")
 EXPIRES_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Expires")
 EDGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Edge $/ct")
@@ -115,11 +124,18 @@ class MispricingsPanel(Panel):
             bar.addWidget(w)
         layout.addLayout(bar)
         layout.addWidget(self.table)
+        self.arbitrage_label = QLabel("Static arbitrage in the quotes (after fees): none")
+        layout.addWidget(self.arbitrage_label)
+        self.arbitrage = RecordModel(ARBITRAGE_COLUMNS, self)
+        self.arbitrage_table, _ = make_table(self.arbitrage, self, placeholder="No static arbitrage in the quotes.")
+        self.arbitrage_table.setMaximumHeight(120)
+        layout.addWidget(self.arbitrage_table)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
         self.table.doubleClicked.connect(lambda _: self.approve_selected())
         bridge.signal.connect(self._on_signal)
+        bridge.arbitrage.connect(self._on_arbitrage)
         bridge.settings.connect(self._on_settings)
         self._on_settings(bridge.current_settings())
         for news in (bridge.cycle, bridge.trading_state, bridge.fill, bridge.settings):   # the what-if stays live
@@ -131,6 +147,12 @@ class MispricingsPanel(Panel):
     # ---------------------------------------------------------------------------------- events
     def _filter_family(self, family: str) -> None:
         self.proxy.set_predicate(None if family == FAMILIES[0] else (lambda s: s.family == family))
+
+    def _on_arbitrage(self, found) -> None:
+        self.arbitrage.set_records([(a.key, a) for a in found])
+        tradable = sum(a.combo is not None for a in found)
+        self.arbitrage_label.setText(f"Static arbitrage in the quotes (after fees): {len(found)}, {tradable} tradable "
+                                     "as one package" if found else "Static arbitrage in the quotes (after fees): none")
 
     def _on_settings(self, settings) -> None:
         if settings is not None:

@@ -1,5 +1,7 @@
 """Order ticket (contract from the chain, side, quantity, limit from mid or model, live pre-trade
-preview: a denied order shows its reason and cannot be sent) and the blotter (cancel, modify)."""
+preview: a denied order shows its reason and cannot be sent) and the blotter (cancel, modify). A combo order is one
+blotter row (its package: structure, net limit, packages filled, average net price) with its legs and their fills
+in the row's tooltip."""
 from __future__ import annotations
 
 import math
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from ...commands import CancelOrder, ModifyOrder, PreviewOrder, SubmitOrder
 from ...domain import Order
+from ...domain.combos import ComboOrder
 from ...domain.ticks import round_to_tick
 from ...events import OrderPreview
 from ...execution.orders import OrderRecord
@@ -47,21 +50,65 @@ def _status_colour(row: OrderRow) -> QColor | None:
                   .get(row.status, theme.WARNING))
 
 
+def _what(row: OrderRow) -> str:
+    """The contract, or for a combo its structure and legs ('vertical +1 SPXW 17Oct25 6700 C / -1 ...')."""
+    order = row.order
+    if not isinstance(order, ComboOrder):
+        return order.contract.description
+    legs = order.combo.legs
+    expiries = {leg.contract.expiry for leg in legs}
+    when = legs[0].contract.expiry.strftime("%d%b%y") + " " if len(expiries) == 1 else ""
+    strikes = " / ".join(f"{leg.weight:+d} {leg.contract.strike:g}{leg.contract.right.value[0]}"
+                         + ("" if when else f" {leg.contract.expiry:%d%b%y}") for leg in legs)
+    return f"▣ {order.combo.structure} {when}{strikes}"
+
+
 BLOTTER = [
     Column("Order id", lambda r: r.order.client_order_id, str, numeric=False),
     Column("Time ET", lambda r: market_time.et(r.updated or r.order.created_at), str, numeric=False,
            tooltip="Last change of the order, New York time"),
-    Column("Contract", lambda r: r.order.contract.description, str, numeric=False),
+    Column("Contract", _what, str, numeric=False, tooltip="▣ a combo: one package; hover for its legs and fills"),
     Column("Side", lambda r: r.order.side.value, str,
            lambda r: QColor(theme.POSITIVE if r.order.side.value == "BUY" else theme.NEGATIVE), numeric=False),
-    Column("Qty", lambda r: r.order.quantity, lambda v: f"{v}"),
-    Column("Limit", lambda r: r.limit if r.limit is not None else r.order.limit_price),
+    Column("Qty", lambda r: r.order.quantity, lambda v: f"{v}", tooltip="Contracts; packages for a combo"),
+    Column("Limit", lambda r: r.limit if r.limit is not None else r.order.limit_price,
+           tooltip="Index points; a combo's net limit per package (debit > 0, credit < 0)"),
     Column("Filled", lambda r: r.filled, lambda v: f"{v}"),
     Column("Avg px", lambda r: r.avg_price),
     Column("Purpose", lambda r: r.order.purpose.value, str, numeric=False),
     Column("Status", lambda r: r.status, str, _status_colour, numeric=False),
     Column("Reason", lambda r: r.reason, str, numeric=False),
 ]
+
+
+def combo_row(order: ComboOrder, state, fills) -> OrderRow:
+    """A combo order as one blotter row: its latest state (packages filled, average net price) and a tooltip
+    naming every leg with its side, contracts and fills."""
+    status = state.status.value if state is not None else "NEW"
+    lines = [f"{order.side.value} {order.quantity} × {order.combo.structure} at {order.limit_price:+.2f} pts net"]
+    for leg, side, qty in order.leg_quantities():
+        mine = [f for f in fills if f.contract.contract_id == leg.contract.contract_id]
+        done = sum(f.quantity for f in mine)
+        avg = sum(f.quantity * f.price for f in mine) / done if done else math.nan
+        filled = f"filled {done} @ {avg:.2f}" if done else "no fill"
+        lines.append(f"  {side.value} {qty} {leg.contract.description}  (ratio {leg.ratio}): {filled}")
+    return OrderRow(order=order, status=status,
+                    filled=state.filled_quantity if state is not None else 0,
+                    avg_price=state.avg_fill_price if state is not None else math.nan,
+                    reason=state.reason if state is not None else "", limit=order.limit_price,
+                    updated=state.timestamp if state is not None else order.created_at,
+                    extra={"tooltip": "\n".join(lines), "legs": len(order.combo.legs), "fills": len(fills)})
+
+
+class BlotterModel(RecordModel):
+    """The record model with a row tooltip (a combo's legs)."""
+
+    _data = RecordModel.data
+
+    def data(self, index, role=Qt.DisplayRole):
+        if role == Qt.ToolTipRole and index.isValid():
+            return self._rows[self._keys[index.row()]].extra.get("tooltip")
+        return self._data(index, role)
 
 
 def order_row(record: Order | OrderRecord) -> OrderRow:
@@ -99,6 +146,8 @@ class OrdersPanel(Panel):
         # the preview is live: every cycle and every change of state, fill or limit re-runs the checks
         for news in (bridge.cycle, bridge.trading_state, bridge.fill, bridge.settings, bridge.order_event):
             news.connect(self._live_preview)
+        for news in (bridge.cycle, bridge.fill, bridge.risk_decision):       # combo packages: from the journal
+            news.connect(self.refresh_combos)
 
     # ------------------------------------------------------------------------------------ ticket
     def _build_ticket(self) -> QWidget:
@@ -329,7 +378,7 @@ class OrdersPanel(Panel):
         bar.addWidget(self.modify_button)
         bar.addWidget(self.cancel_button)
         v.addLayout(bar)
-        self.blotter = RecordModel(BLOTTER, self)
+        self.blotter = BlotterModel(BLOTTER, self)
         self.blotter_view, self.blotter_proxy = make_table(
             self.blotter, self, placeholder="No orders yet today.")
         self.blotter_view.sortByColumn(1, Qt.DescendingOrder)
@@ -354,17 +403,26 @@ class OrdersPanel(Panel):
             avg_price=avg, reason=event.reason or existing.reason, updated=event.timestamp,
             limit=event.limit_price if event.limit_price is not None else existing.limit))
 
+    def refresh_combos(self, *_) -> None:
+        """Combo orders (one row per package) from the journal; a row changes only when its state or fills do."""
+        for order, state, fills in self.bridge.combo_records():
+            row = combo_row(order, state, fills)
+            old = self.blotter.get(order.client_order_id)
+            if old is None or (old.status, old.filled, old.extra, old.reason) != (row.status, row.filled, row.extra,
+                                                                                   row.reason):
+                self.blotter.upsert(order.client_order_id, row)
+
     def rows(self) -> list[OrderRow]:
         return self.blotter.records()
 
     def cancel_selected(self) -> None:
         row = selected_record(self.blotter_view)
-        if row is not None and row.working:
+        if row is not None and row.working and isinstance(row.order, Order):
             self.run(CancelOrder(row.order.client_order_id))
 
     def modify_selected(self) -> None:
         row = selected_record(self.blotter_view)
-        if row is None or not row.working:
+        if row is None or not row.working or not isinstance(row.order, Order):
             return
         current = row.limit if row.limit is not None else row.order.limit_price or 0.0
         price, ok = QInputDialog.getDouble(self, "Modify order", f"New limit for {row.order.contract.description}",

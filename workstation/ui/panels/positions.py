@@ -1,4 +1,6 @@
-"""Positions: quantity, average cost, mark, P&L and Greeks per position (from the book summary); close/reduce."""
+"""Positions: quantity, average cost, mark, P&L and Greeks per position (from the book summary); close/reduce.
+A leg bought or sold in a combo names its package (the combo's client order id and structure: its leg fills carry
+the id), so the legs of one structure are seen together (sort by Package)."""
 from __future__ import annotations
 
 from PySide6.QtGui import QColor
@@ -16,6 +18,17 @@ from .base import Panel, make_table, selected_record
 
 def _dollars(value: float) -> str:
     return theme.fmt(value, 0, dollars=True)
+
+
+def packages_by_contract(records) -> dict[int, str]:
+    """Contract id -> the combo packages whose leg fills built it ('C-12 vertical, C-15 butterfly'), from the
+    bridge's combo records [(ComboOrder, state, fills)]."""
+    out: dict[int, list[str]] = {}
+    for order, _, fills in records:
+        name = f"{order.client_order_id} {order.combo.structure}"
+        for cid in dict.fromkeys(f.contract.contract_id for f in fills):
+            out.setdefault(cid, []).append(name)
+    return {cid: ", ".join(names) for cid, names in out.items()}
 
 
 COLUMNS = [
@@ -40,7 +53,10 @@ class PositionsPanel(Panel):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self._book: BookSummary | None = None
-        self.model = RecordModel(COLUMNS, self)
+        self.packages: dict[int, str] = {}
+        package = Column("Package", lambda p: self.packages.get(p.contract_id, ""), str, numeric=False,
+                         tooltip="The combo order (id, structure) this leg was traded in; empty for single orders")
+        self.model = RecordModel(COLUMNS + [package], self)
         self.table, self.proxy = make_table(
             self.model, self, placeholder="No positions. Approve a signal or send a ticket; fills appear here.")
         layout = QVBoxLayout(self)
@@ -69,6 +85,7 @@ class PositionsPanel(Panel):
         if book is None:
             return
         positions = [p for p in book.positions if p.quantity]
+        self.packages = packages_by_contract(self.bridge.combo_records())
         self.model.set_records([(p.contract_id, p) for p in positions])
         g, day = book.greeks, book.pnl.day
         parts = [f"{len(positions)} positions"]

@@ -1,0 +1,142 @@
+"""The combo ticket on the real engine, simulator, paper exchange and journal (offscreen): a vertical built from the
+template on the real chain shows the domain's net price, Greeks and max loss, passes the live checks, is sent,
+fills on both legs and appears as one package in the blotter and as two legs naming their package in positions;
+a vertical over a lowered max-loss limit shows the reason and sends nothing; legs added from the chain board."""
+# ruff: noqa: F811, SIM118  (the desk fixture is imported; RecordModel.keys() is not a dict's)
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_ui_panels import Desk, app, desk, store  # noqa: F401  (the window on a SimRig)
+
+from workstation.commands import ApplySettings
+from workstation.domain import OrderStatus, Side
+from workstation.domain.combos import COMBO_TICK
+from workstation.ui import theme
+
+
+def _ticket(desk: Desk):
+    """The combo ticket with a vertical of calls around the money on the default (about 30-day) expiry."""
+    w, engine = desk.window, desk.engine
+    desk.until(lambda: engine.last_surface is not None and engine.last_snapshot is not None, what="a surface")
+    ticket = w.open_combo_ticket()
+    desk.wait(lambda: ticket.expiry.count() > 3, what="the ticket's expiries")
+    ticket.set_template("vertical", right="C")
+    ticket.refresh()
+    assert ticket.combo is not None and ticket.combo.structure == "vertical", ticket.problem
+    return ticket
+
+
+def _legs_market(engine, combo):
+    markets = [engine.market_for(leg.contract) for leg in combo.legs]
+    return [m.bid for m in markets], [m.ask for m in markets], markets
+
+
+def test_a_vertical_from_the_template_shows_the_domains_numbers_is_sent_filled_and_booked_per_leg(desk):
+    w, engine = desk.window, desk.engine
+    ticket = _ticket(desk)
+    combo = ticket.combo
+    long, short = combo.legs
+    assert long.side is Side.BUY and short.side is Side.SELL and long.contract.is_call
+    spot = engine.last_snapshot.underlying_price
+    assert abs(long.contract.strike - spot) < 0.01 * spot and short.contract.strike > long.contract.strike
+
+    bid, ask, markets = _legs_market(engine, combo)
+    net_bid, net_ask = combo.net_quote(bid, ask)
+    limit = math.ceil(net_ask / COMBO_TICK + 1) * COMBO_TICK          # marketable: at or above the net ask
+    ticket.side.setCurrentText("BUY")
+    ticket.limit.setValue(limit)
+    ticket.refresh()
+    n = ticket.numbers
+    mult = combo.multiplier
+    assert (n.net_bid, n.net_ask) == pytest.approx((net_bid, net_ask))
+    assert n.net_mid == pytest.approx(combo.net_mid(bid, ask))
+    greeks = combo.net_greeks({k: [m.greeks.as_dict()[k] for m in markets] for k in ("delta", "vega", "theta")})
+    for name, value in greeks.items():
+        assert n.greeks[name] == pytest.approx(value)
+        assert theme.fmt(value, 0, dollars=True) in ticket.values["Net Greeks $"].text()
+    bounds = combo.payoff_bounds(round(limit, 2), Side.BUY)
+    assert n.bounds == bounds and bounds.exact and math.isfinite(bounds.max_loss)
+    assert f"max loss {theme.fmt(bounds.max_loss, 0, dollars=True)}" in ticket.values["At expiry"].text()
+    assert f"({theme.fmt(net_bid * mult, 0, dollars=True)} / {theme.fmt(net_ask * mult, 0, dollars=True)} per " \
+           f"package)" in ticket.values["Net bid / ask"].text()
+    assert ticket.values["Net mid"].text().startswith(f"{theme.fmt(n.net_mid)} pts")
+    # the what-if curve: at expiry its floor is the max loss and its cap the max gain; today lies between
+    p = ticket.payoff
+    assert p.at_expiry.min() == pytest.approx(-bounds.max_loss) and p.at_expiry.max() == pytest.approx(bounds.max_gain)
+    assert np.all(np.isfinite(p.today)) and p.today.min() >= -bounds.max_loss - 1 and p.today.max() <= bounds.max_gain + 1
+    x, _ = ticket.expiry_curve.getData()
+    assert len(x) == len(p.levels) and ticket.today_curve.getData()[0] is not None
+    # the live checks, then Send
+    assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
+    assert "passes every pre-trade check" in ticket.verdict.text() and ticket.checks.rowCount() > 5
+    assert ticket.send.isEnabled()
+    ticket.submit()
+    desk.wait(lambda: ticket.result is not None, what="the send")
+    assert ticket.message.text().startswith("Sent "), ticket.message.text()
+    order_id = ticket.result.client_order_id
+
+    desk.until(lambda: (row := w.orders.blotter.get(order_id)) is not None and row.status == "FILLED",
+               what="the package filled in the blotter")
+    row = w.orders.blotter.get(order_id)
+    assert row.filled == 1 and row.extra["legs"] == 2 and row.extra["fills"] == 2
+    tip = w.orders.blotter.data(w.orders.blotter.index(w.orders.blotter.keys().index(order_id), 0), Qt.ToolTipRole)
+    assert long.contract.description in tip and short.contract.description in tip and "filled 1 @" in tip
+    assert desk.rig.journal.combo_states()[order_id].status is OrderStatus.FILLED
+
+    ids = [leg.contract.contract_id for leg in combo.legs]
+    desk.until(lambda: all(cid in w.positions.model.keys() for cid in ids), what="both legs in positions")
+    assert [w.positions.model.get(cid).quantity for cid in ids] == [1, -1]
+    package = len(w.positions.model.columns) - 1
+    for cid in ids:
+        row = w.positions.model.keys().index(cid)
+        assert w.positions.model.data(w.positions.model.index(row, package)) == f"{order_id} vertical"
+
+
+def test_a_combo_over_the_max_loss_limit_shows_the_reason_and_sends_nothing(desk):
+    w, engine = desk.window, desk.engine
+    ticket = _ticket(desk)
+    settings = engine.settings.model_copy(deep=True)
+    settings.risk.max_combo_loss = 100.0                       # a 1-lot vertical can lose its debit (> $100)
+    assert w.bridge.command(ApplySettings(settings)) == []
+    ticket.refresh()
+    assert ticket.decision is not None and not ticket.decision.approved
+    assert "MAX_LOSS" in ticket.verdict.text() and not ticket.send.isEnabled()
+    assert ticket.checks.item(0, 1).text() == "FAIL MAX_LOSS"  # failing checks first, with their reason
+    assert ticket.checks.item(0, 2).text()
+
+    ticket.submit()                                            # even forced, the engine refuses it
+    desk.wait(lambda: ticket.result is not None, what="the refusal")
+    assert "Not sent" in ticket.message.text() and "MAX_LOSS" in ticket.message.text()
+    order_id = ticket.result.client_order_id
+    desk.step(2)
+    assert desk.rig.journal.combo_states()[order_id].status is OrderStatus.REJECTED
+    assert desk.rig.journal.fills_of(order_id) == []
+    assert w.orders.blotter.get(order_id).status == "REJECTED"
+    assert all(engine.book.quantity(leg.contract.contract_id) == 0 for leg in ticket.combo.legs)
+
+
+def test_legs_added_from_the_chain_board_make_a_custom_combo(desk):
+    w = desk.window
+    desk.until(lambda: w.chain.model.rowCount() > 10, what="the chain board")
+    keys = w.chain.model.keys()
+    atm = next(r.strike for r in (w.chain.model.get(k) for k in keys) if r.atm)
+    higher = keys[keys.index(atm) + 2]
+    w.chain.select_strike(atm, "C")
+    QTest.keyClick(w.chain.view, Qt.Key_Plus)                  # + : buy the call under the cursor
+    ticket = w.combo_ticket
+    assert ticket is not None and ticket.isVisible() and ticket.template.currentData() == "custom"
+    w.chain.select_strike(higher, "C")
+    QTest.keyClick(w.chain.view, Qt.Key_Minus)                 # − : sell this one
+    assert [(leg.contract.strike, leg.side) for leg in ticket.legs] == [(atm, Side.BUY), (higher, Side.SELL)]
+    QTest.keyClick(w.chain.view, Qt.Key_Plus)                  # + on the sold leg: it goes
+    assert [leg.contract.strike for leg in ticket.legs] == [atm]
+    ticket.refresh()
+    assert ticket.numbers is not None and ticket.numbers.net_mid > 0
