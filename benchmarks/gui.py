@@ -2,9 +2,14 @@
 time from launch to the first populated surface.
 
     xvfb-run -a .venv/bin/python benchmarks/gui.py --seconds 120      # or QT_QPA_PLATFORM=offscreen
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui.py --full --show chain --seconds 90
 
 Targets (issue 6): worst lag <= 50 ms, first populated surface <= 3 s with a warm numba cache.
 Prints one JSON object and writes it to benchmarks/results/gui.json.
+
+`--full`: the real-size chain (the listing of `benchmarks/engine.py --full`: expiries to three years, strikes
+within +-40 %, ~26,000 options a snapshot); the lag target is issue 21's for the chain board at the full chain
+(the first-surface target is not judged). Writes benchmarks/results/gui_full.json.
 """
 from __future__ import annotations
 
@@ -86,8 +91,12 @@ def main() -> int:
                         help="ui.opengl off (under Xvfb the GL view makes Qt compose the whole window in software)")
     parser.add_argument("--show", default="", help="docks to bring to the front, comma-separated (e.g. "
                         "chain,skew,volrisk: the vol views, tabbed behind others by default)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gui.json")
+    parser.add_argument("--full", action="store_true",
+                        help="the real-size chain (benchmarks/engine.py --full's listing, ~26,000 options)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/gui.json (gui_full.json with --full)")
     args = parser.parse_args()
+    args.out = args.out or ROOT / "benchmarks" / "results" / ("gui_full.json" if args.full else "gui.json")
     t0 = time.perf_counter()
 
     import numpy as np
@@ -103,6 +112,9 @@ def main() -> int:
                                                    "simulator": {"speed": args.speed, "always_open": True}},
                                         "signals": {"auto_execute": not args.manual},
                                         "ui": {"opengl": "off" if args.no_3d else "auto"}})
+    if args.full:
+        from benchmarks.engine import full_chain
+        full_chain(settings)
     tmp = Path(tempfile.mkdtemp(prefix="heston-bench-"))
     app = make_app()
     app.setQuitOnLastWindowClosed(False)
@@ -117,7 +129,9 @@ def main() -> int:
         window.docks[name].raise_()
     fits: list[float] = []
     steps: dict[str, list[float]] = {}
+    cycles: list[int] = []                      # options per cycle
     engine.bus.subscribe("fit", lambda f: fits.append(f.elapsed_ms))
+    engine.bus.subscribe("cycle", lambda r: cycles.append(r.options))
     engine.bus.subscribe("cycle", lambda r: [steps.setdefault(k, []).append(v) for k, v in r.timings_ms.items()])
     render_ms: dict[str, list[float]] = {}        # what the panels cost the loop thread per redraw (wall)
     render_cpu_ms: dict[str, list[float]] = {}    # ... and its own CPU: wall >> CPU means waiting for the GIL
@@ -156,12 +170,15 @@ def main() -> int:
         render_cpu_ms.clear()
         gc_ms.clear()
         n_fits = len(fits)
+        n_cycles = len(cycles)
         await asyncio.sleep(args.seconds)
         lag = np.array(window.lag.samples)
         stalls.stop()
         await engine.stop()
         return {"first_surface_s": round(first, 3), "seconds": args.seconds, "speed": args.speed,
-                "auto_execute": not args.manual, "orders": len(engine.order_records()),
+                "auto_execute": not args.manual, "full_chain": args.full, "options_max": max(cycles, default=0),
+                "cycles_during_run": len(cycles) - n_cycles,
+                "load_average": [round(x, 2) for x in os.getloadavg()], "orders": len(engine.order_records()),
                 "fits_during_run": len(fits) - n_fits,
                 "fit_ms_median": round(float(np.median(fits)), 1) if fits else None,
                 "lag_ms_worst": round(float(lag.max()), 1), "lag_ms_p99": round(float(np.percentile(lag, 99)), 1),
@@ -183,7 +200,7 @@ def main() -> int:
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    ok = result["lag_ms_worst"] <= 50 and result["first_surface_s"] <= 3
+    ok = result["lag_ms_worst"] <= 50 and (args.full or result["first_surface_s"] <= 3)
     print("targets met" if ok else "targets NOT met (worst lag <= 50 ms, first surface <= 3 s)")
     return 0
 

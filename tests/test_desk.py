@@ -122,6 +122,58 @@ def test_panel_greeks_and_a_stress_cell_are_black76_at_market_vol(desk):
     assert w.risk.stress.item(i, j).text() == f"{cell / 1000:+,.1f}k"
 
 
+def test_model_convention_greeks_stress_and_what_if_agree_with_the_family_model(desk):
+    """`risk.greeks_from: model`, switched live as the Settings dialog does: the Greek bars, the book's position
+    Greeks and the ticket's what-if are the fitted model's Greeks (workstation.pricing.family_greeks at the
+    position's forward, its delta and gamma checked again by bumping the model price), and a stress cell is
+    Black-76 at the model price's implied vol, shocked; the header names the model."""
+    from workstation import pricing
+
+    w, engine = desk.window, desk.engine
+    new = engine.settings.model_copy(deep=True)
+    new.risk.greeks_from = "model"
+    assert engine.apply_settings(new) == []
+    cid = _put_position(desk, 2)
+    risk = _revalued_now(desk, cid)
+    assert risk.greeks_from == "model"
+    surface, params = engine.last_surface, engine.last_model.params
+    snap = surface.snapshot
+    row = snap.index_of(cid)
+    f, k, t, df = (float(surface.forward[row]), float(snap.strike[row]), float(surface.maturity[row]),
+                   float(surface.discount[row]))
+    size = 2 * snap.contract(row).multiplier
+
+    def model_price(fwd: float) -> float:
+        return float(pricing.family_price(params, np.array([fwd]), np.array([k]), np.array([t]), np.array([df]),
+                                          np.array([False]))[0])
+    g = pricing.family_greeks(params, np.array([f]), np.array([k]), np.array([t]), np.array([df]), np.array([False]))
+    unit = {"delta": float(g.delta[0]) * f * 0.01, "gamma": float(g.gamma[0]) * (0.01 * f) ** 2,
+            "vega": float(g.vega[0])}
+    h = 1e-3 * f                                                     # the model's own Greeks, bumped by hand
+    up, mid, dn = model_price(f + h), model_price(f), model_price(f - h)
+    assert unit["delta"] == pytest.approx((up - dn) / (2 * h) * f * 0.01, rel=0.01)
+    assert unit["gamma"] == pytest.approx((up - 2 * mid + dn) / h**2 * (0.01 * f) ** 2, rel=0.02)
+    market = hand_dollar_greeks(f, k, t, df, float(surface.iv_mid[row]), False, size)
+    assert abs(unit["vega"] * size - market["vega"]) > 1e-6 * abs(market["vega"])   # not the market convention
+    shown = {name: (w.risk.bars[name].number, engine.book.greeks.as_dict()[name], getattr(risk.greeks, name))
+             for name in ("delta", "gamma", "vega")}
+    for name, (bar, book, report) in shown.items():
+        why = f"{name}: bar, book, report {shown[name]} vs {unit[name] * size} ({params}, fit {engine.last_fit})"
+        assert bar == pytest.approx(unit[name] * size, rel=1e-6), why
+        assert book == pytest.approx(unit[name] * size, rel=1e-6), why
+        assert report == pytest.approx(unit[name] * size, rel=1e-6), why
+    assert "model" in w.risk.convention.text()
+    what_if = engine.preview_order(cid, "BUY", 1, float(snap.ask[row])).decision.what_if   # one more contract
+    for name in ("delta", "gamma", "vega"):
+        assert getattr(what_if, name) == pytest.approx(unit[name] * (size + size / 2), rel=1e-6), name
+    vol = float(pricing.implied_vol(np.array([mid]), np.array([f]), np.array([k]), np.array([t]), np.array([df]),
+                                    np.array([False]))[0])
+    i, j = 2, 3                                             # forward −5 %, vol +5 points
+    s, dv = monitor.SPOT_SHOCKS[i], monitor.VOL_SHOCKS[j]
+    cell = (black76(f * (1 + s), k, t, df, vol + dv / 100, False) - black76(f, k, t, df, vol, False)) * size
+    assert risk.stress.pnl[i][j] == pytest.approx(cell, rel=1e-6)
+    assert w.risk.stress.item(i, j).text() == f"{cell / 1000:+,.1f}k"
+
 # ------------------------------------------------------------------------------- live previews
 def _ticket_on_a_contract(desk: Desk) -> None:
     w = desk.window
@@ -144,6 +196,22 @@ def test_halt_while_the_ticket_is_open_refreshes_its_preview_without_an_edit(des
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
     w.risk.resume_trading()
     desk.wait(lambda: "TRADING_HALTED" not in w.orders.preview_view.verdict.text(), what="resumed in the preview")
+
+
+def test_a_duplicate_order_verdict_clears_by_itself_once_its_window_passes(desk):
+    """Sent from the ticket, the same order again is a duplicate (DUPLICATE_ORDER, Send disabled) — but only for
+    risk.duplicate_window_s of market time: the next cycle's refresh clears it, no field edited."""
+    w, engine = desk.window, desk.engine
+    _ticket_on_a_contract(desk)
+    assert engine.settings.risk.duplicate_window_s < 5.0                # one market step (5 s) passes it
+    w.orders.submit()
+    desk.wait(lambda: any(r.order.contract.contract_id == w.orders.contract_id()
+                          for r in engine.order_records()), what="the ticket's order sent")
+    w.orders.preview()                                                # the trader looks again at once
+    desk.wait(lambda: "DUPLICATE_ORDER" in w.orders.preview_view.verdict.text(), what="duplicate in the preview")
+    assert not w.orders.send.isEnabled()
+    desk.step()                                                       # no field touched after this
+    desk.wait(lambda: "DUPLICATE_ORDER" not in w.orders.preview_view.verdict.text(), what="duplicate cleared")
 
 
 def test_edge_is_per_order_and_an_off_tick_limit_is_rounded(desk):

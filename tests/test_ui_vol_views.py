@@ -46,6 +46,7 @@ def test_chain_board_updates_in_place_and_opens_the_ticket(desk):
     assert atm[0].call["bid"] == snap.bid[row]
     assert atm[0].call["iv_bid"] == pytest.approx(100 * surface.iv_bid[row])
     assert atm[0].call["model_iv"] == pytest.approx(100 * desk.engine.last_model.iv[row])
+    _assert_fair_column_is_the_engines(board, desk.engine)
     assert "forward" in board.info.text() and ("AM" in board.info.text() or "PM" in board.info.text())
     # Enter on the ATM call's ask opens the ticket on that contract, BUY
     board.select_strike(atm[0].strike, "C")
@@ -60,6 +61,27 @@ def test_chain_board_updates_in_place_and_opens_the_ticket(desk):
                and snap.strike[i] == atm[0].strike)
     desk.wait(lambda: w.orders.contract_id() == int(snap.contract_id[put]), what="ticket on the ATM put")
     assert w.orders.side.currentText() == "SELL"
+
+
+def _assert_fair_column_is_the_engines(board, engine) -> None:
+    """Every shown row's fair IV (calls and puts) is 100 x the engine's fair-value surface at that contract; where
+    the surface has no value the board falls back to the model IV."""
+    fair, snap = engine.last_fair, engine.last_surface.snapshot
+    assert fair is not None and fair.surface is engine.last_surface, "the fair fit of the shown snapshot"
+    checked = from_surface = 0
+    for record in board.model.records():
+        for side in (record.call, record.put):
+            if side["cid"] is None:
+                continue
+            row = snap.index_of(side["cid"])
+            want = fair.fair_iv[row] if np.isfinite(fair.fair_iv[row]) else engine.last_model.iv[row]
+            from_surface += bool(np.isfinite(fair.fair_iv[row]))
+            if np.isfinite(want):
+                assert side["fair_iv"] == pytest.approx(100 * want, rel=1e-12), (record.strike, side["cid"])
+            else:
+                assert not np.isfinite(side["fair_iv"])
+            checked += 1
+    assert checked == 2 * board.model.rowCount() and from_surface > board.model.rowCount()
 
 
 def test_vol_panels_show_the_engines_views(desk):
@@ -107,6 +129,74 @@ def test_vol_panels_show_the_engines_views(desk):
     total_vega = sum(b["vega"] for b in v.buckets.values())
     assert w.volrisk.buckets.item(total_row, 4).text() == theme.fmt(total_vega, 0, dollars=True)
     assert math.isfinite(total_vega) and total_vega > 0
+
+
+PAST_DAYS = 25
+
+
+@pytest.fixture
+def recorded_days(tmp_path):
+    """25 earlier days of index prices in the metric history the engine loads (`<data>/vol-metrics`), written
+    before the desk's engine starts: (closes, highs, lows) per day, as written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datetime import date, datetime, timedelta, timezone
+
+    rng = np.random.default_rng(21)
+    folder = tmp_path / "vol-metrics"
+    folder.mkdir()
+    closes, highs, lows, level = [], [], [], 6000.0
+    for d in range(PAST_DAYS):
+        day = date(2020, 1, 1) + timedelta(days=d)                  # long before any simulated day
+        prices = level * np.exp(np.cumsum(rng.normal(0, 0.004, 6)))
+        start = datetime(day.year, day.month, day.day, 15, tzinfo=timezone.utc).timestamp()
+        pq.write_table(pa.table({"timestamp": start + 600.0 * np.arange(6), "spot": prices}),
+                       folder / f"vol-metrics-{day}.parquet")
+        closes.append(prices[-1]), highs.append(prices.max()), lows.append(prices.min())
+        level = prices[-1]
+    return np.array(closes), np.array(highs), np.array(lows)
+
+
+def test_realised_panel_numbers_are_the_index_prices_realised_vol(recorded_days, desk):
+    """The Realised vs implied panel against estimators written out here from the index prices it was given: the
+    recorded days' closes plus today's live price (close-to-close, zero mean, x252, last 21 returns: the
+    headline), the recorded days' highs and lows (Parkinson), today's prices in 5-minute bars (intraday);
+    VRP = 30-day ATM implied − headline."""
+    w, eng = desk.window, desk.engine
+    closes, highs, lows = recorded_days
+    def views_of_this_snapshot():
+        last = eng.vol_views.last
+        return last is not None and last.at == eng.last_snapshot.timestamp
+    for _ in range(8):                                   # 20 minutes of market: four 5-minute bars today
+        desk.run(desk.rig.step(150.0))
+        desk.wait(views_of_this_snapshot, 30, what="the views of this snapshot")
+    _show(desk, "realised")
+    v = eng.vol_views.last
+    assert w.realised.views is v
+    r = np.diff(np.log(np.r_[closes, v.spot]))[-21:]
+    ctc = 100 * math.sqrt(252 * np.mean(r * r))
+    hl = np.log(highs / lows)
+    parkinson = 100 * math.sqrt(252 * np.mean(hl * hl) / (4 * math.log(2)))
+    t, spot = v.history.column("timestamp"), v.history.column("spot")     # today's prices, the live one last
+    assert spot[-1] == v.spot and t[-1] == v.at.timestamp()
+    bars = np.floor((t - t[0]) / 300)
+    bar_close = spot[np.r_[bars[1:] != bars[:-1], True]]
+    rb = np.diff(np.log(bar_close))
+    assert len(rb) >= 3
+    intraday = 100 * math.sqrt(252 * 78 * np.mean(rb * rb))
+    implied = v.market.constant[30].atm_vol
+    for key, want in (("value", ctc), ("close_to_close", ctc), ("parkinson", parkinson), ("intraday", intraday),
+                      ("vrp", implied - ctc)):
+        assert getattr(v.realised, key) == pytest.approx(want, rel=1e-9), key
+        assert w.realised.values[key].text() == theme.fmt(want), key
+    assert w.realised.window.text().startswith("close-to-close 21d (21 returns)")
+    cone = v.realised.cone                               # 25 daily returns: the 10-day window's cone exists
+    r_all = np.diff(np.log(np.r_[closes, v.spot]))
+    rolling10 = [100 * math.sqrt(252 * np.mean(r_all[i - 10:i] ** 2)) for i in range(10, len(r_all) + 1)]
+    assert cone.current[0] == pytest.approx(rolling10[-1], rel=1e-9)
+    assert cone.levels[0, 0] == pytest.approx(min(rolling10), rel=1e-9)
+    assert cone.levels[0, -1] == pytest.approx(max(rolling10), rel=1e-9)
+    assert w.realised.cone_lines[100].getData()[1][0] == pytest.approx(max(rolling10), rel=1e-9)
 
 
 def test_chain_board_highlights_a_signals_row(desk):

@@ -50,7 +50,7 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
         return None
     n = len(snap)
     model = model_iv if model_iv is not None and len(model_iv) == n else np.full(n, np.nan)
-    fair = fair_iv if fair_iv is not None and len(fair_iv) == n else model
+    fair = model if fair_iv is None or len(fair_iv) != n else np.where(np.isfinite(fair_iv), fair_iv, model)
     strikes = np.unique(snap.strike[rows])
     f = float(surface.forward[rows[0]])
     t = float(surface.maturity[rows[0]])

@@ -165,8 +165,8 @@ class Bridge(QObject):
         chain board then shows the model's IV as fair)."""
         fair = getattr(self.engine, "last_fair", None)
         iv = getattr(fair, "fair_iv", None)
-        if iv is None or surface is None or len(iv) != len(surface.iv_mid):
-            return None
+        if iv is None or surface is None or fair.surface is not surface or len(iv) != len(surface.iv_mid):
+            return None             # another snapshot's fit: its rows need not be this one's
         return iv
 
     def fair_quality(self) -> dict[str, Any]:

@@ -91,6 +91,9 @@ class DockFrame(QWidget):
         return self.panel.minimumSizeHint()
 
 
+FIT_ROWS = 100
+
+
 class RecordTable(QTableView):
     """A table that says what it is waiting for when empty, and fits its columns to the first rows."""
 
@@ -98,6 +101,9 @@ class RecordTable(QTableView):
         super().__init__(parent)
         self.placeholder = placeholder
         self._sized = False
+        # fit columns to the rows in view and FIT_ROWS more, not to every row: a full-chain expiry has hundreds
+        # of strikes, and measuring all of them held the loop thread for over half a second
+        self.horizontalHeader().setResizeContentsPrecision(FIT_ROWS)
 
     def setModel(self, model) -> None:
         super().setModel(model)

@@ -27,6 +27,7 @@ TIPS = {"Edge": "fair IV - mid IV, vol points (> 0: cheap against fair)", "Fair"
         "when there is one, else the model", "Model": "model (Heston) IV", "Pos": "open position",
         "Wrk": "working orders, net signed quantity", "Δ": "Black-76 forward delta at the fair vol",
         "Vega$": "$ per vol point per contract at the fair vol"}
+BULK_SHARE = 0.25     # more rows changed than this share: one update for the board instead of one per row
 ATM_BACKGROUND = QColor("#24344a")
 SIGNAL_BACKGROUND = QColor("#4a3a12")
 
@@ -211,10 +212,12 @@ class ChainBoardPanel(Panel):
         if [k for k, _ in records] != self.model.keys():
             self.model.set_records(records)          # another expiry or a new strike: rebuild
         else:                                        # same strikes: only the rows that changed repaint
-            for key, record in records:
-                if _same(self.model.get(key), record):
-                    continue
-                self.model.upsert(key, record)
+            changed = [(key, record) for key, record in records if not _same(self.model.get(key), record)]
+            if len(changed) > BULK_SHARE * len(records):
+                self.model.set_records(records)      # most rows moved: one dataChanged, cells made when painted
+            else:
+                for key, record in changed:
+                    self.model.upsert(key, record)
         ampm = b.label.split()[-1] if b.label else ""
         self.info.setText(f"forward {b.forward:,.2f}   ATM {b.strikes[b.atm_index]:,.0f}   {b.days:,.1f} days   "
                           f"{'AM-settled' if ampm == 'AM' else 'PM-settled'}   spot {surface.snapshot.underlying_price:,.2f}")

@@ -53,7 +53,7 @@ class LimitBar(QWidget):
         self._colour = QColor(theme.POSITIVE)
         self._text = "–"
         self._shown: tuple | None = ()
-        self.number: float | None = None        # the value shown ($), for readers of the panel
+        self.number: float | None = None        # the latest value ($, unrounded), for readers of the panel
         self.set_value(None, None)
 
     def value(self) -> int:
@@ -65,10 +65,10 @@ class LimitBar(QWidget):
 
     def set_value(self, value: float | None, limit: float | None) -> None:
         key = (None if value is None else round(value), limit)
-        if key == self._shown:                           # nothing new to show
+        self.number = value                              # always the latest, though it may not repaint
+        if key == self._shown:                           # nothing new to show (same whole dollars)
             return
         self._shown = key
-        self.number = value
         if value is None:
             self._share, self._text = 0.0, "–"
         else:
