@@ -140,3 +140,37 @@ def test_legs_added_from_the_chain_board_make_a_custom_combo(desk):
     assert [leg.contract.strike for leg in ticket.legs] == [atm]
     ticket.refresh()
     assert ticket.numbers is not None and ticket.numbers.net_mid > 0
+
+
+def test_a_static_arbitrage_is_traded_as_a_package_from_the_mispricings_panel(desk):
+    """The arbitrage family end to end from the window: a tradable static arbitrage selected in its table opens
+    in the combo ticket with its legs, side and net limit (a credit), passes the live checks, is sent and fills
+    as one package; both legs land in positions naming it."""
+    w, engine = desk.window, desk.engine
+    panel = w.mispricings
+
+    def packages():
+        return [a for a in panel.arbitrage.records() if a.combo is not None and a.limit_price + 0.25 < 0]
+    desk.until(lambda: packages(), steps=60, what="a tradable static arbitrage in the table")
+    found = max(packages(), key=lambda a: a.edge_dollars)
+    row = next(r for r in range(panel.arbitrage.rowCount()) if panel.arbitrage.key(r) == found.key)
+    panel.arbitrage_table.selectRow(panel.arbitrage_table.model().mapFromSource(panel.arbitrage.index(row, 0)).row())
+    assert panel.selected_package() is found
+    panel.package_button.click()
+    ticket = w.combo_ticket
+    assert ticket is not None and ticket.isVisible() and ticket.combo is not None
+    assert [(leg.contract.contract_id, leg.weight) for leg in ticket.combo.legs] == \
+        [(leg.contract.contract_id, leg.weight) for leg in found.combo.legs]
+    ticket.limit.setValue(found.limit_price + 0.25)                   # room for the quotes' jitter, still a credit
+    ticket.refresh()
+    assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
+    ticket.submit()
+    desk.wait(lambda: ticket.result is not None, what="the send")
+    assert ticket.message.text().startswith("Sent "), ticket.message.text()
+    order_id = ticket.result.client_order_id
+    desk.until(lambda: getattr(desk.rig.journal.combo_states().get(order_id), "status", None) is OrderStatus.FILLED,
+               steps=10, what="the package filled")
+    fills = desk.rig.journal.fills_of(order_id)
+    assert sum(f.signed_quantity * f.price for f in fills) < 0                     # the credit was received
+    ids = [leg.contract.contract_id for leg in found.combo.legs]
+    desk.until(lambda: all(cid in w.positions.model.keys() for cid in ids), what="the legs in positions")

@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self.status_line = StatusLine(self, self.bridge, self.settings)
         self._build_tray()
         self.alerts.notify.connect(self.notify)
+        self.mispricings.package_requested.connect(self.trade_package)
 
         self.lag = LagMonitor(self)
         self._next_panel = 0
@@ -275,6 +276,10 @@ class MainWindow(QMainWindow):
         self.combo_ticket.show()
         self.combo_ticket.raise_()
         return self.combo_ticket
+
+    def trade_package(self, found) -> None:
+        """A static arbitrage from the Mispricings panel, as a ready package in the combo ticket."""
+        self.open_combo_ticket().load(found.combo, found.side, found.limit_price)
 
     def add_to_combo(self, contract_id: int, side: str) -> None:
         """A contract picked on the chain board ('add to combo'), one more on `side`, in the combo ticket."""

@@ -380,6 +380,15 @@ class ComboTicket(QDialog):
         self._set_legs(list(combo.legs), structure=key)
         self.use_mid()
 
+    def load(self, combo: Combo, side: Side | str, limit: float) -> None:
+        """A ready package in the ticket (a static arbitrage from the Mispricings panel): its legs, side and net
+        limit; the trader checks it live and sends it as any other combo."""
+        self._to_custom()
+        self._set_legs(list(combo.legs), combo.structure)
+        self.side.setCurrentText(Side(side).value)
+        if math.isfinite(limit):
+            self.limit.setValue(ct.on_tick(limit))
+
     def add_contract(self, contract: Contract, side: Side | str) -> None:
         """One more contract of `contract` on `side` (the chain board's 'add to combo'). On a template the ticket
         goes custom and starts from this leg; on a custom combo the leg is added (or, on the other side, shrinks)."""

@@ -4,7 +4,7 @@ A signal's Qty is what every per-order limit allows now; a signal no size can pa
 its reason in the "Can't send" column (the trader sees the idea and why it is not actionable)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
@@ -90,6 +90,7 @@ FAMILIES = ("all families", "model", "relative")
 class MispricingsPanel(Panel):
     title = "Mispricings"
     name = "mispricings"
+    package_requested = Signal(object)      # an Arbitrage to trade as a combo (the window opens the combo ticket)
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
@@ -125,13 +126,21 @@ class MispricingsPanel(Panel):
         layout.addLayout(bar)
         layout.addWidget(self.table)
         self.arbitrage_label = QLabel("Static arbitrage in the quotes (after fees): none")
-        layout.addWidget(self.arbitrage_label)
+        arb_bar = QHBoxLayout()
+        arb_bar.addWidget(self.arbitrage_label, 1)
+        self.package_button = QPushButton(theme.icon("approve"), "Trade package…")
+        self.package_button.setToolTip("Open the selected static arbitrage in the combo ticket: its legs, side and "
+                                       "net limit at the quotes, checked live before you send it")
+        self.package_button.clicked.connect(self.trade_selected_package)
+        arb_bar.addWidget(self.package_button)
+        layout.addLayout(arb_bar)
         self.arbitrage = RecordModel(ARBITRAGE_COLUMNS, self)
         self.arbitrage_table, _ = make_table(self.arbitrage, self, placeholder="No static arbitrage in the quotes.")
         self.arbitrage_table.setMaximumHeight(84)           # the signals come first
         for column, width in ((0, 72), (1, 84), (2, 64)):
             self.arbitrage_table.setColumnWidth(column, width)
         layout.addWidget(self.arbitrage_table)
+        self.arbitrage_table.doubleClicked.connect(lambda _: self.trade_selected_package())
         self.message = QLabel("")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
@@ -149,6 +158,19 @@ class MispricingsPanel(Panel):
     # ---------------------------------------------------------------------------------- events
     def _filter_family(self, family: str) -> None:
         self.proxy.set_predicate(None if family == FAMILIES[0] else (lambda s: s.family == family))
+
+    def selected_package(self):
+        """The selected static arbitrage, when it trades as one package (else None)."""
+        found = selected_record(self.arbitrage_table)
+        return found if found is not None and found.combo is not None else None
+
+    def trade_selected_package(self) -> None:
+        found = self.selected_package()
+        if found is None:
+            self.message.setText("Select a static arbitrage with a net price (a vertical or an even butterfly): "
+                                 "the others cannot be traded as one options package.")
+            return
+        self.package_requested.emit(found)
 
     def _on_arbitrage(self, found) -> None:
         self.arbitrage.set_records([(a.key, a) for a in found])
