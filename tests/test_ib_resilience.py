@@ -139,6 +139,33 @@ async def test_a_broken_farm_makes_the_data_stale_and_2104_resubscribes(gateway,
         await feed.close()
 
 
+async def test_streaming_lines_that_fall_silent_without_a_notice_are_requested_again(gateway, decoder_clean):
+    """The soak's one 2104 without fresh data: TWS dropped the resubscription for pacing (error 100), so the lines
+    were open for us and dead at TWS. Lines silent for stale_after_s with no farm down are requested again."""
+    s, conn, feed, broker, seen = await rig(gateway)
+    s.market.stale_after_s = feed.stale_after_s = 20.0       # simulated seconds (speed 5: 4 s of wall time)
+    try:
+        await take(feed, 1)
+        before = feed.resubscriptions
+        t0 = time.monotonic()
+        for session in gateway.sessions.values():             # dead at the gateway, and nobody says so
+            for line in session.lines.values():
+                line.dead = True
+        aged = False
+        for _ in range(60):                                   # the feed's cycles notice it: the ages grow, then
+            [snap] = await take(feed, 1)                      # the lines are requested again and tick
+            aged |= snap.index_age_s > s.market.stale_after_s
+            if streamed_since(gateway, t0) == {"IND", "FUT"} and snap.index_age_s <= s.market.stale_after_s \
+                    and snap.future_age_s <= s.market.stale_after_s:
+                break
+        assert aged and streamed_since(gateway, t0) == {"IND", "FUT"}
+        assert snap.index_age_s <= s.market.stale_after_s and snap.future_age_s <= s.market.stale_after_s
+        assert feed.resubscriptions == before + 1 and not feed.farms_down
+    finally:
+        await broker.close()
+        await feed.close()
+
+
 async def test_a_modify_whose_acknowledgement_was_lost_is_resolved_not_resent(gateway, decoder_clean):
     s, conn, feed, broker, seen = await rig(gateway)
     try:

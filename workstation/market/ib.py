@@ -148,6 +148,18 @@ class IBFeed(StatusMixin):
         if was_down and self.ib.isConnected():
             self.resubscribe(f"data farm back: {message}")
 
+    def _revive_silent_lines(self, at: datetime) -> None:
+        """A streaming line silent for `stale_after_s` since it was requested, with no farm down and IB not lost,
+        is requested again (at most once per `stale_after_s`): a request TWS dropped for pacing (error 100) or a
+        line that died without a notice would otherwise leave the price frozen until the next fault."""
+        if self.farms_down or self.conn.state is not ConnectionState.CONNECTED or not self.ib.isConnected():
+            return
+        silent = self.streams.silent(at, self.stale_after_s)
+        if silent:
+            log.warning("IB feed: %s line silent for %gs: requesting it again", " and ".join(silent),
+                        self.stale_after_s)
+            self.resubscribe(f"{' and '.join(silent)} line silent")
+
     def resubscribe(self, why: str) -> None:
         """Cancel and request again the streaming lines (index, future); re-qualify on the next cycle if the
         contracts are unknown."""
@@ -275,6 +287,7 @@ class IBFeed(StatusMixin):
                                           metadata=meta, underlying_time=index_at)
 
     def _check_stale(self, at: datetime) -> None:
+        self._revive_silent_lines(at)
         index_at = self.streams.index_at
         index_age = (at - index_at).total_seconds() if index_at is not None else math.inf
         if self.farms_down:

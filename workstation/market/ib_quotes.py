@@ -129,11 +129,13 @@ class StreamingLines:
         self.index_at: datetime | None = None       # server time of the last index tick
         self.future_at: datetime | None = None      # server time of the last future tick
         self.ok = False                             # both lines requested (as far as contracts are known)
+        self.requested_at: datetime | None = None   # server time the lines were last requested
 
     def ensure(self) -> None:
         if self.ok:
             return
         ib = self.conn.ib
+        self.requested_at = self.conn.now()
         if self.index is not None and self.index_ticker is None:
             self.index_ticker = ib.reqMktData(self.index, "", False, False)
             self.index_ticker.updateEvent += self._index_ticked
@@ -158,6 +160,18 @@ class StreamingLines:
         """The tickers are gone (ib_async drops them on a reconnect): the next `ensure()` subscribes again."""
         self.index_ticker = self.future_ticker = None
         self.ok = False
+
+    def silent(self, at: datetime, limit_s: float) -> list[str]:
+        """The requested lines that have not ticked for `limit_s` since they were requested: a request TWS
+        dropped (error 100, pacing) or a line that died without a farm notice. Empty before the first request."""
+        if not self.ok or self.requested_at is None or (at - self.requested_at).total_seconds() <= limit_s:
+            return []
+        out = []
+        for name, ticker, ticked in (("index", self.index_ticker, self.index_at),
+                                     ("future", self.future_ticker, self.future_at)):
+            if ticker is not None and (ticked is None or (at - ticked).total_seconds() > limit_s):
+                out.append(name)
+        return out
 
     def _index_ticked(self, ticker) -> None:
         if ticker is self.index_ticker:
