@@ -4,7 +4,7 @@
   `orderRef`: an id already sent (or seen at the broker) is never sent again.
 - TWS statuses map to our OrderEvents (PreSubmitted/Submitted -> SUBMITTED or PARTIALLY_FILLED, Filled,
   Cancelled, and an order cancelled by an error such as 201 -> REJECTED with IB's text); each execution becomes
-  one Fill (fill_id = IB execId) once its commission report arrives.
+  one Fill (fill_id = IB execId) once its commission report arrives (the translation: `execution.ib_events`).
 - On connect and after every reconnect: reconcile open orders, positions and today's executions; missed fills and
   status changes are delivered through the callbacks, the report goes to `on_reconcile`.
 - Connection state to `on_connection` (the engine goes HALTED while disconnected), IB errors to `on_error`.
@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from datetime import datetime, timezone
 
 from ib_async import ExecutionFilter, Fill as IBFill, LimitOrder, MarketOrder, Trade
 
 from workstation.domain import Contract, Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 from workstation.domain.combos import ComboOrder
-from workstation.execution.ib_combos import BAG, leg_fill
+from workstation.execution.ib_combos import BAG
+from workstation.execution.ib_events import (CANCELLED, WORKING, average_price, execution_fill,  # noqa: F401
+                                             order_event)
 from workstation.execution.ib_reconcile import ReconcileReport, Reconciling  # noqa: F401  (the report: importable here)
 from workstation.market.ib_session import (ConnectionState, IBConnection, IBErrorInfo, bag_contract, domain_contract,
                                            ib_contract)
@@ -38,8 +39,7 @@ from workstation.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
-WORKING = {"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"}
-CANCELLED = {"Cancelled", "ApiCancelled", "Inactive"}
+_average = average_price      # its old name
 
 
 class IBBroker(Reconciling):
@@ -259,38 +259,7 @@ class IBBroker(Reconciling):
 
     # ------------------------------------------------------------------------------- events
     def _event_for(self, trade: Trade) -> OrderEvent | None:
-        coid = trade.order.orderRef
-        if not coid:
-            return None
-        st = trade.orderStatus
-        filled = int(round(st.filled))
-        total = int(round(trade.order.totalQuantity))
-        reason = ""
-        if st.status == "Filled":
-            status = OrderStatus.FILLED
-        elif st.status in CANCELLED:
-            error = next((e for e in reversed(trade.log) if e.errorCode), None)
-            if error is not None and error.errorCode != Code.ORDER_CANCELLED and filled == 0:
-                status, reason = OrderStatus.REJECTED, f"IB {error.errorCode}: {error.message}"
-            else:
-                status, reason = OrderStatus.CANCELLED, "cancelled"
-        elif st.status == "ValidationError" and not (trade.order.permId or st.permId):
-            error = next((e for e in reversed(trade.log) if e.errorCode), None)     # refused, never acknowledged
-            status = OrderStatus.REJECTED
-            reason = f"IB {error.errorCode}: {error.message}" if error else "IB validation error"
-        elif st.status in WORKING or st.status == "ValidationError":
-            if st.status in ("PendingSubmit", "ApiPending"):
-                return None
-            status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED
-        else:
-            return None
-        avg = st.avgFillPrice if filled > 0 and st.avgFillPrice else math.nan
-        if status is OrderStatus.FILLED and filled == 0:      # a completed order read after a reconnect: no counts
-            filled, avg = total, _average(f for f in trade.fills if f.contract.secType == trade.contract.secType)
-        remaining = max(total - filled, 0) if status.is_working else 0
-        limit = trade.order.lmtPrice if trade.order.orderType == "LMT" else None
-        broker_id = str(trade.order.permId or st.permId or trade.order.orderId)
-        return OrderEvent(coid, status, self.conn.now(), filled, remaining, avg, reason, broker_id, limit)
+        return order_event(trade, self.conn.now())
 
     def _on_status(self, trade: Trade) -> None:
         event = self._event_for(trade)
@@ -311,18 +280,7 @@ class IBBroker(Reconciling):
         self._emit(event)
 
     def _fill_for(self, ib_fill: IBFill, contract=None) -> Fill | None:
-        ex = ib_fill.execution
-        coid = ex.orderRef or self._exec_ref.get(ex.execId, "")
-        if not coid or (contract or ib_fill.contract).secType == BAG:      # a combo's own execution: its legs count
-            return None
-        report = ib_fill.commissionReport
-        commission = report.commission if report and report.execId and math.isfinite(report.commission) else 0.0
-        when = ex.time if isinstance(ex.time, datetime) else ib_fill.time
-        fill = Fill(ex.execId, coid, domain_contract(contract or ib_fill.contract),
-                    Side.BUY if ex.side.upper() in ("BOT", "BUY") else Side.SELL, int(round(ex.shares)),
-                    float(ex.price), when, float(commission),
-                    {1: "maker", 2: "taker"}.get(ex.lastLiquidity, ""), {"perm_id": ex.permId})
-        return leg_fill(fill, self._combos.get(coid))
+        return execution_fill(ib_fill, contract, self._exec_ref, self._combos)
 
     def _on_commission(self, trade: Trade, ib_fill: IBFill, report) -> None:
         fill = self._fill_for(ib_fill, ib_fill.contract if trade.contract.secType == BAG else trade.contract)
@@ -392,9 +350,3 @@ class IBBroker(Reconciling):
         """Executions at the broker since `since` (alias of fills_since for the journal)."""
         return await self.fills_since(since)
 
-
-def _average(fills) -> float:
-    """Average price of ib_async fills (NaN when none)."""
-    fills = list(fills)
-    shares = sum(f.execution.shares for f in fills)
-    return sum(f.execution.price * f.execution.shares for f in fills) / shares if shares else math.nan

@@ -14,10 +14,12 @@ every position revalued with the model's price at its scenario forward and varia
 linear-interpolated in v0 between a few nodes spanning the simulated variances (one vectorised call of
 scenarios x positions per node), which keeps it fast and exact in the forward. The stress grid is simpler, and says so: each
 option's model price is turned into its Black-76 implied vol, and forward and vol are shocked together.
+
+By job: `book_greeks` (the book as columns, its Greeks), `stress` (the grid), `breaches` (limits, stops, state
+changes); the VaR revaluation and the cycle stay here, and every old name stays importable from this module.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -26,146 +28,25 @@ import numpy as np
 
 from workstation import pricing
 from workstation.config import RiskConfig
-from workstation.domain import BatesParams, Position, SecType
-from workstation.portfolio.greeks import DollarGreeks, dollar_greeks
+from workstation.domain import BatesParams
+from workstation.portfolio.greeks import DollarGreeks
 from workstation.pricing.family import FamilyParams
 
-from .limits import RiskCode, greek_limits
-from .state import Lift, StateChange, TradingStateMachine
+from .breaches import LIMIT_CODES, Breach, apply_breaches, limit_breaches, stop_losses
+from .book_greeks import MIN_VOL, Exposure, model_vols, option_vols, portfolio_greeks
+from .state import StateChange, TradingStateMachine
+from .stress import SPOT_SHOCKS, VOL_SHOCKS, StressGrid, stress_grid
 
-SPOT_SHOCKS = np.linspace(-0.10, 0.10, 9)          # relative forward moves
-VOL_SHOCKS = np.array([-10.0, -5.0, 0.0, 5.0, 10.0])  # vol points
-MIN_VOL = 0.01
+__all__ = ["CALENDAR_DAYS", "EULER_STEPS", "LIMIT_CODES", "MIN_VOL", "RATIO_NODES", "SPOT_SHOCKS", "TRADING_DAYS",
+           "V0_NODES", "VOL_SHOCKS", "Breach", "Exposure", "MonitorReport", "StressGrid", "VaR", "apply_breaches",
+           "expected_shortfall", "limit_breaches", "model_vols", "option_vols", "portfolio_greeks", "run",
+           "simulate_heston_day", "stop_losses", "stress_grid", "value_at_risk"]
+
 TRADING_DAYS = 252.0
 CALENDAR_DAYS = 365.0
 EULER_STEPS = 8
 RATIO_NODES = 61        # forward grid of the VaR revaluation (spacing ~0.2% of the forward for a 1-day range)
 V0_NODES = 5
-LIMIT_CODES = (RiskCode.DELTA_LIMIT, RiskCode.GAMMA_LIMIT, RiskCode.VEGA_LIMIT, RiskCode.VAR_LIMIT)
-
-
-@dataclass(frozen=True)
-class Exposure:
-    """The book as columns, one row per position, with the market each is revalued off.
-
-    quantity signed; strike/is_call/maturity are ignored for futures; `forward` is the expiry's forward
-    (put-call parity) for options and the future's price for futures; maturity in years (ACT/365).
-    """
-
-    contract_id: np.ndarray
-    quantity: np.ndarray
-    multiplier: np.ndarray
-    is_option: np.ndarray
-    strike: np.ndarray
-    is_call: np.ndarray
-    maturity: np.ndarray
-    forward: np.ndarray
-    discount: np.ndarray
-    vol: np.ndarray | None = None   # market vol of each option (mid IV); NaN/None: the model's IV stands in
-
-    @classmethod
-    def from_positions(cls, positions: Sequence[Position], forward, discount, maturity, vol=np.nan
-                       ) -> "Exposure":
-        """Columns from positions plus per-position forward, discount, maturity (and market vol) arrays."""
-        n = len(positions)
-
-        def column(x) -> np.ndarray:
-            return np.broadcast_to(np.asarray(x, dtype=float), (n,)).copy()
-
-        return cls(
-            contract_id=np.array([p.contract.contract_id for p in positions], dtype=np.int64),
-            quantity=np.array([p.quantity for p in positions], dtype=float),
-            multiplier=np.array([p.contract.multiplier for p in positions], dtype=float),
-            is_option=np.array([p.contract.sec_type is SecType.OPTION for p in positions], dtype=bool),
-            strike=np.array([p.contract.strike or np.nan for p in positions], dtype=float),
-            is_call=np.array([bool(p.contract.is_call) for p in positions], dtype=bool),
-            maturity=column(maturity), forward=column(forward), discount=column(discount), vol=column(vol))
-
-    def __len__(self) -> int:
-        return len(self.contract_id)
-
-    @property
-    def size(self) -> np.ndarray:
-        """quantity x multiplier: dollars per point of each position's price."""
-        return self.quantity * self.multiplier
-
-
-# --------------------------------------------------------------------------------------- Greeks
-def option_vols(exp: Exposure, params: FamilyParams, pricer: Any = pricing) -> np.ndarray:
-    """The vol each option is revalued at under "market": its market vol, the model's IV where it has none."""
-    o = exp.is_option
-    if exp.vol is None:
-        return model_vols(exp, params, pricer)
-    vol = exp.vol[o].copy()
-    missing = ~(np.isfinite(vol) & (vol > 0))
-    if missing.any():
-        vol[missing] = model_vols(exp, params, pricer)[missing]
-    return vol
-
-
-def model_vols(exp: Exposure, params: FamilyParams, pricer: Any = pricing) -> np.ndarray:
-    """Each option's model price as a Black-76 implied vol (floored: never NaN)."""
-    o = exp.is_option
-    fwd, k, t, d, c = exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o], exp.is_call[o]
-    model = pricer.family_price(params, fwd, k, t, d, c)
-    iv = np.asarray(pricer.implied_vol(model, fwd, k, t, d, c), dtype=float)
-    return np.where(np.isfinite(iv) & (iv > 0), iv, np.sqrt(max(params.v0, MIN_VOL**2)))
-
-
-def portfolio_greeks(exp: Exposure, params: FamilyParams, pricer: Any = pricing, convention: str = "model"
-                     ) -> tuple[DollarGreeks, tuple[np.ndarray, ...]]:
-    """Portfolio dollar Greeks (Black-76 at market vol, or the fitted model), and the per-position dollar
-    arrays."""
-    n = len(exp)
-    delta, gamma, vega, theta = np.ones(n), np.zeros(n), np.zeros(n), np.zeros(n)   # futures
-    o = exp.is_option
-    if o.any() and convention == "market":
-        g = pricer.black_greeks(exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
-                                option_vols(exp, params, pricer), exp.is_call[o])
-        delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
-    elif o.any():
-        g = pricer.family_greeks(params, exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o],
-                                 exp.is_call[o])
-        delta[o], gamma[o], vega[o], theta[o] = g.delta, g.gamma, g.vega, g.theta
-    per = dollar_greeks(delta, gamma, vega, theta, exp.forward, exp.multiplier, exp.quantity)
-    return DollarGreeks.total(*per), per
-
-
-# ---------------------------------------------------------------------------------- stress grid
-@dataclass(frozen=True)
-class StressGrid:
-    """P&L ($) of the book for each (spot shock, vol shock): pnl[i, j] at spot_shocks[i], vol_shocks[j]."""
-
-    spot_shocks: np.ndarray
-    vol_shocks: np.ndarray
-    pnl: np.ndarray
-
-    @property
-    def worst(self) -> float:
-        return float(self.pnl.min()) if self.pnl.size else 0.0
-
-    def as_dict(self) -> dict:
-        return {"spot_shocks": self.spot_shocks.tolist(), "vol_shocks": self.vol_shocks.tolist(),
-                "pnl": self.pnl.tolist(), "worst": self.worst}
-
-
-def stress_grid(exp: Exposure, params: FamilyParams, spot_shocks: np.ndarray = SPOT_SHOCKS,
-                vol_shocks: np.ndarray = VOL_SHOCKS, pricer: Any = pricing, convention: str = "model") -> StressGrid:
-    """Instantaneous full revaluation at F(1+s) and Black vol (market or model IV + dv points, floored at 1%)."""
-    spot_shocks, vol_shocks = np.asarray(spot_shocks, float), np.asarray(vol_shocks, float)
-    pnl = np.zeros((len(spot_shocks), len(vol_shocks)))
-    f = ~exp.is_option
-    if f.any():
-        pnl += (spot_shocks[:, None] * np.sum(exp.size[f] * exp.forward[f]))
-    o = exp.is_option
-    if o.any():
-        fwd, k, t, d, c = exp.forward[o], exp.strike[o], exp.maturity[o], exp.discount[o], exp.is_call[o]
-        iv = option_vols(exp, params, pricer) if convention == "market" else model_vols(exp, params, pricer)
-        base = pricer.black_price(fwd, k, t, d, iv, c)
-        shocked = pricer.black_price(fwd * (1.0 + spot_shocks[:, None, None]), k, t, d,
-                                     np.maximum(iv + vol_shocks[None, :, None] * 0.01, MIN_VOL), c)
-        pnl += np.nansum((shocked - base) * exp.size[o], axis=-1)
-    return StressGrid(spot_shocks, vol_shocks, pnl)
 
 
 # ------------------------------------------------------------------------------------------ VaR
@@ -307,71 +188,6 @@ def value_at_risk(exp: Exposure, params: FamilyParams, n_scenarios: int = 2000, 
     var95 = max(0.0, -float(np.quantile(pnl, 0.05)))
     var99 = max(var95, -float(np.quantile(pnl, 0.01)))
     return VaR(var95, var99, pnl)
-
-
-# ------------------------------------------------------------------------------------ breaches
-@dataclass(frozen=True, slots=True)
-class Breach:
-    """A limit the book is beyond: code, the measured value, the limit, and the position when per-contract."""
-
-    code: RiskCode
-    value: float
-    limit: float
-    message: str
-    contract_id: int | None = None
-
-    def as_dict(self) -> dict:
-        return {"code": self.code.value, "value": self.value, "limit": self.limit, "message": self.message,
-                "contract_id": self.contract_id}
-
-
-def limit_breaches(greeks: DollarGreeks, var99: float, day_pnl: float, cfg: RiskConfig) -> list[Breach]:
-    """Daily loss, |delta$|, |gamma$|, |vega$| and VaR99 against their limits."""
-    out = []
-    if day_pnl <= -cfg.max_daily_loss:
-        out.append(Breach(RiskCode.DAILY_LOSS, day_pnl, -cfg.max_daily_loss,
-                          f"day P&L ${day_pnl:,.0f} beyond the daily loss limit ${cfg.max_daily_loss:,.0f}"))
-    for name, code, limit in greek_limits(cfg):
-        value = getattr(greeks, name)
-        if abs(value) > limit:
-            out.append(Breach(code, value, limit, f"|{name}$| {abs(value):,.0f} above limit {limit:,.0f}"))
-    if var99 > cfg.max_var_99:
-        out.append(Breach(RiskCode.VAR_LIMIT, var99, cfg.max_var_99,
-                          f"1-day VaR99 ${var99:,.0f} above limit ${cfg.max_var_99:,.0f}"))
-    return out
-
-
-def stop_losses(contract_ids, unrealized, stop_loss: float) -> list[Breach]:
-    """Positions whose unrealised P&L ($) is a loss of more than `stop_loss` (e.g. signals.stop_loss_dollars)."""
-    ids = np.asarray(contract_ids).reshape(-1)
-    pnl = np.asarray(unrealized, dtype=float).reshape(-1)
-    hit = np.flatnonzero(pnl < -stop_loss)
-    return [Breach(RiskCode.STOP_LOSS, float(pnl[i]), -stop_loss,
-                   f"position {int(ids[i])} down ${-pnl[i]:,.0f}, stop ${stop_loss:,.0f}", int(ids[i]))
-            for i in hit]
-
-
-def apply_breaches(machine: TradingStateMachine, breaches: Sequence[Breach], cfg: RiskConfig,
-                   at: datetime) -> list[StateChange]:
-    """Trading-state changes the breaches call for: daily loss -> daily_loss_action until the next day;
-    Greek/VaR -> limit_breach_action, lifted by itself once clear when auto_resume_limits. Stops: none."""
-    changes = []
-    codes = {b.code for b in breaches}
-    for b in breaches:
-        change = None
-        if b.code is RiskCode.DAILY_LOSS:
-            change = machine.hold(b.code.value, cfg.daily_loss_action, b.message, at, Lift.NEXT_DAY)
-        elif b.code in LIMIT_CODES and cfg.limit_breach_action != "NONE":
-            lift = Lift.WHEN_CLEAR if cfg.auto_resume_limits else Lift.MANUAL
-            change = machine.hold(b.code.value, cfg.limit_breach_action, b.message, at, lift)
-        if change:
-            changes.append(change)
-    for code in LIMIT_CODES:
-        if code not in codes:
-            change = machine.release(code.value, at, reason=f"{code.value} back inside its limit")
-            if change:
-                changes.append(change)
-    return changes
 
 
 # ------------------------------------------------------------------------------------ one cycle

@@ -1,123 +1,27 @@
 """Order ticket (contract from the chain, side, quantity, limit from mid or model, live pre-trade
 preview: a denied order shows its reason and cannot be sent) and the blotter (cancel, modify). A combo order is one
 blotter row (its package: structure, net limit, packages filled, average net price) with its legs and their fills
-in the row's tooltip."""
+in the row's tooltip; the blotter's rows, columns and box live in `panels.blotter`."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QInputDialog, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from ...commands import CancelOrder, ModifyOrder, PreviewOrder, SubmitOrder
-from ...domain import Order
-from ...domain.combos import ComboOrder
 from ...domain.ticks import round_to_tick
 from ...events import OrderPreview
-from ...execution.orders import OrderRecord
 from .. import market_time, theme
 from ..bridge import Bridge
 from ..dialogs.whatif import PreviewView, denial_text
-from ..models import Column, RecordModel
-from .base import Panel, make_table, selected_record
+from .base import Panel
+from .blotter import BLOTTER, BlotterBox, BlotterModel, OrderRow, combo_row, order_row
 
-
-@dataclass(frozen=True)
-class OrderRow:
-    """One blotter line: the order and what the broker last said about it."""
-
-    order: object
-    status: str = "NEW"
-    filled: int = 0
-    avg_price: float = math.nan
-    reason: str = ""
-    limit: float | None = None
-    updated: datetime | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def working(self) -> bool:
-        return self.status in ("NEW", "SUBMITTED", "PARTIALLY_FILLED")
-
-
-def _status_colour(row: OrderRow) -> QColor | None:
-    return QColor({"FILLED": theme.POSITIVE, "REJECTED": theme.NEGATIVE, "CANCELLED": theme.MUTED}
-                  .get(row.status, theme.WARNING))
-
-
-def _what(row: OrderRow) -> str:
-    """The contract, or for a combo its structure and legs ('vertical +1 SPXW 17Oct25 6700 C / -1 ...')."""
-    order = row.order
-    if not isinstance(order, ComboOrder):
-        return order.contract.description
-    legs = order.combo.legs
-    expiries = {leg.contract.expiry for leg in legs}
-    when = legs[0].contract.expiry.strftime("%d%b%y") + " " if len(expiries) == 1 else ""
-    strikes = " / ".join(f"{leg.weight:+d} {leg.contract.strike:g}{leg.contract.right.value[0]}"
-                         + ("" if when else f" {leg.contract.expiry:%d%b%y}") for leg in legs)
-    return f"▣ {order.combo.structure} {when}{strikes}"
-
-
-BLOTTER = [
-    Column("Order id", lambda r: r.order.client_order_id, str, numeric=False),
-    Column("Time ET", lambda r: market_time.et(r.updated or r.order.created_at), str, numeric=False,
-           tooltip="Last change of the order, New York time"),
-    Column("Contract", _what, str, numeric=False, tooltip="▣ a combo: one package; hover for its legs and fills"),
-    Column("Side", lambda r: r.order.side.value, str,
-           lambda r: QColor(theme.POSITIVE if r.order.side.value == "BUY" else theme.NEGATIVE), numeric=False),
-    Column("Qty", lambda r: r.order.quantity, lambda v: f"{v}", tooltip="Contracts; packages for a combo"),
-    Column("Limit", lambda r: r.limit if r.limit is not None else r.order.limit_price,
-           tooltip="Index points; a combo's net limit per package (debit > 0, credit < 0)"),
-    Column("Filled", lambda r: r.filled, lambda v: f"{v}"),
-    Column("Avg px", lambda r: r.avg_price),
-    Column("Purpose", lambda r: r.order.purpose.value, str, numeric=False),
-    Column("Status", lambda r: r.status, str, _status_colour, numeric=False),
-    Column("Reason", lambda r: r.reason, str, numeric=False),
-]
-
-
-def combo_row(order: ComboOrder, state, fills) -> OrderRow:
-    """A combo order as one blotter row: its latest state (packages filled, average net price) and a tooltip
-    naming every leg with its side, contracts and fills."""
-    status = state.status.value if state is not None else "NEW"
-    lines = [f"{order.side.value} {order.quantity} × {order.combo.structure} at {order.limit_price:+.2f} pts net"]
-    for leg, side, qty in order.leg_quantities():
-        mine = [f for f in fills if f.contract.contract_id == leg.contract.contract_id]
-        done = sum(f.quantity for f in mine)
-        avg = sum(f.quantity * f.price for f in mine) / done if done else math.nan
-        filled = f"filled {done} @ {avg:.2f}" if done else "no fill"
-        lines.append(f"  {side.value} {qty} {leg.contract.description}  (ratio {leg.ratio}): {filled}")
-    return OrderRow(order=order, status=status,
-                    filled=state.filled_quantity if state is not None else 0,
-                    avg_price=state.avg_fill_price if state is not None else math.nan,
-                    reason=state.reason if state is not None else "", limit=order.limit_price,
-                    updated=state.timestamp if state is not None else order.created_at,
-                    extra={"tooltip": "\n".join(lines), "legs": len(order.combo.legs), "fills": len(fills)})
-
-
-class BlotterModel(RecordModel):
-    """The record model with a row tooltip (a combo's legs)."""
-
-    _data = RecordModel.data
-
-    def data(self, index, role=Qt.DisplayRole):
-        if role == Qt.ToolTipRole and index.isValid():
-            return self._rows[self._keys[index.row()]].extra.get("tooltip")
-        return self._data(index, role)
-
-
-def order_row(record: Order | OrderRecord) -> OrderRow:
-    """From a new Order (the ORDER topic) or the engine's record of one (status, filled, avg price)."""
-    if isinstance(record, Order):
-        return OrderRow(order=record, limit=record.limit_price)
-    limit = record.limit_price if record.limit_price is not None else record.order.limit_price
-    return OrderRow(order=record.order, status=record.status.value, filled=record.filled,
-                    avg_price=record.avg_price, reason=record.reason, limit=limit)
+__all__ = ["BLOTTER", "BlotterModel", "OrderRow", "OrdersPanel", "combo_row", "order_row"]
 
 
 class OrdersPanel(Panel):
@@ -134,15 +38,21 @@ class OrdersPanel(Panel):
         split = QSplitter(Qt.Horizontal)
         layout.addWidget(split)
         split.addWidget(self._build_ticket())
-        split.addWidget(self._build_blotter())
+        self.blotter_box = BlotterBox()
+        b = self.blotter_box
+        self.blotter, self.blotter_view, self.blotter_proxy = b.model, b.view, b.proxy
+        self.working_only, self.cancel_button, self.modify_button = b.working_only, b.cancel_button, b.modify_button
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.modify_button.clicked.connect(self.modify_selected)
+        split.addWidget(b)
         split.setSizes([380, 660])
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(250)
         self._preview_timer.timeout.connect(self.preview)
         bridge.snapshot.connect(self._on_snapshot)
-        bridge.order.connect(self._on_order)
-        bridge.order_event.connect(self._on_order_event)
+        bridge.order.connect(self.blotter_box.on_order)
+        bridge.order_event.connect(self.blotter_box.on_order_event)
         # the preview is live: every cycle and every change of state, fill or limit re-runs the checks
         for news in (bridge.cycle, bridge.trading_state, bridge.fill, bridge.settings, bridge.order_event):
             news.connect(self._live_preview)
@@ -362,67 +272,21 @@ class OrdersPanel(Panel):
         self.expiry.setFocus()
 
     # ----------------------------------------------------------------------------------- blotter
-    def _build_blotter(self) -> QWidget:
-        box = QGroupBox("Blotter")
-        v = QVBoxLayout(box)
-        bar = QHBoxLayout()
-        self.working_only = QCheckBox("working only")
-        self.working_only.toggled.connect(
-            lambda on: self.blotter_proxy.set_predicate((lambda r: r.working) if on else None))
-        self.cancel_button = QPushButton(theme.icon("cancel"), "Cancel")
-        self.cancel_button.clicked.connect(self.cancel_selected)
-        self.modify_button = QPushButton("Modify…")
-        self.modify_button.clicked.connect(self.modify_selected)
-        bar.addWidget(self.working_only)
-        bar.addStretch(1)
-        bar.addWidget(self.modify_button)
-        bar.addWidget(self.cancel_button)
-        v.addLayout(bar)
-        self.blotter = BlotterModel(BLOTTER, self)
-        self.blotter_view, self.blotter_proxy = make_table(
-            self.blotter, self, placeholder="No orders yet today.")
-        self.blotter_view.sortByColumn(1, Qt.DescendingOrder)
-        v.addWidget(self.blotter_view)
-        return box
-
-    def _on_order(self, record: Order | OrderRecord) -> None:
-        row = order_row(record)
-        key = row.order.client_order_id
-        existing = self.blotter.get(key)
-        if existing is not None and row.status == "NEW":
-            row = replace(existing, order=row.order)
-        self.blotter.upsert(key, row)
-
-    def _on_order_event(self, event) -> None:
-        existing = self.blotter.get(event.client_order_id)
-        if existing is None:
-            return
-        avg = event.avg_fill_price if math.isfinite(event.avg_fill_price) else existing.avg_price
-        self.blotter.upsert(event.client_order_id, replace(
-            existing, status=event.status.value, filled=max(existing.filled, event.filled_quantity),
-            avg_price=avg, reason=event.reason or existing.reason, updated=event.timestamp,
-            limit=event.limit_price if event.limit_price is not None else existing.limit))
-
     def refresh_combos(self, *_) -> None:
         """Combo orders (one row per package) from the journal; a row changes only when its state or fills do."""
-        for order, state, fills in self.bridge.combo_records():
-            row = combo_row(order, state, fills)
-            old = self.blotter.get(order.client_order_id)
-            if old is None or (old.status, old.filled, old.extra, old.reason) != (row.status, row.filled, row.extra,
-                                                                                   row.reason):
-                self.blotter.upsert(order.client_order_id, row)
+        self.blotter_box.show_combos(self.bridge.combo_records())
 
     def rows(self) -> list[OrderRow]:
         return self.blotter.records()
 
     def cancel_selected(self) -> None:
-        row = selected_record(self.blotter_view)
-        if row is not None and row.working and isinstance(row.order, Order):
+        row = self.blotter_box.selected_working()
+        if row is not None:
             self.run(CancelOrder(row.order.client_order_id))
 
     def modify_selected(self) -> None:
-        row = selected_record(self.blotter_view)
-        if row is None or not row.working or not isinstance(row.order, Order):
+        row = self.blotter_box.selected_working()
+        if row is None:
             return
         current = row.limit if row.limit is not None else row.order.limit_price or 0.0
         price, ok = QInputDialog.getDouble(self, "Modify order", f"New limit for {row.order.contract.description}",
