@@ -1,11 +1,11 @@
 """The combo ticket's live pre-trade checks: the verdict line, the checks table and the last send's message."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QGroupBox, QLabel, QTableWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from ...risk.limits import RiskDecision
 from .. import theme
-from ..dialogs.whatif import check_rows, show_checks
+from ..dialogs.whatif import check_rows, checks_table, show_checks
 
 
 def denial(decision: RiskDecision | None) -> str:
@@ -25,14 +25,7 @@ class ChecksBox(QGroupBox):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         v.addWidget(self.verdict)
-        self.checks = QTableWidget(0, 3)
-        self.checks.setHorizontalHeaderLabels(["Check", "Result", "Detail"])
-        self.checks.verticalHeader().setVisible(False)
-        self.checks.horizontalHeader().setStretchLastSection(True)
-        self.checks.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.checks.setWordWrap(False)
-        self.checks.verticalHeader().setDefaultSectionSize(20)
-        self.checks.setMinimumHeight(5 * 20 + 26)
+        self.checks = checks_table(visible=5)
         v.addWidget(self.checks, 1)
         self.message = QLabel("")
         self.message.setWordWrap(True)

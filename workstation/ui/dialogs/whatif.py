@@ -66,14 +66,7 @@ class PreviewView(QWidget):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         layout.addWidget(self.verdict)
-        self.checks = QTableWidget(0, 3)
-        self.checks.setHorizontalHeaderLabels(["Check", "Result", "Detail"])
-        self.checks.verticalHeader().setVisible(False)
-        self.checks.horizontalHeader().setStretchLastSection(True)
-        self.checks.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.checks.setWordWrap(False)
-        self.checks.verticalHeader().setDefaultSectionSize(20)
-        self.checks.setMinimumHeight(6 * 20 + 26)         # six checks readable without scrolling
+        self.checks = checks_table(visible=6)                # six checks readable without scrolling
         layout.addWidget(self.checks, 1)
 
     def show_preview(self, preview: OrderPreview) -> bool:
@@ -105,6 +98,19 @@ class PreviewView(QWidget):
         self.verdict.setStyleSheet(f"color: {theme.POSITIVE if approved else theme.NEGATIVE}; font-weight: bold")
         show_checks(self.checks, decision)
         return approved
+
+
+def checks_table(visible: int) -> QTableWidget:
+    """The (check, result, detail) table of a pre-trade decision, `visible` rows tall without scrolling."""
+    table = QTableWidget(0, 3)
+    table.setHorizontalHeaderLabels(["Check", "Result", "Detail"])
+    table.verticalHeader().setVisible(False)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setEditTriggers(QTableWidget.NoEditTriggers)
+    table.setWordWrap(False)
+    table.verticalHeader().setDefaultSectionSize(20)
+    table.setMinimumHeight(visible * 20 + 26)
+    return table
 
 
 def show_checks(table: QTableWidget, decision: RiskDecision | None) -> None:
