@@ -82,7 +82,8 @@ async def test_a_broker_disconnect_halts_per_config_until_it_reconnects(tmp_path
         assert await wait_for(lambda: engine.alert_counts.get("BROKER_DISCONNECTED"), 10)
         assert engine.state is (TradingState.HALTED if halt else TradingState.ACTIVE)
         assert await wait_for(lambda: engine.alert_counts.get("BROKER_RECONNECTED") and engine.broker.connected, 30)
-        assert engine.state is TradingState.ACTIVE
+        # ACTIVE again once the reconcile that follows the reconnect has passed (it runs as a task)
+        assert await wait_for(lambda: engine.state is TradingState.ACTIVE, 30), engine.trading.reason
         assert states == ([TradingState.HALTED, TradingState.ACTIVE] if halt else [])
     finally:
         await engine.stop()
