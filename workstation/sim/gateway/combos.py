@@ -200,9 +200,7 @@ class BagDesk:
     def cancel(self, session: Session | None, order_id: int, client_id: int) -> None:
         bag = self.bags[self.by_key[(client_id, order_id)]]
         if not bag.working:
-            if session is not None:
-                session.error(order_id, Code.CANCEL_NOT_ALLOWED, f"OrderId {order_id} that needs to be cancelled "
-                                                                 f"cannot be cancelled, state: {bag.view.status}.")
+            orders.refuse_cancel(session, order_id, bag.view.status)
             return
         bag.cancel_requested = True
         self.desk.world.exchange.cancel(bag.order.client_order_id)

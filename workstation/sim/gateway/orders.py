@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 
 
+def refuse_cancel(session: "Session | None", order_id: int, status: str) -> None:
+    """TWS's answer to a cancel of an order that no longer works (single orders and BAGs alike)."""
+    if session is not None:
+        session.error(order_id, Code.CANCEL_NOT_ALLOWED, f"OrderId {order_id} that needs to be cancelled "
+                                                         f"cannot be cancelled, state: {status}.")
+
+
 @dataclass
 class IbOrder:
     """An order as TWS knows it, worked on the paper exchange as one or more sub-orders (slices)."""
@@ -232,9 +239,7 @@ class OrderDesk:
             return
         o = self.orders[perm]
         if not o.working:
-            if session is not None:
-                session.error(order_id, Code.CANCEL_NOT_ALLOWED, f"OrderId {order_id} that needs to be cancelled "
-                                                                 f"cannot be cancelled, state: {o.view.status}.")
+            refuse_cancel(session, order_id, o.view.status)
             return
         o.cancel_requested = True
         if o.sub_working:
