@@ -44,3 +44,26 @@ def test_numbers_sort_as_numbers_with_missing_values_lowest(qtbot):
     assert order[:3] == ["e", "a", "b"] and set(order[3:]) == {"c", "d"}
     model.upsert("b", {"name": "b", "edge": 1000.0, "born": 0.0})       # re-sorted on change
     assert proxy.data(proxy.index(0, 0), Qt.DisplayRole) == "b"
+
+
+def test_columns_fit_their_widest_cell_and_header_once_then_keep_the_traders_widths(qtbot):
+    """A table sized on its first rows shows every number whole (no '…'); a width the trader set stays."""
+    from PySide6.QtGui import QFontMetrics
+
+    from workstation.ui.panels.base import make_table
+
+    model = RecordModel(COLUMNS)
+    view, proxy = make_table(model)
+    qtbot.addWidget(view)
+    model.upsert("a", {"name": "a rather long instrument name", "edge": -12345.678, "born": 0.0})
+    header = view.horizontalHeader()
+    for column in range(len(COLUMNS)):
+        font = model.font(column) or view.font()
+        cell = QFontMetrics(font).horizontalAdvance(model.text(0, column))
+        label = QFontMetrics(header.font()).horizontalAdvance(COLUMNS[column].header)
+        width = header.sectionSize(column)
+        assert width >= min(cell, 220) and width >= label, (COLUMNS[column].header, width, cell, label)
+    header.resizeSection(1, 300)                                            # the trader widens Edge
+    model.upsert("b", {"name": "b", "edge": 1.0, "born": 0.0})
+    model.set_records([("c", {"name": "c", "edge": 2.0, "born": 0.0})])     # a reset does not refit
+    assert header.sectionSize(1) == 300

@@ -270,15 +270,18 @@ class Engine(EngineFace):
         with self.journal.transaction():      # one commit for the cycle's signal changes
             self.signals.update(done.candidates, surface, now)
         self.signal_desk.size_signals()
+        await _let_the_window_paint()
         self.signal_desk.arbitrage_found(done.arbitrage)
         fresh = self.market.check_freshness(snapshot, self.alert)
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE and not fresh.index_stale:
             self.signal_desk.auto_approve()
         lap("signals")
+        await _let_the_window_paint()
 
         if not fresh.index_stale:             # a frozen index marks nothing
             self.marking.mark(surface, model)
         lap("book")
+        await _let_the_window_paint()
 
         if not fresh.index_stale:
             self.exits.run(now)
@@ -376,3 +379,10 @@ class Engine(EngineFace):
     def summary(self) -> dict:
         """The headless summary (JSON keys are an interface: see the README)."""
         return reporting.summary(self)
+
+
+async def _let_the_window_paint() -> None:
+    """Hand the loop back between the cycle's steps on the window's thread: each step takes a few ms, but run
+    back to back on the full chain (and on a loaded machine) they held the loop for 60-100 ms, and the window
+    froze for that long. Only the engine's own cycle runs these steps, one cycle at a time."""
+    await asyncio.sleep(0)

@@ -104,6 +104,14 @@ class RecordModel(QAbstractTableModel):
     def record(self, row: int) -> Any:
         return self._rows[self._keys[row]]
 
+    def text(self, row: int, column: int) -> str:
+        """The text a cell shows (from the cache: no call through Qt)."""
+        return self._row_cells(self._keys[row])[column][0]
+
+    def font(self, column: int):
+        """The font a column is drawn in (None: the view's)."""
+        return self._fonts[column]
+
     def get(self, key: Hashable) -> Any:
         return self._rows.get(key)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMessageBox, QTableView, QWidget
 
 from ...commands import Command
@@ -92,6 +92,8 @@ class DockFrame(QWidget):
 
 
 FIT_ROWS = 100
+CELL_PADDING = 14       # the item delegate's margins and focus frame, px
+HEADER_PADDING = 22     # a header section's margins and its sort arrow, px
 
 
 class RecordTable(QTableView):
@@ -101,8 +103,7 @@ class RecordTable(QTableView):
         super().__init__(parent)
         self.placeholder = placeholder
         self._sized = False
-        # fit columns to the rows in view and FIT_ROWS more, not to every row: a full-chain expiry has hundreds
-        # of strikes, and measuring all of them held the loop thread for over half a second
+        # a trader's "fit to contents" (double-click on a header edge) measures FIT_ROWS rows, not hundreds
         self.horizontalHeader().setResizeContentsPrecision(FIT_ROWS)
 
     def setModel(self, model) -> None:
@@ -111,15 +112,29 @@ class RecordTable(QTableView):
         model.modelReset.connect(self._fit_columns_once)
 
     def _fit_columns_once(self, *_) -> None:
-        """Columns sized to their contents once (then the trader's widths stay); long text columns capped."""
-        if self._sized or not self.model().rowCount():
+        """Columns sized to their contents once (then the trader's widths stay); long text columns capped.
+
+        Measured here from the model's cached texts with font metrics: Qt's resizeColumnsToContents asks every
+        cell of FIT_ROWS rows for a dozen roles through Python, which held the loop thread for half a second on
+        the chain board's 23 columns."""
+        model = self.model()
+        if self._sized or model is None or not model.rowCount():
             return
         self._sized = True
-        self.resizeColumnsToContents()
+        source = model.sourceModel() if hasattr(model, "sourceModel") else model
+        if not isinstance(source, RecordModel):
+            self.resizeColumnsToContents()
+            return
         header = self.horizontalHeader()
-        for i, column in enumerate(getattr(self.model().sourceModel(), "columns", [])):
+        rows = [model.mapToSource(model.index(r, 0)).row() if source is not model else r
+                for r in range(min(model.rowCount(), FIT_ROWS))]
+        header_metrics = QFontMetrics(header.font())
+        for i, column in enumerate(source.columns):
+            metrics = QFontMetrics(source.font(i) or self.font())
+            cells = max((metrics.horizontalAdvance(source.text(r, i)) for r in rows), default=0)
+            width = max(cells + CELL_PADDING, header_metrics.horizontalAdvance(column.header) + HEADER_PADDING)
             wide = column.header in ("Contract", "Message", "Order id", "Reason")
-            header.resizeSection(i, min(max(header.sectionSize(i), 170 if wide else 48), 220))
+            header.resizeSection(i, min(max(width, 170 if wide else 48), 220))
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
