@@ -138,15 +138,26 @@ class CalibrationPanel(Panel):
                      "–" if piece is None else piece.status if not fair_ok
                      else f"{piece.rmse_iv:.3f}" if np.isfinite(piece.rmse_iv) else "–",
                      "–" if piece is None or not np.isfinite(piece.inside_pct) else f"{piece.inside_pct:.0f}"]
+            warn = piece is not None and not fair_ok
             for j, text in enumerate(cells):
-                cell = QTableWidgetItem(text)
-                if j:
-                    cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if j == 2 and piece is not None and not fair_ok:
-                    cell.setForeground(QColor(theme.WARNING))
-                    cell.setToolTip(piece.reason)
-                self.per_expiry.setItem(i, j, cell)
+                self._set_cell(i, j, text, warn and j == 2, piece.reason if warn and j == 2 else "")
         self._draw_history()
+
+    def _set_cell(self, row: int, column: int, text: str, warn: bool, tip: str) -> None:
+        """One per-expiry cell, changed in place and only when its text or flag changed: a full chain has ~60
+        expiries, and new items for all of them every fit held the window's thread ~20 ms."""
+        cell = self.per_expiry.item(row, column)
+        if cell is None:
+            cell = QTableWidgetItem(text)
+            if column:
+                cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.per_expiry.setItem(row, column, cell)
+        elif cell.text() != text:
+            cell.setText(text)
+        if cell.data(Qt.UserRole) != (warn, tip):
+            cell.setData(Qt.UserRole, (warn, tip))
+            cell.setToolTip(tip)
+            cell.setForeground(QColor(theme.WARNING) if warn else self.per_expiry.palette().text())
 
     def _draw_history(self) -> None:
         if not self.history:
