@@ -185,13 +185,14 @@ class OrderDesk:
         return self.route(order, market)
 
     # ------------------------------------------------------------ structures (combos)
-    def check_combo(self, order: ComboOrder) -> RiskDecision:
-        """Every pre-trade check on the package as a whole (a leg with no market: NaN, so its checks fail)."""
+    def check_combo(self, order: ComboOrder, ctx: RiskContext | None = None) -> RiskDecision:
+        """Every pre-trade check on the package as a whole (a leg with no market: NaN, so its checks fail);
+        `ctx`: a risk context already built this cycle (sizing checks many quantities against one)."""
         markets = []
         for leg in order.combo.legs:
             m = self.market.market_for(leg.contract)
             markets.append(m if m is not None else ContractMarket(greeks=DollarGreeks(*(math.nan,) * 4)))
-        return check_combo(order, self.risk_context(None), markets)
+        return check_combo(order, ctx if ctx is not None else self.risk_context(None), markets)
 
     def send_combo(self, combo: Combo, side: Side | str, quantity: int, limit_price: float,
                    purpose: OrderPurpose = OrderPurpose.MANUAL) -> RiskDecision | str:
