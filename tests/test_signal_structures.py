@@ -213,3 +213,27 @@ async def test_auto_execution_refuses_an_arbitrage_package_a_limit_denies_and_se
         assert len({o.combo for o in rig.journal.combo_orders()}) == len(rig.journal.combo_orders()) >= before
     finally:
         await rig.close()
+
+
+async def test_auto_execution_sends_a_signals_structure_instead_of_the_naked_option(tmp_path, warm_numba):
+    rig = await _rig(tmp_path, _settings(families=["model", "relative"], auto_execute=True,
+                                         auto_execute_packages=True))
+    try:
+        def packaged():
+            ids = {o.client_order_id for o in rig.journal.combo_orders()}
+            return [s for s in rig.journal.signals(state=SignalState.ORDERED) if s.reason in ids]
+        found = await _until(rig, packaged)
+        if not found:
+            pytest.skip("no signal with a sendable structure in this simulated morning")
+        await rig.engine.settle_tasks()
+        orders = {o.client_order_id: o for o in rig.journal.combo_orders()}
+        cfg = rig.engine.settings.signals
+        for sig in found:
+            order, st = orders[sig.reason], sig.structure
+            assert (order.combo, order.side, order.limit_price) == (st.combo, st.side, st.limit_price)
+            assert order.purpose is OrderPurpose.SIGNAL and 0 < order.quantity <= cfg.auto_max_quantity
+            assert abs(order.limit_price) * order.quantity * order.combo.multiplier <= cfg.auto_max_premium
+            assert all(c.passed for c in rig.journal.risk_checks(order.client_order_id))
+            assert not [o for o in rig.journal.orders() if o.signal_id == sig.signal_id]   # not also naked
+    finally:
+        await rig.close()

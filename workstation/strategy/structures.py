@@ -85,55 +85,68 @@ def _dollar_greeks(surface: Surface, values: Values, rows: list[int]) -> np.ndar
                             g.theta * mult])
 
 
-def package(surface: Surface, values: Values, c: Candidate, hedge: int, kind: str, fee: float
-            ) -> SignalStructure | None:
-    """Candidate `c` against `hedge` as a `kind` package (None when the legs make no such combo)."""
-    snap = surface.snapshot
-    s, h = c.side.sign, -c.side.sign
+def _package_side(snap, c: Candidate, hedge: int, kind: str) -> Side:
+    """The side the package trades on so that the signal's leg is on the signal's side: a vertical is bought
+    (long leg first); a calendar is bought when we buy its back leg (a bought calendar sells the front)."""
+    if kind == "vertical":
+        return Side.BUY
+    mine_is_back = snap.expiry[c.row] > snap.expiry[hedge]
+    return Side.BUY if mine_is_back == (c.side is Side.BUY) else Side.SELL
+
+
+def _combo(snap, c: Candidate, hedge: int, kind: str):
     mine, theirs = snap.contract(c.row), snap.contract(hedge)
     try:
         if kind == "vertical":
-            combo = vertical(mine, theirs) if s > 0 else vertical(theirs, mine)
-            side = Side.BUY
-        else:
-            front, back = (mine, theirs) if mine.expiry < theirs.expiry else (theirs, mine)
-            combo = calendar(front, back)               # bought: sell the front, buy the back
-            side = Side.BUY if (back is mine) == (s > 0) else Side.SELL
+            return vertical(mine, theirs) if c.side is Side.BUY else vertical(theirs, mine)
+        front, back = (mine, theirs) if mine.expiry < theirs.expiry else (theirs, mine)
+        return calendar(front, back)
     except ComboError:
         return None
-    rows = [snap.index_of(leg.contract.contract_id) for leg in combo.legs]
-    bid, ask = snap.bid[rows], snap.ask[rows]
-    net = combo.net_quote(bid, ask)[0 if side is Side.SELL else 1]     # what the package trades at, at the quotes
-    ticks = net / COMBO_TICK
-    limit = round((math.ceil(round(ticks, 6)) if side is Side.BUY else math.floor(round(ticks, 6))) * COMBO_TICK, 2)
-    half = 0.5 * (snap.ask[hedge] - snap.bid[hedge])
-    mid = 0.5 * (snap.ask[hedge] + snap.bid[hedge])
-    hedge_cost = float(half + fee + h * (mid - values.price[hedge]))
-    edge = c.edge - hedge_cost - abs(limit - net)
-    g = _dollar_greeks(surface, values, [c.row, hedge])
-    net_g = s * g[0] + h * g[1]
-    if not np.all(np.isfinite(net_g)):
-        return None
-    return SignalStructure(combo, side, limit, float(edge), hedge_cost, *map(float, net_g),
-                           naked_delta=float(s * g[0, 0]), naked_vega=float(s * g[0, 2]), quantity=c.quantity)
 
 
-def propose(surface: Surface, c: Candidate, values: Values, fee: float, cfg: SignalsConfig
-            ) -> SignalStructure | None:
-    """The best structure for candidate `c` under `cfg.structures` (None: none pays and hedges)."""
-    mode = cfg.structures
-    ok = liquid(surface, values, c.side.opposite, cfg.min_size)
+def propose(surface: Surface, c: Candidate, values: Values, fee: float, cfg: SignalsConfig,
+            ok: np.ndarray | None = None) -> SignalStructure | None:
+    """The best structure for candidate `c` under `cfg.structures` (None: none pays and hedges). `fee` is $ per
+    contract and leg; `ok`: the rows a hedge may trade on (`liquid` on the side opposite the signal's)."""
+    mode, snap = cfg.structures, surface.snapshot
+    ok = (liquid(surface, values, c.side.opposite, cfg.min_size) if ok is None else ok).copy()
     ok[c.row] = False
     tries = []
     if mode in ("vertical", "best"):
         tries += [("vertical", r) for r in vertical_hedges(surface, c.row, ok, cfg.structure_max_strikes)]
     if mode in ("calendar", "best"):
         tries += [("calendar", r) for r in calendar_hedges(surface, c.row, ok)]
-    fee_units = fee / float(surface.snapshot.multiplier[c.row])
-    found = [p for kind, r in tries if (p := package(surface, values, c, r, kind, fee_units)) is not None]
-    found = [p for p in found if p.edge_points > 0 and abs(p.delta) < abs(p.naked_delta)
-             and abs(p.vega) < abs(p.naked_vega)]
-    return max(found, key=lambda p: (p.edge_points, -abs(p.vega)), default=None)
+    if not tries:
+        return None
+    greeks = _dollar_greeks(surface, values, [c.row] + [r for _, r in tries])
+    s, h = c.side.sign, -c.side.sign
+    bid, ask, r = snap.bid, snap.ask, c.row
+    mine_at = float(ask[r] if s > 0 else bid[r])
+    best, best_key = None, None
+    for i, (kind, hedge) in enumerate(tries, 1):
+        side = _package_side(snap, c, hedge, kind)
+        net = side.sign * (s * mine_at + h * float(ask[hedge] if h > 0 else bid[hedge]))   # at the quotes
+        ticks = round(net / COMBO_TICK, 6)
+        limit = round((math.ceil(ticks) if side is Side.BUY else math.floor(ticks)) * COMBO_TICK, 2)
+        half, mid = 0.5 * float(ask[hedge] - bid[hedge]), 0.5 * float(ask[hedge] + bid[hedge])
+        hedge_cost = half + fee / float(snap.multiplier[hedge]) + h * (mid - float(values.price[hedge]))
+        edge = c.edge - hedge_cost - abs(limit - net)
+        net_g = s * greeks[0] + h * greeks[i]
+        naked = s * greeks[0]
+        if not (edge > 0 and np.all(np.isfinite(net_g)) and abs(net_g[0]) < abs(naked[0])
+                and abs(net_g[2]) < abs(naked[2])):
+            continue
+        key = (edge, -abs(net_g[2]))
+        if best_key is not None and key <= best_key:
+            continue
+        combo = _combo(snap, c, hedge, kind)
+        if combo is None:
+            continue
+        best_key = key
+        best = SignalStructure(combo, side, limit, float(edge), float(hedge_cost), *map(float, net_g),
+                               naked_delta=float(naked[0]), naked_vega=float(naked[2]), quantity=c.quantity)
+    return best
 
 
 def with_structures(surface: Surface, candidates: list[Candidate], values: dict[str, Values], fee: float,
@@ -141,5 +154,14 @@ def with_structures(surface: Surface, candidates: list[Candidate], values: dict[
     """`candidates` with their proposed structure (families in `values` only); `fee` is $ per contract and leg."""
     if cfg.structures == "none":
         return candidates
-    return [replace(c, structure=propose(surface, c, values[c.family], fee, cfg)) if c.family in values else c
-            for c in candidates]
+    ok: dict[tuple[str, Side], np.ndarray] = {}       # hedge rows per family and side, computed once
+    out = []
+    for c in candidates:
+        if c.family not in values:
+            out.append(c)
+            continue
+        key = (c.family, c.side.opposite)
+        if key not in ok:
+            ok[key] = liquid(surface, values[c.family], c.side.opposite, cfg.min_size)
+        out.append(replace(c, structure=propose(surface, c, values[c.family], fee, cfg, ok[key])))
+    return out
