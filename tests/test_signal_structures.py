@@ -182,10 +182,15 @@ async def test_auto_execution_takes_arbitrage_packages_within_its_limits(tmp_pat
             assert checks and all(c.passed for c in checks)                 # ... every check on the package passed
             assert states[order.client_order_id].status is not OrderStatus.REJECTED
             assert order.client_order_id in rig.world.exchange.combos                  # at the exchange
-        for _ in range(3):                                                  # each opportunity once
+        timeout = rig.engine.settings.execution.order_timeout_s
+        for _ in range(int(timeout // 15.0) + 2):                           # each opportunity once ...
             await rig.step(15.0)
         combos = [o.combo for o in rig.journal.combo_orders()]
         assert len(combos) == len(set(combos))
+        states = rig.journal.combo_states()                                # ... and none left working past the
+        old = [o for o in orders if not states[o.client_order_id].status.is_working]    # order timeout
+        assert len(old) == len(orders), [states[o.client_order_id] for o in orders]
+        assert {states[o.client_order_id].status for o in orders} <= {OrderStatus.FILLED, OrderStatus.CANCELLED}
         assert rig.engine.state.value == "ACTIVE"
     finally:
         await rig.close()

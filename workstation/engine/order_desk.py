@@ -219,6 +219,15 @@ class OrderDesk:
         self.spawn(self.combos.send(order), f"combo {client_order_id}")   # journals a denial too; sends if approved
         return decision
 
+    async def work_orders(self, now: datetime) -> None:
+        """Work the single orders (repricing, timeouts); cancel signal packages working longer than
+        `execution.order_timeout_s` (a package is not repriced)."""
+        await self.orders.work_orders(now)
+        if self.combos is None:
+            return
+        for client_order_id in self.combos.timed_out(now, self._settings().execution.order_timeout_s):
+            self.spawn(self.combos.cancel(client_order_id), f"cancel {client_order_id} (timed out)")
+
     # ------------------------------------------------------------ retrying denied exits and hedges
     def may_retry(self, key: tuple, now: datetime) -> bool:
         """False while an exit/hedge for `key` was denied less than risk.retry_denied_s ago."""
