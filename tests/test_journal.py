@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workstation.domain import (Alert, Contract, Fill, HestonParams, Order, OrderEvent, OrderPurpose, OrderStatus,
-                                OrderType, Position, Right, SecType, Settlement, Severity, Side, Signal, SignalState)
+                                OrderType, Position, Right, SecType, Settlement, Severity, Side, Signal, SignalState,
+                                SignalStructure)
+from workstation.domain.combos import vertical
 from workstation.storage import (CURRENT_VERSION, Journal, JournalError, JournalVersionError, RiskCheckRecord,
                                  rebuild_positions)
 from workstation.portfolio.book import Book
@@ -153,6 +155,47 @@ def test_signals_round_trip_and_state_updates(journal: Journal) -> None:
     assert got[0].updated_at == s2.updated_at and got[0].contract == CALL
     assert journal.signals(since=T0 + timedelta(seconds=30)) == [later]
     assert journal.signals(limit=1) == [later]
+
+
+CALL_6750 = Contract(103, "SPX", SecType.OPTION, "SPXW", date(2025, 10, 17), 6750.0, Right.CALL)
+
+
+def _structured(signal_id: str) -> Signal:
+    st = SignalStructure(vertical(CALL, CALL_6750), Side.BUY, 21.35, 0.85, 0.62, 1250.0, 12.5, 35.0, -48.0,
+                         3400.0, 120.0, quantity=2, blocked="")
+    return Signal(signal_id, CALL, Side.BUY, T0, 40.1, 40.5, 41.6, 110.0, 0.9, -2.4, 120.0, 2, structure=st)
+
+
+def test_a_signals_structure_round_trips(journal: Journal) -> None:
+    s = _structured("sig-9")
+    journal.record_signal(s)
+    (back,) = journal.signals()
+    assert back.structure == s.structure and back.structure.label == "vertical 6700/6750 C"
+    ordered = s.with_state(SignalState.ORDERED, T0 + timedelta(seconds=2), "HW-00000007")
+    journal.record_signal(ordered)
+    assert journal.signals()[0].structure == s.structure and journal.signals()[0].state is SignalState.ORDERED
+
+
+def test_migrates_v4_to_v5_adding_the_signal_structure(tmp_path: Path) -> None:
+    """Version 5 adds `signals.structure`: a v4 journal's signals read back with none; new ones keep theirs."""
+    path = tmp_path / "v4.sqlite"
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:4]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    conn.execute("INSERT INTO signals(signal_id, contract_id, contract, side, created_at, bid, ask, model_price,"
+                 " edge_dollars, edge_vol, zscore, vega, quantity, state, reason, updated_at, family)"
+                 " VALUES ('old-1', 101, ?, 'BUY', ?, 12.1, 12.5, 13.4, 90.0, 0.8, NULL, 4.2, 2, 'NEW', '', NULL,"
+                 " 'relative')", (codec.contract_to_json(CALL), codec.iso(T0)))
+    conn.commit()
+    conn.close()
+    with Journal(path) as j:
+        assert j.schema_version == CURRENT_VERSION >= 5
+        (old,) = j.signals()
+        assert old.signal_id == "old-1" and old.family == "relative" and old.structure is None
+        j.record_signal(_structured("new-1"))
+        assert {x.signal_id: x.structure is not None for x in j.signals()} == {"old-1": False, "new-1": True}
 
 
 def test_alerts_round_trip_and_fold_by_id(journal: Journal) -> None:

@@ -174,3 +174,45 @@ def test_a_static_arbitrage_is_traded_as_a_package_from_the_mispricings_panel(de
     assert sum(f.signed_quantity * f.price for f in fills) < 0                     # the credit was received
     ids = [leg.contract.contract_id for leg in found.combo.legs]
     desk.until(lambda: all(cid in w.positions.model.keys() for cid in ids), what="the legs in positions")
+
+
+def test_a_signals_structure_is_approved_as_a_package_from_the_mispricings_panel(desk):
+    """A spread signal end to end from the window: a signal proposing a structure shows it in its row; Trade
+    package… opens it in the combo ticket (legs, side, net limit, the signal), it passes the live checks, is sent
+    (the signal is ORDERED with the package's id), fills atomically, and both legs land in positions."""
+    w, engine = desk.window, desk.engine
+    panel = w.mispricings
+    structure_column = next(i for i, c in enumerate(panel.model.columns) if c.header == "Structure")
+
+    def spread():
+        return next((s for s in engine.open_signals() if s.state.value == "NEW" and s.structure is not None
+                     and s.structure.quantity >= 1 and s.signal_id in panel.model.keys()), None)
+    desk.until(lambda: spread() is not None, steps=60, what="a signal proposing a sendable structure")
+    sig = spread()
+    st = sig.structure
+    row = panel.model.keys().index(sig.signal_id)
+    assert panel.model.data(panel.model.index(row, structure_column)) == st.label
+    assert panel.select_signal(sig.signal_id)
+    panel.structure_button.click()
+    ticket = w.combo_ticket
+    assert ticket is not None and ticket.isVisible() and ticket.signal_id == sig.signal_id
+    assert [(leg.contract.contract_id, leg.weight) for leg in ticket.combo.legs] == \
+        [(leg.contract.contract_id, leg.weight) for leg in st.combo.legs]
+    assert ticket.side.currentText() == st.side.value and ticket.limit.value() == pytest.approx(st.limit_price)
+    ticket.quantity.setValue(1)
+    ticket.limit.setValue(st.limit_price + st.side.sign * 0.25)          # room for the quotes' jitter
+    ticket.refresh()
+    assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
+    ticket.submit()
+    desk.wait(lambda: ticket.result is not None, what="the send")
+    assert ticket.message.text().startswith("Sent "), ticket.message.text()
+    order_id = ticket.result.client_order_id
+    (kept,) = [s for s in desk.rig.journal.signals() if s.signal_id == sig.signal_id]
+    assert kept.state.value == "ORDERED" and kept.reason == order_id
+    desk.until(lambda: getattr(desk.rig.journal.combo_states().get(order_id), "status", None) is OrderStatus.FILLED,
+               steps=10, what="the package filled")
+    fills = desk.rig.journal.fills_of(order_id)
+    assert len({f.timestamp for f in fills}) == 1 and len(fills) == 2          # one atomic fill, both legs
+    ids = [leg.contract.contract_id for leg in st.combo.legs]
+    desk.until(lambda: all(cid in w.positions.model.keys() for cid in ids), what="the legs in positions")
+    assert [w.positions.model.get(cid).quantity for cid in ids] == [st.side.sign * leg.weight for leg in st.combo.legs]

@@ -26,7 +26,8 @@ class Desk(Protocol):
     def modify_order(self, client_order_id: str, limit_price: float | None = None,
                      quantity: int | None = None) -> None: ...
     def check_combo(self, order: ComboOrder) -> Any: ...
-    def send_combo(self, combo: Combo, side: Any, quantity: int, limit_price: float) -> Any: ...
+    def send_combo(self, combo: Combo, side: Any, quantity: int, limit_price: float, purpose: Any = ...,
+                   signal_id: str = "") -> Any: ...
     def kill_switch(self, by: str = "trader") -> None: ...
     def resume_trading(self, override: bool = False) -> bool: ...
     def apply_settings(self, new: Settings, source: str = "settings dialog") -> list[str]: ...
@@ -119,6 +120,7 @@ class SendCombo:
     side: str                       # BUY | SELL the package
     quantity: int                   # packages
     limit_price: float
+    signal_id: str = ""             # the open signal this package trades (its proposed structure), if any
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ CALLS: dict[type, Callable[[Desk, Any], Any]] = {
     CancelOrder: lambda e, c: e.cancel_order(c.client_order_id),
     ModifyOrder: lambda e, c: e.modify_order(c.client_order_id, c.limit_price, c.quantity),
     CheckCombo: lambda e, c: e.check_combo(c.order),
-    SendCombo: lambda e, c: e.send_combo(c.combo, c.side, c.quantity, c.limit_price),
+    SendCombo: lambda e, c: e.send_combo(c.combo, c.side, c.quantity, c.limit_price, signal_id=c.signal_id),
     KillSwitch: lambda e, c: e.kill_switch(c.by),
     ResumeTrading: lambda e, c: e.resume_trading(c.override),
     ApplySettings: lambda e, c: e.apply_settings(c.settings, c.source),

@@ -6,7 +6,7 @@ from .heston_family import TD_BUCKET_ENDS, BatesParams, TimeDependentHestonParam
 from .orders import Fill, Order, OrderEvent, OrderPurpose, OrderStatus, OrderType, Side
 from .positions import Position
 from .quotes import Quote
-from .signals import Signal, SignalState
+from .signals import Signal, SignalState, SignalStructure
 from .snapshot import COLUMNS, ChainSnapshot, settlement_instant
 from .trading_state import TradingState
 
@@ -14,5 +14,5 @@ __all__ = [
     "Alert", "Severity", "Contract", "Right", "SecType", "Settlement", "HestonParams", "BatesParams",
     "TimeDependentHestonParams", "TD_BUCKET_ENDS", "Fill", "Order",
     "OrderEvent", "OrderPurpose", "OrderStatus", "OrderType", "Side", "Position", "Quote", "Signal",
-    "SignalState", "COLUMNS", "ChainSnapshot", "settlement_instant", "TradingState",
+    "SignalState", "SignalStructure", "COLUMNS", "ChainSnapshot", "settlement_instant", "TradingState",
 ]

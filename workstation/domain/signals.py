@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
+from .combos import Combo
 from .contracts import Contract
 from .orders import Side
 
@@ -28,6 +29,52 @@ class SignalState(str, Enum):
     @property
     def is_open(self) -> bool:
         return self in (SignalState.NEW, SignalState.APPROVED)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalStructure:
+    """A signal proposed as a package: the mispriced option against one hedge leg (the nearest liquid strike of
+    its expiry: a vertical; the same strike in the next expiry: a calendar), traded 1:1 on the opposite side.
+
+    `side` trades `combo` so that the signal's leg is on the signal's side; `limit_price` is the net price of one
+    package at the quotes (debit > 0, credit < 0) on the combo tick. `edge_points` is per package: the signal
+    leg's edge minus the hedge leg's cost (half-spread + fees + how far its own mid sits from its value against
+    us) minus the tick rounding of the limit. Greeks are dollars per package traded (delta and gamma per 1 % of
+    the forward, vega per vol point, theta per day); `naked_*` are the signal leg's alone. `quantity` is what the
+    package checks pass now (0 with `blocked` naming why)."""
+
+    combo: Combo
+    side: Side
+    limit_price: float
+    edge_points: float
+    hedge_cost: float
+    delta: float
+    gamma: float
+    vega: float
+    theta: float
+    naked_delta: float
+    naked_vega: float
+    quantity: int = 0
+    blocked: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", Side(self.side))
+
+    @property
+    def edge_dollars(self) -> float:
+        """Package edge per package, dollars."""
+        return self.edge_points * self.combo.multiplier
+
+    @property
+    def label(self) -> str:
+        """'vertical 4500/4510 P', 'calendar 4500 P 17Oct/21Nov'."""
+        legs = [leg.contract for leg in self.combo.legs]
+        right = "C" if legs[0].is_call else "P"
+        if self.combo.structure == "calendar":
+            dates = "/".join(c.expiry.strftime("%d%b") for c in legs)
+            return f"calendar {legs[0].strike:g} {right} {dates}"
+        strikes = "/".join(f"{k:g}" for k in sorted(c.strike for c in legs))
+        return f"{self.combo.structure} {strikes} {right}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +103,7 @@ class Signal:
     updated_at: datetime | None = None
     blocked: str = ""           # why no size of it can be sent now ("" when `quantity` passes every check)
     family: str = "model"       # one of FAMILIES: what the edge is measured against
+    structure: SignalStructure | None = None    # the package proposed instead of the naked option (None: none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "side", Side(self.side))

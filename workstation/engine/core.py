@@ -288,7 +288,7 @@ class Engine(EngineFace):
             if not fresh.future_stale:
                 self.hedging.run(self.market.snapshot, now)
         if not self.recovery.link_held:       # working orders are left alone while the link is not trusted
-            await self.orders.work_orders(now)
+            await self.desk.work_orders(now)
         lap("orders")
 
         if model is not None and not self.supervisor.busy:

@@ -73,8 +73,21 @@ class EngineFace:
         return self.desk.check_combo(order)
 
     def send_combo(self, combo: Combo, side: Side | str, quantity: int, limit_price: float,
-                   purpose: OrderPurpose = OrderPurpose.MANUAL) -> RiskDecision | str:
+                   purpose: OrderPurpose = OrderPurpose.MANUAL, signal_id: str = "") -> RiskDecision | str:
+        """A combo order; with `signal_id`, the package of that open signal (which becomes ORDERED or REJECTED)."""
+        if signal_id:
+            return self.signal_desk.send_structure(signal_id, combo, side, quantity, limit_price)
         return self.desk.send_combo(combo, side, quantity, limit_price, purpose)
+
+    def approve_structure(self, signal_id: str, by: str = "trader") -> RiskDecision | str:
+        """Send a signal's proposed structure as it stands (its package quantity and net limit)."""
+        signal = self.signal_desk.signals.get(signal_id)
+        if signal is None or signal.structure is None:
+            return f"signal {signal_id} has no open structure"
+        st = signal.structure
+        if st.quantity < 1:
+            return f"no size of the package can be sent: {st.blocked or 'quantity 0'}"
+        return self.signal_desk.send_structure(signal_id, st.combo, st.side, st.quantity, st.limit_price, by)
 
     def open_signals(self) -> list[Signal]:
         return self.signal_desk.open_signals()

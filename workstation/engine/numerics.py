@@ -1,6 +1,6 @@
 """The numerics of a cycle, run in the worker thread: surface (forwards, IVs, filters) and its sanity check,
 the arbitrage-free fair-value surface, the Heston-family fit and the signal scan (the `model` family against
-the fit, the `relative` family against the fair surface); then, on the loop thread,
+the fit, the `relative` family against the fair surface, each candidate with its proposed structure); then, on the loop thread,
 the fit journaled, published and alerted on."""
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from ..strategy.calibrator import Calibrator, ModelValues
 from ..strategy.arbitrage_signals import arbitrage_in
 from ..strategy.fair_value import FairValueFit, FairValueSurface
 from ..strategy.sanity import SanityGuard, SanityVerdict
-from ..strategy.relative_signals import RelativeScanner
+from ..strategy.relative_signals import RelativeScanner, signal_fair
 from ..strategy.signals import SignalModel
+from ..strategy.structures import Values, with_structures
 from ..strategy.surface import Surface, build_surface
 from .market_view import AlertSink
 
@@ -97,7 +98,13 @@ class CycleNumerics:
         if fair is not None and "relative" in families:
             candidates += self.relative.scan(fair, self.settings.signals, self.settings.execution.paper, budget)
         paper = self.settings.execution.paper
-        fee = (paper.commission_per_contract + paper.fees_per_contract) / CONTRACT_MULTIPLIER   # points per unit
+        fee_dollars = paper.commission_per_contract + paper.fees_per_contract
+        if candidates:
+            values = {"model": Values(model.price, model.iv)} if model is not None else {}
+            if fair is not None:
+                values["relative"] = Values(signal_fair(fair), fair.fair_iv)
+            candidates = with_structures(surface, candidates, values, fee_dollars, self.settings.signals)
+        fee = fee_dollars / CONTRACT_MULTIPLIER                                                  # points per unit
         arbitrage = arbitrage_in(surface, fee) if "arbitrage" in families else []
         t3 = time.perf_counter()
         timings.update(calibration=(t2 - t_fair) * 1e3, signals=(t3 - t2) * 1e3)

@@ -185,13 +185,14 @@ class OrderDesk:
         return self.route(order, market)
 
     # ------------------------------------------------------------ structures (combos)
-    def check_combo(self, order: ComboOrder) -> RiskDecision:
-        """Every pre-trade check on the package as a whole (a leg with no market: NaN, so its checks fail)."""
+    def check_combo(self, order: ComboOrder, ctx: RiskContext | None = None) -> RiskDecision:
+        """Every pre-trade check on the package as a whole (a leg with no market: NaN, so its checks fail);
+        `ctx`: a risk context already built this cycle (sizing checks many quantities against one)."""
         markets = []
         for leg in order.combo.legs:
             m = self.market.market_for(leg.contract)
             markets.append(m if m is not None else ContractMarket(greeks=DollarGreeks(*(math.nan,) * 4)))
-        return check_combo(order, self.risk_context(None), markets)
+        return check_combo(order, ctx if ctx is not None else self.risk_context(None), markets)
 
     def send_combo(self, combo: Combo, side: Side | str, quantity: int, limit_price: float,
                    purpose: OrderPurpose = OrderPurpose.MANUAL) -> RiskDecision | str:
@@ -217,6 +218,15 @@ class OrderDesk:
                                                           f"{combo.description} denied: {codes}")
         self.spawn(self.combos.send(order), f"combo {client_order_id}")   # journals a denial too; sends if approved
         return decision
+
+    async def work_orders(self, now: datetime) -> None:
+        """Work the single orders (repricing, timeouts); cancel signal packages working longer than
+        `execution.order_timeout_s` (a package is not repriced)."""
+        await self.orders.work_orders(now)
+        if self.combos is None:
+            return
+        for client_order_id in self.combos.timed_out(now, self._settings().execution.order_timeout_s):
+            self.spawn(self.combos.cancel(client_order_id), f"cancel {client_order_id} (timed out)")
 
     # ------------------------------------------------------------ retrying denied exits and hedges
     def may_retry(self, key: tuple, now: datetime) -> bool:

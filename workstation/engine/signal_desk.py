@@ -1,5 +1,10 @@
 """The signal desk: the life of a signal after the scan found it — sized to what the limits pass, shown,
 approved by the trader (or auto-executed within its limits) into an order through the order desk, or rejected.
+
+A signal may carry a proposed structure (a package: `strategy.structures`); it is sized by the package checks
+(`check_combo`) and sent as one combo order (`send_structure`), by the trader from the combo ticket or, with
+`signals.auto_execute_packages`, by auto-execution — which then also takes static arbitrage packages, each
+opportunity once, within the same auto limits and every pre-trade check on the package.
 """
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from typing import Callable
 from .. import bus as topics
 from ..bus import EventBus
 from ..config import Settings
-from ..domain import OrderPurpose, Severity, Signal, SignalState
+from ..domain import OrderPurpose, Severity, Side, Signal, SignalState
+from ..domain.combos import Combo, ComboOrder
 from ..events import OrderPreview
+from ..risk.limits import RiskDecision
 from ..risk.pre_trade import check
-from ..sizing import largest_sendable
+from ..sizing import PREVIEW_ID, largest_sendable
 from ..strategy.arbitrage_signals import Arbitrage
 from ..strategy.signals import SignalBook
 from .market_view import AlertSink
@@ -34,6 +41,7 @@ class SignalDesk:
         self.auto_execute = settings().signals.auto_execute
         self.arbitrage: dict[tuple, Arbitrage] = {}      # the static arbitrage in the last snapshot, by key
         self._arbitrage_seen: set[tuple] = set()          # every opportunity told (this run)
+        self._arbitrage_taken: set[tuple] = set()         # every opportunity auto-execution sent (this run)
 
     def _on_signal(self, signal: Signal, state_changed: bool) -> None:
         if state_changed:
@@ -64,12 +72,41 @@ class SignalDesk:
         self.alert("AUTO_EXECUTE", Severity.INFO, f"auto-execute {'on' if on else 'off'}")
 
     def auto_approve(self) -> None:
-        """Approve every new signal within the auto-execution limits (quantity and premium)."""
+        """Approve every new signal within the auto-execution limits (quantity and premium); with
+        `signals.auto_execute_packages` a signal's structure goes instead of the naked option when it fits those
+        limits, and static arbitrage packages are taken too."""
         cfg = self._settings().signals
         for signal in self.signals.new_signals():
+            st = signal.structure
+            if cfg.auto_execute_packages and st is not None and self._within_auto(st.quantity, st.limit_price,
+                                                                                   st.combo):
+                self.send_structure(signal.signal_id, st.combo, st.side, st.quantity, st.limit_price, by="auto")
+                continue
             premium = signal.limit_reference * signal.quantity * signal.contract.multiplier
             if 0 < signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
                 self.approve_signal(signal.signal_id, by="auto")
+        if cfg.auto_execute_packages:
+            self.auto_arbitrage()
+
+    def _within_auto(self, quantity: int, limit_price: float, combo: Combo) -> bool:
+        cfg = self._settings().signals
+        premium = abs(limit_price) * quantity * combo.multiplier
+        return 0 < quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium
+
+    def auto_arbitrage(self) -> list[RiskDecision | str]:
+        """Send each tradable static arbitrage of the last snapshot once, `signals.base_quantity` packages at its
+        net price at the quotes, when it fits the auto limits: checked as a package (a denial is journaled with
+        its codes and alerted; nothing reaches the broker). Returns the decisions."""
+        quantity = self._settings().signals.base_quantity
+        out = []
+        for key, found in list(self.arbitrage.items()):
+            if found.combo is None or key in self._arbitrage_taken \
+                    or not self._within_auto(quantity, found.limit_price, found.combo):
+                continue
+            self._arbitrage_taken.add(key)          # once: a denial is not retried on every snapshot
+            out.append(self.desk.send_combo(found.combo, found.side, quantity, found.limit_price,
+                                            OrderPurpose.SIGNAL))
+        return out
 
     def size_signals(self) -> None:
         """Cap every NEW signal at the largest quantity the pre-trade checks pass now (quantity, premium,
@@ -90,9 +127,29 @@ class SignalDesk:
                     decision = check(replace(order, quantity=q), ctx)
                     return decision.approved, denial(OrderPreview(order, decision, math.nan, math.nan, math.nan))
                 quantity, why = largest_sendable(signal.quantity, approved)
-            if (quantity, why) != (signal.quantity, signal.blocked):
-                self.signals.open[signal.signal_id] = replace(signal, quantity=quantity, blocked=why)
+            structure = self._sized_structure(signal, base)
+            if (quantity, why, structure) != (signal.quantity, signal.blocked, signal.structure):
+                self.signals.open[signal.signal_id] = replace(signal, quantity=quantity, blocked=why,
+                                                              structure=structure)
                 self.bus.publish(topics.SIGNAL, self.signals.open[signal.signal_id])
+
+    def _sized_structure(self, signal: Signal, ctx):
+        """The signal's structure at the largest package quantity (up to the signal's suggested size) that every
+        check on the package passes now; 0 with the reason when none does."""
+        st = signal.structure
+        if st is None:
+            return None
+        want = max(st.quantity, signal.quantity, 1)
+
+        def approved(q: int) -> tuple[bool, str]:
+            order = ComboOrder(PREVIEW_ID, st.combo, st.side, q, st.limit_price, self.clock(), OrderPurpose.SIGNAL)
+            decision = self.desk.check_combo(order, ctx)
+            return decision.approved, combo_denial(decision)
+        try:
+            quantity, why = largest_sendable(want, approved)
+        except ValueError as exc:           # e.g. a net limit that makes no order
+            quantity, why = 0, str(exc)
+        return st if (quantity, why) == (st.quantity, st.blocked) else replace(st, quantity=quantity, blocked=why)
 
     def preview_signal(self, signal_id: str, quantity: int | None = None, capped: bool = True) -> OrderPreview:
         """The what-if of a signal's order, at `quantity` (at most the signal's size when `capped`)."""
@@ -133,6 +190,25 @@ class SignalDesk:
             self.signals.transition(signal_id, SignalState.REJECTED, now, pv.message)
         return pv
 
+    def send_structure(self, signal_id: str, combo: Combo, side: Side | str, quantity: int, limit_price: float,
+                       by: str = "trader") -> RiskDecision | str:
+        """The signal as a package (its structure, or the trader's edit of it in the combo ticket): APPROVED, then
+        one combo order through every pre-trade check on the package; ORDERED when it was sent, else REJECTED
+        with the denial's codes. The decision, or why no order could be made."""
+        signal = self.signals.get(signal_id)
+        if signal is None or signal.state is not SignalState.NEW:
+            return f"signal {signal_id} is not open for approval"
+        now = self.clock()
+        self.signals.transition(signal_id, SignalState.APPROVED, now, f"package approved by {by}")
+        result = self.desk.send_combo(combo, side, quantity, limit_price, OrderPurpose.SIGNAL)
+        if isinstance(result, str):
+            self.signals.transition(signal_id, SignalState.REJECTED, now, result)
+        elif result.approved:
+            self.signals.transition(signal_id, SignalState.ORDERED, now, result.client_order_id)
+        else:
+            self.signals.transition(signal_id, SignalState.REJECTED, now, f"denied: {combo_denial(result)}")
+        return result
+
     def reject_signal(self, signal_id: str, reason: str = "") -> bool:
         return self.signals.transition(signal_id, SignalState.REJECTED, self.clock(),
                                        reason or "rejected by trader") is not None
@@ -145,3 +221,8 @@ def denial(pv: OrderPreview) -> str:
     failed = [f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in pv.decision.results if not r.passed]
     return "; ".join(failed) or "denied"
 
+
+def combo_denial(decision: RiskDecision) -> str:
+    """The failed checks of a package's decision, named with their details."""
+    failed = [f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in decision.results if not r.passed]
+    return "; ".join(failed)

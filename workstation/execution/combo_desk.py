@@ -15,7 +15,7 @@ from datetime import datetime
 
 from typing import TYPE_CHECKING
 
-from workstation.domain import Fill, OrderEvent, OrderStatus
+from workstation.domain import Fill, OrderEvent, OrderPurpose, OrderStatus
 from workstation.domain.combos import ComboOrder
 
 if TYPE_CHECKING:      # collaborators, by type only: the engine hands them in
@@ -38,6 +38,7 @@ class ComboDesk:
         self.clock = clock
         self.working: dict[str, ComboOrder] = {}
         self.sent: set[str] = set()          # every combo id sent or recovered: late leg fills are still ours
+        self.cancelling: set[str] = set()    # timed-out packages whose cancel was sent
         broker.on_order_event.append(self.on_order_event)
         broker.on_fill.append(self.on_fill)
 
@@ -81,6 +82,16 @@ class ComboDesk:
     async def cancel(self, client_order_id: str) -> None:
         await self.broker.cancel(client_order_id)
 
+    def timed_out(self, now: datetime, max_age_s: float) -> list[str]:
+        """Working signal packages (a signal's structure, auto-executed arbitrage) older than `max_age_s`, each
+        named once: the caller cancels them, as single signal orders are cancelled at `order_timeout_s`. The
+        trader's own packages are left to the trader."""
+        out = [cid for cid, o in self.working.items()
+               if o.purpose is OrderPurpose.SIGNAL and cid not in self.cancelling and o.created_at is not None
+               and (now - o.created_at).total_seconds() > max_age_s]
+        self.cancelling.update(out)
+        return out
+
     def on_order_event(self, event: OrderEvent) -> None:
         """Journal a state of one of our packages (others are not ours)."""
         if event.client_order_id not in self.working:
@@ -88,6 +99,7 @@ class ComboDesk:
         self.journal.record_combo_event(event)
         if not event.status.is_working:
             del self.working[event.client_order_id]
+            self.cancelling.discard(event.client_order_id)
 
     def on_fill(self, fill: Fill) -> None:
         """Journal and book one leg's fill of one of our packages (once per fill id)."""

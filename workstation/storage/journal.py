@@ -222,14 +222,15 @@ class Journal(JournalDatabase):
         """Store a signal, or its new state when it is already stored."""
         self._write(
             "INSERT INTO signals(signal_id, contract_id, contract, side, created_at, bid, ask, model_price,"
-            " edge_dollars, edge_vol, zscore, vega, quantity, state, reason, updated_at, family)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(signal_id) DO UPDATE SET"
+            " edge_dollars, edge_vol, zscore, vega, quantity, state, reason, updated_at, family, structure)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(signal_id) DO UPDATE SET"
             " state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at,"
-            " quantity = excluded.quantity",
+            " quantity = excluded.quantity, structure = excluded.structure",
             (signal.signal_id, signal.contract.contract_id, contract_to_json(signal.contract), signal.side.value,
              iso(signal.created_at), _finite_or_none(signal.bid), _finite_or_none(signal.ask), signal.model_price,
              signal.edge_dollars, signal.edge_vol, _finite_or_none(signal.zscore), _finite_or_none(signal.vega),
-             signal.quantity, signal.state.value, signal.reason, _iso_or_none(signal.updated_at), signal.family))
+             signal.quantity, signal.state.value, signal.reason, _iso_or_none(signal.updated_at), signal.family,
+             None if signal.structure is None else dumps(signal.structure)))
 
     def signals(self, state: str | None = None, since: datetime | None = None,
                 limit: int | None = None) -> list[Signal]:

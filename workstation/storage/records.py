@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..domain import Fill, HestonParams, Order, OrderEvent, Position, Signal
+from ..domain import Fill, HestonParams, Order, OrderEvent, Position, Signal, SignalStructure
 from ..domain.combos import Combo, ComboOrder
 from ..domain.positions import trade
 from .codec import contract_from_json, iso, loads, parse_iso
@@ -134,7 +134,8 @@ def _signal(r: sqlite3.Row) -> Signal:
     return Signal(r["signal_id"], contract_from_json(r["contract"]), r["side"], parse_iso(r["created_at"]),
                   _nan_if_none(r["bid"]), _nan_if_none(r["ask"]), r["model_price"], r["edge_dollars"],
                   r["edge_vol"], _nan_if_none(r["zscore"]), _nan_if_none(r["vega"]), r["quantity"], r["state"],
-                  r["reason"], _ts_or_none(r["updated_at"]), family=r["family"])
+                  r["reason"], _ts_or_none(r["updated_at"]), family=r["family"],
+                  structure=None if r["structure"] is None else loads(SignalStructure, r["structure"]))
 
 
 def _fit(r: sqlite3.Row) -> FitRecord:

@@ -151,7 +151,12 @@ _V4: tuple[str, ...] = (
     "ALTER TABLE signals ADD COLUMN family TEXT NOT NULL DEFAULT 'model'",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4)
+# version 4 -> 5: the structure a signal proposed (a package instead of the naked option), as JSON; NULL for none.
+_V5: tuple[str, ...] = (
+    "ALTER TABLE signals ADD COLUMN structure TEXT",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -24,6 +24,13 @@ CV_FOLDS = 5
 MIN_INSIDE_PCT = 75.0      # a slice whose fair values sit inside fewer of its own quotes' spreads is not trusted
 
 
+def signal_fair(fit: FairValueFit) -> np.ndarray:
+    """The fair price the `relative` family trusts (NaN elsewhere): `trusted_fair` in slices whose fit sits inside
+    at least MIN_INSIDE_PCT % of their own quotes' spreads."""
+    good = np.array([s.inside_pct >= MIN_INSIDE_PCT for s in fit.slices] + [False])
+    return np.where(good[fit.slice_of_row()], trusted_fair(fit), np.nan)
+
+
 class RelativeScanner:
     """Scans each fair-value fit for `relative` candidates; keeps the expiry errors and the persistence."""
 
@@ -51,8 +58,7 @@ class RelativeScanner:
         uncertainty = uncertainty_from_errors(fit, rms, cfg.relative_uncertainty)
         mult = snap.multiplier
         fee = (fees.commission_per_contract + fees.fees_per_contract) / mult          # index points per unit
-        good = np.array([s.inside_pct >= MIN_INSIDE_PCT for s in fit.slices] + [False])
-        fair = np.where(good[fit.slice_of_row()], trusted_fair(fit), np.nan)
+        fair = signal_fair(fit)
         found = relative_candidates(snap.bid, snap.ask, fair, uncertainty, fee, cfg.min_edge_dollars / mult)
         days = surface.maturity[found.rows] * 365.0
         size_shown = np.where(found.side > 0, snap.ask_size[found.rows], snap.bid_size[found.rows])

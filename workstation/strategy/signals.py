@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import SignalsConfig
-from ..domain import ChainSnapshot, Side, Signal, SignalState
+from ..domain import ChainSnapshot, Side, Signal, SignalState, SignalStructure
 from .calibrator import ModelValues
 from .residuals import ResidualHistory
 from .surface import Surface
@@ -36,6 +36,7 @@ class Candidate:
     model_price: float     # the value the edge is measured against (the fair value for `relative`)
     quantity: int
     family: str = "model"
+    structure: SignalStructure | None = None     # the package proposed instead (strategy.structures)
 
 
 # (contract_id, side, vega per contract) -> contracts the risk budget still allows
@@ -145,7 +146,7 @@ class SignalBook:
                 continue            # the same idea was just rejected, expired or ordered: let it rest
             fields = dict(bid=float(snap.bid[c.row]), ask=float(snap.ask[c.row]), model_price=c.model_price,
                           edge_dollars=c.edge_dollars, edge_vol=c.edge_vol, zscore=c.zscore, vega=c.vega,
-                          quantity=c.quantity)
+                          quantity=c.quantity, structure=c.structure)
             if sid is None:
                 signal = Signal(self.new_id(), snap.contract(c.row), c.side, now, **fields, family=c.family)
                 self._add(signal)

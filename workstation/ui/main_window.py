@@ -278,8 +278,14 @@ class MainWindow(QMainWindow):
         return self.combo_ticket
 
     def trade_package(self, found) -> None:
-        """A static arbitrage from the Mispricings panel, as a ready package in the combo ticket."""
-        self.open_combo_ticket().load(found.combo, found.side, found.limit_price)
+        """A static arbitrage, or a signal's proposed structure, from the Mispricings panel as a ready package in
+        the combo ticket (a signal's package, sent unchanged, orders the signal)."""
+        structure = getattr(found, "structure", None)
+        if structure is not None:
+            self.open_combo_ticket().load(structure.combo, structure.side, structure.limit_price,
+                                          max(structure.quantity, 1), found.signal_id)
+        else:
+            self.open_combo_ticket().load(found.combo, found.side, found.limit_price)
 
     def add_to_combo(self, contract_id: int, side: str) -> None:
         """A contract picked on the chain board ('add to combo'), one more on `side`, in the combo ticket."""

@@ -50,6 +50,7 @@ class ComboTicket(QDialog):
         self.decision: RiskDecision | None = None
         self.result: RiskDecision | str | None = None
         self.problem = ""
+        self.signal_id = ""            # the open signal whose proposed structure the ticket holds (unedited legs)
         self.structure_box = StructureBox()
         self.legs_box = LegsBox()
         self.package = PackageSummary()
@@ -198,14 +199,18 @@ class ComboTicket(QDialog):
         self._set_legs(list(combo.legs), structure=key)
         self.use_mid()
 
-    def load(self, combo: Combo, side: Side | str, limit: float) -> None:
-        """A ready package in the ticket (a static arbitrage from the Mispricings panel): its legs, side and net
-        limit; the trader checks it live and sends it as any other combo."""
+    def load(self, combo: Combo, side: Side | str, limit: float, quantity: int = 0, signal_id: str = "") -> None:
+        """A ready package in the ticket (a static arbitrage, or a signal's proposed structure, from the
+        Mispricings panel): its legs, side, net limit and packages; the trader checks it live and sends it as any
+        other combo. A signal's package, sent with its legs unchanged, orders that signal."""
         self._to_custom()
         self._set_legs(list(combo.legs), combo.structure)
         self.side.setCurrentText(Side(side).value)
         if math.isfinite(limit):
             self.limit.setValue(ct.on_tick(limit))
+        if quantity >= 1:
+            self.quantity.setValue(quantity)
+        self.signal_id = signal_id
 
     def add_contract(self, contract: Contract, side: Side | str) -> None:
         """One more contract of `contract` on `side` (the chain board's 'add to combo'). On a template the ticket
@@ -236,6 +241,7 @@ class ComboTicket(QDialog):
     def _set_legs(self, legs: list[ComboLeg], structure: str = CUSTOM, problem: str = "") -> None:
         self.legs = legs
         self.problem = problem
+        self.signal_id = ""
         self.combo = Combo(tuple(legs), structure) if legs else None
         self.result = None
         self.message.setText("")
@@ -313,7 +319,7 @@ class ComboTicket(QDialog):
             return
         side, qty, limit = self.order_args()
         self.send.setEnabled(False)
-        self.bridge.command(SendCombo(self.combo, side, qty, limit), on_done=self._sent,
+        self.bridge.command(SendCombo(self.combo, side, qty, limit, self.signal_id), on_done=self._sent,
                             on_error=self._send_failed)
 
     def _sent(self, result: RiskDecision | str) -> None:

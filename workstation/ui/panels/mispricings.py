@@ -45,6 +45,19 @@ def _greyed(colour):
     return pick_colour
 
 
+def _package(sig, name: str, missing):
+    st = getattr(sig, "structure", None)
+    return missing if st is None else getattr(st, name)
+
+
+def _package_greeks(sig) -> str:
+    st = getattr(sig, "structure", None)
+    if st is None:
+        return ""
+    return (f"{theme.fmt(st.delta, 0, dollars=True)} / {theme.fmt(st.vega, 0, dollars=True)} "
+            f"(naked {theme.fmt(st.naked_delta, 0, dollars=True)} / {theme.fmt(st.naked_vega, 0, dollars=True)})")
+
+
 COLUMNS = [
     Column("Contract", lambda s: s.contract.description, str, numeric=False),
     Column("Expiry", lambda s: s.contract.expiry.isoformat(), str, numeric=False),
@@ -70,6 +83,17 @@ COLUMNS = [
     Column("State", lambda s: s.state.value, str, numeric=False),
     Column("Can't send", lambda s: s.blocked, str, numeric=False,
            tooltip="Why no size of this signal passes the pre-trade checks now (empty: it can be sent)"),
+    Column("Structure", lambda s: _package(s, "label", ""), str, numeric=False,
+           tooltip="The package proposed instead of the naked option (signals.structures): the vertical against "
+                   "the nearest liquid strike, or the calendar against the next expiry — Trade package… opens it"),
+    Column("Pkg edge", lambda s: _package(s, "edge_points", float("nan")), lambda v: f"{v:+.2f} pts" if v == v else "",
+           tooltip="Edge of one package, index points: the signal's edge less the hedge leg's half-spread, fees, "
+                   "its own deviation from value and the net limit's tick"),
+    Column("Pkg Δ$ / vega$", _package_greeks, str, numeric=False,
+           tooltip="Net delta $ (1 % move) and vega $ (1 vol point) of one package, vs the naked option's"),
+    Column("Pkg qty", lambda s: _package(s, "quantity", float("nan")), lambda v: f"{v:d}" if v == v else "",
+           tooltip="Packages every check on the package passes now (0: Trade package… says why "
+                   "none can be sent)"),
 ]
 COLUMNS = [Column(c.header, c.value, c.text, _greyed(c.colour), c.numeric, c.tooltip) for c in COLUMNS]
 ARBITRAGE_COLUMNS = [
@@ -90,7 +114,8 @@ FAMILIES = ("all families", "model", "relative")
 class MispricingsPanel(Panel):
     title = "Mispricings"
     name = "mispricings"
-    package_requested = Signal(object)      # an Arbitrage to trade as a combo (the window opens the combo ticket)
+    package_requested = Signal(object)      # an Arbitrage or a Signal with a structure, to trade as a combo (the
+                                            # window opens the combo ticket)
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
@@ -118,10 +143,14 @@ class MispricingsPanel(Panel):
         self.reject_button = QPushButton(theme.icon("reject"), "Reject (R)")
         self.reject_button.setObjectName("reject")
         self.reject_button.clicked.connect(self.reject_selected)
+        self.structure_button = QPushButton(theme.icon("approve"), "Trade package…")
+        self.structure_button.setToolTip("Open the selected signal's proposed structure in the combo ticket: its "
+                                         "legs, side, net limit and size, checked live; sent, it orders the signal")
+        self.structure_button.clicked.connect(self.trade_selected_structure)
         self.auto = QCheckBox("Auto-execute")
         self.auto.setToolTip("Approve new signals within the auto limits automatically")
         self.auto.clicked.connect(self._toggle_auto)
-        for w in (self.approve_button, self.reject_button, self.auto):
+        for w in (self.approve_button, self.reject_button, self.structure_button, self.auto):
             bar.addWidget(w)
         layout.addLayout(bar)
         layout.addWidget(self.table)
@@ -171,6 +200,19 @@ class MispricingsPanel(Panel):
                                  "the others cannot be traded as one options package.")
             return
         self.package_requested.emit(found)
+
+    def trade_selected_structure(self) -> None:
+        """The selected signal's proposed structure into the combo ticket (the window opens it)."""
+        sig = self.current_signal()
+        if sig is None or sig.structure is None:
+            self.message.setStyleSheet("")
+            self.message.setText("Select a signal with a proposed structure (the Structure column): the others "
+                                 "trade as single options (Approve).")
+            return
+        if sig.structure.quantity < 1:
+            self.message.setStyleSheet(f"color: {theme.WARNING}")
+            self.message.setText(f"No size of the package can be sent now: {sig.structure.blocked}")
+        self.package_requested.emit(sig)
 
     def _on_arbitrage(self, found) -> None:
         self.arbitrage.set_records([(a.key, a) for a in found])
