@@ -293,18 +293,11 @@ class Engine(EngineFace):
 
         if model is not None and not self.supervisor.busy:
             self._spawn(self.supervisor.monitor(now, surface, fit.model_params or fit.params), "monitor")
-        self._update_vol_views(now, surface)
+        _update_vol_views(self, now, surface)
         self.publish_status()
         report = self._report(now, len(snapshot), int(surface.usable.sum()), timings, surface.filter_counts)
         self.cycle_ms.append(report.total_ms)
         return report
-
-    def _update_vol_views(self, now: datetime, surface: Surface) -> None:
-        model = self.market.model
-        positions = [p for p in self.book.positions.values() if p.quantity]
-        self._spawn(self.vol_views.update(now, surface, model.iv if model is not None else None, self.book,
-                                          self.market.position_markets(positions, surface)[:3], self.executor,
-                                          positions), "vol views")
 
     def _report(self, now: datetime, options: int, usable: int, timings: dict[str, float],
                 counts: dict[str, int]) -> CycleReport:
@@ -386,3 +379,12 @@ async def _let_the_window_paint() -> None:
     back to back on the full chain (and on a loaded machine) they held the loop for 60-100 ms, and the window
     froze for that long. Only the engine's own cycle runs these steps, one cycle at a time."""
     await asyncio.sleep(0)
+
+
+def _update_vol_views(engine: Engine, now: datetime, surface: Surface) -> None:
+    """The skew/term, realised-vol and risk-by-expiry views, brought up to this cycle in a task."""
+    model = engine.market.model
+    positions = [p for p in engine.book.positions.values() if p.quantity]
+    engine._spawn(engine.vol_views.update(now, surface, model.iv if model is not None else None, engine.book,
+                                          engine.market.position_markets(positions, surface)[:3], engine.executor,
+                                          positions), "vol views")
