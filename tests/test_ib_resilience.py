@@ -18,6 +18,7 @@ from workstation.execution.ib import IBBroker  # noqa: E402
 from workstation.market.feed import FeedState  # noqa: E402
 from workstation.market.ib import IBConnection, IBFeed, ib_contract  # noqa: E402
 from workstation.market.ib_codes import CODES, Effect, effect_of  # noqa: E402
+from workstation.market.ib_session import ConnectionState  # noqa: E402
 
 from gateway_support import decoder_clean, gateway, wait_for  # noqa: E402,F401  (fixtures)
 from test_ib_adapters import make_settings, option_order, take  # noqa: E402
@@ -433,3 +434,42 @@ async def test_a_reconcile_that_fails_keeps_trading_halted_until_one_passes():
     assert trading.state is TradingState.HALTED and trading.reason == "reconcile with the broker pending"
     await asyncio.wait_for(asyncio.gather(*tasks), 10)         # the retry (after 2 s) passes
     assert trading.state is TradingState.ACTIVE and len(calls) == 2
+
+
+async def test_a_1100_that_comes_with_the_handshake_is_an_outage_from_the_first_moment(gateway, decoder_clean):
+    """TWS already without IB when we connect (or reconnect): the 1100 arrives inside the handshake, before the
+    session calls itself connected. Seen in the 30-minute soak as an order sent into an outage after a restart."""
+    gw = gateway
+    gw.lose_ib()
+    s, conn, feed, broker, seen = await rig(gw)
+    assert conn.state is ConnectionState.IB_LOST
+    assert seen["links"] == [(False, "IB connectivity lost")]
+    assert feed.status.state is FeedState.DISCONNECTED
+    reports = len(seen["reports"])
+    gw.drop_connections()                                      # and again on a reconnect during the outage
+    assert await wait_for(lambda: conn.reconnects == 1 and conn.state is ConnectionState.IB_LOST, 30)
+    assert await wait_for(lambda: len(seen["reports"]) > reports, 30)   # the reconnect's reconcile ran ...
+    await asyncio.sleep(0)
+    assert not any(up for up, _ in seen["links"])              # ... and did not call the link up
+    gw.restore_ib(data_lost=True)
+    assert await wait_for(lambda: conn.state is ConnectionState.CONNECTED and seen["links"][-1][0], RESTORE_WAIT_S)
+    assert "restored" in seen["links"][-1][1]
+    await feed.close()
+    await broker.close()
+
+
+@pytest.mark.slow
+async def test_an_engine_started_during_an_outage_sends_nothing_until_ib_is_back(engine_gateway, decoder_clean):
+    gw, make = engine_gateway
+    gw.lose_ib()
+    engine = make()
+    await engine.start()
+    assert await wait_for(lambda: engine.state is TradingState.HALTED and engine.recovery.reconciles >= 1, 30)
+    assert "BROKER_DISCONNECTED" in engine.trading.holds, engine.trading.holds
+    sim_start = gw.now()                                       # a simulated minute of outage
+    assert await wait_for(lambda: gw.now() - sim_start > timedelta(seconds=60), 10)
+    assert engine.state is TradingState.HALTED
+    assert sum(gw.order_refs.values()) == 0 and gw.orders_while_lost == 0
+    gw.restore_ib(data_lost=True)
+    assert await wait_for(lambda: engine.state is TradingState.ACTIVE, RESTORE_WAIT_S)
+    assert released_by(engine, "BROKER_DISCONNECTED")

@@ -90,7 +90,10 @@ class IBBroker(Reconciling):
         await self.conn.connect()
         self._subscribe()
         self._connected = True
-        self._notify_connection(True, "connected")
+        if self.conn.state is ConnectionState.IB_LOST:        # TWS up, IB not (1100 with the handshake)
+            self._notify_connection(False, "IB connectivity lost")
+        else:
+            self._notify_connection(True, "connected")
         await self.reconcile()
 
     async def close(self) -> None:
@@ -135,6 +138,8 @@ class IBBroker(Reconciling):
             return
         self._trades.clear()        # ib_async starts afresh; reconcile finds our trades again by orderRef
         await self.reconcile()
+        if self.conn.state is ConnectionState.IB_LOST:      # TWS is back but without IB: wait for 1101/1102
+            return
         self._notify_connection(True, f"reconnected (#{self.conn.reconnects})")
 
     async def _after_restored(self, data_lost: bool) -> None:

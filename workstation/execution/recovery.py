@@ -89,6 +89,10 @@ class Recovery:
         """Run the engine's reconcile; lift the link hold when it passed on a link that did not drop meanwhile;
         a position mismatch holds RECONCILE_MISMATCH. Returns the report (None when it could not run)."""
         async with self._lock:
+            if not self._connected() and LINK not in self.trading.holds:
+                # down before anyone told us (e.g. TWS without IB at start, its 1100 inside the handshake): the
+                # link is held like any loss of it, and only a reconcile on a live link lifts it
+                self.broker_down("broker not connected")
             epoch = self._epoch
             try:
                 report = await self._reconcile()

@@ -79,6 +79,9 @@ class IBFeed(StatusMixin):
         self._closed.clear()
         await self.conn.connect()
         self._request_data_type()
+        if self.conn.state is ConnectionState.IB_LOST:        # TWS up, IB not (1100 with the handshake)
+            self._set_status(FeedState.DISCONNECTED, self.conn.now(), "IB connectivity lost (at connect)")
+            return
         self._set_status(FeedState.CONNECTED, self.conn.now(), self._data_label())
 
     async def close(self) -> None:
@@ -175,6 +178,8 @@ class IBFeed(StatusMixin):
             return
         self.streams.forget()           # ib_async dropped its tickers: subscribe again
         self._request_data_type()
+        if self.conn.state is ConnectionState.IB_LOST:      # reconnected to a TWS without IB: no data yet
+            return
         self._set_status(FeedState.CONNECTED, self.conn.now(), f"reconnected, {self._data_label()}")
 
     # ------------------------------------------------------------------------------- discovery

@@ -145,6 +145,7 @@ class IBConnection:
         self._lock = asyncio.Lock()
         self._reconnect_task: asyncio.Task | None = None
         self._time_offset = 0.0                     # server time - local time, seconds
+        self._lost_at_connect = ""                  # a 1100 that came with the handshake (TWS already without IB)
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_ib_error
 
@@ -190,9 +191,26 @@ class IBConnection:
                 self._set_state(ConnectionState.DISCONNECTED, f"connect failed: {exc!r}")
                 raise ConnectionError(f"cannot connect to TWS/Gateway at {self.config.host}:{self.config.port} "
                                       f"(client id {self.client_id}): {exc!r}") from exc
-            self._set_state(ConnectionState.CONNECTED, f"server version {self.ib.client.serverVersion()}")
+            self._connected(f"server version {self.ib.client.serverVersion()}")
+
+    def _connected(self, message: str) -> None:
+        """The socket is up; if TWS said with the handshake that it has no IB (1100), we are in an outage
+        from the first moment: IB_LOST, exactly as if the 1100 had come a moment later."""
+        self._set_state(ConnectionState.CONNECTED, message)
+        lost, self._lost_at_connect = self._lost_at_connect, ""
+        if lost:
+            self._ib_lost(lost)
+
+    def _ib_lost(self, message: str) -> None:
+        self.outages += 1
+        self._withhold_queued_orders()
+        self._set_state(ConnectionState.IB_LOST, message)
+        # TWS still answers locally: note its clock as IB went away. In the request stream this also marks the
+        # point after which nothing of ours may be an order (the practice gateway counts orders after it).
+        asyncio.get_event_loop().create_task(self.sync_time())
 
     async def _connect_once(self) -> None:
+        self._lost_at_connect = ""
         await self.ib.connectAsync(self.config.host, self.config.port, clientId=self.client_id,
                                    timeout=self.config.connect_timeout_s, account=self.account)
         self.floor_order_ids()
@@ -237,7 +255,7 @@ class IBConnection:
                 delay = min(delay * 2, self._max_backoff)
                 continue
             self.reconnects += 1
-            self._set_state(ConnectionState.CONNECTED, f"reconnected (#{self.reconnects})")
+            self._connected(f"reconnected (#{self.reconnects})")
             for hook in list(self.on_reconnected):
                 try:
                     result = hook()
@@ -269,13 +287,14 @@ class IBConnection:
         info = IBErrorInfo(code, message, req_id, datetime.now(timezone.utc), is_warning(code),
                            str(contract or ""))
         effect = effect_of(code)
+        connecting = self.state in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING)
         if effect is Effect.IB_LOST and self.state is ConnectionState.CONNECTED:
-            self.outages += 1
+            self._ib_lost(f"IB connectivity lost ({code}: {message})")
+        elif effect is Effect.IB_LOST and connecting:         # with the handshake: kept for _connected
             self._withhold_queued_orders()
-            self._set_state(ConnectionState.IB_LOST, f"IB connectivity lost ({code}: {message})")
-            # TWS still answers locally: note its clock as IB went away. In the request stream this also marks the
-            # point after which nothing of ours may be an order (the practice gateway counts orders after it).
-            asyncio.get_event_loop().create_task(self.sync_time())
+            self._lost_at_connect = f"IB connectivity lost ({code}: {message}, at connect)"
+        elif effect in (Effect.RESTORED_DATA_LOST, Effect.RESTORED_DATA_KEPT) and connecting:
+            self._lost_at_connect = ""
         elif effect in (Effect.RESTORED_DATA_LOST, Effect.RESTORED_DATA_KEPT) and self.ib.isConnected() \
                 and self.state in (ConnectionState.IB_LOST, ConnectionState.CONNECTED):
             self._set_state(ConnectionState.CONNECTED, f"IB connectivity restored ({code}: {message})")
