@@ -79,14 +79,28 @@ def tradable_signal(engine):
     return next((s for s in engine.signals.new_signals() if engine.preview_signal(s.signal_id).approved), None)
 
 
+TRADABLE_EDGE_POINTS = 0.5     # value left against today's limit: a quote that drifts a few ticks still fills
+
+
 def signal_in_table(window, engine, tradable: bool, found: list):
-    """A wait predicate: true once the mispricings table shows a NEW signal (one that passes the pre-trade
-    checks when `tradable`); the signal is appended to `found`."""
+    """A wait predicate: true once the mispricings table shows a NEW signal; the signal is appended to `found`.
+
+    `tradable`: one that passes the pre-trade checks now, and whose value still stands at least
+    TRADABLE_EDGE_POINTS beyond the limit its order would get now. An older signal whose mispricing has mostly
+    decayed is rightly never paid past its value (the order rests, then times out), and on a loaded machine the
+    first NEW signal in the table can be such an old one."""
     def ready() -> bool:
         for sig in engine.open_signals():
-            if sig.signal_id in window.mispricings.model.keys() and sig.state.value == "NEW" and (
-                    not tradable or engine.preview_signal(sig.signal_id).approved):
-                found.append(sig)
-                return True
+            if sig.signal_id not in window.mispricings.model.keys() or sig.state.value != "NEW":
+                continue
+            if tradable:
+                preview = engine.preview_signal(sig.signal_id)
+                order = preview.order
+                if not preview.approved or order is None or order.limit_price is None:
+                    continue
+                if sig.side.sign * (preview.model_price - order.limit_price) < TRADABLE_EDGE_POINTS:
+                    continue
+            found.append(sig)
+            return True
         return False
     return ready

@@ -46,8 +46,10 @@ def test_numbers_sort_as_numbers_with_missing_values_lowest(qtbot):
     assert proxy.data(proxy.index(0, 0), Qt.DisplayRole) == "b"
 
 
-def test_columns_fit_their_widest_cell_and_header_once_then_keep_the_traders_widths(qtbot):
-    """A table sized on its first rows shows every number whole (no '…'); a width the trader set stays."""
+def test_columns_widen_to_new_rows_and_keep_the_traders_widths(qtbot):
+    """Every number shows whole (no '…'), a later wider row included; once the trader has sized a column by
+    hand, new rows and resets leave every width alone."""
+    from PySide6.QtCore import QPoint
     from PySide6.QtGui import QFontMetrics
 
     from workstation.ui.panels.base import make_table
@@ -55,15 +57,25 @@ def test_columns_fit_their_widest_cell_and_header_once_then_keep_the_traders_wid
     model = RecordModel(COLUMNS)
     view, proxy = make_table(model)
     qtbot.addWidget(view)
-    model.upsert("a", {"name": "a rather long instrument name", "edge": -12345.678, "born": 0.0})
+    view.show()
     header = view.horizontalHeader()
-    for column in range(len(COLUMNS)):
-        font = model.font(column) or view.font()
-        cell = QFontMetrics(font).horizontalAdvance(model.text(0, column))
-        label = QFontMetrics(header.font()).horizontalAdvance(COLUMNS[column].header)
-        width = header.sectionSize(column)
-        assert width >= min(cell, 220) and width >= label, (COLUMNS[column].header, width, cell, label)
-    header.resizeSection(1, 300)                                            # the trader widens Edge
-    model.upsert("b", {"name": "b", "edge": 1.0, "born": 0.0})
-    model.set_records([("c", {"name": "c", "edge": 2.0, "born": 0.0})])     # a reset does not refit
+
+    def fits(row: int) -> None:
+        for column in range(len(COLUMNS)):
+            font = model.font(column) or view.font()
+            cell = QFontMetrics(font).horizontalAdvance(model.text(row, column))
+            label = QFontMetrics(header.font()).horizontalAdvance(COLUMNS[column].header)
+            width = header.sectionSize(column)
+            assert width >= min(cell, 220) and width >= label, (COLUMNS[column].header, width, cell, label)
+
+    model.upsert("a", {"name": "a", "edge": 1.0, "born": 0.0})
+    fits(0)
+    narrow = header.sectionSize(1)
+    model.upsert("b", {"name": "a rather long instrument name", "edge": -12345678.9, "born": 0.0})
+    fits(1)
+    assert header.sectionSize(1) > narrow                                   # widened for the new row
+    qtbot.mouseClick(header.viewport(), Qt.LeftButton, pos=QPoint(5, 5))   # the trader takes over
+    header.resizeSection(1, 300)
+    model.upsert("c", {"name": "c" * 80, "edge": 1e15, "born": 0.0})
+    model.set_records([("d", {"name": "d", "edge": 2.0, "born": 0.0})])
     assert header.sectionSize(1) == 300

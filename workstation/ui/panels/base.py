@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMessageBox, QTableView, QWidget
 
@@ -94,47 +94,57 @@ class DockFrame(QWidget):
 FIT_ROWS = 100
 CELL_PADDING = 14       # the item delegate's margins and focus frame, px
 HEADER_PADDING = 22     # a header section's margins and its sort arrow, px
+WIDE_COLUMNS = {"Contract", "Message", "Order id", "Reason", "Structure"}     # text: at least 170 px, at most 260
 
 
 class RecordTable(QTableView):
-    """A table that says what it is waiting for when empty, and fits its columns to the first rows."""
+    """A table that says what it is waiting for when empty, and fits its columns to what it shows."""
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.placeholder = placeholder
-        self._sized = False
+        self._auto_width = True             # until the trader touches the header: then their widths stay
+        header = self.horizontalHeader()
         # a trader's "fit to contents" (double-click on a header edge) measures FIT_ROWS rows, not hundreds
-        self.horizontalHeader().setResizeContentsPrecision(FIT_ROWS)
+        header.setResizeContentsPrecision(FIT_ROWS)
+        header.viewport().installEventFilter(self)
 
     def setModel(self, model) -> None:
         super().setModel(model)
-        model.rowsInserted.connect(self._fit_columns_once)
-        model.modelReset.connect(self._fit_columns_once)
+        model.rowsInserted.connect(lambda _parent, first, last: self._fit_columns(first, last))
+        model.modelReset.connect(lambda: self._fit_columns(0, FIT_ROWS - 1))
 
-    def _fit_columns_once(self, *_) -> None:
-        """Columns sized to their contents once (then the trader's widths stay); long text columns capped.
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() in (QEvent.MouseButtonPress, QEvent.MouseButtonDblClick):
+            self._auto_width = False        # a drag or a double-click on the header: the trader sizes now
+        return super().eventFilter(watched, event)
+
+    def _fit_columns(self, first: int, last: int) -> None:
+        """Columns widened (never narrowed: no jitter) to the texts of new rows, at most FIT_ROWS at a time; long
+        text columns capped; nothing once the trader has sized a column by hand.
 
         Measured here from the model's cached texts with font metrics: Qt's resizeColumnsToContents asks every
         cell of FIT_ROWS rows for a dozen roles through Python, which held the loop thread for half a second on
         the chain board's 23 columns."""
         model = self.model()
-        if self._sized or model is None or not model.rowCount():
+        if not self._auto_width or model is None or not model.rowCount():
             return
-        self._sized = True
         source = model.sourceModel() if hasattr(model, "sourceModel") else model
         if not isinstance(source, RecordModel):
             self.resizeColumnsToContents()
             return
         header = self.horizontalHeader()
         rows = [model.mapToSource(model.index(r, 0)).row() if source is not model else r
-                for r in range(min(model.rowCount(), FIT_ROWS))]
+                for r in range(first, min(last + 1, first + FIT_ROWS, model.rowCount()))]
         header_metrics = QFontMetrics(header.font())
         for i, column in enumerate(source.columns):
             metrics = QFontMetrics(source.font(i) or self.font())
             cells = max((metrics.horizontalAdvance(source.text(r, i)) for r in rows), default=0)
             width = max(cells + CELL_PADDING, header_metrics.horizontalAdvance(column.header) + HEADER_PADDING)
-            wide = column.header in ("Contract", "Message", "Order id", "Reason")
-            header.resizeSection(i, min(max(width, 170 if wide else 48), 220))
+            wide = column.header in WIDE_COLUMNS
+            width = min(max(width, 170 if wide else 48), 260 if wide else 220)
+            if width > header.sectionSize(i):
+                header.resizeSection(i, width)
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
