@@ -142,6 +142,21 @@ def test_legs_added_from_the_chain_board_make_a_custom_combo(desk):
     assert ticket.numbers is not None and ticket.numbers.net_mid > 0
 
 
+def send_and_wait(desk, ticket) -> str:
+    """The ticket's live checks pass, Send, and the engine says it sent: the package's order id."""
+    ticket.refresh()
+    assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
+    ticket.submit()
+    desk.wait(lambda: ticket.result is not None, what="the send")
+    assert ticket.message.text().startswith("Sent "), ticket.message.text()
+    return ticket.result.client_order_id
+
+
+def wait_filled(desk, order_id: str) -> None:
+    desk.until(lambda: getattr(desk.rig.journal.combo_states().get(order_id), "status", None) is OrderStatus.FILLED,
+               steps=10, what="the package filled")
+
+
 def test_a_static_arbitrage_is_traded_as_a_package_from_the_mispricings_panel(desk):
     """The arbitrage family end to end from the window: a tradable static arbitrage selected in its table opens
     in the combo ticket with its legs, side and net limit (a credit), passes the live checks, is sent and fills
@@ -162,14 +177,8 @@ def test_a_static_arbitrage_is_traded_as_a_package_from_the_mispricings_panel(de
     assert [(leg.contract.contract_id, leg.weight) for leg in ticket.combo.legs] == \
         [(leg.contract.contract_id, leg.weight) for leg in found.combo.legs]
     ticket.limit.setValue(found.limit_price + 0.25)                   # room for the quotes' jitter, still a credit
-    ticket.refresh()
-    assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
-    ticket.submit()
-    desk.wait(lambda: ticket.result is not None, what="the send")
-    assert ticket.message.text().startswith("Sent "), ticket.message.text()
-    order_id = ticket.result.client_order_id
-    desk.until(lambda: getattr(desk.rig.journal.combo_states().get(order_id), "status", None) is OrderStatus.FILLED,
-               steps=10, what="the package filled")
+    order_id = send_and_wait(desk, ticket)
+    wait_filled(desk, order_id)
     fills = desk.rig.journal.fills_of(order_id)
     assert sum(f.signed_quantity * f.price for f in fills) < 0                     # the credit was received
     ids = [leg.contract.contract_id for leg in found.combo.legs]
@@ -201,16 +210,10 @@ def test_a_signals_structure_is_approved_as_a_package_from_the_mispricings_panel
     assert ticket.side.currentText() == st.side.value and ticket.limit.value() == pytest.approx(st.limit_price)
     ticket.quantity.setValue(1)
     ticket.limit.setValue(st.limit_price + st.side.sign * 0.25)          # room for the quotes' jitter
-    ticket.refresh()
-    assert ticket.decision is not None and ticket.decision.approved, ticket.verdict.text()
-    ticket.submit()
-    desk.wait(lambda: ticket.result is not None, what="the send")
-    assert ticket.message.text().startswith("Sent "), ticket.message.text()
-    order_id = ticket.result.client_order_id
+    order_id = send_and_wait(desk, ticket)
     (kept,) = [s for s in desk.rig.journal.signals() if s.signal_id == sig.signal_id]
     assert kept.state.value == "ORDERED" and kept.reason == order_id
-    desk.until(lambda: getattr(desk.rig.journal.combo_states().get(order_id), "status", None) is OrderStatus.FILLED,
-               steps=10, what="the package filled")
+    wait_filled(desk, order_id)
     fills = desk.rig.journal.fills_of(order_id)
     assert len({f.timestamp for f in fills}) == 1 and len(fills) == 2          # one atomic fill, both legs
     ids = [leg.contract.contract_id for leg in st.combo.legs]
