@@ -5,7 +5,7 @@ in a row.
 The uncertainty per expiry is the surface's cross-validated error (fold fits cold, `strategy.fair_value`),
 refreshed every `signals.relative_cv_every` snapshots and carried by expiry series in between; an expiry not yet
 cross-validated does not signal, nor one whose fit sits inside fewer than MIN_INSIDE_PCT % of its own quotes'
-spreads this snapshot (a fit that went wrong is no fair value).
+spreads this snapshot (`FairValueFit.trusted`: a fit that went wrong is no fair value).
 """
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ import numpy as np
 from ..config import PaperConfig, SignalsConfig
 from ..domain import Side
 from ..pricing import black_greeks
-from .fair_value import FairValueFit, FairValueSurface
-from .relative import relative_candidates, slice_errors, trusted_fair, uncertainty_from_errors
+from .fair_value import MIN_INSIDE_PCT, FairValueFit, FairValueSurface  # noqa: F401  (the trust rule's bar)
+from .relative import relative_candidates, slice_errors, uncertainty_from_errors
 from .signals import Budget, Candidate
 
 CV_FOLDS = 5
-MIN_INSIDE_PCT = 75.0      # a slice whose fair values sit inside fewer of its own quotes' spreads is not trusted
 
 
 class RelativeScanner:
@@ -51,8 +50,7 @@ class RelativeScanner:
         uncertainty = uncertainty_from_errors(fit, rms, cfg.relative_uncertainty)
         mult = snap.multiplier
         fee = (fees.commission_per_contract + fees.fees_per_contract) / mult          # index points per unit
-        good = np.array([s.inside_pct >= MIN_INSIDE_PCT for s in fit.slices] + [False])
-        fair = np.where(good[fit.slice_of_row()], trusted_fair(fit), np.nan)
+        fair = np.where(fit.trusted_rows(), fit.fair_price, np.nan)
         found = relative_candidates(snap.bid, snap.ask, fair, uncertainty, fee, cfg.min_edge_dollars / mult)
         days = surface.maturity[found.rows] * 365.0
         size_shown = np.where(found.side > 0, snap.ask_size[found.rows], snap.bid_size[found.rows])
