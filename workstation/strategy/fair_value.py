@@ -22,6 +22,7 @@ from .surface import Surface
 
 VOL_POINT = 0.01
 MIN_INSIDE_PCT = 75.0      # a slice whose fair values sit inside fewer of its own quotes' spreads is not trusted
+RETRY_DROP_PCT = 10.0      # a warm fit this far behind the last slice on the same quotes is refitted cold too
 
 
 @dataclass(frozen=True)
@@ -220,10 +221,10 @@ def _inside_pct(w: np.ndarray, w_bid: np.ndarray, w_ask: np.ndarray) -> float:
     return float(100.0 * np.mean((w >= w_bid) & (w <= w_ask))) if w.size else float("nan")
 
 
-def _collapsed(inside_pct: float, previous: SliceFit) -> bool:
-    """A fit that sits inside fewer than MIN_INSIDE_PCT % of its quotes' spreads where the last slice of the
-    expiry was trusted has gone wrong (it is never passed as `ok`)."""
-    return inside_pct < MIN_INSIDE_PCT <= previous.inside_pct
+def _collapsed(inside_pct: float, last_pct: float) -> bool:
+    """A fit inside fewer than MIN_INSIDE_PCT % of its quotes' spreads and fewer than half of those the last slice
+    of the expiry covers on the same quotes has gone wrong: it is never passed as `ok` (NaN last: no verdict)."""
+    return inside_pct < MIN_INSIDE_PCT and inside_pct < 0.5 * last_pct
 
 
 class FairValueSurface:
@@ -308,12 +309,15 @@ class FairValueSurface:
         weight = np.ones(fit_idx.size)
         y, iterations, converged, w_fit = run(cold_start if previous is None
                                               else previous.total_variance(knots * scale), weight)
-        if previous is not None and _collapsed(_inside_pct(w_fit, wq_bid, wq_ask), previous):
+        # the last slice of the expiry on these quotes: what the new fit must not fall far behind
+        last = _inside_pct(previous.total_variance(k_all[fit_idx]), wq_bid, wq_ask) if previous else np.nan
+        inside = _inside_pct(w_fit, wq_bid, wq_ask)
+        if inside < MIN_INSIDE_PCT and inside < last - RETRY_DROP_PCT:
             # the objective is not convex (the butterfly and calendar rows): a warm start the earlier expiry's
             # new slice now cuts through can end in a basin far from the quotes; keep the better of warm and cold
             cy, more, cconv, cw = run(cold_start, weight)
             iterations += more
-            if _inside_pct(cw, wq_bid, wq_ask) > _inside_pct(w_fit, wq_bid, wq_ask):
+            if _inside_pct(cw, wq_bid, wq_ask) > inside:
                 y, converged, w_fit = cy, cconv, cw
         if not np.all(np.isfinite(y)):
             return SliceFit(**base, status="failed", reason="fit diverged")
@@ -326,9 +330,9 @@ class FairValueSurface:
             y, more, converged, w_fit = run(y, weight)
             iterations += more
         inside = _inside_pct(w_fit, wq_bid, wq_ask)
-        if previous is not None and _collapsed(inside, previous):
+        if _collapsed(inside, last):
             return SliceFit(**base, status="failed", reason=f"fit collapsed: {inside:.0f}% of its quotes inside "
-                            f"their spread (last slice {previous.inside_pct:.0f}%)")
+                            f"their spread (the last slice {last:.0f}%)")
         sl = SliceFit(**base, status="ok", knots=knots, values=y, scale=scale, quotes=int(fit_idx.size),
                       outliers=int(outliers.sum()), iterations=int(iterations))
         g = sl.on_grid(k_grid)[1]
