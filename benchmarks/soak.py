@@ -41,7 +41,8 @@ CLIENT_ID = 17
 FAULTS = ("ib_1101", "ib_1102", "farm", "restart", "lost_ack", "drop", "kill")
 FRESH_TARGET_S = 10.0            # fresh data again within 10 s of a 1101 or a 2104 (the table checks it)
 CONFIG = """
-market: {{source: ib, snapshot_interval_s: 1.0, max_expiry_days: 45, strike_window: 0.05, stale_after_s: 60}}
+market: {{source: ib, snapshot_interval_s: 1.0, min_expiry_days: 7, max_expiry_days: 9, strike_window: 0.05,
+         stale_after_s: 60}}
 execution: {{broker: ib, aggressiveness: 1.0, on_exit: cancel, reprice_interval_s: 5, order_timeout_s: 60,
              trading_enabled: {trading}}}
 signals: {{min_history: 3, min_zscore: 1.5, auto_execute: true}}

@@ -243,3 +243,48 @@ def test_real_chain_warm_start_reproduces_the_cold_fit(real_fit):
     assert sum(s.iterations for s in warm.slices) < sum(s.iterations for s in fit.slices)
     ok = fit.in_fit
     assert np.max(np.abs(warm.fair_iv[ok] - fit.fair_iv[ok])) < 2e-4
+
+
+def test_warm_fits_on_the_simulator_never_pass_a_collapsed_slice_as_ok():
+    """Snapshot after snapshot on the seeded simulator (the pinned day, no planted mispricings), warm-started as the
+    engine fits: a warm start the earlier expiry's new slice cuts through once ended in a far basin (inside the
+    spread for 16 % of the quotes where the last slice sat at 96 %, status still "ok"). Now no slice passed as ok
+    sits inside fewer than half the spreads the last slice of its expiry covers on the same quotes (and fewer than
+    MIN_INSIDE_PCT %): the fit keeps the better of warm and cold, and one that still collapses falls back."""
+    from engine_support import fast_settings
+    from workstation.market.sim_feed import SimulatedFeed
+    from workstation.sim.world import SimWorld
+    from workstation.strategy.fair_value import MIN_INSIDE_PCT
+    from workstation.strategy.sanity import SanityGuard
+
+    settings = fast_settings()
+    settings.market.simulator.mispricing_rate = 0.0
+    m = settings.market
+    world = SimWorld(m.simulator, settings.execution.paper, manual=True)
+    feed = SimulatedFeed.from_settings(settings, world=world)
+    feed.select_chain(m.underlying, m.min_expiry_days, m.max_expiry_days, m.strike_window)
+    guard, fv = SanityGuard(m.sanity), FairValueSurface()
+    previous, checked = None, 0
+    for _ in range(60):                      # the engine's cadence in tests (5 s + 0.6 s to settle): its fit
+        world.clock.advance(5.0)             # collapsed at the 50th snapshot
+        snapshot = feed.snapshot_now()
+        world.clock.advance(0.6)
+        surface, verdict = guard.check(build_surface(snapshot, m, settings.calibration))
+        if verdict.skip:
+            continue
+        fit = fv.fit(surface, previous)
+        before = {s.key: s for s in previous.slices} if previous is not None else {}
+        k = np.log(surface.snapshot.strike / surface.forward)
+        for sl in fit.slices:
+            last = before.get(sl.key)
+            if sl.status != "ok" or last is None or not last.has_values:
+                continue
+            # the last slice on this snapshot's fit quotes, by hand: its IV against the quotes' bid and ask IVs
+            rows = np.flatnonzero(fit.in_fit & (fit.series == sl.series))
+            iv = np.sqrt(last.total_variance(k[rows]) / surface.maturity[rows])
+            last_pct = 100.0 * np.mean((iv >= surface.iv_bid[rows]) & (iv <= surface.iv_ask[rows]))
+            checked += 1
+            assert sl.inside_pct >= min(MIN_INSIDE_PCT, 0.5 * last_pct) - 100.0 / rows.size, \
+                (sl.expiry, sl.inside_pct, last_pct)
+        previous = fit
+    assert checked > 500

@@ -369,11 +369,14 @@ def _record(snaps: list[ChainSnapshot], out: Path) -> Path:
 
 
 def _hedging_backtest_settings() -> Settings:
-    """Signals that trade within half an hour (auto-execution is implied in backtests) and a tight hedge band."""
+    """Signals that trade within half an hour (auto-execution is implied in backtests) and a tight hedge band. The
+    planted mispricings are single quotes, which trade as `relative` signals (the `model` family measures the
+    fair surface, which they do not move): half the default uncertainty margin lets enough of them trade."""
     s = Settings()
     s.risk.allow_uncovered_shorts = True
     s.risk.max_position = 50
     s.signals.min_zscore, s.signals.min_edge_dollars, s.signals.min_history = 2.0, 20.0, 4
+    s.signals.relative_uncertainty = 1.0
     s.hedging.enabled, s.hedging.band_delta, s.hedging.min_interval_s = True, 20.0, 0.0
     return s
 

@@ -26,7 +26,9 @@ def ib_settings(port: int) -> Settings:
     sim.mispricing_rate, sim.mispricing_size_vol = 0.2, 0.05
     s.market.source, s.execution.broker = "ib", "ib"
     s.market.snapshot_interval_s = 1.0
-    s.market.max_expiry_days = 45
+    # two expiries inside the fair surface's window (>= 7 days): the market-data line budget then gives each enough
+    # quotes to fit, and the `relative` / `model` families measure against a trusted surface
+    s.market.min_expiry_days, s.market.max_expiry_days = 7, 9
     s.market.strike_window = 0.05
     s.signals.min_history, s.signals.min_zscore = 3, 1.5
     s.execution.aggressiveness = 1.0

@@ -170,8 +170,8 @@ class SignalsConfig(Section):
                                             description="Close positions this many days before expiry.")
     families: list[Literal["model", "relative", "arbitrage"]] = Field(
         default_factory=lambda: ["model", "relative", "arbitrage"],
-        description="Signal families scanned: model (quote vs the fitted model, confirmed by its residual's "
-                    "history), relative (quote vs the arbitrage-free fair-value surface beyond fees and the "
+        description="Signal families scanned: model (the trusted fair-value surface vs the fitted model, "
+                    "confirmed by its residual's history, traded at the quotes), relative (quote vs the arbitrage-free fair-value surface beyond fees and the "
                     "surface's own uncertainty), arbitrage (static arbitrage in the quotes themselves, shown "
                     "and alerted; verticals and even butterflies tradable as one combo).")
     relative_uncertainty: float = Field(2.0, ge=0, le=100, description="A relative edge must beat this multiple of "

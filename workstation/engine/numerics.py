@@ -1,6 +1,7 @@
 """The numerics of a cycle, run in the worker thread: surface (forwards, IVs, filters) and its sanity check,
-the arbitrage-free fair-value surface, the Heston-family fit and the signal scan (the `model` family against
-the fit, the `relative` family against the fair surface, each candidate with its proposed structure); then, on the loop thread,
+the arbitrage-free fair-value surface, the Heston-family fit and the signal scan (the `model` family: the
+trusted fair surface against the fit; the `relative` family: quotes against the fair surface; each candidate with
+its proposed structure); then, on the loop thread,
 the fit journaled, published and alerted on."""
 from __future__ import annotations
 
@@ -93,12 +94,12 @@ class CycleNumerics:
             fit, model = self.last_fit, self.calibrator.evaluate(self.calibrator.last_good, surface)
         t2 = time.perf_counter()
         families = self.settings.signals.families
-        candidates = self.signal_model.scan(surface, model, budget) \
+        paper = self.settings.execution.paper
+        fee_dollars = paper.commission_per_contract + paper.fees_per_contract                 # per contract
+        candidates = self.signal_model.scan(surface, model, fair, fee_dollars, budget) \
             if model is not None and "model" in families else []
         if fair is not None and "relative" in families:
-            candidates += self.relative.scan(fair, self.settings.signals, self.settings.execution.paper, budget)
-        paper = self.settings.execution.paper
-        fee_dollars = paper.commission_per_contract + paper.fees_per_contract
+            candidates += self.relative.scan(fair, self.settings.signals, paper, budget)
         if candidates:
             values = {"model": Values(model.price, model.iv)} if model is not None else {}
             if fair is not None:

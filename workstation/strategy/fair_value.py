@@ -21,6 +21,8 @@ from ..pricing.smile_spline import butterfly_density, evaluate_slice, fit_slice,
 from .surface import Surface
 
 VOL_POINT = 0.01
+MIN_INSIDE_PCT = 75.0      # a slice whose fair values sit inside fewer of its own quotes' spreads is not trusted
+RETRY_DROP_PCT = 10.0      # a warm fit this far behind the last slice on the same quotes is refitted cold too
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,17 @@ class FairValueFit:
         return quote_metrics(self.surface, rows, self.fair_iv if fair_iv is None else fair_iv,
                              self.fair_price if fair_price is None else fair_price)
 
+    def trusted(self) -> np.ndarray:
+        """Per slice, whether signals may be measured against it: fitted this snapshot (status ok, not a fallback
+        or failure) and inside the spread of at least MIN_INSIDE_PCT % of its own quotes; one extra False entry
+        at the end, for rows in no slice (index with `slice_of_row()`)."""
+        return np.array([s.status == "ok" and s.inside_pct >= MIN_INSIDE_PCT for s in self.slices] + [False])
+
+    def trusted_rows(self) -> np.ndarray:
+        """The rows signals may be measured against the surface at: the liquid out-of-the-money quotes the
+        slices were fitted to, in trusted slices (`trusted`)."""
+        return self.in_fit & self.trusted()[self.slice_of_row()]
+
     def slice_of_row(self) -> np.ndarray:
         """For each Surface row, the index into `slices` of its expiry (-1: not fitted)."""
         per_series = np.full(len(self.surface.expiries) + 1, -1, dtype=np.int64)
@@ -197,6 +210,23 @@ def _atm_total_variance(k: np.ndarray, w: np.ndarray) -> float:
     return float(w[j - 1] + t * (w[j] - w[j - 1]))
 
 
+def _cold_start(knots: np.ndarray, zq: np.ndarray, w_mid: np.ndarray) -> np.ndarray:
+    """Knot values of a cold start: the mids' total variance, linear between quotes."""
+    o = np.argsort(zq)
+    return np.interp(knots, zq[o], w_mid[o])
+
+
+def _inside_pct(w: np.ndarray, w_bid: np.ndarray, w_ask: np.ndarray) -> float:
+    """Share of quotes (%) whose fitted total variance lies within their bid-ask band."""
+    return float(100.0 * np.mean((w >= w_bid) & (w <= w_ask))) if w.size else float("nan")
+
+
+def _collapsed(inside_pct: float, last_pct: float) -> bool:
+    """A fit inside fewer than MIN_INSIDE_PCT % of its quotes' spreads and fewer than half of those the last slice
+    of the expiry covers on the same quotes has gone wrong: it is never passed as `ok` (NaN last: no verdict)."""
+    return inside_pct < MIN_INSIDE_PCT and inside_pct < 0.5 * last_pct
+
+
 class FairValueSurface:
     """Fits the arbitrage-free fair-value surface to a Surface, expiry by expiry, warm-started from the last fit."""
 
@@ -268,29 +298,41 @@ class FairValueSurface:
                               4, st.max_knots))
         knots = np.linspace(lo, hi, n_knots)
         zq = k_all[fit_idx] / scale
-        if previous is not None:
-            y0 = previous.total_variance(knots * scale)
-        else:
-            o = np.argsort(zq)
-            y0 = np.interp(knots, zq[o], w_mid[fit_idx][o])
+        wq_mid, wq_bid, wq_ask = w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx]
+
+        def run(start: np.ndarray, weight: np.ndarray):
+            return fit_slice(knots, zq, wq_mid, wq_bid, wq_ask, weight, scale, theta, k_grid / scale, lower, start,
+                             st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
+                             st.max_iterations)
+
+        cold_start = _cold_start(knots, zq, wq_mid)
         weight = np.ones(fit_idx.size)
-        y, iterations, converged, w_fit = fit_slice(
-            knots, zq, w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx], weight, scale, theta, k_grid / scale,
-            lower, y0, st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
-            st.max_iterations)
+        y, iterations, converged, w_fit = run(cold_start if previous is None
+                                              else previous.total_variance(knots * scale), weight)
+        # the last slice of the expiry on these quotes: what the new fit must not fall far behind
+        last = _inside_pct(previous.total_variance(k_all[fit_idx]), wq_bid, wq_ask) if previous else np.nan
+        inside = _inside_pct(w_fit, wq_bid, wq_ask)
+        if inside < MIN_INSIDE_PCT and inside < last - RETRY_DROP_PCT:
+            # the objective is not convex (the butterfly and calendar rows): a warm start the earlier expiry's
+            # new slice now cuts through can end in a basin far from the quotes; keep the better of warm and cold
+            cy, more, cconv, cw = run(cold_start, weight)
+            iterations += more
+            if _inside_pct(cw, wq_bid, wq_ask) > inside:
+                y, converged, w_fit = cy, cconv, cw
         if not np.all(np.isfinite(y)):
             return SliceFit(**base, status="failed", reason="fit diverged")
         # quotes far outside their spread after the first fit are outliers: refit without them
-        half = 0.5 * (w_ask[fit_idx] - w_bid[fit_idx])
-        outside = np.maximum(w_fit - w_ask[fit_idx], w_bid[fit_idx] - w_fit) / half
+        half = 0.5 * (wq_ask - wq_bid)
+        outside = np.maximum(w_fit - wq_ask, wq_bid - w_fit) / half
         outliers = outside > st.outlier_half_spreads
         if outliers.any():
             weight[outliers] = 0.0
-            y, more, converged, _ = fit_slice(
-                knots, zq, w_mid[fit_idx], w_bid[fit_idx], w_ask[fit_idx], weight, scale, theta, k_grid / scale,
-                lower, y, st.smoothing, st.mid_weight, st.outside_weight, st.huber_delta, st.g_floor,
-                st.max_iterations)
+            y, more, converged, w_fit = run(y, weight)
             iterations += more
+        inside = _inside_pct(w_fit, wq_bid, wq_ask)
+        if _collapsed(inside, last):
+            return SliceFit(**base, status="failed", reason=f"fit collapsed: {inside:.0f}% of its quotes inside "
+                            f"their spread (the last slice {last:.0f}%)")
         sl = SliceFit(**base, status="ok", knots=knots, values=y, scale=scale, quotes=int(fit_idx.size),
                       outliers=int(outliers.sum()), iterations=int(iterations))
         g = sl.on_grid(k_grid)[1]

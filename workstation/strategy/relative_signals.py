@@ -5,7 +5,7 @@ in a row.
 The uncertainty per expiry is the surface's cross-validated error (fold fits cold, `strategy.fair_value`),
 refreshed every `signals.relative_cv_every` snapshots and carried by expiry series in between; an expiry not yet
 cross-validated does not signal, nor one whose fit sits inside fewer than MIN_INSIDE_PCT % of its own quotes'
-spreads this snapshot (a fit that went wrong is no fair value).
+spreads this snapshot (`FairValueFit.trusted`: a fit that went wrong is no fair value).
 """
 from __future__ import annotations
 
@@ -16,19 +16,17 @@ import numpy as np
 from ..config import PaperConfig, SignalsConfig
 from ..domain import Side
 from ..pricing import black_greeks
-from .fair_value import FairValueFit, FairValueSurface
-from .relative import relative_candidates, slice_errors, trusted_fair, uncertainty_from_errors
+from .fair_value import MIN_INSIDE_PCT, FairValueFit, FairValueSurface  # noqa: F401  (the trust rule's bar)
+from .relative import relative_candidates, slice_errors, uncertainty_from_errors
 from .signals import Budget, Candidate
 
 CV_FOLDS = 5
-MIN_INSIDE_PCT = 75.0      # a slice whose fair values sit inside fewer of its own quotes' spreads is not trusted
 
 
 def signal_fair(fit: FairValueFit) -> np.ndarray:
-    """The fair price the `relative` family trusts (NaN elsewhere): `trusted_fair` in slices whose fit sits inside
-    at least MIN_INSIDE_PCT % of their own quotes' spreads."""
-    good = np.array([s.inside_pct >= MIN_INSIDE_PCT for s in fit.slices] + [False])
-    return np.where(good[fit.slice_of_row()], trusted_fair(fit), np.nan)
+    """The fair price signals are measured against (NaN elsewhere): the surface's trusted rows
+    (`FairValueFit.trusted_rows`)."""
+    return np.where(fit.trusted_rows(), fit.fair_price, np.nan)
 
 
 class RelativeScanner:

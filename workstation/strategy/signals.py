@@ -1,9 +1,14 @@
-"""Mispricing signals: edge against the model beyond costs, confirmed by the residual's own history.
+"""The `model` signal family: where the arbitrage-free fair-value surface departs from the Heston-family model,
+confirmed by the residual's own history, and tradable at the quotes.
 
-edge to buy  = model - ask, edge to sell = bid - model (per unit of premium; x multiplier for dollars).
-A candidate needs edge >= threshold = max(min_edge_vol x vega, spread_multiple x half-spread,
-min_edge_dollars), |z| >= min_zscore for its IV residual (market - model) against that contract's recent
-history, on the side that agrees, and a departure from its usual residual worth the threshold as well.
+The residual is fair IV - model IV at the contract's strike (vol points), only where the fair slice is trusted
+(`FairValueFit.trusted_rows`: fitted this snapshot, inside the spread of >= MIN_INSIDE_PCT % of its quotes, a
+liquid out-of-the-money quote it was fitted to); elsewhere it is NaN and the contract raises no `model` signal
+(never a fall back to the quote). A candidate needs |z| >= min_zscore for that residual against the contract's
+recent history, the side it says (sell where the surface is rich to the model, buy where cheap), a departure from
+its usual residual worth the threshold, and an executable edge: bid - model - fee to sell, model - ask - fee to
+buy (per unit of premium; x multiplier for dollars) >= threshold = max(min_edge_vol x vega, spread_multiple x
+half-spread, min_edge_dollars).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import numpy as np
 from ..config import SignalsConfig
 from ..domain import ChainSnapshot, Side, Signal, SignalState, SignalStructure
 from .calibrator import ModelValues
+from .fair_value import VOL_POINT, FairValueFit
 from .residuals import ResidualHistory
 from .surface import Surface
 
@@ -52,7 +58,7 @@ class SignalModel:
         self._latest: tuple[ChainSnapshot, np.ndarray] | None = None
 
     def residual(self, contract_id: int) -> float:
-        """Latest IV residual of a contract, market mid IV - model IV in vol points (NaN when unknown)."""
+        """Latest IV residual of a contract, fair IV - model IV in vol points (NaN when unknown or untrusted)."""
         if self._latest is None:
             return float("nan")
         snap, residual = self._latest
@@ -66,10 +72,13 @@ class SignalModel:
         position taken on one has converged when the residual is back at the level it had at entry."""
         return self.history.median(contract_id)
 
-    def scan(self, surface: Surface, model: ModelValues, budget: Budget | None = None) -> list[Candidate]:
+    def scan(self, surface: Surface, model: ModelValues, fair: FairValueFit | None, fee_per_contract: float = 0.0,
+             budget: Budget | None = None) -> list[Candidate]:
+        """This snapshot's `model` candidates, best edge first (at most `max_open_signals`); appends the
+        residuals to the history. `fee_per_contract`: commission + fees, dollars."""
         cfg = self.config
         snap = surface.snapshot
-        residual = (surface.iv_mid - model.iv) * 100.0               # vol points
+        residual = model_residual(surface, model, fair)
         rows = self.history.rows_for(snap.contract_id)
         self._latest = (snap, residual)
 
@@ -79,10 +88,12 @@ class SignalModel:
         threshold = np.maximum.reduce([cfg.min_edge_vol * vega_pt, cfg.spread_multiple * half_spread,
                                        cfg.min_edge_dollars / mult])
         days = surface.maturity * 365.0
-        buy_edge = model.price - snap.ask
-        sell_edge = snap.bid - model.price
+        fee = fee_per_contract / mult
+        buy_edge = model.price - snap.ask - fee                      # executable: at the ask, after fees
+        sell_edge = snap.bid - model.price - fee
         with np.errstate(invalid="ignore"):
-            eligible = (surface.usable & np.isfinite(model.price) & (vega_pt * mult >= cfg.min_vega)
+            eligible = (surface.usable & np.isfinite(residual) & np.isfinite(model.price)
+                        & (vega_pt * mult >= cfg.min_vega)
                         & (days >= cfg.min_expiry_days) & (days <= cfg.max_expiry_days)
                         & ((buy_edge >= threshold) | (sell_edge >= threshold)))
         # history statistics only where the edge already pays: a few dozen rows, not the chain
@@ -93,7 +104,7 @@ class SignalModel:
         eligible[picked[count < cfg.min_history]] = False
         self.history.append(rows, residual)
         # the departure from the contract's usual residual must pay for the trade too, not only the gap to
-        # the model: a strike the model always misprices is not an opportunity
+        # the model: a strike where the model always misses the surface is not an opportunity
         convergence = np.abs(residual - median) * vega_pt
         with np.errstate(invalid="ignore"):
             buy = (eligible & (buy_edge >= threshold) & (z <= -cfg.min_zscore) & (convergence >= threshold)
@@ -102,10 +113,9 @@ class SignalModel:
                     & (snap.bid_size >= cfg.min_size))
 
         out: list[Candidate] = []
-        for side, mask, edge, iv_side in ((Side.BUY, buy, buy_edge, surface.iv_ask),
-                                          (Side.SELL, sell, sell_edge, surface.iv_bid)):
+        for side, mask, edge in ((Side.BUY, buy, buy_edge), (Side.SELL, sell, sell_edge)):
             for row in np.flatnonzero(mask):
-                edge_vol = abs(model.iv[row] - iv_side[row]) * 100.0
+                edge_vol = edge[row] / vega_pt[row]
                 vega_c = float(vega_pt[row] * mult[row])
                 size = int(min(cfg.max_quantity, cfg.base_quantity * max(1.0, edge[row] / threshold[row])))
                 if budget is not None:
@@ -117,6 +127,17 @@ class SignalModel:
                                      float(model.price[row]), size))
         out.sort(key=lambda c: -c.edge_dollars * c.quantity)
         return out[: cfg.max_open_signals]
+
+
+def model_residual(surface: Surface, model: ModelValues, fair: FairValueFit | None) -> np.ndarray:
+    """Per row, fair IV - model IV in vol points where the fair surface is trusted (`FairValueFit.trusted_rows`);
+    NaN elsewhere, and everywhere when there is no fair surface of this snapshot."""
+    out = np.full(len(surface.snapshot), np.nan)
+    if fair is None or fair.surface.snapshot is not surface.snapshot:
+        return out
+    rows = fair.trusted_rows()
+    out[rows] = (fair.fair_iv[rows] - model.iv[rows]) / VOL_POINT
+    return out
 
 
 class SignalBook:

@@ -64,16 +64,20 @@ COLUMNS = [
     Column("Strike", lambda s: s.contract.strike, lambda v: f"{v:,.0f}"),
     Column("Side", lambda s: s.side.value, str, _side_colour, numeric=False),
     Column("Family", lambda s: s.family, str, numeric=False,
-           tooltip="model: quote vs the fitted model, confirmed by its residual's history; relative: quote vs "
-                   "the arbitrage-free fair-value surface, beyond fees and the surface's uncertainty"),
+           tooltip="model: the fair-value surface vs the fitted model (fair IV - model IV at the strike), "
+                   "confirmed by its residual's history and tradable at the quotes after fees; an expiry whose "
+                   "fair slice is missing or untrusted raises none; relative: quote vs the arbitrage-free "
+                   "fair-value surface, beyond fees and the surface's uncertainty"),
     Column("Bid", lambda s: s.bid),
     Column("Ask", lambda s: s.ask),
     Column("Value", lambda s: s.model_price,
            tooltip="What the edge is measured against: the model's price (model) or the fair surface's (relative)"),
     Column("Edge $/ct", lambda s: s.edge_dollars, lambda v: theme.fmt(v, 0, dollars=True),
            lambda s: theme.signed_colour(s.edge_dollars), tooltip="Edge per contract, dollars"),
-    Column("Edge vol", lambda s: s.edge_vol, lambda v: f"{v:+.2f}", tooltip="Edge in vol points"),
-    Column("z", lambda s: s.zscore, lambda v: f"{v:+.1f}", tooltip="z-score of the IV residual"),
+    Column("Edge vol", lambda s: s.edge_vol, lambda v: f"{v:+.2f}",
+           tooltip="Edge in vol points (edge per unit / vega), at the quote, after costs"),
+    Column("z", lambda s: s.zscore, lambda v: f"{v:+.1f}",
+           tooltip="z-score of the residual (fair IV - model IV) against its own history (model)"),
     Column("Vega", lambda s: s.vega, tooltip="Vega per contract, $ per vol point"),
     Column("Qty", lambda s: s.quantity, lambda v: f"{v:d}",
            tooltip="Contracts: the signal's size capped by every per-order limit (0: no size can be sent)"),
