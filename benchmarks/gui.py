@@ -127,6 +127,7 @@ def main() -> int:
     window.show()
     for name in filter(None, args.show.split(",")):
         window.docks[name].raise_()
+    gc.freeze()                                 # as run_gui does once the window is up
     fits: list[float] = []
     steps: dict[str, list[float]] = {}
     cycles: list[int] = []                      # options per cycle

@@ -253,6 +253,9 @@ def test_garbage_is_collected_on_the_gui_thread_only(app):
     import gc
 
     assert not gc.isenabled() and app.gui_thread_gc is not None and app.gui_thread_gc.timer.isActive()
+    from workstation.ui.app import GC_GEN1_EVERY, GC_GEN2_EVERY
+    assert gc.get_threshold()[1:] == (GC_GEN1_EVERY, GC_GEN2_EVERY)       # short middle-generation passes
+    assert gc.get_freeze_count() > 10_000                                 # start-up objects out of full passes
 
 
 def test_auto_execute_asks_then_toggles(desk, monkeypatch):
