@@ -291,7 +291,8 @@ def test_signal_sized_against_the_premium_limit_and_greyed_when_nothing_fits(des
         assert now.quantity == 0 and "MAX_PREMIUM" in now.blocked
         desk.window.flush()
         row = w.mispricings.model.keys().index(sig.signal_id)
-        assert "MAX_PREMIUM" in w.mispricings.model.data(w.mispricings.model.index(row, len(w.mispricings.model.columns) - 1))
+        blocked = next(i for i, c in enumerate(w.mispricings.model.columns) if c.header == "Can't send")
+        assert "MAX_PREMIUM" in w.mispricings.model.data(w.mispricings.model.index(row, blocked))
     assert all(s.quantity == 0 or not s.blocked for s in engine.signals.new_signals())
 
 
