@@ -315,3 +315,25 @@ async def test_approving_a_tradable_signal_journals_every_check_passed_and_the_s
     journaled = {s.signal_id: s for s in rig.journal.signals()}[signal.signal_id]
     assert journaled.state is SignalState.ORDERED and journaled.reason == cid
     assert rig.journal.order_states()[cid].status is OrderStatus.NEW         # journaled before it is sent
+
+
+async def test_a_cycle_in_flight_when_stop_begins_acts_no_further(tmp_path):
+    """stop() cancels the working orders; a cycle that was in flight (in the worker, or between its steps on the
+    loop thread) must not then approve, exit, hedge or reprice: an order sent after the cancels would be left
+    working at the broker (seen once in the SIGKILL loop's final clean run)."""
+    from workstation.engine.core import CycleStopped
+
+    rig = await SimRig(tmp_path, fast_settings(signals__auto_execute=True)).open()
+    try:
+        for _ in range(6):                                    # history for signals, a fit, auto-executed orders
+            await rig.step()
+        sent = len(rig.engine.order_records())
+        cycles = rig.engine.snapshots
+        rig.engine.stopping = True                            # as stop() sets it before anything else
+        with pytest.raises(CycleStopped):
+            await rig.engine.run_cycle(rig.feed.snapshot_now())
+        await rig.engine.settle_tasks()
+        assert len(rig.engine.order_records()) == sent and rig.engine.snapshots == cycles + 1
+    finally:
+        rig.engine.stopping = False
+        await rig.close()

@@ -126,6 +126,7 @@ class Engine(EngineFace):
         self._latest: ChainSnapshot | None = None
         self._wake = asyncio.Event()
         self._running = False
+        self.stopping = False                 # stop() began: a cycle in flight acts no further
         self._cycle_seq = 0
         self.stopped = asyncio.Event()
         self.closers: list[Callable[[], Any]] = []   # run at stop (journal, alert router, metrics)
@@ -161,7 +162,7 @@ class Engine(EngineFace):
         """Stop cycling; cancel working orders if the config says so; close the feed and the broker."""
         if not self._running and self.stopped.is_set():
             return
-        self._running = False
+        self._running, self.stopping = False, True
         self._wake.set()
         try:                            # the day as the next start will find it
             day_restore.close_open_signals(self.journal, self.signals.open.values(), self.clock(),
@@ -217,6 +218,8 @@ class Engine(EngineFace):
                 continue
             try:
                 await self.run_cycle(snapshot)
+            except CycleStopped:
+                break
             except Exception as exc:   # one bad snapshot must not stop the engine, failing ones stop trading
                 log.exception("cycle failed")
                 self.alert("ENGINE_ERROR", Severity.ERROR, f"cycle failed: {exc}")
@@ -244,6 +247,7 @@ class Engine(EngineFace):
         loop = asyncio.get_running_loop()
         done = await loop.run_in_executor(self.executor, self.numerics.compute, snapshot, now, room.for_signal,
                                           self.market.fair)
+        _stop_if_stopping(self)
         surface, fit, model, timings = done.surface, done.fit, done.model, done.timings
         if done.verdict.skip:
             return self._rejected_snapshot(snapshot, surface, done.verdict.skip_reason, timings)
@@ -270,18 +274,18 @@ class Engine(EngineFace):
         with self.journal.transaction():      # one commit for the cycle's signal changes
             self.signals.update(done.candidates, surface, now)
         self.signal_desk.size_signals()
-        await _let_the_window_paint()
+        await _let_the_window_paint(self)
         self.signal_desk.arbitrage_found(done.arbitrage)
         fresh = self.market.check_freshness(snapshot, self.alert)
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE and not fresh.index_stale:
             self.signal_desk.auto_approve()
         lap("signals")
-        await _let_the_window_paint()
+        await _let_the_window_paint(self)
 
         if not fresh.index_stale:             # a frozen index marks nothing
             self.marking.mark(surface, model)
         lap("book")
-        await _let_the_window_paint()
+        await _let_the_window_paint(self)
 
         if not fresh.index_stale:
             self.exits.run(now)
@@ -374,11 +378,22 @@ class Engine(EngineFace):
         return reporting.summary(self)
 
 
-async def _let_the_window_paint() -> None:
+class CycleStopped(Exception):
+    """stop() began while a cycle was in flight: the cycle sends, marks and hedges nothing more."""
+
+
+def _stop_if_stopping(engine: Engine) -> None:
+    if engine.stopping:
+        raise CycleStopped
+
+
+async def _let_the_window_paint(engine: Engine) -> None:
     """Hand the loop back between the cycle's steps on the window's thread: each step takes a few ms, but run
     back to back on the full chain (and on a loaded machine) they held the loop for 60-100 ms, and the window
-    froze for that long. Only the engine's own cycle runs these steps, one cycle at a time."""
+    froze for that long. Only the engine's own cycle runs these steps, one cycle at a time; if stop() came in
+    meanwhile, the cycle ends here (an order sent after the shutdown's cancels would be left working)."""
     await asyncio.sleep(0)
+    _stop_if_stopping(engine)
 
 
 def _update_vol_views(engine: Engine, now: datetime, surface: Surface) -> None:
