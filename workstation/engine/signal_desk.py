@@ -144,7 +144,7 @@ class SignalDesk:
         def approved(q: int) -> tuple[bool, str]:
             order = ComboOrder(PREVIEW_ID, st.combo, st.side, q, st.limit_price, self.clock(), OrderPurpose.SIGNAL)
             decision = self.desk.check_combo(order, ctx)
-            return decision.approved, combo_denial(decision)
+            return decision.approved, decision.denial()
         try:
             quantity, why = largest_sendable(want, approved)
         except ValueError as exc:           # e.g. a net limit that makes no order
@@ -206,7 +206,7 @@ class SignalDesk:
         elif result.approved:
             self.signals.transition(signal_id, SignalState.ORDERED, now, result.client_order_id)
         else:
-            self.signals.transition(signal_id, SignalState.REJECTED, now, f"denied: {combo_denial(result)}")
+            self.signals.transition(signal_id, SignalState.REJECTED, now, f"denied: {result.denial()}")
         return result
 
     def reject_signal(self, signal_id: str, reason: str = "") -> bool:
@@ -218,11 +218,5 @@ def denial(pv: OrderPreview) -> str:
     """The failed checks of a preview, named with their details."""
     if pv.decision is None:
         return pv.message
-    failed = [f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in pv.decision.results if not r.passed]
-    return "; ".join(failed) or "denied"
+    return pv.decision.denial() or "denied"
 
-
-def combo_denial(decision: RiskDecision) -> str:
-    """The failed checks of a package's decision, named with their details."""
-    failed = [f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in decision.results if not r.passed]
-    return "; ".join(failed)

@@ -86,6 +86,10 @@ class RiskDecision:
     def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.passed]
 
+    def denial(self) -> str:
+        """Every failed check, 'CODE: detail; ...' ('' when approved)."""
+        return "; ".join(f"{r.code.value}: {r.detail}" if r.detail else r.code.value for r in self.failures)
+
     def as_dict(self) -> dict:
         """JSON-ready record for the journal and the GUI."""
         return {"client_order_id": self.client_order_id, "approved": self.approved,

@@ -5,15 +5,12 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from ...risk.limits import RiskDecision
 from .. import theme
-from ..dialogs.whatif import check_rows, checks_table, show_checks
+from ..dialogs.whatif import checks_table, show_checks
 
 
 def denial(decision: RiskDecision | None) -> str:
     """Every failing check of a decision, 'CODE: detail; ...' ('' when approved)."""
-    if decision is None:
-        return "no pre-trade decision"
-    return "; ".join(f"{code}: {detail}" if detail else code
-                     for _, passed, code, detail in check_rows(decision) if not passed)
+    return "no pre-trade decision" if decision is None else decision.denial()
 
 
 class ChecksBox(QGroupBox):

@@ -29,9 +29,7 @@ def denial_text(preview: OrderPreview) -> str:
         return preview.message or "no pre-trade decision"
     if decision.approved:
         return ""
-    failed = [f"{code or name}: {detail}" if detail else (code or name)
-              for name, passed, code, detail in check_rows(decision) if not passed]
-    return "; ".join(failed) or "denied"
+    return decision.denial() or "denied"
 
 
 def what_if_greeks(decision: RiskDecision | None) -> dict[str, float]:
