@@ -16,7 +16,7 @@ import numpy as np
 from ..config import PaperConfig, SignalsConfig
 from ..domain import Side
 from ..pricing import black_greeks
-from .fair_value import MIN_INSIDE_PCT, FairValueFit, FairValueSurface  # noqa: F401  (the trust rule's bar)
+from .fair_value import FairValueFit, FairValueSurface
 from .relative import relative_candidates, slice_errors, uncertainty_from_errors
 from .signals import Budget, Candidate
 

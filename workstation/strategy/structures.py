@@ -20,12 +20,10 @@ import numpy as np
 from ..config import SignalsConfig
 from ..domain import Side, SignalStructure
 from ..domain.combos import COMBO_TICK, ComboError, calendar, vertical
+from ..portfolio.greeks import dollar_greeks
 from ..pricing import black_greeks
 from .signals import Candidate
 from .surface import Surface
-
-PCT = 0.01
-
 
 @dataclass(frozen=True, eq=False)
 class Values:
@@ -80,9 +78,8 @@ def _dollar_greeks(surface: Surface, values: Values, rows: list[int]) -> np.ndar
     snap, r = surface.snapshot, np.asarray(rows)
     g = black_greeks(surface.forward[r], snap.strike[r], surface.maturity[r], surface.discount[r],
                      values.vol[r], snap.is_call[r])
-    f, mult = surface.forward[r], snap.multiplier[r]
-    return np.column_stack([g.delta * f * PCT * mult, g.gamma * (PCT * f) ** 2 * mult, g.vega * mult,
-                            g.theta * mult])
+    return np.column_stack(dollar_greeks(g.delta, g.gamma, g.vega, g.theta, surface.forward[r], snap.multiplier[r],
+                                         1))
 
 
 def _package_side(snap, c: Candidate, hedge: int, kind: str) -> Side:
