@@ -56,7 +56,7 @@ def gateway_settings(seed: int, speed: float) -> Settings:
     s = Settings()
     sim = s.market.simulator
     sim.always_open, sim.speed, sim.seed = True, speed, seed
-    sim.mispricing_rate, sim.mispricing_size_vol = 0.2, 0.05
+    sim.mispricing_rate, sim.mispricing_size_vol = 2.0, 0.05
     s.execution.paper.latency_ms = 20
     return s
 

@@ -92,6 +92,21 @@ async def test_a_rejected_fit_keeps_the_last_good_parameters_and_raises_fit_fail
     assert len(alerts(rig, "FIT_FAILED")) == 1
 
 
+async def test_a_fit_that_runs_out_of_iterations_is_judged_on_its_fit_not_its_iteration_count(open_rig):
+    """One expiry leaves the Heston parameters a flat valley: Levenberg-Marquardt keeps improving past its cap
+    while the prices already fit. Such a fit is accepted when its IV RMSE passes the limits (the message says
+    so), and rejected like any other when it does not; a fit that failed outright (non-finite) never is."""
+    rig = await open_rig(pinned(calibration__max_iterations=2, calibration__max_rmse_iv=50.0))
+    await rig.step()
+    fit = rig.engine.last_fit
+    assert fit.iterations == 2 and fit.accepted, fit.message
+    assert "maximum iterations reached; accepted on its IV RMSE" in fit.message
+    assert rig.engine.calibrator.last_good is not None and not alerts(rig, "FIT_FAILED")
+    rig.engine.settings.calibration.max_rmse_iv = 1e-6
+    await rig.step()
+    assert not rig.engine.last_fit.accepted and "above the" in rig.engine.last_fit.message
+
+
 # ---------------------------------------------------------------------------------------------- orders
 async def test_signal_orders_are_repriced_toward_the_model_never_past_it_and_time_out(open_rig):
     """A BUY whose model value lies between mid and ask starts at mid and steps up every reprice_interval_s

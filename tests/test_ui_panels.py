@@ -66,6 +66,9 @@ class Desk:
     def step(self, n: int = 1) -> None:
         for _ in range(n):
             self.run(self.rig.step())
+            # the risk monitor runs beside the cycle in the worker; waiting for it makes every step end with the
+            # book revalued on its own snapshot however loaded the machine (a busy monitor skips a cycle)
+            self.wait(lambda: not self.engine.supervisor.busy, timeout=60, what="the risk monitor")
         self.run(self.rig.settle())
         self.window.flush()
 

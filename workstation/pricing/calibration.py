@@ -41,6 +41,8 @@ _XTOL = 1e-8
 _GTOL = 1e-14
 _FTOL = 1e-10
 
+ITERATION_CAP = "maximum iterations reached"   # the message of a fit that ran out of iterations still improving
+
 
 def td_bounds(buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of (v0, kappa, rho, theta_1..n, sigma_1..n), the Heston ones per parameter."""
@@ -152,7 +154,7 @@ def _calibrate(model: int, knots: np.ndarray, to_params: Callable, neutral_start
 
     resid, jac, cost, model_iv = evaluate(x)
     mu, nu = -1.0, 2.0
-    converged, message, iterations = False, "maximum iterations reached", 0
+    converged, message, iterations = False, ITERATION_CAP, 0
     for iterations in range(1, max_iterations + 1):
         if not np.isfinite(cost):
             message = "non-finite residuals"

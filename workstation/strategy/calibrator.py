@@ -16,6 +16,7 @@ from ..config import CalibrationConfig
 from ..domain import HestonParams
 from ..events import FitEvent
 from ..pricing import CF_TOL, black_greeks, family_greeks, family_price, implied_vol
+from ..pricing.calibration import ITERATION_CAP
 from ..pricing.family import FamilyParams
 from ..pricing.models import as_model, calibrate_model, model_name
 from .surface import Surface
@@ -101,7 +102,8 @@ class Calibrator:
         per_expiry = self._per_expiry(result, surface, rows)
         reason = ""
         worse = False
-        if not result.converged:
+        capped = not result.converged and result.message == ITERATION_CAP
+        if not result.converged and not capped:
             reason = f"did not converge: {result.message}"
         elif not math.isfinite(rmse) or rmse > self.config.max_rmse_iv:
             reason = f"IV RMSE {rmse:.2f} above the {self.config.max_rmse_iv:.2f} limit"
@@ -116,6 +118,8 @@ class Calibrator:
         if reason:
             self.worse_in_a_row = self.worse_in_a_row + 1 if worse else 0
             return self._rejected(now, reason, len(rows), surface, result, per_expiry)
+        if capped:      # e.g. one expiry: the prices fit, the parameters drift along a flat valley
+            result = replace(result, message=f"{ITERATION_CAP}; accepted on its IV RMSE {rmse:.2f}")
         self.worse_in_a_row = 0
         self.last_good, self.last_good_rmse = result.params, rmse
         event = FitEvent(now, _heston_part(result.params), rmse, float(result.max_abs_iv_error), per_expiry,
