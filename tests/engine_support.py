@@ -31,12 +31,14 @@ def fast_settings(**sections) -> Settings:
 class SimRig:
     """Engine + world + feed + broker; `await rig.step()` advances market time and runs one cycle."""
 
-    def __init__(self, tmp: Path, settings: Settings | None = None, start: datetime | None = None) -> None:
-        """`start` (timezone-aware) starts the market at that instant instead of the configured day's open."""
+    def __init__(self, tmp: Path, settings: Settings | None = None, start: datetime | None = None,
+                 account: Path | None = None) -> None:
+        """`start` (timezone-aware) starts the market at that instant instead of the configured day's open;
+        `account`: the paper account on disk (a restart on the same file resumes it, ids keep counting)."""
         self.settings = settings or fast_settings()
         sim = self.settings.market.simulator
         clock = SimClock(start, always_open=sim.always_open, manual=True) if start is not None else None
-        self.world = SimWorld(sim, self.settings.execution.paper, manual=True, clock=clock)
+        self.world = SimWorld(sim, self.settings.execution.paper, manual=True, clock=clock, account_path=account)
         self.feed = SimulatedFeed.from_settings(self.settings, world=self.world)
         self.broker = PaperBroker(self.world)
         self.journal = Journal(Path(tmp) / "journal.sqlite")

@@ -29,6 +29,13 @@ def on_combo_tick(price: float) -> bool:
     return math.isfinite(price) and abs(price / COMBO_TICK - round(price / COMBO_TICK)) < 1e-6
 
 
+def marketable_limit(net: float, side: Side) -> float:
+    """The net limit on the complex-order tick that still trades at `net` (the quotes' net price): a buyer's
+    rounded up to the tick, a seller's down (a credit, negative, rounds away from zero when buying it back)."""
+    ticks = round(net / COMBO_TICK, 6)
+    return round((math.ceil(ticks) if Side(side) is Side.BUY else math.floor(ticks)) * COMBO_TICK, 2)
+
+
 class ComboReason(str, Enum):
     """Why a combo is malformed. Stable: the risk codes and the exchanges' rejections use the same names."""
 

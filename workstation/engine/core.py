@@ -115,19 +115,18 @@ class Engine(EngineFace):
         if hasattr(broker, "place_combo"):     # after the news: leg fills are journaled and booked by the engine
             self.desk.combos = ComboDesk(broker, journal, self.desk.check_combo, self.book, clock)
             self.news.combo_ids = lambda client_order_id: client_order_id in self.desk.combos.sent
+            self.desk.combos.on_booked.append(self.exits.package_filled)     # packages are closed as packages
         self.housekeeping = Housekeeping(self.recovery, clock, lambda: self.market.snapshot)
         data_dir = Path(journal.path).parent if isinstance(getattr(journal, "path", None), (str, Path)) else None
         self.vol_views = VolDesk(self.bus.publish, data_dir / "vol-metrics" if data_dir else None,
                                  data_dir / settings.storage.recordings_dir if data_dir else None)
 
         self.cycle_ms: deque[float] = deque(maxlen=10_000)
-        self.snapshots = 0
-        self.skipped = 0
+        self.snapshots = self.skipped = self._cycle_seq = 0
         self._latest: ChainSnapshot | None = None
         self._wake = asyncio.Event()
         self._running = False
         self.stopping = False                 # stop() began: a cycle in flight acts no further
-        self._cycle_seq = 0
         self.stopped = asyncio.Event()
         self.closers: list[Callable[[], Any]] = []   # run at stop (journal, alert router, metrics)
         self.alert_router: Any = None
@@ -150,9 +149,10 @@ class Engine(EngineFace):
     def recover(self) -> None:
         """Before connecting: the book and working orders from the journal, and today back on screen (the
         blotter, alerts, P&L explain; signals a crash left open closed with the reason)."""
-        self.exits.recovered(self.reconciler.recover_from_journal())
+        fills = self.reconciler.recover_from_journal()
         if self.desk.combos is not None:
             self.desk.combos.recover()
+        self.exits.recovered(fills, self.desk.combos.sent.values() if self.desk.combos is not None else ())
         self.marking.explain = day_restore.restore_day(
             self.journal, trading_day_of(self.clock()), self.clock(), self.orders.records.values(),
             lambda record: self.bus.publish(topics.ORDER, record), self.alert_router)

@@ -1,5 +1,6 @@
 """Exits: close positions on convergence, stop-loss, time stop or the days-before-expiry rule; remember when
-and why each position was entered (the exit rules read it)."""
+and why each position was entered (the exit rules read it). Packages bought as combos are closed as combos
+(`package_exits`); the single-option rules leave their legs alone."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +11,12 @@ from typing import Callable, Iterable
 
 from ..config import Settings
 from ..domain import Fill, OrderPurpose, SecType, Side
+from ..domain.combos import ComboOrder
 from ..execution.orders import OrderManager
 from ..portfolio.book import Book, trading_day_of
 from ..strategy.signals import SignalModel
 from .order_desk import OrderDesk
+from .package_exits import HeldPackage, PackageBook, closing_order, package_exit_reason, package_key
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,13 @@ class ExitDesk:
         self._settings, self.book, self.orders, self.desk = settings, book, orders, desk
         self.signal_model = signal_model
         self.entries: dict[int, Entry] = {}
+        self.packages = PackageBook(signal_model.usual_residual)
 
-    def recovered(self, fills: Iterable[Fill]) -> None:
-        """Entries of the positions rebuilt from the journal (their reason is not known: not from a signal)."""
+    def recovered(self, fills: Iterable[Fill], combo_orders: Iterable[ComboOrder] = ()) -> None:
+        """Entries of the positions rebuilt from the journal (their reason is not known: not from a signal), and
+        the packages held (from the journal's combo orders and their leg fills)."""
+        fills = list(fills)
+        self.packages.recovered(combo_orders, fills)
         for fill in fills:
             cid = fill.contract.contract_id
             if self.book.quantity(cid) and cid not in self.entries:
@@ -71,10 +78,25 @@ class ExitDesk:
                 return f"converged ({gap:+.2f} vol pts from its usual level)"
         return ""
 
+    def package_filled(self, order: ComboOrder, fill: Fill) -> None:
+        """A leg of one of our combos filled (journaled and booked): the packages held move."""
+        self.packages.fill(order, fill)
+
     def run(self, now: datetime) -> None:
-        """Close what the rules say to close (a denied exit waits `risk.retry_denied_s` before it is retried)."""
+        """Close what the rules say to close (a denied exit waits `risk.retry_denied_s` before it is retried):
+        packages as packages first, then single options outside any package."""
+        for held in self.packages.dissolve_broken(self.book):
+            log.info("package %s no longer held whole: its legs are single positions now", held.combo.description)
+            for leg in held.combo.legs:
+                cid = leg.contract.contract_id
+                if self.book.quantity(cid) and cid not in self.entries:
+                    self.entries[cid] = Entry(held.opened_at or now, False)
+        for held in list(self.packages.held.values()):
+            self._close_package(held, now)
+        in_packages = self.packages.legs()
         for cid, pos in list(self.book.positions.items()):
-            if not pos.quantity or pos.contract.sec_type is not SecType.OPTION or self.orders.working_for(cid):
+            if (not pos.quantity or pos.contract.sec_type is not SecType.OPTION or self.orders.working_for(cid)
+                    or cid in in_packages):
                 continue
             reason = self._reason(cid, now)
             if not reason or not self.desk.may_retry(("exit", cid), now):
@@ -85,3 +107,25 @@ class ExitDesk:
                                            self.book.mark_of(cid))
             if pv.order is not None and not pv.sent:
                 self.desk.denied(("exit", cid), now)
+
+    def _close_package(self, held: HeldPackage, now: datetime) -> None:
+        """One combo order closing `held` when a rule says so (none while a closing order works)."""
+        combos = self.desk.combos
+        key = package_key(held.combo)
+        if combos is None or any(package_key(o.combo) == key and o.purpose is OrderPurpose.EXIT
+                                 for o in combos.working.values()):
+            return
+        reason = package_exit_reason(held, self.book, self._settings().signals, now, self.signal_model.residual)
+        if not reason or not self.desk.may_retry(("exit", key), now):
+            return
+        quotes = [self.desk.market.market_for(leg.contract) for leg in held.combo.legs]
+        close = closing_order(held, [q.bid if q else float("nan") for q in quotes],
+                              [q.ask if q else float("nan") for q in quotes])
+        if close is None:
+            log.info("exit %s: %s; waiting for two-sided quotes on every leg", held.combo.description, reason)
+            return
+        side, packages, limit = close
+        log.info("exit %s: %s", held.combo.description, reason)
+        decision = self.desk.send_combo(held.combo, side, packages, limit, OrderPurpose.EXIT)
+        if isinstance(decision, str) or not decision.approved:
+            self.desk.denied(("exit", key), now)

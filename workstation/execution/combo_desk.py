@@ -37,7 +37,8 @@ class ComboDesk:
         self.book = book
         self.clock = clock
         self.working: dict[str, ComboOrder] = {}
-        self.sent: set[str] = set()          # every combo id sent or recovered: late leg fills are still ours
+        self.sent: dict[str, ComboOrder] = {}   # every combo sent or recovered, by id: late leg fills are ours
+        self.on_booked: list[Callable[[ComboOrder, Fill], None]] = []   # each leg fill of ours, once booked
         self.cancelling: set[str] = set()    # timed-out packages whose cancel was sent
         broker.on_order_event.append(self.on_order_event)
         broker.on_fill.append(self.on_fill)
@@ -51,7 +52,7 @@ class ComboDesk:
         journaled package when it can use them (`adopt_combos`: IB's leg fills and open BAG orders are ours)."""
         states = self.journal.combo_states()
         orders = self.journal.combo_orders()
-        self.sent = {o.client_order_id for o in orders}
+        self.sent = {o.client_order_id: o for o in orders}
         self.working = {o.client_order_id: o for o in orders if states[o.client_order_id].status.is_working}
         adopt = getattr(self.broker, "adopt_combos", None)      # a broker that maps leg fills back to packages
         if adopt is not None:
@@ -75,7 +76,7 @@ class ComboDesk:
             return replace(decision, approved=False)
         if decision.approved:
             self.working[order.client_order_id] = order
-            self.sent.add(order.client_order_id)
+            self.sent[order.client_order_id] = order
             await self.broker.place_combo(order)
         return decision
 
@@ -103,7 +104,10 @@ class ComboDesk:
 
     def on_fill(self, fill: Fill) -> None:
         """Journal and book one leg's fill of one of our packages (once per fill id)."""
-        if fill.client_order_id not in self.sent:
+        order = self.sent.get(fill.client_order_id)
+        if order is None:
             return
-        if self.journal.record_fill(fill):
+        if self.journal.record_fill(fill):      # in the engine the order manager has journaled and booked it
             self.book.apply_fill(fill)
+        for listener in self.on_booked:         # idempotent on the fill id themselves (a broker may replay)
+            listener(order, fill)

@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..domain import Side
-from ..domain.combos import COMBO_TICK, Combo, ComboError, ComboLeg
+from ..domain.combos import Combo, ComboError, ComboLeg, marketable_limit
 from .arbitrage import QuoteArbitrage, find_arbitrage
 from .surface import Surface
 
@@ -60,7 +60,7 @@ def _package(surface: Surface, found: QuoteArbitrage, i: int) -> tuple[Combo | N
     except (ComboError, ValueError):
         return None, 1.0, math.nan
     net = sum(n * (snap.ask[r] if n > 0 else snap.bid[r]) for r, n in zip(rows, ratios))
-    return combo, scale, math.ceil(round(net / COMBO_TICK, 6)) * COMBO_TICK       # pay at most the quotes
+    return combo, scale, marketable_limit(net, Side.BUY)        # pay at most the quotes
 
 
 def arbitrage_in(surface: Surface, fee: float) -> list[Arbitrage]:

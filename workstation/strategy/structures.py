@@ -12,14 +12,13 @@ dollars per package traded. Pure and per candidate (a few dozen), vectorised wit
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..config import SignalsConfig
 from ..domain import Side, SignalStructure
-from ..domain.combos import COMBO_TICK, ComboError, calendar, vertical
+from ..domain.combos import ComboError, calendar, marketable_limit, vertical
 from ..portfolio.greeks import dollar_greeks
 from ..pricing import black_greeks
 from .signals import Candidate
@@ -124,8 +123,7 @@ def propose(surface: Surface, c: Candidate, values: Values, fee: float, cfg: Sig
     for i, (kind, hedge) in enumerate(tries, 1):
         side = _package_side(snap, c, hedge, kind)
         net = side.sign * (s * mine_at + h * float(ask[hedge] if h > 0 else bid[hedge]))   # at the quotes
-        ticks = round(net / COMBO_TICK, 6)
-        limit = round((math.ceil(ticks) if side is Side.BUY else math.floor(ticks)) * COMBO_TICK, 2)
+        limit = marketable_limit(net, side)
         half, mid = 0.5 * float(ask[hedge] - bid[hedge]), 0.5 * float(ask[hedge] + bid[hedge])
         hedge_cost = half + fee / float(snap.multiplier[hedge]) + h * (mid - float(values.price[hedge]))
         edge = c.edge - hedge_cost - abs(limit - net)
