@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
             d[name].raise_()
         self.resizeDocks([d["surface"], d["mispricings"], d["risk"]], [560, 700, 420], Qt.Horizontal)
         self.resizeDocks([d["surface"], d["calibration"]], [560, 370], Qt.Vertical)
-        self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [250, 480, 200], Qt.Vertical)
+        self.resizeDocks([d["mispricings"], d["orders"], d["positions"]], [430, 330, 170], Qt.Vertical)   # signals first
         self.resizeDocks([d["risk"], d["alerts"]], [600, 330], Qt.Vertical)
 
     def save_layout(self) -> None:
