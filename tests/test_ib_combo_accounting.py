@@ -42,7 +42,7 @@ async def test_the_soak_counts_a_bags_legs_as_fills_and_its_own_execution_as_the
         v = vertical(c0, c1)                         # fills live
         await rig.desk.send(ComboOrder("v-live", v, Side.BUY, 1, marketable_buy(snap, v)))
         for coid in ("fly-away", "v-live"):
-            assert await wait_for(lambda: rig.state(coid).status is OrderStatus.FILLED, 10), coid
+            assert await wait_for(lambda c=coid: rig.state(c).status is OrderStatus.FILLED, 10), coid
         assert await wait_for(lambda: len(rig.journal.fills_of("v-live")) == 2, 5)
     finally:
         await rig.close()
@@ -93,7 +93,7 @@ async def test_the_engine_cancels_its_working_combos_when_it_stops(tmp_path, war
         await engine.start()
         assert await wait_for(lambda: engine.last_snapshot is not None, 60)
         combos = engine.desk.combos
-        combos.checker = lambda o: RiskDecision(o.client_order_id, True, ())   # the package's checks: not tested here
+        combos.checker = lambda o: RiskDecision(o.client_order_id, True, ())     # its checks are not tested here
         c0, c1 = calls_near_the_money(engine.last_snapshot, 2)
         order = ComboOrder("v-rest", vertical(c0, c1), Side.BUY, 1, COMBO_TICK)   # far under the ask: it rests
         assert (await combos.send(order)).approved
