@@ -45,7 +45,7 @@ market: {{source: ib, snapshot_interval_s: 1.0, min_expiry_days: 7, max_expiry_d
          stale_after_s: 60}}
 execution: {{broker: ib, aggressiveness: 1.0, on_exit: cancel, reprice_interval_s: 5, order_timeout_s: 60,
              trading_enabled: {trading}}}
-signals: {{min_history: 3, min_zscore: 1.5, auto_execute: true}}
+signals: {{min_history: 3, min_zscore: 1.5, auto_execute: true, auto_execute_packages: true}}
 risk: {{allow_uncovered_shorts: true, max_orders_per_minute: 60, max_var_99: 1.0e8, max_delta_dollars: 1.0e8,
         max_gamma_dollars: 1.0e8, max_vega_dollars: 1.0e8, max_daily_loss: 1.0e8, buying_power: 1.0e9}}
 ib: {{host: 127.0.0.1, port: {port}, client_id: {client_id}, connect_timeout_s: 5, reconnect_max_backoff_s: 2}}
@@ -82,7 +82,8 @@ class Workstation:
         self.runs += 1
         log = open(self.work / f"run{self.runs}.log", "wb")
         cmd = [sys.executable, "-u", str(ROOT / "main.py"), "headless", "--config", str(self.config), "--wait",
-               "--duration", str(duration), "--data-dir", str(self.data), "--log-level", "WARNING"]
+               "--duration", str(duration), "--data-dir", str(self.data),
+               "--log-level", os.environ.get("SOAK_LOG_LEVEL", "WARNING")]        # INFO/DEBUG to investigate
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self) -> str:
@@ -220,23 +221,34 @@ def _stats(values: list[float]) -> dict:
 
 
 def compare(data: Path, gw: PracticeGateway) -> dict:
-    """The journal against the gateway's account: fills lost or doubled, positions that differ."""
+    """The journal against the gateway's account: fills lost or doubled, packages filled differently, positions that
+    differ. A combo's fill is reported by IB as one execution per leg (each a fill, journaled under the combo's
+    order id) and one execution of the BAG itself (the package at its net price: no fill, no position): the legs are
+    compared fill by fill, the BAG's executions package by package with the journaled state of the combo."""
     journal = Journal(data / "journal.sqlite")
     try:
         fills = journal.fills()
+        packages = {cid: e.filled_quantity for cid, e in journal.combo_states().items()}
         book = {cid: p.quantity for cid, p in journal.positions_from_fills().items() if p.quantity}
         integrity_final = journal.integrity_check()
     finally:
         journal.close()
     ours = [e for e in gw.executions if e.client_id == CLIENT_ID]
-    at_gateway = Counter(e.exec_id for e in ours)
+    legs = [e for e in ours if e.contract.sec_type != "BAG"]
+    bags: Counter = Counter()
+    for e in ours:
+        if e.contract.sec_type == "BAG":
+            bags[e.order_ref] += int(round(e.shares))
+    at_gateway = Counter(e.exec_id for e in legs)
     journaled = Counter(f.fill_id for f in fills if not f.client_order_id.startswith("ACCEPT-BROKER"))
     broker = {cid: qty for cid, qty in gw.positions().items() if qty}
     return {
-        "executions": len(ours), "journal_fills": sum(journaled.values()),
+        "executions": len(legs), "bag_executions": len(ours) - len(legs), "journal_fills": sum(journaled.values()),
         "fills_lost": sum(1 for x in at_gateway if x not in journaled),
         "fills_doubled": sum(n - 1 for n in journaled.values() if n > 1) + sum(1 for x in journaled
                                                                                if x not in at_gateway),
+        "package_mismatches": sum(1 for ref in set(bags) | {r for r, n in packages.items() if n}
+                                  if bags.get(ref, 0) != packages.get(ref, 0)),
         "position_mismatches": sum(1 for cid in set(book) | set(broker) if book.get(cid, 0) != broker.get(cid, 0)),
         "orders": sum(gw.order_refs.values()), "journal_integrity_final": integrity_final,
     }
@@ -257,8 +269,10 @@ def table(r: dict) -> str:
     rows = [
         ("duration (min), seed, market speed", f"{r['minutes']}, {r['seed']}, {r['speed']:g}x"),
         ("faults fired", ", ".join(f"{k} {v}" for k, v in sorted(r["faults"].items()))),
-        ("orders sent / executions", f"{r['orders']} / {r['executions']}"),
+        ("orders sent / executions (fills; and BAG package reports)",
+         f"{r['orders']} / {r['executions']} (+{r['bag_executions']} BAG)"),
         ("fills lost", r["fills_lost"]), ("fills doubled", r["fills_doubled"]),
+        ("combo packages filled differently (BAG executions vs journal)", r["package_mismatches"]),
         ("position mismatches (journal vs gateway)", r["position_mismatches"]),
         ("orders sent while IB was lost (after the workstation had the 1100)", r["orders_sent_while_ib_lost"]),
         ("orders that crossed the 1100 (sent before it reached the workstation)",
@@ -292,6 +306,7 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"written to {out}")
     ok = not (result["fills_lost"] or result["fills_doubled"] or result["position_mismatches"]
+              or result["package_mismatches"]
               or result["orders_sent_while_ib_lost"] or result["duplicate_order_refs"])
     return 0 if ok else 1
 

@@ -135,3 +135,24 @@ async def test_static_arbitrage_in_the_quotes_is_alerted_once_and_traded_as_a_pa
     assert sum(f.signed_quantity * f.price for f in fills) <= order.limit_price + 1e-9 < 0       # a credit
     for leg in best.combo.legs:
         assert rig.engine.book.quantity(leg.contract.contract_id) == leg.weight
+
+
+async def test_the_kill_switch_cancels_working_combos_too(rig):
+    """A package resting at the exchange is cancelled by the kill switch like a single order (a package left working
+    after the trader pulled the plug could still fill)."""
+    combo = vertical(*_calls_near_the_money(rig, 2))
+    snap = rig.engine.last_snapshot
+    rows = [snap.index_of(leg.contract.contract_id) for leg in combo.legs]
+    bid, ask = combo.net_quote(snap.bid[rows], snap.ask[rows])
+    limit = math.floor(0.85 * (bid + ask) / 2 / COMBO_TICK) * COMBO_TICK     # inside the price band, under the bid
+    assert 0 < limit < bid
+    decision = rig.engine.send_combo(combo, Side.BUY, 1, limit)                   # it rests
+    assert not isinstance(decision, str) and decision.approved, [r for r in decision.results if not r.passed]
+    await rig.step()
+    (order,) = rig.journal.combo_orders()
+    assert rig.journal.combo_states()[order.client_order_id].status is OrderStatus.SUBMITTED
+    assert order.client_order_id in rig.engine.desk.combos.working
+    rig.engine.kill_switch()
+    await rig.step()
+    assert rig.journal.combo_states()[order.client_order_id].status is OrderStatus.CANCELLED
+    assert rig.world.exchange.open_combos() == [] and not rig.engine.desk.combos.working

@@ -27,6 +27,7 @@ async def test_short_fault_soak_loses_doubles_and_mismatches_nothing(tmp_path):
     assert r["executions"] > 0, "the soak should trade"
     assert r["faults"] == dict(Counter(plan))
     assert (r["fills_lost"], r["fills_doubled"], r["position_mismatches"]) == (0, 0, 0), r
+    assert r["package_mismatches"] == 0, r              # each BAG execution matches the journaled package
     assert r["orders_sent_while_ib_lost"] == 0, r["lost_order_delays_s"]
     assert r["duplicate_order_refs"] == 0
     assert r["journal_integrity_ok_after_kills"] == r["kills"] and r["journal_integrity_final"] == "ok"
@@ -50,6 +51,7 @@ async def test_the_soak_with_random_faults_for_minutes_loses_doubles_and_mismatc
     r = await soak(minutes=float(FIVE_MINUTE_SOAK), seed=23, work=tmp_path, log=lambda *_: None, fresh_wait_s=120.0)
     assert r["executions"] > 0 and sum(r["faults"].values()) >= 5, r["faults"]
     assert (r["fills_lost"], r["fills_doubled"], r["position_mismatches"]) == (0, 0, 0), r
+    assert r["package_mismatches"] == 0, r              # each BAG execution matches the journaled package
     assert r["orders_sent_while_ib_lost"] == 0, r["lost_order_delays_s"]
     assert r["duplicate_order_refs"] == 0
     assert r["journal_integrity_ok_after_kills"] == r["kills"] and r["journal_integrity_final"] == "ok"

@@ -173,9 +173,9 @@ class Engine(EngineFace):
         await self.housekeeping.stop()
         if self.settings.execution.on_exit == "cancel" and self.broker.connected:
             try:
-                n = await self.orders.cancel_all()     # sent even when the journal cannot record them
+                n = await self.desk.cancel_all()       # sent even when the journal cannot record them
                 deadline = time.monotonic() + STOP_CANCEL_WAIT_S
-                while n and self.orders.working() and time.monotonic() < deadline:
+                while n and self.desk.any_working() and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)          # until every cancel is acknowledged and journaled (bounded)
             except Exception:
                 log.exception("cancelling the working orders at shutdown failed: check them at the broker")
@@ -329,7 +329,7 @@ class Engine(EngineFace):
 
     def kill_switch(self, by: str = "trader") -> None:
         """Cancel every working order and HALT (only the trader can resume)."""
-        self.supervisor.kill_switch(by, self.orders.cancel_all, self._spawn)
+        self.supervisor.kill_switch(by, self.desk.cancel_all, self._spawn)
         self.publish_status()
 
     def resume_trading(self, override: bool = False) -> bool:

@@ -268,6 +268,18 @@ class OrderDesk:
         side = Side.SELL if pos.quantity > 0 else Side.BUY
         return self.slice_and_route(pos.contract, side, qty, None, OrderPurpose.EXIT, self.book.mark_of(contract_id))
 
+    async def cancel_all(self) -> int:
+        """Cancel every working single order and combo package (the kill switch, the shutdown's cancels); how many
+        cancels were sent. A package left working at the broker would fill with no one to journal it."""
+        n = await self.orders.cancel_all()
+        if self.combos is not None:
+            n += await self.combos.cancel_all()
+        return n
+
+    def any_working(self) -> bool:
+        """A single order or a combo package still working (its cancel not yet acknowledged)."""
+        return bool(self.orders.working()) or bool(self.combos is not None and self.combos.working)
+
     def cancel_order(self, client_order_id: str) -> None:
         self.spawn(self.orders.cancel(client_order_id), f"cancel {client_order_id}")
 

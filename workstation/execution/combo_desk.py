@@ -83,6 +83,17 @@ class ComboDesk:
     async def cancel(self, client_order_id: str) -> None:
         await self.broker.cancel(client_order_id)
 
+    async def cancel_all(self) -> int:
+        """Cancel every working package (each tried even when another fails); how many cancels were sent."""
+        n = 0
+        for client_order_id in list(self.working):
+            try:
+                await self.broker.cancel(client_order_id)
+                n += 1
+            except Exception:
+                log.exception("cancel of combo %s failed", client_order_id)
+        return n
+
     def timed_out(self, now: datetime, max_age_s: float) -> list[str]:
         """Working signal packages (a signal's structure, auto-executed arbitrage) older than `max_age_s`, each
         named once: the caller cancels them, as single signal orders are cancelled at `order_timeout_s`. The

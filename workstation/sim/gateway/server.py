@@ -103,7 +103,6 @@ class PracticeGateway:
     next_order_id = _served_by("desk", "next_order_id")
     place_order = _served_by("desk", "place_order")
     cancel_order = _served_by("desk", "cancel_order")
-    cancel_all_orders = _served_by("desk", "cancel_all")       # every working order, as TWS's global cancel
     positions = _served_by("account_book", "positions")
     position_message = _served_by("account_book", "position_message")
     pnl = _served_by("account_book", "pnl")
@@ -111,6 +110,10 @@ class PracticeGateway:
     account_messages = _served_by("account_book", "account_messages")
     tick_messages = _served_by("market_data", "tick_messages")
     details_message = _served_by("market_data", "details_message")
+
+    def cancel_all_orders(self) -> int:
+        """Every working order of every client, single and combo (BAG), as TWS's global cancel; how many."""
+        return self.desk.cancel_all() + self.combos.cancel_all()
 
     # -------------------------------------------------------------------------------- lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 7497) -> int:
