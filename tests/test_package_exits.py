@@ -64,7 +64,8 @@ def test_a_marketable_combo_limit_never_trades_worse_than_rounding_to_the_tick()
     assert marketable_limit(-0.51, Side.BUY) == -0.5 and marketable_limit(-0.51, Side.SELL) == -0.55
     assert marketable_limit(2.35, Side.BUY) == marketable_limit(2.35, Side.SELL) == 2.35    # on the tick already
     for net in (0.07, -3.33, 12.49):
-        assert abs(marketable_limit(net, Side.BUY) / COMBO_TICK - round(marketable_limit(net, Side.BUY) / COMBO_TICK)) < 1e-9
+        limit = marketable_limit(net, Side.BUY)
+        assert abs(limit / COMBO_TICK - round(limit / COMBO_TICK)) < 1e-9 and limit >= net
 
 
 @pytest.mark.parametrize("rule", ["days_to_expiry", "time_stop", "stop_loss"])

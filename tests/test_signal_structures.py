@@ -144,6 +144,73 @@ async def test_a_signal_proposes_a_vertical_whose_edge_and_greeks_are_its_legs(t
         await rig.close()
 
 
+async def test_a_neutral_package_takes_out_the_options_delta_and_vega_with_two_otm_legs(tmp_path, warm_numba):
+    """`signals.structures: neutral`: m of the signal's option against whole ratios of two liquid out-of-the-money
+    options of its expiry, one strike below and one above; the package's net delta and vega, by hand from Black-76
+    at the family's vol, keep at most a quarter of the naked option's; its edge is the signal's m times less each
+    hedge leg's cost; sent by the engine, it fills as one package."""
+    from workstation.strategy.structures import NEUTRAL_LEFT
+
+    rig = await _rig(tmp_path, _settings(structures="neutral"))
+    try:
+        sig = await _until(rig, lambda: next((s for s in rig.engine.open_signals() if s.structure is not None
+                                              and s.family in ("model", "relative")), None))
+        assert sig is not None, "no signal with a neutral package in a simulated morning"
+        engine, st = rig.engine, sig.structure
+        snap, surface = engine.last_snapshot, engine.last_surface
+        price, vol = _values(engine, sig.family)
+        mult = sig.contract.multiplier
+        assert st.combo.structure == "neutral" and st.combo.problems() == [] and len(st.combo.legs) == 3
+        assert st.side is Side.BUY
+        mine, *hedges = st.combo.legs
+        assert mine.contract.contract_id == sig.contract.contract_id and mine.side is sig.side
+        m = mine.ratio
+        r = snap.index_of(sig.contract.contract_id)
+        rows = [snap.index_of(h.contract.contract_id) for h in hedges]
+        strikes = sorted(snap.strike[h] for h in rows)
+        assert strikes[0] < snap.strike[r] < strikes[1]                      # one below, one above
+        for h in rows:
+            assert snap.expiry[h] == snap.expiry[r]
+            assert bool(snap.is_call[h]) == (snap.strike[h] > surface.forward[h])   # out of the money
+        legs = {row: _black76_dollars(surface.forward[row], snap.strike[row], surface.maturity[row],
+                                      surface.discount[row], vol[row], bool(snap.is_call[row]), mult)
+                for row in [r, *rows]}
+        signed = [(r, sig.side.sign * m)] + [(h, leg.side.sign * leg.ratio) for h, leg in zip(rows, hedges)]
+        delta = sum(n * legs[row][0] for row, n in signed)
+        vega = sum(n * legs[row][1] for row, n in signed)
+        assert st.delta == pytest.approx(delta, rel=1e-9, abs=1e-6) and st.vega == pytest.approx(vega, rel=1e-9, abs=1e-6)
+        naked_delta, naked_vega = sig.side.sign * m * legs[r][0], sig.side.sign * m * legs[r][1]
+        assert (st.naked_delta, st.naked_vega) == pytest.approx((naked_delta, naked_vega), rel=1e-9)
+        assert abs(delta) <= NEUTRAL_LEFT * abs(naked_delta) + 1e-9 and abs(vega) <= NEUTRAL_LEFT * abs(naked_vega) + 1e-9
+
+        paper = engine.settings.execution.paper
+        fee = (paper.commission_per_contract + paper.fees_per_contract) / mult
+        cost, net = 0.0, sig.side.sign * m * (snap.ask[r] if sig.side is Side.BUY else snap.bid[r])
+        for h, leg in zip(rows, hedges):
+            k = leg.side.sign * leg.ratio
+            mid = 0.5 * (snap.bid[h] + snap.ask[h])
+            cost += leg.ratio * (0.5 * (snap.ask[h] - snap.bid[h]) + fee + leg.side.sign * (mid - price[h]))
+            net += k * (snap.ask[h] if k > 0 else snap.bid[h])
+        limit = math.ceil(net / COMBO_TICK - 1e-6) * COMBO_TICK
+        assert st.limit_price == pytest.approx(limit, abs=1e-9) and st.hedge_cost == pytest.approx(cost, abs=1e-9)
+        assert st.edge_points == pytest.approx(m * sig.edge_dollars / mult - cost - abs(limit - net), abs=1e-9)
+        assert st.edge_points > 0
+
+        if st.quantity < 1:
+            pytest.skip(f"the package cannot be sent now: {st.blocked}")
+        decision = engine.approve_structure(sig.signal_id)
+        assert not isinstance(decision, str) and decision.approved, decision
+        await engine.settle_tasks()
+        (order,) = rig.journal.combo_orders()
+        assert await _until(rig, lambda: rig.journal.combo_states()[order.client_order_id].status
+                            is OrderStatus.FILLED, steps=10, seconds=1.0), "the package did not fill"
+        assert len({f.timestamp for f in rig.journal.fills_of(order.client_order_id)}) == 1     # one atomic fill
+        for leg in st.combo.legs:
+            assert engine.book.quantity(leg.contract.contract_id) == leg.weight * order.quantity
+    finally:
+        await rig.close()
+
+
 def _arbitrage_rig_settings(**risk):
     s = _settings(families=["arbitrage"], auto_execute=True, auto_execute_packages=True)
     for name, value in risk.items():

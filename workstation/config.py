@@ -179,11 +179,13 @@ class SignalsConfig(Section):
     relative_persist: int = Field(2, ge=1, le=1_000, description="Snapshots in a row a relative edge must last.")
     relative_cv_every: int = Field(20, ge=1, le=100_000, description="Snapshots between cross-validations of the "
                                    "fair surface (its uncertainty per expiry).")
-    structures: Literal["none", "vertical", "calendar", "best"] = Field(
+    structures: Literal["none", "vertical", "calendar", "neutral", "best"] = Field(
         "best", description="Propose each model/relative signal as a package too: the vertical against the nearest "
                             "liquid strike of its expiry, the calendar against the same strike in the next expiry, "
-                            "or the best of both (by package edge, only when it holds less delta and vega than the "
-                            "naked option); none: single options only. A proposal sends nothing by itself.")
+                            "the neutral package (two out-of-the-money options of its expiry in whole ratios that "
+                            "leave at most a quarter of its delta and vega), or the best of all (by package edge, "
+                            "only when it holds less delta and vega than the naked option); none: single options "
+                            "only. A proposal sends nothing by itself.")
     structure_max_strikes: int = Field(3, ge=1, le=50, description="The vertical's hedge leg: the nearest liquid "
                                        "strike at most this many listed strikes away.")
     auto_execute_packages: bool = Field(False, description="Auto-execution may send packages: a signal's proposed "

@@ -34,12 +34,13 @@ class SignalState(str, Enum):
 @dataclass(frozen=True, slots=True)
 class SignalStructure:
     """A signal proposed as a package: the mispriced option against one hedge leg (the nearest liquid strike of
-    its expiry: a vertical; the same strike in the next expiry: a calendar), traded 1:1 on the opposite side.
+    its expiry: a vertical; the same strike in the next expiry: a calendar), traded 1:1 on the opposite side, or
+    against two (a neutral package: whole ratios of two out-of-the-money options that take out its delta and vega).
 
     `side` trades `combo` so that the signal's leg is on the signal's side; `limit_price` is the net price of one
     package at the quotes (debit > 0, credit < 0) on the combo tick. `edge_points` is per package: the signal
-    leg's edge minus the hedge leg's cost (half-spread + fees + how far its own mid sits from its value against
-    us) minus the tick rounding of the limit. Greeks are dollars per package traded (delta and gamma per 1 % of
+    leg's edge (times its ratio) minus the hedge legs' cost (half-spread + fees + how far each one's mid sits from
+    its value against us, times its ratio) minus the tick rounding of the limit. Greeks are dollars per package traded (delta and gamma per 1 % of
     the forward, vega per vol point, theta per day); `naked_*` are the signal leg's alone. `quantity` is what the
     package checks pass now (0 with `blocked` naming why)."""
 

@@ -139,7 +139,8 @@ class SignalDesk:
         st = signal.structure
         if st is None:
             return None
-        want = max(st.quantity, signal.quantity, 1)
+        mine = next((leg.ratio for leg in st.combo.legs if leg.contract.contract_id == signal.contract.contract_id), 1)
+        want = max(st.quantity, signal.quantity // mine, 1)      # packages: the signal's contracts, m per package
 
         def approved(q: int) -> tuple[bool, str]:
             order = ComboOrder(PREVIEW_ID, st.combo, st.side, q, st.limit_price, self.clock(), OrderPurpose.SIGNAL)

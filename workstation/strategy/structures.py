@@ -4,6 +4,10 @@ For each `model` or `relative` candidate two kinds of hedge are tried, 1:1 on th
   vertical  the nearest liquid strike of the same expiry and right, below and above (at most
             `signals.structure_max_strikes` listed strikes away);
   calendar  the same strike and right in the chain's next expiry, when it is listed there and liquid.
+And one kind with two hedge legs:
+  neutral   m of the mispriced option against whole ratios of two liquid out-of-the-money options of its expiry,
+            one below and one above its strike (up to `NEUTRAL_NEIGHBOURS` each way), solved so that the package
+            holds at most `NEUTRAL_LEFT` of the naked option's |delta| and |vega| (m <= 3, each ratio <= 5).
 The hedge leg is paid for: package edge = the signal leg's edge - (the hedge's half-spread + fees + how far its
 mid sits from its own value against us) - the rounding of the net limit to the combo tick. A proposal counts only
 when its edge is positive and it holds less |delta| and less |vega| than the naked option; the best edge wins
@@ -12,17 +16,25 @@ dollars per package traded. Pure and per candidate (a few dozen), vectorised wit
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from itertools import product
 
 import numpy as np
 
 from ..config import SignalsConfig
 from ..domain import Side, SignalStructure
-from ..domain.combos import ComboError, calendar, marketable_limit, vertical
+from ..domain.combos import Combo, ComboError, ComboLeg, calendar, marketable_limit, vertical
 from ..portfolio.greeks import dollar_greeks
 from ..pricing import black_greeks
 from .signals import Candidate
 from .surface import Surface
+
+NEUTRAL_NEIGHBOURS = 3      # liquid out-of-the-money strikes tried on each side of the signal's for a neutral package
+NEUTRAL_LEFT = 0.25         # a neutral package keeps at most this share of the naked option's |delta| and |vega|
+NEUTRAL_MAX_SIGNAL = 3      # the most contracts of the signal's option per neutral package
+NEUTRAL_MAX_RATIO = 5       # the most contracts of a hedge leg per neutral package
+
 
 @dataclass(frozen=True, eq=False)
 class Values:
@@ -113,13 +125,13 @@ def propose(surface: Surface, c: Candidate, values: Values, fee: float, cfg: Sig
         tries += [("vertical", r) for r in vertical_hedges(surface, c.row, ok, cfg.structure_max_strikes)]
     if mode in ("calendar", "best"):
         tries += [("calendar", r) for r in calendar_hedges(surface, c.row, ok)]
+    best, best_key = neutral(surface, c, values, fee) if mode in ("neutral", "best") else (None, None)
     if not tries:
-        return None
+        return best
     greeks = _dollar_greeks(surface, values, [c.row] + [r for _, r in tries])
     s, h = c.side.sign, -c.side.sign
     bid, ask, r = snap.bid, snap.ask, c.row
     mine_at = float(ask[r] if s > 0 else bid[r])
-    best, best_key = None, None
     for i, (kind, hedge) in enumerate(tries, 1):
         side = _package_side(snap, c, hedge, kind)
         net = side.sign * (s * mine_at + h * float(ask[hedge] if h > 0 else bid[hedge]))   # at the quotes
@@ -142,6 +154,74 @@ def propose(surface: Surface, c: Candidate, values: Values, fee: float, cfg: Sig
         best = SignalStructure(combo, side, limit, float(edge), float(hedge_cost), *map(float, net_g),
                                naked_delta=float(naked[0]), naked_vega=float(naked[2]), quantity=c.quantity)
     return best
+
+
+def neutral_hedges(surface: Surface, row: int, values: Values) -> tuple[np.ndarray, np.ndarray]:
+    """Liquid (both sides, with a value) out-of-the-money options of `row`'s expiry series and trading class —
+    puts below the forward, calls above — the nearest `NEUTRAL_NEIGHBOURS` strikes below and above `row`'s."""
+    snap = surface.snapshot
+    ok = liquid(surface, values, Side.BUY, 1) & liquid(surface, values, Side.SELL, 1)
+    otm = np.where(snap.strike < surface.forward, ~snap.is_call, snap.is_call)
+    rows = np.flatnonzero(ok & otm & (snap.series_key == snap.series_key[row])
+                          & (snap.trading_class == snap.trading_class[row]) & (snap.strike != snap.strike[row]))
+    below, above = rows[snap.strike[rows] < snap.strike[row]], rows[snap.strike[rows] > snap.strike[row]]
+    return (below[np.argsort(-snap.strike[below], kind="stable")][:NEUTRAL_NEIGHBOURS],
+            above[np.argsort(snap.strike[above], kind="stable")][:NEUTRAL_NEIGHBOURS])
+
+
+def neutral(surface: Surface, c: Candidate, values: Values, fee: float) -> tuple[SignalStructure | None, tuple | None]:
+    """The best delta- and vega-neutral package for `c` (by package edge; its ranking key), or (None, None)."""
+    snap = surface.snapshot
+    below, above = neutral_hedges(surface, c.row, values)
+    if not (len(below) and len(above)):
+        return None, None
+    rows = [c.row, *below.tolist(), *above.tolist()]
+    greeks = dict(zip(rows, _dollar_greeks(surface, values, rows)))
+    s, r = c.side.sign, c.row
+    naked = s * greeks[r]
+    if not (np.all(np.isfinite(naked)) and abs(naked[0]) > 0 and abs(naked[2]) > 0):
+        return None, None
+    bid, ask = snap.bid, snap.ask
+    best, best_key = None, None
+    for lo, hi in product(below.tolist(), above.tolist()):
+        a = np.array([[greeks[lo][0], greeks[hi][0]], [greeks[lo][2], greeks[hi][2]]])
+        try:
+            per_one = np.linalg.solve(a, -naked[[0, 2]])     # hedge contracts per signal contract
+        except np.linalg.LinAlgError:
+            continue
+        for m in range(1, NEUTRAL_MAX_SIGNAL + 1):
+            n = np.rint(m * per_one).astype(int)
+            if (not np.all((np.abs(n) >= 1) & (np.abs(n) <= NEUTRAL_MAX_RATIO))
+                    or math.gcd(m, abs(int(n[0])), abs(int(n[1]))) > 1):
+                continue
+            net_g = m * naked + n[0] * greeks[lo] + n[1] * greeks[hi]
+            if abs(net_g[0]) > NEUTRAL_LEFT * m * abs(naked[0]) or abs(net_g[2]) > NEUTRAL_LEFT * m * abs(naked[2]):
+                continue
+            hedge_cost, net = 0.0, s * m * float(ask[r] if s > 0 else bid[r])
+            for h, k in ((lo, int(n[0])), (hi, int(n[1]))):
+                half, mid = 0.5 * float(ask[h] - bid[h]), 0.5 * float(ask[h] + bid[h])
+                sign = 1 if k > 0 else -1
+                hedge_cost += abs(k) * (half + fee / float(snap.multiplier[h]) + sign * (mid - float(values.price[h])))
+                net += k * float(ask[h] if k > 0 else bid[h])
+            limit = marketable_limit(net, Side.BUY)
+            edge = m * c.edge - hedge_cost - abs(limit - net)
+            key = (edge / m, -abs(net_g[2]) / m)          # per contract of the signal's option, as the 1:1 kinds
+            if not (edge > 0 and np.all(np.isfinite(net_g))) or (best_key is not None and key <= best_key):
+                continue
+            legs = [ComboLeg(snap.contract(r), m, c.side)] + [
+                ComboLeg(snap.contract(h), abs(k), Side.BUY if k > 0 else Side.SELL)
+                for h, k in ((lo, int(n[0])), (hi, int(n[1])))]
+            try:
+                combo = Combo(tuple(legs), "neutral")
+            except (ComboError, ValueError):
+                continue
+            if combo.problems():
+                continue
+            best_key = key
+            best = SignalStructure(combo, Side.BUY, limit, float(edge), float(hedge_cost), *map(float, net_g),
+                                   naked_delta=float(m * naked[0]), naked_vega=float(m * naked[2]),
+                                   quantity=max(1, c.quantity // m))
+    return best, best_key
 
 
 def with_structures(surface: Surface, candidates: list[Candidate], values: dict[str, Values], fee: float,
