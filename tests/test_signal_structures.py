@@ -165,6 +165,8 @@ async def test_a_neutral_package_takes_out_the_options_delta_and_vega_with_two_o
         mine, *hedges = st.combo.legs
         assert mine.contract.contract_id == sig.contract.contract_id and mine.side is sig.side
         m = mine.ratio
+        right = "C" if sig.contract.is_call else "P"             # the panel's label names every leg with its ratio
+        assert st.label.startswith(f"neutral {sig.side.sign * m:+d} {sig.contract.strike:g} {right}".replace("-", "−"))
         r = snap.index_of(sig.contract.contract_id)
         rows = [snap.index_of(h.contract.contract_id) for h in hedges]
         strikes = sorted(snap.strike[h] for h in rows)

@@ -68,9 +68,13 @@ class SignalStructure:
 
     @property
     def label(self) -> str:
-        """'vertical 4500/4510 P', 'calendar 4500 P 17Oct/21Nov'."""
+        """'vertical 4500/4510 P', 'calendar 4500 P 17Oct/21Nov', 'neutral −3 6075 C +1 6050 P +3 6100 C'."""
         legs = [leg.contract for leg in self.combo.legs]
         right = "C" if legs[0].is_call else "P"
+        if self.combo.structure == "neutral":      # the ratios and rights are the point: show each leg
+            return "neutral " + " ".join(
+                f"{self.side.sign * leg.weight:+d} {leg.contract.strike:g} {'C' if leg.contract.is_call else 'P'}"
+                .replace("-", "−") for leg in self.combo.legs)
         if self.combo.structure == "calendar":
             dates = "/".join(c.expiry.strftime("%d%b") for c in legs)
             return f"calendar {legs[0].strike:g} {right} {dates}"

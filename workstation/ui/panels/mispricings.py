@@ -89,10 +89,11 @@ COLUMNS = [
            tooltip="Why no size of this signal passes the pre-trade checks now (empty: it can be sent)"),
     Column("Structure", lambda s: _package(s, "label", ""), str, numeric=False,
            tooltip="The package proposed instead of the naked option (signals.structures): the vertical against "
-                   "the nearest liquid strike, or the calendar against the next expiry — Trade package… opens it"),
+                   "the nearest liquid strike, the calendar against the next expiry, or the neutral package (two "
+                   "out-of-the-money legs in whole ratios that take out its delta and vega) — Trade package… opens it"),
     Column("Pkg edge", lambda s: _package(s, "edge_points", float("nan")), lambda v: f"{v:+.2f} pts" if v == v else "",
-           tooltip="Edge of one package, index points: the signal's edge less the hedge leg's half-spread, fees, "
-                   "its own deviation from value and the net limit's tick"),
+           tooltip="Edge of one package, index points: the signal's edge (times its ratio) less each hedge leg's "
+                   "half-spread, fees and own deviation from value (times its ratio) and the net limit's tick"),
     Column("Pkg Δ$ / vega$", _package_greeks, str, numeric=False,
            tooltip="Net delta $ (1 % move) and vega $ (1 vol point) of one package, vs the naked option's"),
     Column("Pkg qty", lambda s: _package(s, "quantity", float("nan")), lambda v: f"{v:d}" if v == v else "",
