@@ -19,11 +19,10 @@ import soak  # noqa: E402
 from workstation.domain import OrderStatus, Side  # noqa: E402
 from workstation.domain.combos import COMBO_TICK, ComboOrder, butterfly, vertical  # noqa: E402
 from workstation.risk.limits import RiskDecision  # noqa: E402
-from workstation.sim.gateway import PracticeGateway  # noqa: E402
 from workstation.storage import Journal  # noqa: E402
 
 from gateway_support import HOST, decoder_errors, gateway, wait_for  # noqa: E402,F401
-from test_ib_combos import Rig, calls_near_the_money, marketable_buy  # noqa: E402
+from test_ib_combos import Rig, calls_near_the_money, engine_on_a_gateway, marketable_buy  # noqa: E402
 
 
 async def test_the_soak_counts_a_bags_legs_as_fills_and_its_own_execution_as_the_package(gateway, tmp_path,
@@ -82,15 +81,7 @@ async def test_a_global_cancel_at_the_gateway_cancels_working_bag_orders_too(gat
 
 
 async def test_the_engine_cancels_its_working_combos_when_it_stops(tmp_path, warm_numba, decoder_errors):
-    from test_ib_engine import ib_settings
-    from workstation.engine import build_engine
-    gw = PracticeGateway(ib_settings(7497))
-    settings = ib_settings(await gw.start(HOST, 0))
-    settings.signals.auto_execute, settings.hedging.enabled = False, False
-    settings.execution.on_exit = "cancel"
-    engine = build_engine(settings, tmp_path)
-    try:
-        await engine.start()
+    async with engine_on_a_gateway(tmp_path, on_exit="cancel") as (gw, engine):
         assert await wait_for(lambda: engine.last_snapshot is not None, 60)
         combos = engine.desk.combos
         combos.checker = lambda o: RiskDecision(o.client_order_id, True, ())     # its checks are not tested here
@@ -107,6 +98,3 @@ async def test_the_engine_cancels_its_working_combos_when_it_stops(tmp_path, war
             assert journal.combo_states()["v-rest"].status is OrderStatus.CANCELLED      # and journaled as such
         finally:
             journal.close()
-    finally:
-        await engine.stop()
-        await gw.stop()

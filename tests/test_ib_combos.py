@@ -4,6 +4,7 @@ booked; the package quoted from its legs; malformed BAGs refused as TWS refuses 
 order never sent twice across a reconnect, its leg fills delivered once by the reconcile."""
 from __future__ import annotations
 
+import contextlib
 import math
 from datetime import datetime, timezone
 
@@ -270,15 +271,28 @@ async def test_a_restarted_broker_takes_its_working_combo_back_from_the_journal(
         await again.close()
 
 
-async def test_the_engine_sends_a_combo_through_ib_to_the_gateway(tmp_path, warm_numba, decoder_errors):
+@contextlib.asynccontextmanager
+async def engine_on_a_gateway(tmp_path, **execution):
+    """The real engine on IB (started) against a fresh practice gateway, no auto-execution and no hedging;
+    `execution` settings as given: yields (gateway, engine), stops both."""
     from test_ib_engine import ib_settings
     from workstation.engine import build_engine
     gw = PracticeGateway(ib_settings(7497))
     settings = ib_settings(await gw.start(HOST, 0))
     settings.signals.auto_execute, settings.hedging.enabled = False, False
+    for name, value in execution.items():
+        setattr(settings.execution, name, value)
     engine = build_engine(settings, tmp_path)
     try:
         await engine.start()
+        yield gw, engine
+    finally:
+        await engine.stop()
+        await gw.stop()
+
+
+async def test_the_engine_sends_a_combo_through_ib_to_the_gateway(tmp_path, warm_numba, decoder_errors):
+    async with engine_on_a_gateway(tmp_path) as (gw, engine):
         assert await wait_for(lambda: engine.last_fit is not None and engine.snapshots >= 3, 300)
         snap = engine.last_snapshot
         combo = vertical(*calls_near_the_money(snap, 2, skip_expiries=1))   # not today's (days to expiry)
@@ -295,9 +309,6 @@ async def test_the_engine_sends_a_combo_through_ib_to_the_gateway(tmp_path, warm
             assert engine.book.quantity(leg.contract.contract_id) == leg.weight
         assert gw.order_refs == {coid: 1}
         assert {f.fill_id for f in fills} == {e.exec_id for e in gw.executions if e.contract.sec_type == "OPT"}
-    finally:
-        await engine.stop()
-        await gw.stop()
 
 
 def test_golden_bag_open_and_completed_orders_decode_with_their_legs(decoder_errors):
