@@ -7,6 +7,7 @@ over everything recorded."""
 from __future__ import annotations
 
 import logging
+from array import array
 from datetime import date, datetime
 from pathlib import Path
 
@@ -32,8 +33,8 @@ class MetricHistory:
         self.directory = Path(directory) if directory is not None else None
         self.flush_every = flush_every
         self.day: date | None = None
-        self.rows: list[dict] = []
-        self._lists: dict[str, list[float]] = {}
+        self.count = 0                                  # today's rows (snapshots)
+        self._lists: dict[str, array] = {}             # today's columns, packed doubles (8 bytes a value)
         self._arrays: dict[str, np.ndarray] | None = None
         self._unsaved = 0
         self.past: dict[date, dict[str, np.ndarray]] = self._load(max_days)
@@ -46,18 +47,18 @@ class MetricHistory:
         day = trade_day(at)
         if self.day is not None and day != self.day:
             self.flush()
-            if self.rows:
+            if self.count:
                 self.past[self.day] = self.columns()
-            self.rows, self._lists = [], {}
+            self.count, self._lists = 0, {}
         self.day = day
         row = {"timestamp": at.timestamp(), **row}
-        n = len(self.rows)
-        for key, value in row.items():           # columns kept as lists: reading them is cheap
-            self._lists.setdefault(key, [np.nan] * n).append(float(value))
+        n = self.count
+        for key, value in row.items():           # only columns are kept (a row's dict would double the memory)
+            self._lists.setdefault(key, array("d", [np.nan] * n)).append(float(value))
         for key, values in self._lists.items():
             if len(values) == n:
                 values.append(np.nan)
-        self.rows.append(row)
+        self.count += 1
         self._arrays = None
         self._unsaved += 1
         if self._unsaved >= self.flush_every:
@@ -65,7 +66,7 @@ class MetricHistory:
 
     def flush(self) -> None:
         """Write today's rows (the whole day's file is rewritten: a day is a few thousand rows)."""
-        if self.directory is None or not self.rows or not self._unsaved:
+        if self.directory is None or not self.count or not self._unsaved:
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ class MetricHistory:
             self._arrays = {}
         arr = self._arrays.get(name)
         if arr is None:
-            arr = self._arrays[name] = np.array(self._lists.get(name, ()), dtype=float)
+            arr = self._arrays[name] = np.array(self._lists.get(name, array("d")), dtype=float)
         return arr
 
     def _load(self, max_days: int) -> dict[date, dict[str, np.ndarray]]:
@@ -107,7 +108,7 @@ class MetricHistory:
         return out
 
     def _today(self, name: str) -> np.ndarray | None:
-        return self.column(name) if self.rows else None
+        return self.column(name) if self.count else None
 
     def daily(self, name: str) -> tuple[list[date], np.ndarray]:
         """The last value of `name` on each day (today's latest included)."""

@@ -114,7 +114,7 @@ class VolDesk:
     # ------------------------------------------------------------------------------- loop thread
     def record(self, now: datetime, spot: float, market: SkewReport, model: SkewReport | None, scen: dict,
                risk: tuple) -> VolViews:
-        today = self.history.rows and self.history.day == trade_day(now)
+        today = self.history.count and self.history.day == trade_day(now)
         seconds = np.r_[self.history.column("timestamp") if today else np.zeros(0), now.timestamp()]
         prices = np.r_[self.history.column("spot") if today else np.zeros(0), spot]
         past_last, past_high, past_low = self.history.ranges("spot")
