@@ -66,7 +66,7 @@ def _feed_and_broker(settings: Settings, data_dir: Path | None = None) -> tuple[
         feed = SimulatedFeed.from_settings(settings, world=world)
     elif source == "ib":
         from ..market.ib import IBFeed
-        feed = IBFeed(settings, ib)
+        feed = IBFeed(settings, ib, slice_needs())
     else:
         from ..market.replay import ReplayFeed
         feed = ReplayFeed.from_settings(settings)
@@ -83,3 +83,12 @@ def _feed_and_broker(settings: Settings, data_dir: Path | None = None) -> tuple[
     else:
         clock = utcnow
     return feed, broker, clock
+
+
+def slice_needs():
+    """What the engine's fair-value surface needs of an expiry, for the IB feed's watch plan (one home: the
+    surface's settings)."""
+    from ..market.ib_watch import SliceNeeds
+    from ..strategy.fair_value import FairValueSettings
+    fs = FairValueSettings()
+    return SliceNeeds(fs.min_expiry_days, fs.max_expiry_days, fs.min_quotes, fs.max_moneyness_distance)
