@@ -3,8 +3,9 @@ a real socket) against the practice gateway, in this process, for N seconds of w
 quotes and fair-surface fit quotes per expiry, fair slices fitted / fallen back / failed / trusted, and the signals
 raised per family.
 
-Run: `.venv/bin/python benchmarks/ib_fair_coverage.py --seconds 120 [--config config/paper.yaml] [--seed 7]`
-(without --config: the IB feed's defaults, `Settings()` with market.source and execution.broker set to ib).
+Run: `.venv/bin/python benchmarks/ib_fair_coverage.py --seconds 120 [--config config/paper.yaml] [--seed 7]
+[--mispricing-rate 2 --mispricing-size 0.05]` (without --config: the IB feed's defaults, `Settings()` with
+market.source and execution.broker set to ib; the mispricing options plant as many mispricings as the soak does).
 Prints a table; `--json FILE` writes the numbers.
 """
 from __future__ import annotations
@@ -28,19 +29,22 @@ from workstation import bus as topics  # noqa: E402
 from workstation.config import Settings, load_settings  # noqa: E402
 from workstation.engine import build_engine  # noqa: E402
 from workstation.sim.gateway import PracticeGateway  # noqa: E402
-from workstation.domain.snapshot import series_key  # noqa: E402
 from workstation.strategy.fair_value import fit_rows  # noqa: E402
+from workstation.strategy.surface import Filter  # noqa: E402
 
 HOST = "127.0.0.1"
 
 
-def gateway_settings(seed: int, speed: float, mispricing_rate: float | None) -> Settings:
+def gateway_settings(seed: int, speed: float, mispricing_rate: float | None,
+                     mispricing_size: float | None = None) -> Settings:
     """The practice gateway's world: the simulator's defaults (its planted mispricings included), always open."""
     s = Settings()
     sim = s.market.simulator
     sim.always_open, sim.speed, sim.seed = True, speed, seed
     if mispricing_rate is not None:
         sim.mispricing_rate = mispricing_rate
+    if mispricing_size is not None:
+        sim.mispricing_size_vol = mispricing_size
     s.execution.paper.latency_ms = 20
     return s
 
@@ -60,12 +64,11 @@ class Tally:
         self.engine = engine
         self.snapshots = 0
         self.fresh_per_expiry: list[float] = []      # fresh option quotes per watched expiry, per snapshot
-        self.fit_per_expiry: list[float] = []        # fair-surface fit quotes per expiry in its window
+        self.fit_per_expiry: list[int] = []          # fair-surface fit quotes per expiry in its window
         self.slices: Counter = Counter()
         self.reasons: Counter = Counter()
-        self.thin: list[dict] = []
-        self.fit_by_expiry: dict[str, list[int]] = defaultdict(list)
-        self.fit_min_by_snapshot: list[float] = []   # the thinnest fair expiry's fit quotes, per snapshot
+        self.thin: list[dict] = []                   # the first thin expiries, with their quotes' filter reasons
+        self.fit_min_by_snapshot: list[int] = []     # the thinnest fair expiry's fit quotes, per snapshot
         self.trusted = 0
         self.slice_count = 0
         self.fair_window_expiries: list[int] = []
@@ -87,26 +90,22 @@ class Tally:
             self.fresh_per_expiry.append(float(np.sum(fresh & (keys == key))))
         if fair is None:
             return
-        rows = fit_rows(surface, self.engine.numerics.fair_value.settings)
         st = self.engine.numerics.fair_value.settings
+        rows = fit_rows(surface, st)
         days = surface.maturity * 365.0
         in_window = np.unique(keys[(days >= st.min_expiry_days) & (days <= st.max_expiry_days)])
         self.fair_window_expiries.append(len(in_window))
-        for key in in_window:
-            self.fit_per_expiry.append(float(np.sum(rows & (keys == key))))
+        counts = {key: int(np.sum(rows & (keys == key))) for key in in_window}
+        self.fit_per_expiry += counts.values()
+        self.fit_min_by_snapshot.append(min(counts.values(), default=0))
+        for key, n in counts.items():
+            if n < st.min_quotes and len(self.thin) < 20:       # why an expiry is thin: its quotes' filters
+                codes, found = np.unique(surface.filter_reason[keys == key], return_counts=True)
+                self.thin.append({"snapshot": self.snapshots, "expiry": str(key),
+                                  "filters": {Filter(int(c)).name: int(m) for c, m in zip(codes, found)}})
         self.slices.update(s.status for s in fair.slices)
         self.reasons.update(f"{s.status}: {s.reason.split(' (')[0].split(':')[0]}" for s in fair.slices
                             if s.status != "ok")
-        for key in in_window:
-            n = int(np.sum(rows & (keys == key)))
-            self.fit_by_expiry[str(key)].append(n)
-            if n < st.min_quotes and len(self.thin) < 20:       # why an expiry is thin: its quotes' filters
-                codes, counts = np.unique(surface.filter_reason[keys == key], return_counts=True)
-                self.thin.append({"snapshot": self.snapshots, "expiry": str(key),
-                                  "filters": {int(c): int(m) for c, m in zip(codes, counts)},
-                                  "forwards": [(e.pairs, e.reliable, round(e.forward, 1)) for e in surface.expiries
-                                               if str(series_key([e.expiry], [e.am_settled])[0]) == str(key)]})
-        self.fit_min_by_snapshot.append(min((float(np.sum(rows & (keys == k))) for k in in_window), default=0.0))
         self.slice_count += len(fair.slices)
         self.trusted += int(fair.trusted()[:-1].sum())
 
@@ -120,15 +119,16 @@ class Tally:
             "fair_window_expiries_median": statistics.median(self.fair_window_expiries)
             if self.fair_window_expiries else 0,
             "fit_quotes_thinnest_expiry_by_snapshot": self.fit_min_by_snapshot,
-            "fit_quotes_by_expiry": dict(self.fit_by_expiry), "thin_expiries": self.thin,
-            "slices": dict(self.slices), "not_ok_reasons": dict(self.reasons.most_common(8)), "slices_total": self.slice_count, "slices_trusted": self.trusted,
+            "thin_expiries": self.thin,
+            "slices": dict(self.slices), "not_ok_reasons": dict(self.reasons.most_common(8)),
+            "slices_total": self.slice_count, "slices_trusted": self.trusted,
             "signals": {k: len(v) for k, v in self.signals.items()}, "arbitrage": len(self.arbitrage),
         }
 
 
 async def measure(seconds: float, config: Path | None, seed: int, speed: float,
-                  mispricing_rate: float | None = None) -> dict:
-    gw = PracticeGateway(gateway_settings(seed, speed, mispricing_rate))
+                  mispricing_rate: float | None = None, mispricing_size: float | None = None) -> dict:
+    gw = PracticeGateway(gateway_settings(seed, speed, mispricing_rate, mispricing_size))
     port = await gw.start(HOST, 0)
     settings = workstation_settings(config, port)
     with tempfile.TemporaryDirectory(prefix="ibfair-") as tmp:
@@ -164,10 +164,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--mispricing-rate", type=float, default=None,
-                   help="planted mispricings per simulated second (default: the simulator's)")
+                   help="planted mispricings per simulated second (default: the simulator's; the soak's: 2)")
+    p.add_argument("--mispricing-size", type=float, default=None,
+                   help="typical planted mispricing, vol (default: the simulator's; the soak's: 0.05)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
-    r = asyncio.run(measure(a.seconds, a.config, a.seed, a.speed, a.mispricing_rate))
+    r = asyncio.run(measure(a.seconds, a.config, a.seed, a.speed, a.mispricing_rate, a.mispricing_size))
     print(json.dumps(r, indent=1, default=str))
     if a.json:
         a.json.write_text(json.dumps(r, indent=1, default=str), encoding="utf-8")

@@ -88,8 +88,8 @@ async def test_every_watched_expiry_gets_a_fitted_fair_slice_with_the_default_ib
         assert min(per_expiry.values()) >= needs.min_quotes, per_expiry
         slices = {series_key([sl.expiry], [sl.am_settled])[0]: sl for sl in fair.slices}
         assert set(slices) == fair_keys                                # a slice for every watched fair expiry
-        assert all(sl.status == "ok" for sl in slices.values()), "; ".join(f"{sl.expiry} {sl.status} {sl.reason} {sl.quotes}"
-                                                                   for sl in slices.values())
+        assert all(sl.status == "ok" for sl in slices.values()), "; ".join(
+            f"{sl.expiry} {sl.status} {sl.reason} {sl.quotes}" for sl in slices.values())
         assert fair.trusted()[:-1].all(), [(str(sl.expiry), round(sl.inside_pct)) for sl in fair.slices]
         assert fair.arbitrage_violations == 0
 
@@ -119,6 +119,11 @@ async def test_every_watched_expiry_gets_a_fitted_fair_slice_with_the_default_ib
         index = snap.underlying_price
         assert [c.conId for c in feed.wanted(index * (1 + 0.5 * RECENTRE_SHARE))] == ids
         assert [c.conId for c in feed.wanted(index * 1.02)] != ids
+
+        # a position (or working order) in an expiry the plan does not watch is quoted all the same
+        held = feed._contracts[feed.plan.skipped[0]][0]
+        feed.keep_quoted = lambda: {held.conId}
+        assert feed.wanted(index * 1.02)[0].conId == held.conId
     finally:
         await feed.close()
 

@@ -35,6 +35,8 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
     router.start()
     engine.alert_router = router
+    if hasattr(feed, "keep_quoted"):        # the IB feed watches what its budget allows, never less than we hold
+        feed.keep_quoted = lambda: held_contracts(engine)
     engine.housekeeping.health = HealthChecks.from_settings(engine, settings, data_dir)
     closers: list[Callable[[], Any]] = [router.stop, journal.close]
     if getattr(broker, "world", None) is not None:
@@ -92,3 +94,8 @@ def slice_needs():
     from ..strategy.fair_value import FairValueSettings
     fs = FairValueSettings()
     return SliceNeeds(fs.min_expiry_days, fs.max_expiry_days, fs.min_quotes, fs.max_moneyness_distance)
+
+
+def held_contracts(engine: Engine) -> set[int]:
+    """Contract ids the book holds or has working orders in: the IB feed keeps them quoted whatever its plan."""
+    return set(engine.book.positions) | {r.order.contract.contract_id for r in engine.orders.working()}

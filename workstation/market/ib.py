@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from datetime import datetime
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, Iterable
 
 from ib_async import IB, Contract as IBContract, Option
 
@@ -63,6 +63,8 @@ class IBFeed(StatusMixin):
         self._plan_made: tuple[float, float, int] | None = None        # (index, monotonic time, chain version)
         self._plan_said: tuple | None = None
         self._chain_version = 0
+        # contract ids always kept quoted, whatever the plan: positions and working orders (the engine sets it)
+        self.keep_quoted: Callable[[], Iterable[int]] = tuple
         self._discovered_for: tuple | None = None
         self._quotes = OptionQuotes()
         self._last_index: tuple[float, float] | None = None            # (price, monotonic time of change)
@@ -261,11 +263,21 @@ class IBFeed(StatusMixin):
         """The options the feed keeps quoted around `index`: the watch plan (`market/ib_watch.py`) that gives every
         watched expiry enough strikes for a fair-value slice within what the pacing can keep fresh. It re-centres
         when the index has moved RECENTRE_SHARE from the plan's centre (not every tick: a plan that shifted its
-        strikes with each move would keep re-quoting new options and drop the ones it had)."""
+        strikes with each move would keep re-quoting new options and drop the ones it had). Options in
+        `keep_quoted()` (positions, working orders) come first, planned or not."""
         made = self._plan_made
-        if (self.plan is not None and made is not None and made[2] == self._chain_version
-                and abs(index / made[0] - 1.0) <= RECENTRE_SHARE and time.monotonic() - made[1] < REPLAN_AFTER_S):
+        if (self.plan is None or made is None or made[2] != self._chain_version
+                or abs(index / made[0] - 1.0) > RECENTRE_SHARE or time.monotonic() - made[1] >= REPLAN_AFTER_S):
+            self._replan(index)
+        held = set(self.keep_quoted())
+        if not held:
             return self.plan.options
+        planned = {c.conId for c in self.plan.options}
+        extra = [c for cs in self._contracts.values() for c in cs if c.conId in held and c.conId not in planned]
+        return extra + self.plan.options
+
+    def _replan(self, index: float) -> None:
+        """A new watch plan around `index` (logged when the watched expiries change)."""
         now = self.conn.now()
         days = {key: (at - now).total_seconds() / 86400 for key, at in self._settles.items()}
         plan = plan_watch({k: v for k, v in self._contracts.items() if k in days}, days, index, self._chain[3],
@@ -276,7 +288,6 @@ class IBFeed(StatusMixin):
         if said != self._plan_said:
             self._plan_said = said
             (log.warning if plan.skipped else log.info)("IB feed: %s", plan.describe())
-        return plan.options
 
     async def refresh(self) -> tuple[list[IBContract], float]:
         """One rotation step: discover if needed, refresh the stalest part of the window; (wanted, index)."""

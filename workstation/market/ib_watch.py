@@ -2,9 +2,10 @@
 gets enough fresh quotes for a fair-value slice.
 
 Snapshot requests are paced (`ib.pacing_per_s`, less a reserve for orders), so only so many options can be
-re-quoted before their quotes turn stale (`market.stale_after_s`): the capacity. A window of the whole chain (35
-expiries x 60 strikes x 2 rights) is far beyond it, and a rotation over all of it nearest-the-money first leaves
-each expiry a handful of fresh quotes, under the fair surface's minimum per slice. The plan instead:
+re-quoted before their quotes turn stale (`market.stale_after_s`): the capacity. The default window (0-400 days,
++-25 %: 2,106 options on the practice gateway, far more on a real SPX chain) is far beyond it, and a rotation over
+all of it nearest the money first left each expiry a handful of fresh quotes, under the fair surface's minimum per
+slice. The plan instead:
 
 1. ranks the expiries: those the fair surface fits (its expiry window) first, nearest first, then the others;
 2. gives each, in that order, the minimum a slice needs - PARITY_STRIKES strikes around the money on both sides
@@ -25,7 +26,9 @@ from dataclasses import dataclass, field
 PARITY_STRIKES = 5        # strikes watched as put-call pairs: the forward (parity needs >= 3 pairs), spread over
 PARITY_REACH = (0.01, 0.05)   # one standard deviation around the money, within these bounds, so the parity line's
                               # slope (the discount factor) is pinned: five pairs 5 points apart leave it to noise
-WING_FACTOR = 3.0         # out-of-the-money wings per fit quote a slice needs (see below)
+WING_FACTOR = 3.0         # out-of-the-money wings per fit quote a slice needs: some quote no bid or too wide, and
+                          # a smile of 1.5x its minimum failed its own butterfly check in ~1 slice of 5 (cold fits
+                          # on the practice gateway; 3x: none) - thin slices are fragile fits
 WING_SD = 3.0             # put wings spread over this many standard deviations of the expiry below the money,
 PLAN_VOL = 0.25           # at this volatility (a plan made before any quote: no implied vol yet);
 CALL_REACH = 0.5          # call wings over this share of the puts' reach (the skew: far calls quote no bid)
