@@ -55,7 +55,7 @@ class SliceNeeds:
 
 @dataclass(frozen=True)
 class WatchPlan:
-    """The options to keep quoted (each expiry's nearest-the-money first, expiries interleaved) and why."""
+    """The options to keep quoted (expiry by expiry in priority order, each in its `ranked` order) and why."""
 
     options: list
     watched: list[tuple[str, str]]                       # (class, expiry) in priority order
@@ -153,6 +153,7 @@ def plan_watch(chain: dict[tuple[str, str], list], days: dict[tuple[str, str], f
                 break
     watched = [k for k in order if k in quota]
     picks = {k: lists[k][:quota[k]] for k in watched}
-    depth = max((len(v) for v in picks.values()), default=0)
-    options = [picks[k][i] for i in range(depth) for k in watched if i < len(picks[k])]
+    # expiry by expiry in priority order: the first refreshes (never-quoted first, in this order) complete whole
+    # slices one after another instead of leaving every expiry a few quotes short of a fit
+    options = [c for k in watched for c in picks[k]]
     return WatchPlan(options, watched, skipped, budget, quota)
