@@ -102,6 +102,28 @@ def test_a_stale_pair_does_not_move_the_forward():
     assert expiry.forward == pytest.approx(6010.0, abs=0.05)
 
 
+def test_stale_quotes_take_no_part_in_the_forward():
+    """A feed that carries each quote with its age (IB's rotation): pairs older than market.stale_after_s, here every
+    second strike with its call 3 points rich, neither move the forward nor pass as usable."""
+    snap = synthetic_chain()
+    cols = snap.columns()
+    n = len(snap) // 2
+    s = wide_settings()
+    stale = np.zeros(len(snap), dtype=bool)
+    stale[:n:2] = stale[n::2] = True                  # every second strike, call and put
+    cols["bid"] = np.where(stale & snap.is_call, cols["bid"] + 3.0, cols["bid"])
+    cols["ask"] = np.where(stale & snap.is_call, cols["ask"] + 3.0, cols["ask"])
+    now = np.datetime64(snap.timestamp.replace(tzinfo=None), "ms")
+    cols["quote_time"] = np.where(stale, now - np.timedelta64(int(s.market.stale_after_s * 1000) + 1, "ms"), now)
+    aged = ChainSnapshot.from_columns(timestamp=snap.timestamp, underlying="SPX", underlying_price=6000.0,
+                                      columns=cols)
+    surface = build_surface(aged, s.market, s.calibration)
+    (expiry,) = surface.expiries
+    assert expiry.forward == pytest.approx(6010.0, abs=1e-6) and expiry.discount == pytest.approx(0.995, abs=1e-9)
+    assert (surface.filter_reason[stale] == Filter.STALE).sum() >= stale.sum() - 4     # (4 broken quotes planted)
+    assert not surface.usable[stale].any()
+
+
 def test_grouped_median():
     g = np.array([0, 0, 0, 1, 1, 2])
     v = np.array([3.0, 1.0, 2.0, 10.0, 20.0, 7.0])

@@ -35,6 +35,8 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
     router.start()
     engine.alert_router = router
+    if hasattr(feed, "keep_quoted"):        # the IB feed watches what its budget allows, never less than we hold
+        feed.keep_quoted = lambda: held_contracts(engine)
     engine.housekeeping.health = HealthChecks.from_settings(engine, settings, data_dir)
     closers: list[Callable[[], Any]] = [router.stop, journal.close]
     if getattr(broker, "world", None) is not None:
@@ -66,7 +68,7 @@ def _feed_and_broker(settings: Settings, data_dir: Path | None = None) -> tuple[
         feed = SimulatedFeed.from_settings(settings, world=world)
     elif source == "ib":
         from ..market.ib import IBFeed
-        feed = IBFeed(settings, ib)
+        feed = IBFeed(settings, ib, slice_needs())
     else:
         from ..market.replay import ReplayFeed
         feed = ReplayFeed.from_settings(settings)
@@ -83,3 +85,17 @@ def _feed_and_broker(settings: Settings, data_dir: Path | None = None) -> tuple[
     else:
         clock = utcnow
     return feed, broker, clock
+
+
+def slice_needs():
+    """What the engine's fair-value surface needs of an expiry, for the IB feed's watch plan (one home: the
+    surface's settings)."""
+    from ..market.ib_watch import SliceNeeds
+    from ..strategy.fair_value import FairValueSettings
+    fs = FairValueSettings()
+    return SliceNeeds(fs.min_expiry_days, fs.max_expiry_days, fs.min_quotes, fs.max_moneyness_distance)
+
+
+def held_contracts(engine: Engine) -> set[int]:
+    """Contract ids the book holds or has working orders in: the IB feed keeps them quoted whatever its plan."""
+    return set(engine.book.positions) | {r.order.contract.contract_id for r in engine.orders.working()}

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from datetime import datetime
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, Iterable
 
 from ib_async import IB, Contract as IBContract, Option
 
@@ -24,6 +24,7 @@ from workstation.domain import ChainSnapshot, settlement_instant
 from workstation.market.feed import FeedState, StatusMixin, closed_within
 from workstation.market.ib_codes import NOT_ENTITLED, Code
 from workstation.market.ib_quotes import OptionQuotes, StreamingLines
+from workstation.market.ib_watch import SliceNeeds, WatchPlan, capacity, plan_watch
 from workstation.market.ib_session import (  # noqa: F401  (Pacer, ib_contract: importable here as before)
     OPTION_EXCHANGE, ConnectionState, IBConnection, IBErrorInfo, Pacer, expiry_of, front_future, ib_contract,
     qualify_index)
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 TRADING_CLASSES = {"SPX": ("SPX", "SPXW"), "XSP": ("XSP",)}
 SNAPSHOT_TIMEOUT_S = 11.0       # TWS answers an option snapshot within ~11 s or never
 ORDER_RESERVE_PER_S = 5.0       # of the pacing budget, kept free for orders and small requests
+RECENTRE_SHARE = 0.0025         # the watch plan re-centres when the index has moved this far from its centre
+REPLAN_AFTER_S = 300.0          # ... or this long after it was made (days to expiry move on)
 
 
 class IBFeed(StatusMixin):
@@ -40,8 +43,9 @@ class IBFeed(StatusMixin):
 
     source = "ib"
 
-    def __init__(self, settings, connection: IBConnection | None = None) -> None:
+    def __init__(self, settings, connection: IBConnection | None = None, needs: SliceNeeds | None = None) -> None:
         self.settings = settings
+        self.needs = needs or SliceNeeds()          # what a fair-value slice needs of an expiry (the watch plan)
         self.conn = connection or IBConnection(settings)
         m = settings.market
         self.interval_s = m.snapshot_interval_s
@@ -54,6 +58,13 @@ class IBFeed(StatusMixin):
         self.rotation_s = math.nan
         self.streams = StreamingLines(self.conn)                          # the index and the hedge future
         self._contracts: dict[tuple[str, str], list[IBContract]] = {}   # (class, expiry) -> contracts
+        self._settles: dict[tuple[str, str], datetime] = {}             # (class, expiry) -> settlement instant
+        self.plan: WatchPlan | None = None
+        self._plan_made: tuple[float, float, int] | None = None        # (index, monotonic time, chain version)
+        self._plan_said: tuple | None = None
+        self._chain_version = 0
+        # contract ids always kept quoted, whatever the plan: positions and working orders (the engine sets it)
+        self.keep_quoted: Callable[[], Iterable[int]] = tuple
         self._discovered_for: tuple | None = None
         self._quotes = OptionQuotes()
         self._last_index: tuple[float, float] | None = None            # (price, monotonic time of change)
@@ -101,8 +112,11 @@ class IBFeed(StatusMixin):
             self.streams.cancel()
             self.streams.index = self.streams.future = None
             self._contracts.clear()
+            self._settles.clear()
             self._quotes.clear()
             self._discovered_for = None
+        if chain != self._chain:
+            self._chain_version += 1            # a new window: a new watch plan
         self._chain = chain
 
     def _data_label(self) -> str:
@@ -206,6 +220,7 @@ class IBFeed(StatusMixin):
         await self.conn.pacer.wait()
         params = await self.ib.reqSecDefOptParamsAsync(underlying, "", "IND", self.streams.index.conId)
         wanted: list[tuple[str, str]] = []
+        self._settles.clear()
         for p in params:
             if p.exchange != OPTION_EXCHANGE or p.tradingClass not in TRADING_CLASSES[underlying]:
                 continue
@@ -213,9 +228,11 @@ class IBFeed(StatusMixin):
                 d = expiry_of(exp)
                 if d is None:
                     continue
-                days = (settlement_instant(d, p.tradingClass == "SPX") - self.conn.now()).total_seconds() / 86400
+                settles = settlement_instant(d, p.tradingClass == "SPX")
+                days = (settles - self.conn.now()).total_seconds() / 86400
                 if days > 0 and min_days <= days <= max_days:
                     wanted.append((p.tradingClass, exp))
+                    self._settles[(p.tradingClass, exp)] = settles
         if not wanted:
             raise ConnectionError(f"no {underlying} option expiries within {min_days:g}-{max_days:g} days at IB")
         for key_ in list(self._contracts):
@@ -231,20 +248,46 @@ class IBFeed(StatusMixin):
 
         await asyncio.gather(*(fetch(cls, exp) for cls, exp in missing))
         self._discovered_for = key
+        self._chain_version += 1
         n = sum(len(v) for v in self._contracts.values())
         log.info("IB chain %s: %d expiries, %d option contracts", underlying, len(self._contracts), n)
 
     # ------------------------------------------------------------------------------- the window
+    def per_cycle(self) -> int:
+        """Snapshot requests one refresh may send: the pacing rate, less the orders' reserve, over 80 % of the
+        interval."""
+        rate = max(1.0, self.conn.pacer.rate - ORDER_RESERVE_PER_S)
+        return max(1, int(rate * self.interval_s * 0.8))
+
     def wanted(self, index: float) -> list[IBContract]:
-        """Options inside the strike window around `index`, nearest the money first (re-centres as it moves)."""
-        window = self._chain[3]
-        out = []
-        for contracts in self._contracts.values():
-            for c in contracts:
-                if abs(c.strike / index - 1.0) <= window:
-                    out.append(c)
-        out.sort(key=lambda c: (abs(math.log(c.strike / index)), c.lastTradeDateOrContractMonth, c.right))
-        return out
+        """The options the feed keeps quoted around `index`: the watch plan (`market/ib_watch.py`) that gives every
+        watched expiry enough strikes for a fair-value slice within what the pacing can keep fresh. It re-centres
+        when the index has moved RECENTRE_SHARE from the plan's centre (not every tick: a plan that shifted its
+        strikes with each move would keep re-quoting new options and drop the ones it had). Options in
+        `keep_quoted()` (positions, working orders) come first, planned or not."""
+        made = self._plan_made
+        if (self.plan is None or made is None or made[2] != self._chain_version
+                or abs(index / made[0] - 1.0) > RECENTRE_SHARE or time.monotonic() - made[1] >= REPLAN_AFTER_S):
+            self._replan(index)
+        held = set(self.keep_quoted())
+        if not held:
+            return self.plan.options
+        planned = {c.conId for c in self.plan.options}
+        extra = [c for cs in self._contracts.values() for c in cs if c.conId in held and c.conId not in planned]
+        return extra + self.plan.options
+
+    def _replan(self, index: float) -> None:
+        """A new watch plan around `index` (logged when the watched expiries change)."""
+        now = self.conn.now()
+        days = {key: (at - now).total_seconds() / 86400 for key, at in self._settles.items()}
+        plan = plan_watch({k: v for k, v in self._contracts.items() if k in days}, days, index, self._chain[3],
+                          capacity(self.per_cycle(), self.interval_s, self.stale_after_s), self.needs)
+        self.plan = plan
+        self._plan_made = (index, time.monotonic(), self._chain_version)
+        said = (tuple(plan.watched), tuple(plan.skipped))
+        if said != self._plan_said:
+            self._plan_said = said
+            (log.warning if plan.skipped else log.info)("IB feed: %s", plan.describe())
 
     async def refresh(self) -> tuple[list[IBContract], float]:
         """One rotation step: discover if needed, refresh the stalest part of the window; (wanted, index)."""
@@ -261,8 +304,7 @@ class IBFeed(StatusMixin):
         self._note_index(index)
         wanted = self.wanted(index)
         lines = max(1, self.line_budget - 2)
-        rate = max(1.0, self.conn.pacer.rate - ORDER_RESERVE_PER_S)
-        per_cycle = max(1, int(rate * self.interval_s * 0.8))
+        per_cycle = self.per_cycle()
         todo = self._quotes.refresh_order(wanted)[:per_cycle]
         timeout_s = min(SNAPSHOT_TIMEOUT_S, max(self.interval_s, 1.0))
         for i in range(0, len(todo), lines):
@@ -285,6 +327,9 @@ class IBFeed(StatusMixin):
                 if math.isfinite(self.rotation_s) else None,
                 "market_data": "delayed" if self.delayed else "live", "lines_budget": self.line_budget,
                 "farms_down": sorted(self.farms_down)}
+        if self.plan is not None:
+            meta.update(watched_expiries=len(self.plan.watched), skipped_expiries=len(self.plan.skipped),
+                        watch_capacity=self.plan.capacity)
         index_at = min(self.streams.index_at, at) if self.streams.index_at is not None else None
         return ChainSnapshot.from_columns(timestamp=at, underlying=self._chain[0], underlying_price=index,
                                           columns=cols, source="ib", future=future,

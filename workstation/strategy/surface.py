@@ -89,7 +89,11 @@ def build_surface(snap: ChainSnapshot, market: MarketConfig, calibration: Calibr
     maturity = snap.maturity
     bid, ask = snap.bid, snap.ask
     mid = snap.mid
-    expiries, forward, discount = _series_forwards(snap, maturity, mid, parity_window)
+    age_s = (np.datetime64(snap.timestamp.replace(tzinfo=None), "ms") - snap.quote_time).astype(np.float64) / 1e3
+    # parity on fresh quotes only: a stale pair (a feed that carries each quote with its age) must not move the
+    # forward every fresh quote is priced off
+    fresh_mid = np.where(age_s <= market.stale_after_s, mid, np.nan)
+    expiries, forward, discount = _series_forwards(snap, maturity, fresh_mid, parity_window)
 
     reason = np.zeros(len(snap), dtype=np.int8)
 
@@ -97,7 +101,6 @@ def build_surface(snap: ChainSnapshot, market: MarketConfig, calibration: Calibr
         reason[(reason == Filter.OK) & mask] = why
 
     days = maturity * 365.0
-    age_s = (np.datetime64(snap.timestamp.replace(tzinfo=None), "ms") - snap.quote_time).astype(np.float64) / 1e3
     mark(~np.isfinite(ask) | ~np.isfinite(maturity) | (maturity <= 0), Filter.NON_FINITE)
     mark(~np.isfinite(bid) | (bid <= 0), Filter.NO_BID)
     mark(bid >= ask, Filter.CROSSED)
