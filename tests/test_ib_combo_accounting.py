@@ -37,20 +37,24 @@ async def test_the_soak_counts_a_bags_legs_as_fills_and_its_own_execution_as_the
         gateway.drop_after_next_order()
         await rig.desk.send(ComboOrder("fly-away", fly, Side.BUY, 2, marketable_buy(snap, fly)))
         assert await wait_for(lambda: False in rig.links, 60)
-        assert await wait_for(lambda: rig.broker.connected and len(rig.journal.fills_of("fly-away")) == 3, 60)
+        assert await wait_for(lambda: rig.broker.connected
+                              and sum(f.quantity for f in rig.journal.fills_of("fly-away")) == 8, 60)
         v = vertical(c0, c1)                         # fills live
         await rig.desk.send(ComboOrder("v-live", v, Side.BUY, 1, marketable_buy(snap, v)))
         for coid in ("fly-away", "v-live"):
             assert await wait_for(lambda c=coid: rig.state(c).status is OrderStatus.FILLED, 60), coid
-        assert await wait_for(lambda: len(rig.journal.fills_of("v-live")) == 2, 60)
+        assert await wait_for(lambda: sum(f.quantity for f in rig.journal.fills_of("v-live")) == 2, 60)
     finally:
         await rig.close()
-    # at the gateway: 5 leg executions and 2 BAG executions (one per package fill)
+    # at the gateway: one execution per leg and one BAG execution per package fill (a fill may be one package of
+    # two when the quoted size is smaller)
     ours = [e for e in gateway.executions if e.order_ref in ("fly-away", "v-live")]
-    assert sorted(e.contract.sec_type for e in ours) == ["BAG"] * 2 + ["OPT"] * 5
+    bags, legs = (sum(1 for e in ours if e.contract.sec_type == kind) for kind in ("BAG", "OPT"))
+    assert bags >= 2 and legs == 3 * sum(1 for e in ours if e.contract.sec_type == "BAG"
+                                         and e.order_ref == "fly-away") + 2
     r = soak.compare(tmp_path, gateway)
     assert (r["fills_lost"], r["fills_doubled"], r["position_mismatches"]) == (0, 0, 0), r   # the journal is whole
-    assert (r["executions"], r["bag_executions"], r["journal_fills"], r["package_mismatches"]) == (5, 2, 5, 0), r
+    assert (r["executions"], r["bag_executions"], r["journal_fills"], r["package_mismatches"]) == (legs, bags, legs, 0), r
 
     # the comparison still sees a leg the journal lost (its fill, its position) and a package it never journaled
     leg = next(e for e in ours if e.contract.sec_type == "OPT" and e.order_ref == "v-live")
