@@ -86,11 +86,8 @@ class ExitDesk:
         """Close what the rules say to close (a denied exit waits `risk.retry_denied_s` before it is retried):
         packages as packages first, then single options outside any package."""
         for held in self.packages.dissolve_broken(self.book):
+            # its legs already have entries (every fill, a combo's legs too, passed through `filled`/`recovered`)
             log.info("package %s no longer held whole: its legs are single positions now", held.combo.description)
-            for leg in held.combo.legs:
-                cid = leg.contract.contract_id
-                if self.book.quantity(cid) and cid not in self.entries:
-                    self.entries[cid] = Entry(held.opened_at or now, False)
         for held in list(self.packages.held.values()):
             self._close_package(held, now)
         in_packages = self.packages.legs()

@@ -38,10 +38,6 @@ class HeldPackage:
     cost: float = 0.0             # dollars paid for the packages held at their fill prices (a credit < 0)
     usual: dict[int, float] = field(default_factory=dict)   # each leg's usual IV residual at entry (vol points)
 
-    def leg_position(self, contract_id: int) -> int:
-        """The signed contracts of `contract_id` this holding accounts for."""
-        return sum(leg.weight for leg in self.combo.legs if leg.contract.contract_id == contract_id) * self.quantity
-
     def pnl(self, mark: Callable[[int], float]) -> float:
         """Dollars: the legs held at their marks less what they cost."""
         value = sum(leg.weight * mark(leg.contract.contract_id) for leg in self.combo.legs)
@@ -88,6 +84,8 @@ class PackageBook:
         if whole > f.booked:
             self._move(order, (whole - f.booked) * order.side.sign, f.net_price(), fill.timestamp, live)
             f.booked = whole
+        if f.booked >= order.quantity:            # done: a replayed fill of it is caught by its fill id
+            del self._filling[order.client_order_id]
 
     def _move(self, order: ComboOrder, packages: int, net: float, at: datetime, live: bool) -> None:
         key = package_key(order.combo)

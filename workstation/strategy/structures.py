@@ -93,6 +93,13 @@ def _dollar_greeks(surface: Surface, values: Values, rows: list[int]) -> np.ndar
                                          1))
 
 
+def hedge_leg_cost(snap, values: Values, row: int, sign: int, fee: float) -> float:
+    """What one contract of hedge leg `row` costs the package, in points, traded on `sign` (+1 buy): its
+    half-spread, the fee, and how far its own mid sits from its value against us."""
+    half, mid = 0.5 * float(snap.ask[row] - snap.bid[row]), 0.5 * float(snap.ask[row] + snap.bid[row])
+    return half + fee / float(snap.multiplier[row]) + sign * (mid - float(values.price[row]))
+
+
 def _package_side(snap, c: Candidate, hedge: int, kind: str) -> Side:
     """The side the package trades on so that the signal's leg is on the signal's side: a vertical is bought
     (long leg first); a calendar is bought when we buy its back leg (a bought calendar sells the front)."""
@@ -136,8 +143,7 @@ def propose(surface: Surface, c: Candidate, values: Values, fee: float, cfg: Sig
         side = _package_side(snap, c, hedge, kind)
         net = side.sign * (s * mine_at + h * float(ask[hedge] if h > 0 else bid[hedge]))   # at the quotes
         limit = marketable_limit(net, side)
-        half, mid = 0.5 * float(ask[hedge] - bid[hedge]), 0.5 * float(ask[hedge] + bid[hedge])
-        hedge_cost = half + fee / float(snap.multiplier[hedge]) + h * (mid - float(values.price[hedge]))
+        hedge_cost = hedge_leg_cost(snap, values, hedge, h, fee)
         edge = c.edge - hedge_cost - abs(limit - net)
         net_g = s * greeks[0] + h * greeks[i]
         naked = s * greeks[0]
@@ -199,9 +205,7 @@ def neutral(surface: Surface, c: Candidate, values: Values, fee: float) -> tuple
                 continue
             hedge_cost, net = 0.0, s * m * float(ask[r] if s > 0 else bid[r])
             for h, k in ((lo, int(n[0])), (hi, int(n[1]))):
-                half, mid = 0.5 * float(ask[h] - bid[h]), 0.5 * float(ask[h] + bid[h])
-                sign = 1 if k > 0 else -1
-                hedge_cost += abs(k) * (half + fee / float(snap.multiplier[h]) + sign * (mid - float(values.price[h])))
+                hedge_cost += abs(k) * hedge_leg_cost(snap, values, h, 1 if k > 0 else -1, fee)
                 net += k * float(ask[h] if k > 0 else bid[h])
             limit = marketable_limit(net, Side.BUY)
             edge = m * c.edge - hedge_cost - abs(limit - net)
