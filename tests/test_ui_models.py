@@ -79,3 +79,55 @@ def test_columns_widen_to_new_rows_and_keep_the_traders_widths(qtbot):
     model.upsert("c", {"name": "c" * 80, "edge": 1e15, "born": 0.0})
     model.set_records([("d", {"name": "d", "edge": 2.0, "born": 0.0})])
     assert header.sectionSize(1) == 300
+
+
+class CountingModel(RecordModel):
+    """The record model, counting the roles Qt asks it for."""
+
+    asked: int = 0
+
+    def data(self, index, role=Qt.DisplayRole):
+        self.asked += 1
+        return super().data(index, role)
+
+
+def test_tables_paint_from_the_cell_cache_with_selection_and_row_backgrounds(qtbot):
+    """One repaint asks the model for no role (the standard delegate asks seven per cell, each a call into
+    Python: 160-270 ms a repaint on the full chain board); what it draws is the model's: a marked row's
+    background, the selection in the palette's highlight, a text too wide for its column cut with '…'."""
+    from PySide6.QtGui import QColor, QFontMetrics, QPalette
+
+    from workstation.ui.cells import CellPainter, fitted_text
+    from workstation.ui.panels.base import make_table
+
+    marked = QColor("#24344a")
+
+    class Marked(CountingModel):
+        def background(self, row, column):
+            return marked if self.record(row)["name"] == "b" else None
+
+    model = Marked(COLUMNS)
+    for key in "abc":
+        model.upsert(key, {"name": key, "edge": 1.0, "born": 0.0})
+    view, proxy = make_table(model)
+    qtbot.addWidget(view)
+    view.resize(400, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    assert isinstance(view.itemDelegate(), CellPainter)
+    proxy.sort(0, Qt.DescendingOrder)                  # c, b, a: painting goes through the proxy's mapping
+    view.selectRow(0)
+    model.asked = 0
+    image = view.viewport().grab().toImage()
+    assert model.asked == 0
+
+    def pixel(row: int, column: int) -> QColor:
+        rect = view.visualRect(proxy.index(row, column))
+        return image.pixelColor(rect.left() + 1, rect.top() + 1)
+    assert pixel(0, 1) == view.palette().color(QPalette.Highlight)      # c, selected
+    assert pixel(1, 1) == marked                                        # b, marked by its model
+    assert pixel(2, 1) != marked                                        # a
+    metrics = QFontMetrics(view.font())
+    assert fitted_text("12,345.67", metrics, 1000) == "12,345.67"
+    cut = fitted_text("12,345.67", metrics, metrics.horizontalAdvance("12,3"))
+    assert cut.endswith("…") and metrics.horizontalAdvance(cut) <= metrics.horizontalAdvance("12,3")

@@ -55,7 +55,7 @@ def test_chain_board_updates_in_place_and_opens_the_ticket(desk):
     desk.wait(lambda: w.orders.contract_id() == int(snap.contract_id[row]), what="ticket on the ATM call")
     assert w.orders.side.currentText() == "BUY"
     # a double-click on the put bid: the put, SELL
-    index = board.proxy.index(board.model.keys().index(atm[0].strike), STRIKE_COLUMN + 2)
+    index = board.model.index(board.model.keys().index(atm[0].strike), STRIKE_COLUMN + 2)
     board.open_ticket(index)
     put = next(i for i in range(len(snap)) if str(snap.expiry[i]) == expiry and not snap.is_call[i]
                and snap.strike[i] == atm[0].strike)

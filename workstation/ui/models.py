@@ -3,9 +3,9 @@
 Sorting uses the raw value (Qt.UserRole) so numbers sort as numbers; filtering goes through
 QSortFilterProxyModel. Updates are per row, so a busy table does not reset its selection.
 
-Painting a table asks `data()` for every visible cell and a dozen roles, each a call from C++ into Python: a row's
-cells (text, sort key, colour) are computed once after it changes and answered from a cache, roles the model
-does not serve return at once, and sorting compares the cached keys natively (no Python `lessThan`).
+A row's cells (text, sort key, colour) are computed once after it changes and answered from a cache; tables paint
+them through `ui.cells.CellPainter` (one Python call per cell, not one per role); roles the model does not serve
+return at once, and sorting compares the cached keys natively (no Python `lessThan`).
 """
 from __future__ import annotations
 
@@ -112,6 +112,19 @@ class RecordModel(QAbstractTableModel):
         """The font a column is drawn in (None: the view's)."""
         return self._fonts[column]
 
+    def alignment(self, column: int) -> int:
+        """How a column's text is aligned (numbers right, text left)."""
+        return self._align[column]
+
+    def cell(self, row: int, column: int) -> tuple[str, QColor | None]:
+        """(text, foreground colour) of a cell, from the cache: what the cell painter draws."""
+        text, _, colour = self._row_cells(self._keys[row])[column]
+        return text, colour
+
+    def background(self, row: int, column: int) -> QColor | None:
+        """A cell's background (None: the view's, alternating rows). Subclasses mark rows here."""
+        return None
+
     def get(self, key: Hashable) -> Any:
         return self._rows.get(key)
 
@@ -171,6 +184,8 @@ class RecordModel(QAbstractTableModel):
             return self._fonts[index.column()]
         elif role == RECORD_ROLE:
             return self._rows[self._keys[index.row()]] if index.isValid() else None
+        elif role == Qt.BackgroundRole:
+            return self.background(index.row(), index.column()) if index.isValid() else None
         else:
             return None
         if not index.isValid():

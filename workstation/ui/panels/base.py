@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMessageBox, QTabl
 from ...commands import Command
 from .. import theme
 from ..bridge import Bridge, CommandError
+from ..cells import CellPainter
 from ..models import FilterProxy, RecordModel
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,10 @@ class RecordTable(QTableView):
 
     def setModel(self, model) -> None:
         super().setModel(model)
+        source = model.sourceModel() if hasattr(model, "sourceModel") else model
+        self.cells = CellPainter(self, source) if isinstance(source, RecordModel) else None
+        if self.cells is not None:               # cells painted from the model's cache, one call per cell
+            self.setItemDelegate(self.cells)
         model.rowsInserted.connect(lambda _parent, first, last: self._fit_columns(first, last))
         model.modelReset.connect(lambda: self._fit_columns(0, FIT_ROWS - 1))
 
@@ -147,7 +152,14 @@ class RecordTable(QTableView):
                 header.resizeSection(i, width)
 
     def paintEvent(self, event) -> None:
-        super().paintEvent(event)
+        cells = getattr(self, "cells", None)
+        if cells is not None:
+            cells.begin_repaint()
+        try:
+            super().paintEvent(event)
+        finally:
+            if cells is not None:
+                cells.end_repaint()
         if self.placeholder and self.model() is not None and not self.model().rowCount():
             painter = QPainter(self.viewport())
             painter.setPen(QColor(theme.MUTED))

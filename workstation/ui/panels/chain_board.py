@@ -17,7 +17,7 @@ from ...analytics.chain import board, expiry_labels, series_of
 from ...reports import BookSummary
 from .. import theme
 from ..bridge import Bridge
-from ..models import Column, FilterProxy, RecordModel
+from ..models import Column, RecordModel
 from .base import Panel, RecordTable
 
 CALL_FIELDS = (("pos", "Pos", 0), ("work", "Wrk", 0), ("delta", "Δ", 2), ("vega", "Vega$", 1), ("edge", "Edge", 2),
@@ -33,7 +33,8 @@ SIGNAL_BACKGROUND = QColor("#4a3a12")
 
 
 def _colour(value) -> QColor | None:
-    if value is None or not isinstance(value, float) or not math.isfinite(value) or value == 0:
+    """Green above zero, red below; none for a number that shows as zero ("0.00" is not an edge)."""
+    if value is None or not isinstance(value, float) or not math.isfinite(value) or round(value, 2) == 0:
         return None
     return QColor(theme.POSITIVE if value > 0 else theme.NEGATIVE)
 
@@ -71,13 +72,8 @@ def _same(a, b) -> bool:
 class BoardModel(RecordModel):
     """The record model with a background for the ATM row and for rows with an open signal."""
 
-    _data = RecordModel.data
-
-    def data(self, index, role=Qt.DisplayRole):
-        if role != Qt.BackgroundRole:
-            return self._data(index, role)
-        r = self._rows[self._keys[index.row()]]
-        column = index.column()
+    def background(self, row: int, column: int) -> QColor | None:
+        r = self._rows[self._keys[row]]
         if column != STRIKE_COLUMN and (r.call if column < STRIKE_COLUMN else r.put)["signal"]:
             return SIGNAL_BACKGROUND
         return ATM_BACKGROUND if r.atm else None
@@ -134,11 +130,9 @@ class ChainBoardPanel(Panel):
         self.info.setFont(theme.mono_font(9))
         top.addWidget(self.info, 1)
         layout.addLayout(top)
-        self.model = BoardModel(_columns(), self)
-        self.proxy = FilterProxy(self)
-        self.proxy.setSourceModel(self.model)
+        self.model = BoardModel(_columns(), self)     # no sort/filter proxy: the board is in strike order
         self.view = BoardTable("waiting for the first surface…", self)
-        self.view.setModel(self.proxy)
+        self.view.setModel(self.model)
         self.view.setSelectionBehavior(QAbstractItemView.SelectItems)
         self.view.setSelectionMode(QAbstractItemView.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -222,7 +216,7 @@ class ChainBoardPanel(Panel):
         self.info.setText(f"forward {b.forward:,.2f}   ATM {b.strikes[b.atm_index]:,.0f}   {b.days:,.1f} days   "
                           f"{'AM-settled' if ampm == 'AM' else 'PM-settled'}   spot {surface.snapshot.underlying_price:,.2f}")
         if first:
-            self.view.scrollTo(self.proxy.index(b.atm_index, STRIKE_COLUMN), self.view.ScrollHint.PositionAtCenter)
+            self.view.scrollTo(self.model.index(b.atm_index, STRIKE_COLUMN), self.view.ScrollHint.PositionAtCenter)
 
     def _working(self) -> dict[int, int]:
         """Net signed working quantity per contract id."""
@@ -238,7 +232,7 @@ class ChainBoardPanel(Panel):
         """The ticket on the clicked contract: call side left of the strike, put side right; bid side SELL."""
         if not index.isValid():
             return
-        r = self.model.record(self.proxy.mapToSource(index).row())
+        r = self.model.record(index.row())
         column = index.column()
         if column == STRIKE_COLUMN:
             return
@@ -250,7 +244,7 @@ class ChainBoardPanel(Panel):
         """The contract of the clicked cell (calls left of the strike, puts right) into the combo ticket."""
         if not index.isValid() or index.column() == STRIKE_COLUMN:
             return
-        r = self.model.record(self.proxy.mapToSource(index).row())
+        r = self.model.record(index.row())
         cid = (r.call if index.column() < STRIKE_COLUMN else r.put)["cid"]
         if cid is not None:
             self.add_leg.emit(int(cid), side)
@@ -260,5 +254,5 @@ class ChainBoardPanel(Panel):
         for row, key in enumerate(self.model.keys()):
             if key == strike:
                 col = STRIKE_COLUMN - 1 if right == "C" else STRIKE_COLUMN + 1
-                self.view.setCurrentIndex(self.proxy.index(row, col))
+                self.view.setCurrentIndex(self.model.index(row, col))
                 return
