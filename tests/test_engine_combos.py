@@ -12,6 +12,7 @@ from engine_support import SimRig, fast_settings
 
 from workstation.domain import OrderStatus, Side
 from workstation.domain.combos import COMBO_TICK, butterfly, vertical
+from workstation.engine.wiring import held_contracts
 from workstation.risk.limits import RiskCode
 
 
@@ -152,7 +153,10 @@ async def test_the_kill_switch_cancels_working_combos_too(rig):
     (order,) = rig.journal.combo_orders()
     assert rig.journal.combo_states()[order.client_order_id].status is OrderStatus.SUBMITTED
     assert order.client_order_id in rig.engine.desk.combos.working
+    legs = {leg.contract.contract_id for leg in combo.legs}
+    assert legs <= held_contracts(rig.engine)        # an IB feed keeps a resting package's legs quoted
     rig.engine.kill_switch()
     await rig.step()
     assert rig.journal.combo_states()[order.client_order_id].status is OrderStatus.CANCELLED
     assert rig.world.exchange.open_combos() == [] and not rig.engine.desk.combos.working
+    assert not legs & held_contracts(rig.engine)     # ... and lets them go once it is cancelled (none is held)

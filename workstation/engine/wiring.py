@@ -97,5 +97,10 @@ def slice_needs():
 
 
 def held_contracts(engine: Engine) -> set[int]:
-    """Contract ids the book holds or has working orders in: the IB feed keeps them quoted whatever its plan."""
-    return set(engine.book.positions) | {r.order.contract.contract_id for r in engine.orders.working()}
+    """Contract ids the book holds or has working orders in, the legs of working packages included: the IB feed
+    keeps them quoted whatever its plan (a package's legs are marked, checked and repriced from their quotes)."""
+    held = set(engine.book.positions) | {r.order.contract.contract_id for r in engine.orders.working()}
+    combos = engine.desk.combos
+    if combos is not None:
+        held |= {leg.contract.contract_id for order in combos.working.values() for leg in order.combo.legs}
+    return held
