@@ -40,6 +40,7 @@ class StallSampler:
         self.threshold, self.every = threshold_ms / 1e3, every_ms / 1e3
         self.main = threading.main_thread().ident
         self.counts: dict[str, int] = {}
+        self.others: dict[str, int] = {}
         self.last = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="stall-sampler")
@@ -59,6 +60,7 @@ class StallSampler:
         self._stop.set()
 
     def _run(self) -> None:
+        import threading
         import traceback
 
         while not self._stop.wait(self.every):
@@ -67,17 +69,34 @@ class StallSampler:
             frame = sys._current_frames().get(self.main)
             if frame is None:
                 continue
-            stack = [f for f in traceback.extract_stack(frame) if "/workstation/" in f.filename]
-            where = " < ".join(f"{Path(f.filename).stem}.{f.name}:{f.lineno}" for f in reversed(stack[-3:]))
-            where = where or f"{Path(frame.f_code.co_filename).name}.{frame.f_code.co_name} (Qt/asyncio)"
+            where = self._site(traceback, frame)
             self.counts[where] = self.counts.get(where, 0) + 1
+            if where.endswith("(Qt/asyncio)"):     # in Qt, or waiting there for the GIL: who else runs Python?
+                for ident, other in sys._current_frames().items():
+                    idle = Path(other.f_code.co_filename).name in IDLE_FILES or other.f_code.co_name == "_worker"
+                    if ident not in (self.main, threading.get_ident()) and not idle:
+                        site = self._site(traceback, other)
+                        self.others[site] = self.others.get(site, 0) + 1
+
+    @staticmethod
+    def _site(traceback, frame) -> str:
+        """The innermost three workstation frames of a stack (or the innermost frame's function)."""
+        stack = [f for f in traceback.extract_stack(frame) if "/workstation/" in f.filename]
+        where = " < ".join(f"{Path(f.filename).stem}.{f.name}:{f.lineno}" for f in reversed(stack[-3:]))
+        return where or f"{Path(frame.f_code.co_filename).name}.{frame.f_code.co_name} (Qt/asyncio)"
 
     def report(self, top: int = 8) -> dict[str, int]:
         """Samples (5 ms each) per stall site, most first."""
         return dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:top])
 
+    def report_others(self, top: int = 8) -> dict[str, int]:
+        """While the loop thread stalled outside workstation code: where the other threads were (a thread running
+        Python there holds the GIL the loop thread may be waiting for)."""
+        return dict(sorted(self.others.items(), key=lambda kv: -kv[1])[:top])
+
 
 lag_interval_s = 0.05
+IDLE_FILES = {"threading.py", "queue.py", "selectors.py"}      # a thread waiting there holds no GIL
 
 
 def main() -> int:
@@ -191,6 +210,7 @@ def main() -> int:
                                         "cpu_p99": round(float(np.percentile(render_cpu_ms[k], 99)), 1),
                                         "count": len(v)} for k, v in sorted(render_ms.items())},
                 "stalls": stalls.report(),
+                "other_threads_during_qt_stalls": stalls.report_others(),
                 "gc_pause_ms": {f"gen{g}": {"count": len(v), "max": round(max(v), 1)} for g, v in sorted(gc_ms.items())},
                 "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None,
                 "shown": args.show}
