@@ -98,6 +98,11 @@ HEADER_PADDING = 22     # a header section's margins and its sort arrow, px
 WIDE_COLUMNS = {"Contract", "Message", "Order id", "Reason", "Structure"}     # text: at least 170 px, at most 260
 
 
+def _source_of(model):
+    """The model under a proxy (the model itself when there is none)."""
+    return model.sourceModel() if hasattr(model, "sourceModel") else model
+
+
 class RecordTable(QTableView):
     """A table that says what it is waiting for when empty, and fits its columns to what it shows."""
 
@@ -105,6 +110,7 @@ class RecordTable(QTableView):
         super().__init__(parent)
         self.placeholder = placeholder
         self._auto_width = True             # until the trader touches the header: then their widths stay
+        self.cells: CellPainter | None = None     # set by setModel when the model is a RecordModel
         header = self.horizontalHeader()
         # a trader's "fit to contents" (double-click on a header edge) measures FIT_ROWS rows, not hundreds
         header.setResizeContentsPrecision(FIT_ROWS)
@@ -112,7 +118,7 @@ class RecordTable(QTableView):
 
     def setModel(self, model) -> None:
         super().setModel(model)
-        source = model.sourceModel() if hasattr(model, "sourceModel") else model
+        source = _source_of(model)
         self.cells = CellPainter(self, source) if isinstance(source, RecordModel) else None
         if self.cells is not None:               # cells painted from the model's cache, one call per cell
             self.setItemDelegate(self.cells)
@@ -134,7 +140,7 @@ class RecordTable(QTableView):
         model = self.model()
         if not self._auto_width or model is None or not model.rowCount():
             return
-        source = model.sourceModel() if hasattr(model, "sourceModel") else model
+        source = _source_of(model)
         if not isinstance(source, RecordModel):
             self.resizeColumnsToContents()
             return
@@ -152,7 +158,7 @@ class RecordTable(QTableView):
                 header.resizeSection(i, width)
 
     def paintEvent(self, event) -> None:
-        cells = getattr(self, "cells", None)
+        cells = self.cells
         if cells is not None:
             cells.begin_repaint()
         try:
