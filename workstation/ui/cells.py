@@ -3,8 +3,8 @@
 Qt's standard delegate asks the model for seven roles per cell (font, alignment, colours, check state, decoration,
 text), each a call from C++ into Python: on the chain board at the full chain (~1,000 visible cells) one repaint
 cost 240-316 ms on this 2-core machine (2026-12-07), the longest stall on the loop thread. This delegate makes one
-Python call per cell and draws the cached text itself (46-74 ms for the same repaint); `data()` still answers every role for
-accessibility, copying and tests.
+Python call per cell and draws the cached text itself (46-74 ms for the same repaint); `data()` still answers
+every role for accessibility, copying and tests.
 """
 from __future__ import annotations
 
