@@ -131,3 +131,34 @@ def test_tables_paint_from_the_cell_cache_with_selection_and_row_backgrounds(qtb
     assert fitted_text("12,345.67", metrics, 1000) == "12,345.67"
     cut = fitted_text("12,345.67", metrics, metrics.horizontalAdvance("12,3"))
     assert cut.endswith("…") and metrics.horizontalAdvance(cut) <= metrics.horizontalAdvance("12,3")
+
+
+def test_the_checks_table_shows_failed_checks_first_and_refreshes_in_place(qtbot):
+    """A ticket re-runs its checks every cycle: the table keeps its items (only changed texts are set), puts a
+    failing check first with its code, and follows a decision with fewer checks."""
+    from PySide6.QtGui import QColor
+
+    from workstation.risk.limits import CheckResult, RiskCode, RiskDecision
+    from workstation.ui import theme
+    from workstation.ui.dialogs.whatif import ChecksTable
+
+    def decision(premium_ok: bool, detail: str) -> RiskDecision:
+        results = (CheckResult("max quantity", True, RiskCode.MAX_QUANTITY, "2 <= 10"),
+                   CheckResult("max premium", premium_ok, RiskCode.MAX_PREMIUM, detail),
+                   CheckResult("price band", True, RiskCode.PRICE_BAND, "0.4 % of mid"))
+        return RiskDecision("c1", premium_ok, results)
+
+    table = ChecksTable(visible=3)
+    qtbot.addWidget(table)
+    table.show_decision(decision(True, "$1,200 <= $5,000"))
+    assert [table.item(i, 0).text() for i in range(3)] == ["max quantity", "max premium", "price band"]
+    items = [table.item(i, c) for i in range(3) for c in range(3)]
+    table.show_decision(decision(True, "$1,300 <= $5,000"))              # a new cycle: one detail changed
+    assert [table.item(i, c) for i in range(3) for c in range(3)] == items    # the same items, not new ones
+    assert table.item(1, 2).text() == "$1,300 <= $5,000" and table.item(1, 2).toolTip() == "$1,300 <= $5,000"
+    table.show_decision(decision(False, "$6,000 > $5,000"))              # it now fails: first, with its code
+    assert (table.item(0, 0).text(), table.item(0, 1).text()) == ("max premium", "FAIL MAX_PREMIUM")
+    assert table.item(0, 1).foreground().color().name() == QColor(theme.NEGATIVE).name()
+    assert table.item(1, 1).foreground().color().name() == QColor(theme.POSITIVE).name()
+    table.show_decision(None)                                             # no decision: no rows
+    assert table.rowCount() == 0

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtr
+
+from .smile_kernel import ATM, C10, C25, CURVATURE, P10, P25, SLOPE, smile_table
 
 CONSTANT_MATURITIES = (7, 30, 60, 90, 180, 365)
 FIELDS = ("atm_vol", "rr25", "bf25", "rr10", "bf10", "slope", "curvature")
@@ -49,41 +50,20 @@ def _r(x: float, nd: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
 
-def call_delta(strike: np.ndarray, forward: float, maturity: float, vol: np.ndarray) -> np.ndarray:
-    """Black-76 forward call delta N(d1) of each strike at its own vol."""
-    sd = np.asarray(vol, float) * np.sqrt(maturity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d1 = (np.log(forward / np.asarray(strike, float)) + 0.5 * sd * sd) / sd
-    return ndtr(d1)
-
-
 def smile_metrics(strike: np.ndarray, vol: np.ndarray, forward: float, maturity: float,
                   label: str = "") -> SmileMetrics:
     """Metrics of one expiry's smile from strikes and (decimal) vols; NaN where the smile does not reach."""
-    strike, vol = np.asarray(strike, float), np.asarray(vol, float)
-    ok = np.isfinite(strike) & np.isfinite(vol) & (vol > 0) & (strike > 0)
-    days = maturity * 365.0
-    if ok.sum() < 3 or not (np.isfinite(forward) and forward > 0 and maturity > 0):
-        return SmileMetrics(days, forward, label=label)
-    k, v = strike[ok], vol[ok]
-    order = np.argsort(k)
-    k, v = k[order], v[order]
-    x = np.log(k / forward)
-    atm = float(np.interp(0.0, x, v)) if x[0] <= 0.0 <= x[-1] else np.nan
-    delta = call_delta(k, forward, maturity, v)
-    by_delta = np.argsort(delta)
-    dd, dv = delta[by_delta], v[by_delta]
+    strike, vol = np.ascontiguousarray(strike, float), np.ascontiguousarray(vol, float)
+    one = np.array([0]), np.array([strike.size])
+    row = smile_table(strike, vol, np.array([float(forward)]), np.array([float(maturity)]), *one)[0]
+    return _from_row(row, maturity * 365.0, forward, label)
 
-    def at(d: float) -> float:
-        return float(np.interp(d, dd, dv)) if dd[0] <= d <= dd[-1] else np.nan
 
-    wings = {name: 100.0 * at(d) for name, d in WING_DELTAS.items()}
-    fit = (dd >= 0.05) & (dd <= 0.95)
-    slope = curvature = np.nan
-    if fit.sum() >= 5 and np.ptp(dd[fit]) > 0.3:
-        c2, c1, _ = np.polyfit(dd[fit] - 0.5, dv[fit], 2)
-        slope, curvature = 100.0 * c1, 200.0 * c2
-    return _metrics(days, forward, 100.0 * atm, wings, slope, curvature, label)
+def _from_row(row: np.ndarray, days: float, forward: float, label: str) -> SmileMetrics:
+    """SmileMetrics (vol points) from one row of `smile_table` (decimal vols)."""
+    vp = 100.0 * row
+    wings = {"c25": vp[C25], "p25": vp[P25], "c10": vp[C10], "p10": vp[P10]}
+    return _metrics(days, forward, vp[ATM], wings, vp[SLOPE], vp[CURVATURE], label)
 
 
 def _metrics(days: float, forward: float, atm: float, wings: dict, slope: float, curvature: float,
@@ -163,10 +143,14 @@ def skew_report(source: str, strike: np.ndarray, is_call: np.ndarray, vol: np.nd
     keep = otm & np.isfinite(vol) & (series >= 0)
     if usable is not None:
         keep &= usable
-    per = []
-    for i, label in enumerate(labels):
-        rows = np.flatnonzero(keep & (series == i))
-        if len(rows) < 3:
-            continue
-        per.append(smile_metrics(strike[rows], vol[rows], float(forward[rows[0]]), float(maturity[rows[0]]), label))
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(series[idx], kind="stable")]      # grouped by series, each in the input's order
+    bounds = np.searchsorted(series[idx], np.arange(len(labels) + 1))
+    present = np.flatnonzero(np.diff(bounds) >= 3)
+    starts, ends = bounds[present], bounds[present + 1]
+    first = idx[starts]
+    table = smile_table(np.ascontiguousarray(strike[idx], float), np.ascontiguousarray(vol[idx], float),
+                        forward[first].astype(float), maturity[first].astype(float), starts, ends)
+    per = [_from_row(row, float(maturity[i]) * 365.0, float(forward[i]), labels[s])
+           for row, i, s in zip(table, first, present)]
     return SkewReport(source, per, constant_maturities(per))

@@ -5,7 +5,7 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from ...risk.limits import RiskDecision
 from .. import theme
-from ..dialogs.whatif import checks_table, show_checks
+from ..dialogs.whatif import ChecksTable
 
 
 def denial(decision: RiskDecision | None) -> str:
@@ -22,7 +22,7 @@ class ChecksBox(QGroupBox):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         v.addWidget(self.verdict)
-        self.checks = checks_table(visible=5)
+        self.checks = ChecksTable(visible=5)
         v.addWidget(self.checks, 1)
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -36,7 +36,7 @@ class ChecksBox(QGroupBox):
         margin = f"   margin {theme.fmt(decision.margin, 0, dollars=True)}" if decision is not None else ""
         self.verdict.setText(f"✔ passes every pre-trade check{margin}" if ok else f"✖ DENIED — {why}")
         self.verdict.setStyleSheet(f"color: {theme.POSITIVE if ok else theme.NEGATIVE}; font-weight: bold")
-        show_checks(self.checks, decision)
+        self.checks.show_decision(decision)
         return ok
 
     def say(self, text: str, good: bool | None = None) -> None:

@@ -2,13 +2,23 @@
 pre-trade check. A denied order names its reason and cannot be sent from here."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...events import OrderPreview
 from ...risk.limits import RiskDecision
@@ -64,7 +74,7 @@ class PreviewView(QWidget):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         layout.addWidget(self.verdict)
-        self.checks = checks_table(visible=6)                # six checks readable without scrolling
+        self.checks = ChecksTable(visible=6)                 # six checks readable without scrolling
         layout.addWidget(self.checks, 1)
 
     def show_preview(self, preview: OrderPreview) -> bool:
@@ -94,36 +104,51 @@ class PreviewView(QWidget):
         self.verdict.setObjectName("approved" if approved else "denied")
         self.verdict.setText("✔ passes every pre-trade check" if approved else f"✖ DENIED — {why}")
         self.verdict.setStyleSheet(f"color: {theme.POSITIVE if approved else theme.NEGATIVE}; font-weight: bold")
-        show_checks(self.checks, decision)
+        self.checks.show_decision(decision)
         return approved
 
 
-def checks_table(visible: int) -> QTableWidget:
-    """The (check, result, detail) table of a pre-trade decision, `visible` rows tall without scrolling."""
-    table = QTableWidget(0, 3)
-    table.setHorizontalHeaderLabels(["Check", "Result", "Detail"])
-    table.verticalHeader().setVisible(False)
-    table.horizontalHeader().setStretchLastSection(True)
-    table.setEditTriggers(QTableWidget.NoEditTriggers)
-    table.setWordWrap(False)
-    table.verticalHeader().setDefaultSectionSize(20)
-    table.setMinimumHeight(visible * 20 + 26)
-    return table
+class ChecksTable(QTableWidget):
+    """The (check, result, detail) table of a pre-trade decision, failed checks first.
 
+    A ticket re-runs its checks every cycle; the rows keep their items and only changed texts are set, and the
+    columns are re-measured only when a check's name or result changed (measuring every cell of the table is
+    the costly part of a refresh on the window's thread)."""
 
-def show_checks(table: QTableWidget, decision: RiskDecision | None) -> None:
-    """Fill a (check, result, detail) table from a RiskDecision, failed checks first."""
-    rows = sorted(check_rows(decision), key=lambda r: r[1])
-    table.setRowCount(len(rows))
-    for i, (name, passed, code, detail) in enumerate(rows):
-        result = QTableWidgetItem("pass" if passed else f"FAIL {code}".strip())
-        result.setForeground(QColor(theme.POSITIVE if passed else theme.NEGATIVE))
-        table.setItem(i, 0, QTableWidgetItem(name))
-        table.setItem(i, 1, result)
-        cell = QTableWidgetItem(detail)
-        cell.setToolTip(detail)
-        table.setItem(i, 2, cell)
-    table.resizeColumnsToContents()
+    def __init__(self, visible: int) -> None:
+        super().__init__(0, 3)
+        self.setHorizontalHeaderLabels(["Check", "Result", "Detail"])
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setStretchLastSection(True)
+        self.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.setWordWrap(False)
+        self.verticalHeader().setDefaultSectionSize(20)
+        self.setMinimumHeight(visible * 20 + 26)       # `visible` rows tall without scrolling
+        self.shown: list[tuple[str, bool, str, str]] = []
+
+    def show_decision(self, decision: RiskDecision | None) -> None:
+        rows = sorted(check_rows(decision), key=lambda r: r[1])
+        if rows == self.shown:
+            return
+        relayout = [r[:3] for r in rows] != [r[:3] for r in self.shown]
+        self.setRowCount(len(rows))
+        for i, (name, passed, code, detail) in enumerate(rows):
+            self._set(i, 0, name)
+            result = self._set(i, 1, "pass" if passed else f"FAIL {code}".strip())
+            result.setForeground(QColor(theme.POSITIVE if passed else theme.NEGATIVE))
+            self._set(i, 2, detail).setToolTip(detail)
+        self.shown = rows
+        if relayout:
+            self.resizeColumnsToContents()
+
+    def _set(self, row: int, column: int, text: str) -> QTableWidgetItem:
+        item = self.item(row, column)
+        if item is None:
+            item = QTableWidgetItem(text)
+            self.setItem(row, column, item)
+        elif item.text() != text:
+            item.setText(text)
+        return item
 
 
 class WhatIfDialog(QDialog):

@@ -9,8 +9,20 @@ from datetime import date
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QInputDialog, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...commands import CancelOrder, ModifyOrder, PreviewOrder, SubmitOrder
 from ...domain.ticks import round_to_tick
@@ -31,6 +43,7 @@ class OrdersPanel(Panel):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self._chain = None
+        self._picked: tuple[tuple, int | None] = ((), None)   # (chain, expiry, right, strike) -> its row
         self._chain_key = None
         self.last_preview = None
         layout = QHBoxLayout(self)
@@ -123,6 +136,7 @@ class OrdersPanel(Panel):
 
     def _on_snapshot(self, snap) -> None:
         self._chain = snap
+        self._picked = ((), None)
         self.mark_dirty()
 
     def render(self) -> None:
@@ -171,11 +185,19 @@ class OrdersPanel(Panel):
         self._contract_changed()
 
     def current_row(self) -> int | None:
+        """The chain row of the contract picked in the ticket (None when there is none). Asked several times a
+        cycle (the live preview, the quote, the order's id), so it is kept until the chain or a picker changes:
+        on the full chain each search scans 26,000 rows on the window's thread."""
+        key = (id(self._chain), self.expiry.currentText(), self.right.currentText(), self.strike.currentText())
+        if key == self._picked[0]:
+            return self._picked[1]
         rows = self._rows()
-        if not len(rows) or not self.strike.currentText():
-            return None
-        hit = rows[self._chain.strike[rows] == float(self.strike.currentText())]
-        return int(hit[0]) if len(hit) else None
+        row = None
+        if len(rows) and self.strike.currentText():
+            hit = rows[self._chain.strike[rows] == float(self.strike.currentText())]
+            row = int(hit[0]) if len(hit) else None
+        self._picked = (key, row)
+        return row
 
     def contract_id(self) -> int | None:
         row = self.current_row()
