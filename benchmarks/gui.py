@@ -41,13 +41,19 @@ class StallSampler:
         self.main = threading.main_thread().ident
         self.counts: dict[str, int] = {}
         self.others: dict[str, int] = {}
+        self.current: list[str] = []              # sites sampled in the stall going on now ("other: " = a worker)
+        self.episodes: list[tuple[float, list[str]]] = []    # (ms without a tick, its sites) per stall
         self.last = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="stall-sampler")
         tick = lag_monitor._tick
 
         def ticked():
-            self.last = time.perf_counter()
+            now = time.perf_counter()
+            gap, self.last = now - self.last, now
+            sites, self.current = self.current, []
+            if sites and gap - lag_interval_s >= self.threshold:   # (a sample taken just as the tick came: none)
+                self.episodes.append(((gap - lag_interval_s) * 1e3, sites))
             tick()
         lag_monitor._timer.timeout.disconnect()
         lag_monitor._timer.timeout.connect(ticked)
@@ -71,12 +77,14 @@ class StallSampler:
                 continue
             where = self._site(traceback, frame)
             self.counts[where] = self.counts.get(where, 0) + 1
+            self.current.append(where)
             if where.endswith("(Qt/asyncio)"):     # in Qt, or waiting there for the GIL: who else runs Python?
                 for ident, other in sys._current_frames().items():
                     idle = Path(other.f_code.co_filename).name in IDLE_FILES or other.f_code.co_name == "_worker"
                     if ident not in (self.main, threading.get_ident()) and not idle:
                         site = self._site(traceback, other)
                         self.others[site] = self.others.get(site, 0) + 1
+                        self.current.append(f"other: {site}")
 
     @staticmethod
     def _site(traceback, frame) -> str:
@@ -88,6 +96,12 @@ class StallSampler:
     def report(self, top: int = 8) -> dict[str, int]:
         """Samples (5 ms each) per stall site, most first."""
         return dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:top])
+
+    def report_worst(self, top: int = 6) -> list[dict]:
+        """The longest stalls, each with the sites sampled in it (how often), most first: what one bad frame was."""
+        worst = sorted(self.episodes, key=lambda e: -e[0])[:top]
+        return [{"lag_ms": round(ms, 1), "sites": {s: sites.count(s) for s in dict.fromkeys(sites)}}
+                for ms, sites in worst]
 
     def report_others(self, top: int = 8) -> dict[str, int]:
         """While the loop thread stalled outside workstation code: where the other threads were (a thread running
@@ -211,6 +225,7 @@ def main() -> int:
                                         "count": len(v)} for k, v in sorted(render_ms.items())},
                 "stalls": stalls.report(),
                 "other_threads_during_qt_stalls": stalls.report_others(),
+                "worst_stalls": stalls.report_worst(),
                 "gc_pause_ms": {f"gen{g}": {"count": len(v), "max": round(max(v), 1)} for g, v in sorted(gc_ms.items())},
                 "platform": app.platformName(), "opengl_3d": window.surface.gl_view is not None,
                 "shown": args.show}
