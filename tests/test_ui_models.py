@@ -96,6 +96,7 @@ def test_tables_paint_from_the_cell_cache_with_selection_and_row_backgrounds(qtb
     Python: 160-270 ms a repaint on the full chain board); what it draws is the model's: a marked row's
     background, the selection in the palette's highlight, a text too wide for its column cut with '…'."""
     from PySide6.QtGui import QColor, QFontMetrics, QPalette
+    from PySide6.QtWidgets import QTableView
 
     from workstation.ui.cells import CellPainter, fitted_text
     from workstation.ui.panels.base import make_table
@@ -107,7 +108,7 @@ def test_tables_paint_from_the_cell_cache_with_selection_and_row_backgrounds(qtb
             return marked if self.record(row)["name"] == "b" else None
 
     model = Marked(COLUMNS)
-    for key in "abc":
+    for key in "abcd":
         model.upsert(key, {"name": key, "edge": 1.0, "born": 0.0})
     view, proxy = make_table(model)
     qtbot.addWidget(view)
@@ -115,7 +116,7 @@ def test_tables_paint_from_the_cell_cache_with_selection_and_row_backgrounds(qtb
     view.show()
     qtbot.waitExposed(view)
     assert isinstance(view.itemDelegate(), CellPainter)
-    proxy.sort(0, Qt.DescendingOrder)                  # c, b, a: painting goes through the proxy's mapping
+    proxy.sort(0, Qt.DescendingOrder)                  # d, c, b, a: painting goes through the proxy's mapping
     view.selectRow(0)
     model.asked = 0
     image = view.viewport().grab().toImage()
@@ -124,9 +125,39 @@ def test_tables_paint_from_the_cell_cache_with_selection_and_row_backgrounds(qtb
     def pixel(row: int, column: int) -> QColor:
         rect = view.visualRect(proxy.index(row, column))
         return image.pixelColor(rect.left() + 1, rect.top() + 1)
-    assert pixel(0, 1) == view.palette().color(QPalette.Highlight)      # c, selected
-    assert pixel(1, 1) == marked                                        # b, marked by its model
-    assert pixel(2, 1) != marked                                        # a
+    assert pixel(0, 1) == view.palette().color(QPalette.Highlight)      # d, selected
+    assert pixel(2, 1) == marked                                        # b, marked by its model
+    assert pixel(3, 1) != marked                                        # a
+    # the grid and the alternate rows where Qt's own table draws them, in its colours
+    plain = QTableView()
+    qtbot.addWidget(plain)
+    plain.setModel(proxy)
+    plain.setAlternatingRowColors(True)
+    plain.verticalHeader().setVisible(False)
+    plain.verticalHeader().setDefaultSectionSize(view.verticalHeader().defaultSectionSize())
+    for c in range(len(COLUMNS)):
+        plain.setColumnWidth(c, view.columnWidth(c))
+    plain.resize(400, 200)
+    plain.show()
+    qtbot.waitExposed(plain)
+    reference = plain.viewport().grab().toImage()
+    rect = view.visualRect(proxy.index(1, 1))                           # c: an alternate row
+    for x, y in ((rect.right() + 1, rect.center().y()), (rect.center().x(), rect.bottom() + 1),   # grid lines
+                 (rect.left() + 1, rect.top() + 1)):                                        # the row's colour
+        assert image.pixelColor(x, y) == reference.pixelColor(x, y), (x, y)
+    assert image.pixelColor(rect.left() + 1, rect.top() + 1) == view.palette().color(QPalette.AlternateBase)
+
+    def ink(picture, cell) -> tuple[int, int, int, int]:
+        """Left, right, top, bottom of the text drawn in a cell (pixels unlike the cell's corner)."""
+        ground = picture.pixelColor(cell.left() + 1, cell.top() + 1)
+        spots = [(x, y) for x in range(cell.left(), cell.right() + 1) for y in range(cell.top(), cell.bottom() + 1)
+                 if picture.pixelColor(x, y) != ground]
+        xs, ys = [x for x, _ in spots], [y for _, y in spots]
+        return min(xs), max(xs), min(ys), max(ys)
+    for column in (0, 1):                              # a name (left-aligned), a number (right, fixed pitch)
+        cell = view.visualRect(proxy.index(3, column))
+        ours, qts = ink(image, cell), ink(reference, cell)
+        assert all(abs(a - b) <= 1 for a, b in zip(ours, qts)), (column, ours, qts)   # where Qt puts the text
     metrics = QFontMetrics(view.font())
     assert fitted_text("12,345.67", metrics, 1000) == "12,345.67"
     cut = fitted_text("12,345.67", metrics, metrics.horizontalAdvance("12,3"))

@@ -165,13 +165,14 @@ class RecordTable(QTableView):
 
     def paintEvent(self, event) -> None:
         cells = self.cells
-        if cells is not None:
-            cells.begin_repaint()
-        try:
+        if cells is not None:                   # the whole repaint in one call (see cells.paint_view)
+            painter = QPainter(self.viewport())
+            try:
+                cells.paint_view(painter, event.rect())
+            finally:
+                painter.end()
+        else:
             super().paintEvent(event)
-        finally:
-            if cells is not None:
-                cells.end_repaint()
         if self.placeholder and self.model() is not None and not self.model().rowCount():
             painter = QPainter(self.viewport())
             painter.setPen(QColor(theme.MUTED))
