@@ -6,9 +6,9 @@ import math
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import Qt
 
-from workstation.ui.models import Column, FilterProxy, RecordModel  # noqa: E402
+from workstation.ui.models import Column, FilterProxy, RecordModel
 
 CLOCK = {"now": 100.0}
 COLUMNS = [Column("Name", lambda r: r["name"], str, numeric=False),

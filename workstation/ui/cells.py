@@ -14,8 +14,21 @@ Python each one can wait for it: fewer calls, fewer waits.
 from __future__ import annotations
 
 from PySide6.QtCore import QLine, QModelIndex, QRect, Qt
-from PySide6.QtGui import QColor, QFont, QFontInfo, QFontMetrics, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontInfo,
+    QFontMetrics,
+    QPainter,
+    QPalette,
+    QPen,
+)
+from PySide6.QtWidgets import (
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+)
 
 from .models import RecordModel
 
@@ -89,11 +102,11 @@ class CellPainter(QStyledItemDelegate):
             return
         first = view.rowAt(area.top())
         last = view.rowAt(area.bottom())
-        first = 0 if first < 0 else first
+        first = max(first, 0)
         last = rows - 1 if last < 0 else last
         header = view.horizontalHeader()
         left, right = header.visualIndexAt(area.left()), header.visualIndexAt(area.right())
-        left = 0 if left < 0 else left
+        left = max(left, 0)
         right = header.count() - 1 if right < 0 else right
         cols = []                                   # (logical column, x, width) in visual order
         for visual in range(left, right + 1):
