@@ -202,6 +202,60 @@ def test_same_seed_same_market_regardless_of_how_time_is_sliced():
     assert m3.spot != m1.spot
 
 
+def test_a_frozen_state_quotes_the_same_chain_while_the_market_moves_on():
+    """The feed freezes the market where it advances and quotes the chain from that state in a thread of its own:
+    the snapshot of a state is the snapshot of that moment, however far the live market has moved since."""
+    clock, market = make_market(mispricing_rate=0.05, mispricing_size_vol=0.05)
+    market.advance_to(clock.advance(600))
+    then = chain(market)[0]
+    state = market.state()
+    assert state.mispricings                            # the planted mispricings travel with the state
+    market.advance_to(clock.advance(300))               # the paper exchange's pump moves the live market on
+    rows = market.select_rows("SPX", 0, 400, 0.25, state=state)
+    frozen = market.snapshot(rows, "SPX", state=state)
+    assert frozen.equals(then) and frozen.timestamp == then.timestamp
+    assert frozen.future == then.future
+    assert not chain(market)[0].equals(then)            # the live market did move
+
+
+def test_the_real_time_feed_quotes_off_the_event_loop_thread():
+    """In real time the world advances on the loop's thread (fills go out there) and the chain is quoted in the
+    feed's own thread; each snapshot is the market at its time stamp, in sequence."""
+    import asyncio
+    import threading
+
+    from workstation.market.sim_feed import SimulatedFeed
+    from workstation.sim.world import SimWorld
+
+    from workstation.config import PaperConfig
+
+    cfg = SimulatorConfig(start_date=DAY, speed=600, always_open=True)
+    world = SimWorld(cfg, PaperConfig(), clock=SimClock.from_config(cfg))
+    feed = SimulatedFeed(world, interval_s=60.0, min_wall_interval_s=0.05)
+    feed.select_chain("SPX", 0, 60, 0.1)
+    quoted_in: list[str] = []
+    snapshot = world.market.snapshot
+
+    def recording(*args, **kwargs):
+        quoted_in.append(threading.current_thread().name)
+        return snapshot(*args, **kwargs)
+    world.market.snapshot = recording
+
+    async def three():
+        out = []
+        async for snap in feed.snapshots():
+            out.append((snap, world.market.state()))
+            if len(out) == 3:
+                await feed.close()
+        return out
+    taken = asyncio.run(three())
+    assert len(quoted_in) == 3 and all(name.startswith("sim-quotes") for name in quoted_in), quoted_in
+    assert [s.sequence for s, _ in taken] == [1, 2, 3]
+    assert taken[0][0].timestamp < taken[1][0].timestamp < taken[2][0].timestamp
+    for snap, live in taken:                            # the live market is at or past the snapshot's moment
+        assert snap.timestamp <= live.now
+
+
 def test_index_is_frozen_when_closed_and_settlement_prints_are_recorded():
     clock, market = make_market()
     market.advance_to(clock.advance(6.5 * 3600))

@@ -2,7 +2,10 @@
 
 `SimMarket` is a pure function of (seed, config, the times it is advanced to): the index moves on a fixed
 one-second grid with its own random streams, so the same seed and the same clock give the same quotes.
-Quotes are computed on demand for any set of listing rows (a chain snapshot, or one contract for the exchange).
+Quotes are computed on demand for any set of listing rows (a chain snapshot, or one contract for the exchange),
+from a `MarketState`: one instant of the market, frozen. The feed takes the state on the event loop's thread (where
+the market advances) and computes a full-chain snapshot from it in a worker thread, while the paper exchange keeps
+advancing the live market.
 """
 from __future__ import annotations
 
@@ -40,6 +43,18 @@ class RowQuotes:
     fair_vol: np.ndarray     # smile vol without the mispricing
     forward: np.ndarray
     years: np.ndarray
+
+
+@dataclass(frozen=True)
+class MarketState:
+    """The market at one instant: what quotes, sizes and a snapshot are computed from (nothing in it changes)."""
+
+    now: datetime
+    spot: float
+    var: float
+    grid_epoch: int
+    listing: Listing
+    mispricings: dict[int, float]       # contract id -> vol offset at `now`
 
 
 class SimMarket:
@@ -171,25 +186,34 @@ class SimMarket:
         return self.prints.get(expiry, {}).get("open" if am_settled else "close")
 
     # -------------------------------------------------------------------------------------- quotes
-    def quote_rows(self, rows: np.ndarray | None = None) -> RowQuotes:
-        """Bid/ask, sizes and fair values of listing `rows` (default: all) at the current time."""
-        lst, cfg = self.listing, self.cfg
+    def state(self) -> MarketState:
+        """The market now, frozen (take it where the market advances; quote from it anywhere)."""
+        return MarketState(self.now, self.spot, self.var, self._grid_epoch, self.listing,
+                           self.mispricings() if self._mis else {})
+
+    def _level(self, state: MarketState | None) -> MarketState:
+        """`state`, or the market now without its mispricings (for what does not quote options)."""
+        return state or MarketState(self.now, self.spot, self.var, self._grid_epoch, self.listing, {})
+
+    def quote_rows(self, rows: np.ndarray | None = None, state: MarketState | None = None) -> RowQuotes:
+        """Bid/ask, sizes and fair values of listing `rows` (default: all) at the current time (or `state`'s)."""
+        st = state or self.state()
+        lst, cfg = st.listing, self.cfg
         rows = np.arange(len(lst)) if rows is None else np.asarray(rows, dtype=np.int64)
-        now = self.now.timestamp()
+        now = st.now.timestamp()
         years = np.maximum((lst.settle_epoch[rows] - now) / SECONDS_PER_YEAR, 1e-7)
         scale, strike, is_call = lst.scale[rows], lst.strike[rows], lst.is_call[rows]
-        forward = self.spot * scale * np.exp((cfg.rate - cfg.dividend_yield) * years)
+        forward = st.spot * scale * np.exp((cfg.rate - cfg.dividend_yield) * years)
         discount = np.exp(-cfg.rate * years)
         k = np.log(strike / forward)
-        atm_w = atm_total_variance(self.var, years, cfg.kappa, cfg.theta)
+        atm_w = atm_total_variance(st.var, years, cfg.kappa, cfg.theta)
         fair_vol = ssvi_vol(k, years, atm_w, self.smile)
         offsets = np.zeros(len(rows))
-        if self._mis:
-            mis = self.mispricings()
-            if mis:
-                ids = lst.contract_id[rows]
-                hit = np.isin(ids, np.fromiter(mis.keys(), dtype=np.int64))
-                offsets[hit] = [mis[int(c)] for c in ids[hit]]
+        mis = st.mispricings
+        if mis:
+            ids = lst.contract_id[rows]
+            hit = np.isin(ids, np.fromiter(mis.keys(), dtype=np.int64))
+            offsets[hit] = [mis[int(c)] for c in ids[hit]]
         vol = np.maximum(fair_vol + offsets, 0.01)
         fair, vega = black76(forward, strike, years, vol, discount, is_call)
         days = years * 365.0
@@ -206,48 +230,52 @@ class SimMarket:
         bid = np.where(bid < TICK_SMALL - 1e-9, 0.0, bid)
         ask = np.maximum(ask, np.round(bid + tick_for(bid), 2))
         ask = np.maximum(ask, TICK_SMALL)
-        bid_size, ask_size = self._sizes(rows, z)
+        bid_size, ask_size = self._sizes(rows, z, st)
         bid_size = np.where(bid > 0, bid_size, 0)
         return RowQuotes(rows, bid, ask, bid_size, ask_size, fair, vol, fair_vol, forward, years)
 
-    def _sizes(self, rows: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _sizes(self, rows: np.ndarray, z: np.ndarray, st: MarketState) -> tuple[np.ndarray, np.ndarray]:
         """Displayed sizes: deeper near the money, fresh every simulated second (deterministic per seed)."""
-        rng = np.random.default_rng([self.cfg.seed, 7, int(self._grid_epoch)])
-        u = rng.random((2, len(self.listing)))[:, rows]
+        rng = np.random.default_rng([self.cfg.seed, 7, int(st.grid_epoch)])
+        u = rng.random((2, len(st.listing)))[:, rows]
         depth = 10.0 + 40.0 * np.exp(-0.5 * z)
         return (1 + (u[0] * depth)).astype(np.int64), (1 + (u[1] * depth)).astype(np.int64)
 
-    def future_quote(self, future: Contract | None = None) -> Quote:
+    def future_quote(self, future: Contract | None = None, state: MarketState | None = None) -> Quote:
         """A listed future (default the hedge future): fair = index forward to its expiry, one tick wide."""
-        fut = future or self.listing.future
-        years = max((settlement_instant(fut.expiry, True) - self.now).total_seconds() / SECONDS_PER_YEAR, 0.0)
-        fair = self.spot * math.exp((self.cfg.rate - self.cfg.dividend_yield) * years)
+        st = self._level(state)
+        fut = future or st.listing.future
+        years = max((settlement_instant(fut.expiry, True) - st.now).total_seconds() / SECONDS_PER_YEAR, 0.0)
+        fair = st.spot * math.exp((self.cfg.rate - self.cfg.dividend_yield) * years)
         bid = math.floor(fair / FUTURE_TICK) * FUTURE_TICK
-        rng = np.random.default_rng([self.cfg.seed, 11 if fut.symbol == "ES" else 12, int(self._grid_epoch)])
+        rng = np.random.default_rng([self.cfg.seed, 11 if fut.symbol == "ES" else 12, int(st.grid_epoch)])
         sizes = rng.integers(20, 300, size=2)
-        return Quote(fut.contract_id, bid, bid + FUTURE_TICK, int(sizes[0]), int(sizes[1]), self.now)
+        return Quote(fut.contract_id, bid, bid + FUTURE_TICK, int(sizes[0]), int(sizes[1]), st.now)
 
     def select_rows(self, underlying: str, min_expiry_days: float, max_expiry_days: float,
-                    strike_window: float) -> np.ndarray:
+                    strike_window: float, state: MarketState | None = None) -> np.ndarray:
         """Listing rows of one chain, not yet settled, in the expiry window and within +-window of the index."""
-        lst = self.listing
-        now = self.now.timestamp()
-        days = (lst.settle_epoch - now) / 86_400.0
-        index = self.spot * index_scale(underlying)
+        st = self._level(state)
+        lst = st.listing
+        days = (lst.settle_epoch - st.now.timestamp()) / 86_400.0
+        index = st.spot * index_scale(underlying)
         mask = (lst.underlying == underlying) & (days > 0) & (days >= min_expiry_days) & \
             (days <= max_expiry_days) & (np.abs(lst.strike / index - 1.0) <= strike_window)
         return np.flatnonzero(mask)
 
-    def snapshot(self, rows: np.ndarray, underlying: str, sequence: int = 0) -> ChainSnapshot:
-        """A ChainSnapshot of listing `rows` (from `select_rows`) with the future quote."""
-        lst = self.listing
-        q = self.quote_rows(rows)
-        qt = np.datetime64(self.now.replace(tzinfo=None), "ms")
+    def snapshot(self, rows: np.ndarray, underlying: str, sequence: int = 0,
+                 state: MarketState | None = None) -> ChainSnapshot:
+        """A ChainSnapshot of listing `rows` (from `select_rows`) with the future quote, at the current time or
+        at `state`'s (a pure function of the state: it may run in any thread)."""
+        st = state or self.state()
+        lst = st.listing
+        q = self.quote_rows(rows, st)
+        qt = np.datetime64(st.now.replace(tzinfo=None), "ms")
         return ChainSnapshot(
-            timestamp=self.now, underlying=underlying,
-            underlying_price=self.spot * index_scale(underlying),
+            timestamp=st.now, underlying=underlying,
+            underlying_price=st.spot * index_scale(underlying),
             contract_id=lst.contract_id[rows], trading_class=lst.trading_class[rows], expiry=lst.expiry[rows],
             strike=lst.strike[rows], is_call=lst.is_call[rows], bid=q.bid, ask=q.ask, bid_size=q.bid_size,
             ask_size=q.ask_size, am_settled=lst.am_settled[rows], multiplier=lst.multiplier[rows],
-            quote_time=np.full(len(rows), qt), source="sim", future=self.future_quote(),
+            quote_time=np.full(len(rows), qt), source="sim", future=self.future_quote(state=st),
             future_contract=lst.future, sequence=sequence)
