@@ -8,12 +8,18 @@ import pytest
 
 from workstation.config import MarketConfig, SimulatorConfig
 from workstation.domain import calendar
-from workstation.domain.contracts import index_scale
 from workstation.domain.calendar import expiry_on_or_before
+from workstation.domain.contracts import index_scale
 from workstation.domain.snapshot import NEW_YORK
-from workstation.sim.clock import SimClock, is_session_open
-from workstation.sim.listing import build_listing, contract_id_for, pm_expiries, spx_monthlies, third_friday
 from workstation.domain.ticks import on_tick
+from workstation.sim.clock import SimClock, is_session_open
+from workstation.sim.listing import (
+    build_listing,
+    contract_id_for,
+    pm_expiries,
+    spx_monthlies,
+    third_friday,
+)
 from workstation.sim.market import SimMarket
 
 DAY = date(2025, 10, 1)   # a Wednesday
@@ -224,10 +230,9 @@ def test_the_real_time_feed_quotes_off_the_event_loop_thread():
     import asyncio
     import threading
 
+    from workstation.config import PaperConfig
     from workstation.market.sim_feed import SimulatedFeed
     from workstation.sim.world import SimWorld
-
-    from workstation.config import PaperConfig
 
     cfg = SimulatorConfig(start_date=DAY, speed=600, always_open=True)
     world = SimWorld(cfg, PaperConfig(), clock=SimClock.from_config(cfg))

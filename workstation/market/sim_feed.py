@@ -40,7 +40,7 @@ class SimulatedFeed(StatusMixin):
         self._init_status()
 
     @classmethod
-    def from_settings(cls, settings, world: SimWorld | None = None, manual: bool = False) -> "SimulatedFeed":
+    def from_settings(cls, settings, world: SimWorld | None = None, manual: bool = False) -> SimulatedFeed:
         m = settings.market
         return cls(world or SimWorld.from_settings(settings, manual=manual), m.snapshot_interval_s, m.underlying,
                    m.min_expiry_days, m.max_expiry_days, m.strike_window, m.simulator.min_wall_interval_s)

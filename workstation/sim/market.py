@@ -16,12 +16,19 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from workstation.domain import ChainSnapshot, Contract, Quote, settlement_instant
+from workstation.domain.calendar import is_trading_day, session_bounds
 from workstation.domain.contracts import index_scale
 from workstation.domain.snapshot import NEW_YORK
-from workstation.domain.calendar import is_trading_day, session_bounds
+from workstation.domain.ticks import FUTURE_TICK
+from workstation.domain.ticks import SMALL_TICK as TICK_SMALL
+from workstation.domain.ticks import option_tick_array as tick_for
 from workstation.sim.clock import is_session_open
-from workstation.sim.dynamics import GRID_SECONDS, SECONDS_PER_YEAR, heston_path, open_mask
-from workstation.domain.ticks import FUTURE_TICK, SMALL_TICK as TICK_SMALL, option_tick_array as tick_for
+from workstation.sim.dynamics import (
+    GRID_SECONDS,
+    SECONDS_PER_YEAR,
+    heston_path,
+    open_mask,
+)
 from workstation.sim.listing import Listing, build_listing
 from workstation.sim.smile import SmileParams, atm_total_variance, black76, ssvi_vol
 
