@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import LONG_TIMEOUT_S
 from engine_support import SimRig, fast_settings
 from workstation.domain import SecType
 from workstation.domain.calendar import NEW_YORK, is_trading_day, options_close_time
@@ -44,6 +45,10 @@ def day_settings(always_open: bool):
     return s
 
 
+# a simulated hour is a fixed amount of work (180 cycles, a few hundred orders), ~30 s on a quiet machine; with three
+# suites and four busy loops on the two cores (load 7.5) two of them ran past pytest-timeout's 300 s at 45 and 49
+# simulated minutes. The bound guards against a hang, not against a busy machine.
+@pytest.mark.timeout(LONG_TIMEOUT_S)
 @pytest.mark.parametrize("name", list(DAYS))
 async def test_a_simulated_hour_trades_and_nothing_raises(tmp_path, name):
     local, always_open = DAYS[name]
