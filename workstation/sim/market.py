@@ -81,6 +81,7 @@ class SimMarket:
         self.spot = float(cfg.spot)
         self.var = float(cfg.v0)
         self._mis: dict[int, tuple[float, float]] = {}          # contract id -> (epoch, vol offset then)
+        self._draws: tuple[int, Listing, np.ndarray] | None = None   # (grid second, listing, size draws)
         self.prints: dict[date, dict[str, float]] = {}           # day -> {"open": S, "close": S}
         self._listing = build_listing(self.trade_date, self.spot, cfg.max_expiry_days, self.underlyings,
                                       cfg.listing == "full")
@@ -243,10 +244,18 @@ class SimMarket:
 
     def _sizes(self, rows: np.ndarray, z: np.ndarray, st: MarketState) -> tuple[np.ndarray, np.ndarray]:
         """Displayed sizes: deeper near the money, fresh every simulated second (deterministic per seed)."""
-        rng = np.random.default_rng([self.cfg.seed, 7, int(st.grid_epoch)])
-        u = rng.random((2, len(st.listing)))[:, rows]
+        u = self._size_draws(st)[:, rows]
         depth = 10.0 + 40.0 * np.exp(-0.5 * z)
         return (1 + (u[0] * depth)).astype(np.int64), (1 + (u[1] * depth)).astype(np.int64)
+
+    def _size_draws(self, st: MarketState) -> np.ndarray:
+        """The size draws of every listed option for one simulated second, kept for that second: the exchange
+        asks one contract at a time (each resting order, every pump), and each ask drew the whole listing."""
+        kept = self._draws
+        if kept is None or kept[0] != st.grid_epoch or kept[1] is not st.listing:
+            rng = np.random.default_rng([self.cfg.seed, 7, int(st.grid_epoch)])
+            kept = self._draws = (st.grid_epoch, st.listing, rng.random((2, len(st.listing))))
+        return kept[2]
 
     def future_quote(self, future: Contract | None = None, state: MarketState | None = None) -> Quote:
         """A listed future (default the hedge future): fair = index forward to its expiry, one tick wide."""
