@@ -100,9 +100,9 @@ class CellPainter(QStyledItemDelegate):
         rows, columns = view.model().rowCount(), len(model.columns)
         if not rows or not columns:
             return
-        first = view.rowAt(area.top())
-        last = view.rowAt(area.bottom())
-        first = max(first, 0)
+        first, last = view.rowAt(area.top()), view.rowAt(area.bottom())
+        if first < 0:                               # the area starts below the last row: nothing to paint
+            return
         last = rows - 1 if last < 0 else last
         header = view.horizontalHeader()
         left, right = header.visualIndexAt(area.left()), header.visualIndexAt(area.right())
@@ -158,10 +158,10 @@ class CellPainter(QStyledItemDelegate):
                         if char_width:          # fixed pitch: placed here, drawn at its baseline (no layout pass)
                             free = width - len(text) * char_width
                             placing = self._placing[column]
-                            left = x + TEXT_MARGIN + (free if placing == RIGHT else free // 2 if placing == CENTRE
+                            at_x = x + TEXT_MARGIN + (free if placing == RIGHT else free // 2 if placing == CENTRE
                                                       else 0)
                             height, ascent = self._line[column]
-                            painter.drawText(left, y + (h - g - height) // 2 + ascent, text)
+                            painter.drawText(at_x, y + (h - g - height) // 2 + ascent, text)
                         else:
                             painter.drawText(x + TEXT_MARGIN, y, width, h - g, model.alignment(column), text)
                 if grid:
