@@ -61,9 +61,9 @@ def tradable(surface: Surface) -> np.ndarray:
     return ~dead & np.isfinite(snap.bid) & np.isfinite(snap.ask) & (snap.ask > snap.bid) & (snap.bid > 0)
 
 
-def _groups(keys: np.ndarray, strike: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`rows` sorted by (key, strike) and the start of each key's run (with the end appended)."""
-    order = np.lexsort((strike[rows], keys[rows]))
+def _groups(keys: np.ndarray, within: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` sorted by (key, within) and the start of each key's run (with the end appended)."""
+    order = np.lexsort((within[rows], keys[rows]))
     rows = rows[order]
     k = keys[rows]
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if rows.size else np.zeros(0, np.int64)
@@ -193,17 +193,19 @@ def calendars(surface: Surface, fee: float = 0.0, rows: np.ndarray | None = None
     snap = surface.snapshot
     rows = np.flatnonzero(tradable(surface)) if rows is None else rows
     series = surface.expiry_index()
-    order = sorted({int(s) for s in np.unique(series[rows]) if s >= 0}, key=lambda s: surface.expiries[s].maturity)
+    rows = rows[series[rows] >= 0]
     norm = surface.discount * surface.forward
     money = snap.strike / surface.forward
+    # one sort of the chain by (expiry, right, moneyness): each expiry's calls and puts are then a slice
+    srt, bounds = _groups(series * 2 + snap.is_call.astype(np.int64), money, rows)
+    group = {int(series[srt[a]]) * 2 + int(snap.is_call[srt[a]]): srt[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
+    order = sorted({key // 2 for key in group}, key=lambda s: surface.expiries[s].maturity)
     found = []
     for near, far in zip(order[:-1], order[1:]):
-        for call in (True, False):
-            nr = rows[(series[rows] == near) & (snap.is_call[rows] == call)]
-            fr = rows[(series[rows] == far) & (snap.is_call[rows] == call)]
-            if not nr.size or not fr.size:
+        for call in (1, 0):
+            nr, fr = group.get(near * 2 + call), group.get(far * 2 + call)
+            if nr is None or fr is None:
                 continue
-            nr, fr = nr[np.argsort(money[nr])], fr[np.argsort(money[fr])]
             hit = _calendar_kernel(nr, fr, money[nr], money[fr], norm[nr], norm[fr], snap.bid, snap.ask, fee)
             if len(hit):
                 found.append(hit)
