@@ -46,6 +46,41 @@ def test_numbers_sort_as_numbers_with_missing_values_lowest(qtbot):
     assert proxy.data(proxy.index(0, 0), Qt.DisplayRole) == "b"
 
 
+def test_replacing_the_records_keeps_the_selection_and_resets_only_on_a_reorder(qtbot):
+    """`set_records` (the arbitrage list, positions, the chain board): a key that left is removed, a new key is
+    inserted where the list puts it, the rest change in place, so the trader's selected row stays selected
+    through a sorted view; only a reorder of the surviving keys (or none surviving) resets the model."""
+    from workstation.ui.panels.base import make_table
+
+    def rec(name, edge):
+        return name, {"name": name, "edge": edge, "born": 0.0}
+
+    model = RecordModel(COLUMNS)
+    view, proxy = make_table(model)
+    qtbot.addWidget(view)
+    proxy.sort(1, Qt.DescendingOrder)
+    resets = []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.set_records([rec("a", 1.0), rec("b", 2.0), rec("c", 3.0)])
+    assert resets == [1]                                        # from empty: one reset
+    b_row = next(r for r in range(proxy.rowCount()) if proxy.data(proxy.index(r, 0), Qt.DisplayRole) == "b")
+    view.selectRow(b_row)
+
+    model.set_records([rec("b", 2.5), rec("x", 9.0), rec("c", 3.0), rec("d", 0.5)])   # a gone, x and d new
+    assert resets == [1]
+    assert model.keys() == ["b", "x", "c", "d"]                 # the list's own order
+    shown = [proxy.data(proxy.index(r, 0), Qt.DisplayRole) for r in range(proxy.rowCount())]
+    assert shown == ["x", "c", "b", "d"]                        # still sorted by edge, descending
+    picked = view.selectionModel().selectedRows()
+    assert [proxy.data(i, Qt.DisplayRole) for i in picked] == ["b"]
+    assert text(model, 0, 1) == "2.50"                          # the surviving row shows its new record
+
+    model.set_records([rec("c", 3.0), rec("b", 2.5)])           # survivors in another order: a reset
+    assert resets == [1, 1] and model.keys() == ["c", "b"]
+    model.set_records([])
+    assert resets == [1, 1, 1] and model.rowCount() == 0
+
+
 def test_columns_widen_to_new_rows_and_keep_the_traders_widths(qtbot):
     """Every number shows whole (no '…'), a later wider row included; once the trader has sized a column by
     hand, new rows and resets leave every width alone."""

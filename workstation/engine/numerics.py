@@ -81,6 +81,7 @@ class CycleNumerics:
         t0 = time.perf_counter()
         surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
         surface, verdict = self.sanity.check(surface)
+        surface.snapshot.build_index()          # the loop thread looks contracts up in it
         t1 = time.perf_counter()
         timings["surface"] = (t1 - t0) * 1e3
         if verdict.skip:

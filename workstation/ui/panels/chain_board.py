@@ -204,7 +204,7 @@ class ChainBoardPanel(Panel):
                                                       put=sides[1])))
         first = not self.model.rowCount()
         if [k for k, _ in records] != self.model.keys():
-            self.model.set_records(records)          # another expiry or a new strike: rebuild
+            self.model.set_records(records)          # a strike listed or gone: rows inserted/removed in place
         else:                                        # same strikes: only the rows that changed repaint
             changed = [(key, record) for key, record in records if not _same(self.model.get(key), record)]
             if len(changed) > BULK_SHARE * len(records):

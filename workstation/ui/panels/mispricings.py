@@ -220,7 +220,10 @@ class MispricingsPanel(Panel):
         self.package_requested.emit(sig)
 
     def _on_arbitrage(self, found) -> None:
-        self.arbitrage.set_records([(a.key, a) for a in found])
+        # the rows already shown keep their place (the view sorts them), new ones come after: the table is updated
+        # in place and the trader's selection stays, where a new order of the same rows would reset it
+        place = {key: i for i, key in enumerate(self.arbitrage.keys())}
+        self.arbitrage.set_records(sorted(((a.key, a) for a in found), key=lambda kv: place.get(kv[0], len(place))))
         tradable = sum(a.combo is not None for a in found)
         self.arbitrage_label.setText(f"Static arbitrage in the quotes (after fees): {len(found)}, {tradable} tradable "
                                      "as one package" if found else "Static arbitrage in the quotes (after fees): none")
