@@ -197,6 +197,20 @@ def test_realised_panel_numbers_are_the_index_prices_realised_vol(recorded_days,
     assert cone.levels[0, 0] == pytest.approx(min(rolling10), rel=1e-9)
     assert cone.levels[0, -1] == pytest.approx(max(rolling10), rel=1e-9)
     assert w.realised.cone_lines[100].getData()[1][0] == pytest.approx(max(rolling10), rel=1e-9)
+    for p in (w.realised.day, w.realised.cone):          # every point of every curve in view (no auto-range)
+        (x0, x1), (y0, y1) = p.getViewBox().viewRange()
+        for item in p.getPlotItem().listDataItems():
+            x, y = (np.asarray(a, float) for a in item.getData())
+            ok = np.isfinite(x) & np.isfinite(y)
+            assert ((x[ok] >= x0) & (x[ok] <= x1) & (y[ok] >= y0) & (y[ok] <= y1)).all(), p
+    first = float(w.realised.iv_curve.getData()[0][0])
+    zoom = (first, first + 120.0)                        # the trader zooms into the first two minutes of the day
+    w.realised.day.setXRange(*zoom, padding=0)
+    desk.run(desk.rig.step(150.0))
+    desk.wait(views_of_this_snapshot, 30, what="the views of the next snapshot")
+    _show(desk, "realised")
+    assert w.realised.views is eng.vol_views.last        # redrawn on the new snapshot ...
+    assert w.realised.day.getViewBox().viewRange()[0] == pytest.approx(list(zoom), abs=1.0)   # ... the zoom kept
 
 
 def test_chain_board_highlights_a_signals_row(desk):

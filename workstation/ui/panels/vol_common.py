@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from .. import theme
-from ..plots import calm
+from ..plots import calm, follow
 from .base import Panel
 
 
@@ -64,21 +65,26 @@ def plot(title: str, left: str, bottom: str, dates: bool = False) -> pg.PlotWidg
     return p
 
 
-def fit_view(p: pg.PlotWidget) -> None:
-    p.getViewBox().enableAutoRange()
-    p.getViewBox().autoRange(padding=0.05)
+def fit_view(p: pg.PlotWidget, extra_x=()) -> None:
+    """Keep every curve of `p` (and the x values `extra_x`) in view with as few range changes as possible
+    (`plots.follow`): pyqtgraph's auto-range moved the range, and re-laid out the axes, on every redraw (~7 ms a
+    redraw of the realised panel beside the full chain), and snapped back a range the trader had zoomed."""
+    xs, ys = [np.asarray(extra_x, dtype=float)], []
+    for item in p.getPlotItem().listDataItems():
+        x, y = item.getData()
+        if x is not None and y is not None and len(x):
+            xs.append(np.asarray(x, dtype=float))
+            ys.append(np.asarray(y, dtype=float))
+    if ys:
+        follow(p, np.concatenate(xs), np.concatenate(ys))
 
 
 def et_seconds(timestamps, at) -> "np.ndarray":
     """Epoch seconds shifted so that a UTC date axis reads New York wall time (one offset: a day has one)."""
-    import numpy as np
-
     from .. import market_time
     return np.asarray(timestamps, float) + at.astimezone(market_time.NEW_YORK).utcoffset().total_seconds()
 
 
 def day_range(p: pg.PlotWidget, x) -> None:
-    """Auto-range, but at least two days wide around a single day's point."""
-    fit_view(p)
-    if len(x) == 1:
-        p.setXRange(x[0] - 2 * 86_400, x[0] + 2 * 86_400, padding=0)
+    """Keep the data in view, at least two days wide around a single day's point."""
+    fit_view(p, [x[0] - 2 * 86_400, x[0] + 2 * 86_400] if len(x) == 1 else ())
