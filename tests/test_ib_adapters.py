@@ -243,6 +243,31 @@ async def test_line_limit_and_pacing_are_handled(decoder_clean):
         await gw.stop()
 
 
+async def test_a_burst_of_messages_leaves_paced_and_none_is_refused(decoder_clean):
+    """Sixty messages at once (a reconnect's re-requests, a cancel-all) go out at `ib.pacing_per_s`, spread over
+    quarter seconds: a gateway enforcing TWS's rule (here 20 a second, TWS's is 50) refuses none and answers all.
+    With ib_async's own throttle (45 within any second, sent at once) 25+ of them were refused with error 100."""
+    gw = PracticeGateway(make_settings(), max_msg_rate=20)
+    await gw.start(HOST, 0)
+    conn = IBConnection(make_settings(gw.port, pacing_per_s=16))
+    errors, answered = [], []
+    conn.on_error.append(lambda info: errors.append(info.code))
+    await conn.connect()
+    reply = conn.ib.wrapper.currentTime
+    conn.ib.wrapper.currentTime = lambda t: (answered.append(t), reply(t))
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        for _ in range(60):
+            conn.ib.client.reqCurrentTime()
+        assert await wait_for(lambda: len(answered) == 60, 30), f"{len(answered)} of 60 answered"
+        assert 100 not in errors
+        assert loop.time() - started >= (60 - 16) / 16 - 0.5     # spread over seconds, not sent at once
+    finally:
+        await conn.close()
+        await gw.stop()
+
+
 async def test_connect_failure_raises_connection_error():
     feed = IBFeed(make_settings(1, connect_timeout_s=1))
     with pytest.raises(ConnectionError):

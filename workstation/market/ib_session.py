@@ -117,6 +117,18 @@ class Pacer:
             await asyncio.sleep(1.0 - (now - self._sent[0]) + 0.001)
 
 
+PACING_SLICE_S = 0.25      # ib_async's throttle window: the rate is spread over quarter seconds, not sent in bursts
+
+
+def pace_every_message(ib: IB, rate: float) -> None:
+    """Hold every message ib_async sends (orders, cancels, requests) to `rate` a second, spread as at most
+    rate/4 per quarter second. ib_async's own throttle (45 within any second) lets a whole second's messages go out
+    at once; a TWS that reads them late (busy, or a network hiccup) then counts two seconds' bursts in one and
+    refuses the excess with error 100 (seen in the fault soak after a stalled event loop: 51-55 within a second)."""
+    ib.client.RequestsInterval = PACING_SLICE_S
+    ib.client.MaxRequests = max(1, int(rate * PACING_SLICE_S))
+
+
 Hook = Callable[[], "Awaitable[None] | None"]
 
 
@@ -136,6 +148,7 @@ class IBConnection:
         self.on_restored: list[Restored] = []
         self.on_farm = Listeners("IB farm callback")     # (farm, up, message)
         self.pacer = Pacer(self.config.pacing_per_s)
+        pace_every_message(self.ib, self.config.pacing_per_s)
         self.reconnects = 0
         self.outages = 0                            # 1100s seen
         self.withheld_orders = 0                    # queued order messages not sent because IB was lost
