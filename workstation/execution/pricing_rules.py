@@ -4,12 +4,14 @@ from __future__ import annotations
 import math
 
 from ..domain import Side
-from ..domain.ticks import round_to_tick
+from ..domain.ticks import option_tick, round_to_tick
 
 
 def initial_limit(side: Side, bid: float, ask: float, model: float, aggressiveness: float,
                   tick: float | None = None) -> float:
-    """Buy: mid + a*(ask - mid), capped at the model; sell: mid - a*(mid - bid), floored at the model.
+    """Buy: mid + a*(ask - mid), capped at the model; sell: mid - a*(mid - bid), floored at the model (NaN: no
+    cap). A model beyond the near side (a buy whose model is below the bid) prices the order at the model, away
+    from the market: it rests there and never pays past the model (before, it joined the bid, above the model).
 
     Rounded to the tick in our favour (buys down, sells up). NaN when the market has no two sides.
     """
@@ -19,11 +21,11 @@ def initial_limit(side: Side, bid: float, ask: float, model: float, aggressivene
     if side is Side.BUY:
         price = mid + aggressiveness * (ask - mid)
         if math.isfinite(model):
-            price = min(price, max(model, bid))
-        return round_to_tick(price, "down", tick)
+            price = min(price, model)
+        return max(round_to_tick(price, "down", tick), 0.0)
     price = mid - aggressiveness * (mid - bid)
     if math.isfinite(model):
-        price = max(price, min(model, ask))
+        price = max(price, model)
     return max(round_to_tick(price, "up", tick), 0.0)
 
 
@@ -38,15 +40,17 @@ def reprice_bound(side: Side, bid: float, ask: float, model: float, max_slippage
 
 
 def next_limit(side: Side, current: float, bound: float, tick: float | None = None) -> float:
-    """One step toward `bound`: half the distance, at least one tick, never beyond the bound."""
+    """One step toward `bound`: half the distance, at least one tick (the option tick at the price when `tick` is
+    None: a 0.05 step on a 0.10-tick price rounded back to where it was, and the order stopped short of its bound),
+    never beyond the bound."""
     if not (math.isfinite(current) and math.isfinite(bound)):
         return current
     if side is Side.BUY:
         if current >= bound:
             return current
-        step = max((bound - current) / 2, tick or 0.05)
+        step = max((bound - current) / 2, tick or option_tick(current))
         return max(current, min(round_to_tick(current + step, "down", tick), round_to_tick(bound, "down", tick)))
     if current <= bound:
         return current
-    step = max((current - bound) / 2, tick or 0.05)
+    step = max((current - bound) / 2, tick or option_tick(current))
     return min(current, max(round_to_tick(current - step, "up", tick), round_to_tick(bound, "up", tick)))
