@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Sequence
 
@@ -34,14 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workstation.config import Settings  # noqa: E402
+from workstation.domain.calendar import is_trading_day  # noqa: E402
 from workstation.sim.gateway import PracticeGateway  # noqa: E402
 from workstation.storage import Journal  # noqa: E402
 
 CLIENT_ID = 17
+WINDOW_DAYS = (7, 9)              # the workstation's expiry window (min/max_expiry_days in CONFIG)
 FAULTS = ("ib_1101", "ib_1102", "farm", "restart", "lost_ack", "drop", "kill")
 FRESH_TARGET_S = 10.0            # fresh data again within 10 s of a 1101 or a 2104 (the table checks it)
 CONFIG = """
-market: {{source: ib, snapshot_interval_s: 1.0, min_expiry_days: 7, max_expiry_days: 9, strike_window: 0.05,
+market: {{source: ib, snapshot_interval_s: 1.0, min_expiry_days: {min_days}, max_expiry_days: {max_days}, strike_window: 0.05,
          stale_after_s: 60}}
 execution: {{broker: ib, aggressiveness: 1.0, on_exit: cancel, reprice_interval_s: 5, order_timeout_s: 60,
              trading_enabled: {trading}}}
@@ -52,10 +55,22 @@ ib: {{host: 127.0.0.1, port: {port}, client_id: {client_id}, connect_timeout_s: 
 """
 
 
-def gateway_settings(seed: int, speed: float) -> Settings:
+def soak_day(today: date) -> date:
+    """The gateway's simulated trade date: `today`, or the nearest day before it whose expiry window holds a trading
+    day. From the Friday before a Friday Christmas (or Good Friday) the window 7-9 days out is a holiday and a
+    weekend, with no expiry listed: the workstation would find nothing to trade."""
+    day = today
+    while not any(is_trading_day(day + timedelta(days=n)) for n in range(WINDOW_DAYS[0], WINDOW_DAYS[1] + 1)):
+        day -= timedelta(days=1)
+    return day
+
+
+def gateway_settings(seed: int, speed: float, day: date | None = None) -> Settings:
+    """The practice gateway's market: always open, on `day` (default: `soak_day` of today)."""
     s = Settings()
     sim = s.market.simulator
     sim.always_open, sim.speed, sim.seed = True, speed, seed
+    sim.start_date = day or soak_day(date.today())
     sim.mispricing_rate, sim.mispricing_size_vol = 2.0, 0.05
     s.execution.paper.latency_ms = 20
     return s
@@ -75,7 +90,8 @@ class Workstation:
         self.runs = 0
 
     def write_config(self, port: int, trading: bool) -> None:
-        self.config.write_text(CONFIG.format(port=port, client_id=CLIENT_ID, trading=str(trading).lower()),
+        self.config.write_text(CONFIG.format(port=port, client_id=CLIENT_ID, trading=str(trading).lower(),
+                                             min_days=WINDOW_DAYS[0], max_days=WINDOW_DAYS[1]),
                                encoding="utf-8")
 
     def start(self, duration: float = 86_400.0) -> None:
@@ -121,17 +137,18 @@ def streaming_again(gw: PracticeGateway, since: float):
 
 async def soak(minutes: float, seed: int, speed: float = 5.0, work: Path | None = None,
                min_gap_s: float = 6.0, max_gap_s: float = 18.0, log=print,
-               plan: Sequence[str] | None = None, fresh_wait_s: float = 30.0) -> dict:
+               plan: Sequence[str] | None = None, fresh_wait_s: float = 30.0, day: date | None = None) -> dict:
     """Fire seeded random faults for `minutes` of wall time — or, with `plan`, exactly those faults in that order
     (however long they take), so what is tested does not depend on how fast the machine is.
 
     `fresh_wait_s` is how long to wait for fresh data after a 1101/2104 (a restart waits twice that, a SIGKILL and
-    restart four times) before counting the restore as never fresh."""
+    restart four times) before counting the restore as never fresh. `day`: the gateway's simulated trade date
+    (default: `soak_day` of today; tests pin it)."""
     rng = random.Random(seed)
     if plan is not None and (bad := set(plan) - set(FAULTS)):
         raise ValueError(f"unknown faults {sorted(bad)}; known: {', '.join(FAULTS)}")
     todo = list(plan) if plan is not None else None
-    gw = PracticeGateway(gateway_settings(seed, speed))
+    gw = PracticeGateway(gateway_settings(seed, speed, day))
     port = await gw.start("127.0.0.1", 0)
     tmp = None
     if work is None:
@@ -297,10 +314,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--speed", type=float, default=5.0, help="simulated market speed")
     ap.add_argument("--work", type=Path, help="keep logs and the journal here")
+    ap.add_argument("--day", type=date.fromisoformat, help="the simulated trade date, YYYY-MM-DD (default: today, or "
+                                                          "the nearest day before it with an expiry 7-9 days out)")
     args = ap.parse_args()
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
-    result = asyncio.run(soak(args.minutes, args.seed, args.speed, args.work))
+    result = asyncio.run(soak(args.minutes, args.seed, args.speed, args.work, day=args.day))
     print(table(result))
     out = ROOT / "benchmarks" / "results" / "soak.json"
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
