@@ -167,5 +167,30 @@ async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics
         assert value(text, 'heston_orders_total{state="FILLED"}') == 1
         state = rig.engine.state.value
         assert value(text, f'heston_trading_state{{heston_trading_state="{state}"}}') == 1
+
+        # close one of the two: realised P&L, from the raw fills by hand, in the series as in the book
+        now = rig.engine.chain()
+        bid = float(now.bid[now.index_of(cid)])            # a marketable sell (our own limit never sells below model)
+        preview = rig.engine.submit_order(cid, "SELL", 1, bid)
+        assert preview.sent, preview.message
+        for _ in range(10):
+            await rig.step()
+            if rig.engine.book.quantity(cid) == 1:
+                break
+        assert rig.engine.book.quantity(cid) == 1
+        await rig.engine.settle_tasks()
+        fills = [f for f in rig.journal.fills() if f.contract.contract_id == cid]
+        bought = [f for f in fills if f.side.value == "BUY"]
+        [sold] = [f for f in fills if f.side.value == "SELL"]
+        cost = sum(f.price * f.quantity for f in bought) / sum(f.quantity for f in bought)
+        realised_by_hand = (sold.price - cost) * 1 * 100
+        text = scrape(port)
+        pnl = rig.engine.book_summary().to_dict()["pnl"]
+        assert realised_by_hand != 0.0
+        assert value(text, 'heston_pnl_dollars{kind="realised"}') == pnl["realized"] == pytest.approx(
+            realised_by_hand, abs=1e-6)
+        for kind, key in (("unrealised", "unrealized"), ("commissions", "commissions"), ("total", "total")):
+            assert value(text, f'heston_pnl_dollars{{kind="{kind}"}}') == pnl[key], kind
+        assert value(text, "heston_filled_contracts_total") == 3
     finally:
         await rig.close()
