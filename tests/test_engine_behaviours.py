@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from engine_support import SimRig, fast_settings
+from engine_support import SimRig, fast_settings, tradable_signal
 from workstation import bus as topics
 from workstation.config import Settings
 from workstation.domain import OrderPurpose, OrderStatus, Side, SignalState, TradingState
@@ -220,6 +220,47 @@ async def test_each_exit_rule_closes_the_position(open_rig, rule):
     if rule == "time_stop":
         opened = rig.engine.journal.fills()[0].timestamp
         assert (exits[0].order.created_at - opened).total_seconds() > 60.0
+
+
+async def test_a_signal_position_closes_once_its_mispricing_has_converged(open_rig):
+    """The convergence exit (`signals.exit_converged_vol`) alone, every other rule off: a position opened from a
+    signal is closed by one EXIT order once its residual is back within the threshold of its usual level (here a
+    threshold no residual misses, raised after the fill), while a position bought by hand beside it is left alone:
+    only a signal's position has a mispricing to converge. At 0 (nothing is within 0) neither closes."""
+    rig = await open_rig(pinned(signals__min_zscore=0.5, signals__min_edge_dollars=1.0, signals__min_edge_vol=0.05,
+                                signals__spread_multiple=0.0, signals__min_history=3, signals__stop_loss_dollars=1e9,
+                                signals__time_stop_minutes=500_000.0, signals__close_days_before_expiry=0.0,
+                                signals__exit_converged_vol=0.0, execution__aggressiveness=1.0))
+    signal = None
+    for _ in range(40):
+        await rig.step(15.0)
+        if (signal := tradable_signal(rig.engine)) is not None:
+            break
+    assert signal is not None, "no tradable signal in 10 simulated minutes"
+    cid = signal.contract.contract_id
+    preview = rig.engine.approve_signal(signal.signal_id)
+    assert preview.sent, preview.message
+    for _ in range(20):
+        await rig.step()
+        if rig.engine.book.quantity(cid):
+            break
+    held = rig.engine.book.quantity(cid)
+    assert held == signal.side.sign * preview.order.quantity, "the signal's order did not fill"
+    manual = next(c for c in (modest_option(rig, premium=p) for p in (20.0, 30.0, 40.0)) if c != cid)
+    await buy_and_hold(rig, manual)
+    for _ in range(3):                                          # at 0 nothing has converged: both are held
+        await rig.step()
+    assert rig.engine.book.quantity(cid) == held and rig.engine.book.quantity(manual) == 1
+
+    rig.engine.settings.signals.exit_converged_vol = 100.0
+    for _ in range(20):
+        await rig.step()
+        if rig.engine.book.quantity(cid) == 0:
+            break
+    exits = [r.order for r in rig.engine.orders.records.values() if r.order.purpose is OrderPurpose.EXIT]
+    assert [(o.contract.contract_id, o.side, o.quantity) for o in exits] == [
+        (cid, Side.SELL if held > 0 else Side.BUY, abs(held))]
+    assert rig.engine.book.quantity(cid) == 0 and rig.engine.book.quantity(manual) == 1
 
 
 # ------------------------------------------------------------------------------------------ auto-execute
