@@ -282,7 +282,7 @@ async def test_cycles_that_keep_failing_halt_trading(rig, monkeypatch):
             rig.world.clock.advance(5.0)
             engine._latest = rig.feed.snapshot_now()
             engine._wake.set()
-            for _ in range(200):
+            for _ in range(6000):                            # only a bound for a hung cycle (60 s)
                 await asyncio.sleep(0.01)
                 if engine.failed_cycles > i or engine.state is TradingState.HALTED and i >= 3:
                     break
@@ -297,7 +297,7 @@ async def test_cycles_that_keep_failing_halt_trading(rig, monkeypatch):
             rig.world.clock.advance(5.0)
             engine._latest = rig.feed.snapshot_now()
             engine._wake.set()
-            for _ in range(200):
+            for _ in range(6000):                            # only a bound for a hung cycle (60 s)
                 await asyncio.sleep(0.01)
                 if engine.failed_cycles == 0 and engine._latest is None and engine.last_surface is not None:
                     break

@@ -18,7 +18,7 @@ from workstation.execution.ib import IBBroker  # noqa: E402
 from workstation.market.feed import FeedState  # noqa: E402
 from workstation.market.ib import IBConnection, IBFeed, ib_contract  # noqa: E402
 from workstation.market.ib_codes import CODES, Effect, effect_of  # noqa: E402
-from workstation.market.ib_session import ConnectionState  # noqa: E402
+from workstation.market.ib_session import PACING_SLICE_S, ConnectionState, pace_every_message  # noqa: E402
 
 from gateway_support import decoder_clean, gateway, wait_for  # noqa: E402,F401  (fixtures)
 from test_ib_adapters import make_settings, option_order, take  # noqa: E402
@@ -397,14 +397,17 @@ async def test_orders_still_queued_in_the_client_when_ib_is_lost_never_reach_tws
     s, conn, feed, broker, seen = await rig(gateway)
     try:
         [snap] = await take(feed, 1)
-        await asyncio.sleep(1.1)                                # let ib_async's 1-second throttle window pass
-        conn.ib.client.MaxRequests = 1                          # throttle: the 2nd and 3rd orders wait in its queue
-        for i in range(3):
+        await feed.close()                                      # no quote requests queue beside the orders
+        client = conn.ib.client
+        await asyncio.sleep(PACING_SLICE_S + 0.1)
+        client.sendMsg(None)                                    # the throttle forgets what left before its window
+        client.MaxRequests, client.RequestsInterval = 1, 30.0   # ... then one message per 30 s: the 2nd and 3rd
+        for i in range(3):                                      # orders wait in ib_async's queue
             await broker.place(option_order(snap, f"q-{i}", 1, marketable=False))
-        assert await wait_for(lambda: "q-0" in gateway.order_refs, 0.5)    # the first one is on the wire
+        assert await wait_for(lambda: "q-0" in gateway.order_refs, 20)     # the first one is on the wire
         gateway.lose_ib()
         assert await wait_for(lambda: not broker.connected)
-        conn.ib.client.MaxRequests = 45
+        pace_every_message(conn.ib, s.ib.pacing_per_s)
         assert conn.withheld_orders == 2
         gateway.restore_ib(data_lost=False)
         assert await wait_for(lambda: broker.connected and seen["links"][-1][0] is True, 10)
