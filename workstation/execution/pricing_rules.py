@@ -11,7 +11,7 @@ def initial_limit(side: Side, bid: float, ask: float, model: float, aggressivene
                   tick: float | None = None) -> float:
     """Buy: mid + a*(ask - mid), capped at the model; sell: mid - a*(mid - bid), floored at the model (NaN: no
     cap). A model beyond the near side (a buy whose model is below the bid) prices the order at the model, away
-    from the market: it rests there and never pays past the model (before, it joined the bid, above the model).
+    from the market: it rests there rather than join the bid and pay past the model.
 
     Rounded to the tick in our favour (buys down, sells up). NaN when the market has no two sides.
     """
@@ -41,8 +41,7 @@ def reprice_bound(side: Side, bid: float, ask: float, model: float, max_slippage
 
 def next_limit(side: Side, current: float, bound: float, tick: float | None = None) -> float:
     """One step toward `bound`: half the distance, at least one tick (the option tick at the price when `tick` is
-    None: a 0.05 step on a 0.10-tick price rounded back to where it was, and the order stopped short of its bound),
-    never beyond the bound."""
+    None, so a step on a 0.10-tick price is never rounded back to where it was), never beyond the bound."""
     if not (math.isfinite(current) and math.isfinite(bound)):
         return current
     if side is Side.BUY:
