@@ -81,6 +81,27 @@ def tradable_signal(engine):
     return next((s for s in engine.signals.new_signals() if engine.preview_signal(s.signal_id).approved), None)
 
 
+async def trade_until_held(rig, cid: int, side: str, quantity: int, limit, holding: int) -> None:
+    """Send an order (limit None: the engine's own price) and step the market until the book holds `holding` of
+    `cid` (at most 10 cycles)."""
+    preview = rig.engine.submit_order(cid, side, quantity, limit)
+    assert preview.sent, preview.message
+    for _ in range(10):
+        await rig.step()
+        if rig.engine.book.quantity(cid) == holding:
+            break
+    assert rig.engine.book.quantity(cid) == holding
+
+
+async def step_until_tradable_signal(rig, steps: int, seconds: float = 15.0):
+    """Step the simulated market `seconds` at a time, up to `steps` times, until `tradable_signal` finds one."""
+    for _ in range(steps):
+        await rig.step(seconds)
+        if (signal := tradable_signal(rig.engine)) is not None:
+            return signal
+    return None
+
+
 TRADABLE_EDGE_POINTS = 0.5     # value left against today's limit: a quote that drifts a few ticks still fills
 
 

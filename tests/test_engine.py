@@ -9,7 +9,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from engine_support import SimRig, fast_settings, tradable_signal
+from engine_support import SimRig, fast_settings, step_until_tradable_signal
 from workstation.domain import OrderPurpose, OrderStatus, SignalState, TradingState
 from workstation.reports import RiskReport
 from workstation.risk.limits import RiskCode
@@ -84,11 +84,7 @@ async def test_signals_find_the_simulated_mispricings(rig):
 
 async def test_approving_a_signal_sends_a_checked_order_that_fills_into_the_book(rig):
     rig.engine.settings.execution.aggressiveness = 1.0       # take the far side: fills at once
-    signal = None
-    for _ in range(60):
-        await rig.step(15.0)
-        if (signal := tradable_signal(rig.engine)) is not None:
-            break
+    signal = await step_until_tradable_signal(rig, 60)
     assert signal is not None, "no signal the limits allow in 15 simulated minutes"
     preview = rig.engine.approve_signal(signal.signal_id)
     assert preview.sent, preview.message

@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from engine_support import SimRig, fast_settings, tradable_signal
+from engine_support import SimRig, fast_settings, step_until_tradable_signal, trade_until_held
 from workstation import bus as topics
 from workstation.config import Settings
 from workstation.domain import OrderPurpose, OrderStatus, Side, SignalState, TradingState
@@ -54,13 +54,7 @@ def modest_option(rig: SimRig, premium: float = 20.0, min_days: float = 14) -> i
 async def buy_and_hold(rig: SimRig, cid: int, quantity: int = 1) -> None:
     """Buy `quantity` limited at the ask, step until the book holds it, then one more cycle to mark it."""
     row = rig.engine.chain().index_of(cid)
-    preview = rig.engine.submit_order(cid, "BUY", quantity, float(rig.engine.chain().ask[row]))
-    assert preview.sent, preview.message
-    for _ in range(10):
-        await rig.step()
-        if rig.engine.book.quantity(cid) == quantity:
-            break
-    assert rig.engine.book.quantity(cid) == quantity
+    await trade_until_held(rig, cid, "BUY", quantity, float(rig.engine.chain().ask[row]), holding=quantity)
     await rig.step()
     await rig.engine.settle_tasks()
 
@@ -231,11 +225,7 @@ async def test_a_signal_position_closes_once_its_mispricing_has_converged(open_r
                                 signals__spread_multiple=0.0, signals__min_history=3, signals__stop_loss_dollars=1e9,
                                 signals__time_stop_minutes=500_000.0, signals__close_days_before_expiry=0.0,
                                 signals__exit_converged_vol=0.0, execution__aggressiveness=1.0))
-    signal = None
-    for _ in range(40):
-        await rig.step(15.0)
-        if (signal := tradable_signal(rig.engine)) is not None:
-            break
+    signal = await step_until_tradable_signal(rig, 40)
     assert signal is not None, "no tradable signal in 10 simulated minutes"
     cid = signal.contract.contract_id
     preview = rig.engine.approve_signal(signal.signal_id)
@@ -354,13 +344,7 @@ async def test_approving_a_tradable_signal_journals_every_check_passed_and_the_s
     passed, the same checks the decision ran; the journal ends with the signal ORDERED, not any other state."""
     rig = await open_rig(pinned(signals__min_zscore=0.5, signals__min_edge_dollars=1.0, signals__min_edge_vol=0.05,
                                 signals__spread_multiple=0.0, signals__min_history=3))
-    signal = None
-    for _ in range(40):
-        await rig.step(15.0)
-        tradable = [s for s in rig.engine.signals.new_signals() if rig.engine.preview_signal(s.signal_id).approved]
-        if tradable:
-            signal = tradable[0]
-            break
+    signal = await step_until_tradable_signal(rig, 40)
     assert signal is not None, "no tradable signal in 10 simulated minutes"
     preview = rig.engine.approve_signal(signal.signal_id)
     assert preview.sent, preview.message

@@ -122,7 +122,7 @@ async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics
 
     import numpy as np
 
-    from engine_support import SimRig, fast_settings
+    from engine_support import SimRig, fast_settings, trade_until_held
 
     settings = fast_settings()
     settings.market.simulator.start_date = date(2025, 10, 1)
@@ -137,13 +137,7 @@ async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics
         row = int(np.nanargmin(np.where(surface.usable & (snap.maturity > 14 / 365), np.abs(snap.mid - 20.0),
                                         np.nan)))
         cid = int(snap.contract_id[row])
-        preview = rig.engine.submit_order(cid, "BUY", 2, None)
-        assert preview.sent, preview.message
-        for _ in range(10):
-            await rig.step()
-            if rig.engine.book.quantity(cid) == 2:
-                break
-        assert rig.engine.book.quantity(cid) == 2
+        await trade_until_held(rig, cid, "BUY", 2, None, holding=2)
         for _ in range(2):                                     # the mark moves: unrealised P&L is not zero
             await rig.step()
         await rig.engine.settle_tasks()                        # the monitor's report is published
@@ -171,13 +165,7 @@ async def test_series_equal_the_real_engines_book_after_a_fill(tmp_path, metrics
         # close one of the two: realised P&L, from the raw fills by hand, in the series as in the book
         now = rig.engine.chain()
         bid = float(now.bid[now.index_of(cid)])            # a marketable sell (our own limit never sells below model)
-        preview = rig.engine.submit_order(cid, "SELL", 1, bid)
-        assert preview.sent, preview.message
-        for _ in range(10):
-            await rig.step()
-            if rig.engine.book.quantity(cid) == 1:
-                break
-        assert rig.engine.book.quantity(cid) == 1
+        await trade_until_held(rig, cid, "SELL", 1, bid, holding=1)
         await rig.engine.settle_tasks()
         fills = [f for f in rig.journal.fills() if f.contract.contract_id == cid]
         bought = [f for f in fills if f.side.value == "BUY"]
