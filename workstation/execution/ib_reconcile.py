@@ -45,8 +45,13 @@ class Reconciling:
         """Open orders, positions and today's executions from the broker; deliver what we missed."""
         now = self.conn.now()
         start_of_day = now - timedelta(hours=24)
-        executions = await self.fills_since(start_of_day)
+        # only orders working before we ask can have closed while we were away: one sent while the reconcile's
+        # requests are on their way is not in the open orders read back, and is not "closed"
+        working_before = {coid for coid, last in self._last_event.items() if last[0].is_working}
+        # open orders before executions: an order that fills between the two reads is then found filled; the other
+        # way round it was in neither list and was reported cancelled
         open_orders = await self.open_orders()
+        executions = await self.fills_since(start_of_day)
         positions = await self.positions()
         for o in open_orders:
             self._sent.add(o.client_order_id)
@@ -66,7 +71,7 @@ class Reconciling:
         working_now = {o.client_order_id for o in open_orders} | self._open_combo_refs
         closed = []
         for coid, last in list(self._last_event.items()):
-            if last[0].is_working and coid not in working_now:
+            if coid in working_before and last[0].is_working and coid not in working_now:
                 closed.append(coid)
                 done = [f for f in executions if f.client_order_id == coid]
                 filled = sum(f.quantity for f in done)
