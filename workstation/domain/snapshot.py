@@ -53,6 +53,18 @@ def series_index(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.where(known[order][pos] == keys, order[pos], -1).astype(np.int64)
 
 
+def rows_by_series(series: np.ndarray, n: int, rows: np.ndarray | None = None,
+                   within: np.ndarray | None = None) -> list[np.ndarray]:
+    """The rows of each series index 0..n-1 (only `rows`, when given), each in the order of `within` when given:
+    one sort of the chain, not a mask over it per series. Rows whose index is outside 0..n-1 are left out."""
+    rows = np.arange(np.size(series)) if rows is None else np.asarray(rows)
+    keys = np.asarray(series)[rows]
+    order = np.argsort(keys, kind="stable") if within is None else np.lexsort((np.asarray(within)[rows], keys))
+    rows, keys = rows[order], keys[order]
+    bounds = np.searchsorted(keys, np.arange(n + 1))
+    return [rows[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
 @dataclass(frozen=True, eq=False)
 class ChainSnapshot:
     """Quotes for a whole chain at `timestamp`; per-option columns are read-only numpy arrays of equal length.

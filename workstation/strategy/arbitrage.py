@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ..domain.snapshot import rows_by_series
 from .surface import Filter, Surface
 
 KINDS = ("vertical", "butterfly", "calendar", "parity")
@@ -193,18 +194,18 @@ def calendars(surface: Surface, fee: float = 0.0, rows: np.ndarray | None = None
     snap = surface.snapshot
     rows = np.flatnonzero(tradable(surface)) if rows is None else rows
     series = surface.expiry_index()
-    rows = rows[series[rows] >= 0]
+    n = len(surface.expiries)
     norm = surface.discount * surface.forward
     money = snap.strike / surface.forward
-    # one sort of the chain by (expiry, right, moneyness): each expiry's calls and puts are then a slice
-    srt, bounds = _groups(series * 2 + snap.is_call.astype(np.int64), money, rows)
-    group = {int(series[srt[a]]) * 2 + int(snap.is_call[srt[a]]): srt[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
-    order = sorted({key // 2 for key in group}, key=lambda s: surface.expiries[s].maturity)
+    # each expiry's puts (2 e) and calls (2 e + 1) in moneyness order, from one sort of the chain
+    group = rows_by_series(np.where(series >= 0, series * 2 + snap.is_call, -1), 2 * n, rows, money)
+    order = sorted((e for e in range(n) if group[2 * e].size or group[2 * e + 1].size),
+                   key=lambda e: surface.expiries[e].maturity)
     found = []
     for near, far in zip(order[:-1], order[1:]):
         for call in (1, 0):
-            nr, fr = group.get(near * 2 + call), group.get(far * 2 + call)
-            if nr is None or fr is None:
+            nr, fr = group[near * 2 + call], group[far * 2 + call]
+            if not nr.size or not fr.size:
                 continue
             hit = _calendar_kernel(nr, fr, money[nr], money[fr], norm[nr], norm[fr], snap.bid, snap.ask, fee)
             if len(hit):

@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..domain.snapshot import rows_by_series
 from ..pricing import black_price
 from ..pricing.smile_spline import butterfly_density, evaluate_slice, fit_slice, second_derivative_map
 from .surface import Surface
@@ -178,13 +179,6 @@ def cv_folds(series: np.ndarray, strike: np.ndarray, rows: np.ndarray, folds: in
     return fold
 
 
-def _row_groups(series: np.ndarray, n: int) -> list[np.ndarray]:
-    """The rows of each series index 0..n-1 (one sort of the chain instead of a mask per expiry)."""
-    order = np.argsort(series, kind="stable")
-    bounds = np.searchsorted(series[order], np.arange(n + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
-
-
 def _count_violations(on_grid: list[tuple[np.ndarray, np.ndarray]]) -> tuple[int, int]:
     """(butterfly, calendar) violation counts from each slice's (w, g) on the grid, in maturity order."""
     butterfly = calendar = 0
@@ -251,7 +245,7 @@ class FairValueSurface:
         w_ask = surface.iv_ask ** 2 * surface.maturity
         k_grid = self.grid()
         lower = np.zeros(st.grid_points)
-        groups = _row_groups(series, len(surface.expiries))
+        groups = rows_by_series(series, len(surface.expiries))
         order = sorted({int(e) for e in np.unique(series[rows])}, key=lambda e: surface.expiries[e].maturity)
         slices: list[SliceFit] = []
         on_grid: list[tuple[np.ndarray, np.ndarray]] = []      # (w, g) of each slice with values, in order

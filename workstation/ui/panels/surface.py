@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
+from ...domain.snapshot import rows_by_series
 from .. import market_time, theme
 from ..bridge import Bridge
 from ..gl import gl_view_window, opengl_status
@@ -41,15 +42,11 @@ class SurfaceView:
         self.moneyness = money
         self.series: list[tuple[str, float, np.ndarray]] = []   # label, maturity, rows sorted by strike
         self.keys: list[tuple] = []                             # (expiry, am_settled) of each series
-        # one sort of the usable rows by (expiry, strike), then a slice per expiry (a mask over the whole chain
-        # per expiry cost ~10 ms a redraw at the full chain's 66 expiries)
-        usable = np.flatnonzero(good & (series >= 0))
-        usable = usable[np.lexsort((self.strike[usable], series[usable]))]
-        cuts = np.searchsorted(series[usable], np.arange(len(surface.expiries) + 1))
+        by_expiry = rows_by_series(series, len(surface.expiries), np.flatnonzero(good), self.strike)
         for j, e in sorted(enumerate(surface.expiries), key=lambda je: je[1].maturity):
             if not e.reliable:
                 continue
-            rows = usable[cuts[j]:cuts[j + 1]]
+            rows = by_expiry[j]
             if len(rows) < 3:
                 continue
             day = e.expiry.astype("datetime64[D]").astype(date)
