@@ -123,8 +123,8 @@ PACING_SLICE_S = 0.25      # ib_async's throttle window: the rate is spread over
 def pace_every_message(ib: IB, rate: float) -> None:
     """Hold every message ib_async sends (orders, cancels, requests) to `rate` a second, spread as at most
     rate/4 per quarter second. ib_async's own throttle (45 within any second) lets a whole second's messages go out
-    at once; a TWS that reads them late (busy, or a network hiccup) then counts two seconds' bursts in one and
-    refuses the excess with error 100 (seen in the fault soak after a stalled event loop: 51-55 within a second)."""
+    at once, and a TWS that reads two such bursts late counts them in one second and refuses the excess with
+    error 100 (a refused message may be an order or a cancel)."""
     ib.client.RequestsInterval = PACING_SLICE_S
     ib.client.MaxRequests = max(1, int(rate * PACING_SLICE_S))
 
