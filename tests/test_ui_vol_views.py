@@ -203,6 +203,9 @@ def test_realised_panel_numbers_are_the_index_prices_realised_vol(recorded_days,
             x, y = (np.asarray(a, float) for a in item.getData())
             ok = np.isfinite(x) & np.isfinite(y)
             assert ((x[ok] >= x0) & (x[ok] <= x1) & (y[ok] >= y0) & (y[ok] <= y1)).all(), p
+    x_day = np.asarray(w.realised.iv_curve.getData()[0], float)     # ... and the day's curves fill the plot:
+    (x0, x1), _ = w.realised.day.getViewBox().viewRange()             # not a sliver of a weeks-wide axis
+    assert x1 - x0 <= 2 * (x_day.max() - x_day.min()), (x1 - x0, x_day.max() - x_day.min())
     first = float(w.realised.iv_curve.getData()[0][0])
     zoom = (first, first + 120.0)                        # the trader zooms into the first two minutes of the day
     w.realised.day.setXRange(*zoom, padding=0)

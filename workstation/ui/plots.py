@@ -28,14 +28,16 @@ def calm(plot: pg.PlotWidget) -> pg.PlotWidget:
     return plot
 
 
-def _axis_range(values, current: tuple[float, float]) -> tuple[float, float] | None:
-    """The new range of one axis for `values`, or None to keep `current`."""
+def _axis_range(values, current: tuple[float, float], min_span: float | None = None) -> tuple[float, float] | None:
+    """The new range of one axis for `values`, or None to keep `current`. The range is at least `min_span` wide
+    (default: a thousandth of the values' size, so flat data is not zoomed into its rounding noise; an axis of
+    epoch seconds needs its own, or a thousandth of ~1.8e9 s holds a whole day in three weeks)."""
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     if not v.size:
         return None
     lo, hi = float(v.min()), float(v.max())
-    span = max(hi - lo, abs(hi) * 1e-3, 1e-9)
+    span = max(hi - lo, abs(hi) * 1e-3 if min_span is None else min_span, 1e-9)
     c_lo, c_hi = current
     edge = EDGE * (c_hi - c_lo)         # data touching the frame counts as leaving it
     if lo >= c_lo + edge and hi <= c_hi - edge and span >= MIN_FILL * (c_hi - c_lo):
@@ -43,18 +45,26 @@ def _axis_range(values, current: tuple[float, float]) -> tuple[float, float] | N
     return lo - PAD * span, hi + PAD * span
 
 
-def follow(plot: pg.PlotWidget, x, y) -> None:
-    """Keep the data of `plot` in view with as few range changes as possible (see the module docstring)."""
+def _same_range(a, b) -> bool:
+    """Two view ranges ((x0, x1), (y0, y1)) equal to a millionth of each axis's width: relative to the values
+    (np.allclose) a pan of minutes on an axis of epoch seconds (~1.8e9) counted as no move at all."""
+    return all(abs(p - q) <= 1e-6 * max(abs(hi - lo), 1e-12) for (lo, hi), axis_b in zip(a, b)
+               for p, q in zip((lo, hi), axis_b))
+
+
+def follow(plot: pg.PlotWidget, x, y, min_x_span: float | None = None) -> None:
+    """Keep the data of `plot` in view with as few range changes as possible (see the module docstring);
+    `min_x_span`: the narrowest x range (see `_axis_range`)."""
     box = plot.getPlotItem().getViewBox()
     current = box.viewRange()
     followed = getattr(plot, "_followed", None)
     auto = any(box.state["autoRange"])
-    if not auto and followed is not None and not np.allclose(current, followed):
+    if not auto and followed is not None and not _same_range(current, followed):
         return                                  # the trader panned or zoomed: theirs until auto-range is pressed
     if auto:
         box.disableAutoRange()
         current = [[np.inf, -np.inf], [np.inf, -np.inf]]   # take over: fit the data now
-    new_x, new_y = _axis_range(x, tuple(current[0])), _axis_range(y, tuple(current[1]))
+    new_x, new_y = _axis_range(x, tuple(current[0]), min_x_span), _axis_range(y, tuple(current[1]))
     if new_x is not None:
         box.setXRange(*new_x, padding=0)
     if new_y is not None:

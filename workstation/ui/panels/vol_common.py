@@ -54,9 +54,13 @@ def set_cell(table: QTableWidget, row: int, col: int, value, digits: int = 2, si
         item.setBackground(background)
 
 
+MIN_TIME_SPAN_S = 600.0      # a time axis is at least 10 minutes wide (one point: 5 minutes either side)
+
+
 def plot(title: str, left: str, bottom: str, dates: bool = False) -> pg.PlotWidget:
     """A calm plot; `dates`: the x axis shows clock times / dates of (ET-shifted) epoch seconds."""
     p = calm(pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)} if dates else None))
+    p._min_x_span = MIN_TIME_SPAN_S if dates else None
     p.setTitle(title, size="9pt")
     p.setLabel("left", left)
     p.setLabel("bottom", bottom)
@@ -76,7 +80,7 @@ def fit_view(p: pg.PlotWidget, extra_x=()) -> None:
             xs.append(np.asarray(x, dtype=float))
             ys.append(np.asarray(y, dtype=float))
     if ys:
-        follow(p, np.concatenate(xs), np.concatenate(ys))
+        follow(p, np.concatenate(xs), np.concatenate(ys), getattr(p, "_min_x_span", None))
 
 
 def et_seconds(timestamps, at) -> "np.ndarray":
