@@ -86,23 +86,22 @@ def _interp_total_variance(t: np.ndarray, vol: np.ndarray, target: float) -> flo
 
 
 def constant_maturities(per_expiry: list[SmileMetrics], targets=CONSTANT_MATURITIES) -> dict[int, SmileMetrics]:
-    """Metrics at fixed days to expiry, each fixed-delta vol interpolated in total variance."""
+    """Metrics at fixed days to expiry, each fixed-delta vol interpolated in total variance (per column, over
+    the expiries where that vol exists); forward, slope and curvature linearly in T."""
     rows = sorted((m for m in per_expiry if np.isfinite(m.days) and m.days > 0), key=lambda m: m.days)
+    if not rows:
+        return {days: SmileMetrics(float(days), np.nan, label=f"{days}d") for days in targets}
     t = np.array([m.days / 365.0 for m in rows])
+    vols = np.array([[m.atm_vol, *(m.wings.get(name, np.nan) for name in WING_DELTAS)] for m in rows], float)
+    linear = np.array([[m.forward, m.slope, m.curvature] for m in rows], float)
     out: dict[int, SmileMetrics] = {}
     for days in targets:
         target = days / 365.0
-        if not len(rows):
-            out[days] = SmileMetrics(float(days), np.nan, label=f"{days}d")
-            continue
-        pick = lambda getter: np.array([getter(m) for m in rows], dtype=float)   # noqa: E731
-        atm = _interp_total_variance(t, pick(lambda m: m.atm_vol), target)
-        wings = {name: _interp_total_variance(t, pick(lambda m, n=name: m.wings.get(n, np.nan)), target)
-                 for name in WING_DELTAS}
         inside = t[0] - 1e-9 <= target <= t[-1] + 1e-9
-        lin = (lambda arr: float(np.interp(target, t, arr)) if inside else np.nan)   # noqa: E731
-        out[days] = _metrics(float(days), lin(pick(lambda m: m.forward)), atm, wings,
-                             lin(pick(lambda m: m.slope)), lin(pick(lambda m: m.curvature)), f"{days}d")
+        vol = [_interp_total_variance(t, vols[:, j], target) for j in range(vols.shape[1])]
+        forward, slope, curvature = (np.interp(target, t, linear[:, j]) if inside else np.nan for j in range(3))
+        out[days] = _metrics(float(days), float(forward), vol[0], dict(zip(WING_DELTAS, vol[1:])),
+                             float(slope), float(curvature), f"{days}d")
     return out
 
 

@@ -185,17 +185,20 @@ class ChainSnapshot:
 
     def index_of(self, contract_id: int) -> int | None:
         """Row of `contract_id`, or None when the snapshot does not quote it."""
-        lookup = self._row_by_id
-        return lookup.get(int(contract_id))
+        order, ids = self._ids_sorted
+        at = int(np.searchsorted(ids, int(contract_id)))
+        return int(order[at]) if at < ids.size and ids[at] == int(contract_id) else None
 
     def build_index(self) -> None:
         """Build the contract-id lookup of `index_of` now: the engine does it in its worker thread, so the event
-        loop's first lookup does not pay for it (~3-6 ms at the full chain)."""
-        self._row_by_id
+        loop's first lookup does not pay for it."""
+        self._ids_sorted
 
     @cached_property
-    def _row_by_id(self) -> dict[int, int]:
-        return dict(zip(self.contract_id.tolist(), range(len(self.contract_id))))
+    def _ids_sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows in contract-id order, the ids in that order): a sort, not a 26k-entry dict built in Python."""
+        order = np.argsort(self.contract_id, kind="stable")
+        return order, self.contract_id[order]
 
     def contract(self, row: int) -> Contract:
         """The Contract of row `row`."""
