@@ -42,7 +42,8 @@ class StallSampler:
         self.counts: dict[str, int] = {}
         self.others: dict[str, int] = {}
         self.current: list[str] = []              # sites sampled in the stall going on now ("other: " = a worker)
-        self.episodes: list[tuple[float, list[str]]] = []    # (ms without a tick, its sites) per stall
+        self.episodes: list[tuple[float, list[str], float]] = []  # (ms without a tick, its sites, end) per stall
+        self.timeline: Timeline | None = None
         self.last = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="stall-sampler")
@@ -53,7 +54,7 @@ class StallSampler:
             gap, self.last = now - self.last, now
             sites, self.current = self.current, []
             if sites and gap - lag_interval_s >= self.threshold:   # (a sample taken just as the tick came: none)
-                self.episodes.append(((gap - lag_interval_s) * 1e3, sites))
+                self.episodes.append(((gap - lag_interval_s) * 1e3, sites, now))
             tick()
         lag_monitor._timer.timeout.disconnect()
         lag_monitor._timer.timeout.connect(ticked)
@@ -100,8 +101,9 @@ class StallSampler:
     def report_worst(self, top: int = 6) -> list[dict]:
         """The longest stalls, each with the sites sampled in it (how often), most first: what one bad frame was."""
         worst = sorted(self.episodes, key=lambda e: -e[0])[:top]
-        return [{"lag_ms": round(ms, 1), "sites": {s: sites.count(s) for s in dict.fromkeys(sites)}}
-                for ms, sites in worst]
+        return [{"lag_ms": round(ms, 1), "sites": {s: sites.count(s) for s in dict.fromkeys(sites)},
+                 **({"timeline": self.timeline.around(end, ms)} if self.timeline is not None else {})}
+                for ms, sites, end in worst]
 
     def report_others(self, top: int = 8) -> dict[str, int]:
         """While the loop thread stalled outside workstation code: where the other threads were (a thread running
@@ -111,6 +113,97 @@ class StallSampler:
 
 lag_interval_s = 0.05
 IDLE_FILES = {"threading.py", "queue.py", "selectors.py"}      # a thread waiting there holds no GIL
+
+
+class Timeline:
+    """What the loop thread did, as (start, end, label) intervals of at least `floor_ms`: panel renders and
+    paints, bus deliveries, journal commits, garbage collections, the engine's loop-thread steps. For each of
+    the worst stalls, `around` lists the intervals inside it: one bad frame, read as a sequence of causes."""
+
+    def __init__(self, floor_ms: float = 1.0) -> None:
+        import threading
+
+        self.floor = floor_ms / 1e3
+        self.main = threading.main_thread().ident
+        self.spans: list[tuple[float, float, str]] = []
+        self._threading = threading
+
+    def add(self, start: float, label: str) -> None:
+        end = time.perf_counter()
+        if end - start >= self.floor and self._threading.get_ident() == self.main:
+            self.spans.append((start, end, label))
+
+    def wrap(self, owner, name: str, label, widget: bool = False) -> None:
+        """Time `owner.name` (a function or method) under `label` from now on (`widget`: a method of a widget
+        class, labelled with the panel it sits in)."""
+        inner = getattr(owner, name)
+        timeline = self
+
+        def timed(*args, **kwargs):
+            t, c = time.perf_counter(), time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                cpu = f" (cpu {(time.thread_time() - c) * 1e3:.1f})"
+                timeline.add(t, f"{label} {_panel_of(args[0])}{cpu}" if widget else label + cpu)
+        setattr(owner, name, timed)
+
+    def around(self, end: float, lag_ms: float, top: int = 12) -> list[str]:
+        """The intervals within the tick that came `lag_ms` late at `end` (its 50-ms wait plus the lag)."""
+        start = end - lag_interval_s - lag_ms / 1e3
+        inside = [(a, b, label) for a, b, label in self.spans if b > start and a < end]
+        return [f"{(a - start) * 1e3:+.0f} ms {label} {(b - a) * 1e3:.1f} ms" for a, b, label in inside[-top:]]
+
+
+def _panel_of(widget) -> str:
+    """The name of the panel (a `Panel` with a `name`) a widget sits in, else its class."""
+    w = widget
+    while w is not None:
+        name = getattr(w, "name", None)
+        if isinstance(name, str) and name:
+            return name
+        w = w.parentWidget()
+    return type(widget).__name__
+
+
+def trace_the_loop_thread(window, engine) -> Timeline:
+    """A Timeline of the loop thread's known pieces of work (benchmark instrumentation only)."""
+    import pyqtgraph as pg
+
+    from workstation.storage.journal_db import JournalDatabase
+    from workstation.ui.panels.base import RecordTable
+
+    timeline = Timeline()
+    timeline.wrap(RecordTable, "paintEvent", "paint table", widget=True)
+    timeline.wrap(pg.GraphicsView, "paintEvent", "paint plot", widget=True)
+    timeline.wrap(type(window), "flush_some", "flush_some")
+    for owner, name in ((engine.signals, "update"), (engine.signal_desk, "size_signals"),
+                        (engine.signal_desk, "arbitrage_found"), (engine.signal_desk, "auto_approve"),
+                        (engine.marking, "mark"), (engine.exits, "run"), (engine.hedging, "run"),
+                        (engine.numerics, "after_fit"), (engine.numerics, "after_fair"), (engine, "publish_status"),
+                        (engine.market, "check_freshness")):
+        timeline.wrap(owner, name, f"engine {type(owner).__name__}.{name}")
+    for owner, name in ((window.bridge, "command"), (window.bridge, "combo_records"),
+                        (window.orders.blotter, "upsert"), (window.orders, "_show_preview")):
+        timeline.wrap(owner, name, f"ui {type(owner).__name__}.{name}")
+    publish, run = engine.bus.publish, JournalDatabase._run
+
+    def traced_publish(topic, payload=None):
+        t = time.perf_counter()
+        try:
+            return publish(topic, payload)
+        finally:
+            timeline.add(t, f"bus {topic}")
+
+    def traced_run(conn, sql, params=()):
+        t = time.perf_counter()
+        try:
+            return run(conn, sql, params)
+        finally:
+            timeline.add(t, f"journal {sql.split()[0]}")
+    engine.bus.publish = traced_publish
+    JournalDatabase._run = staticmethod(traced_run)
+    return timeline
 
 
 def main() -> int:
@@ -176,11 +269,13 @@ def main() -> int:
             render()
             render_ms.setdefault(name, []).append((time.perf_counter() - t) * 1e3)
             render_cpu_ms.setdefault(name, []).append((time.thread_time() - c) * 1e3)
+            timeline.add(t, f"render {name}")
         return run
 
     for panel in window.panels:
         panel.render = timed(panel.render, panel.name)
     stalls = StallSampler(window.lag)
+    timeline = stalls.timeline = trace_the_loop_thread(window, engine)
     gc_ms: dict[int, list[float]] = {}          # garbage-collection pauses by generation (they hold the GIL)
     gc_started = [0.0]
 
@@ -189,6 +284,7 @@ def main() -> int:
             gc_started[0] = time.perf_counter()
         else:
             gc_ms.setdefault(info["generation"], []).append((time.perf_counter() - gc_started[0]) * 1e3)
+            timeline.add(gc_started[0], f"gc gen{info['generation']} ({info['collected']} freed)")
     gc.callbacks.append(on_gc)
 
     async def run() -> dict:

@@ -184,3 +184,52 @@ def test_oversized_ticket_shows_the_reason(session):
     assert not w.orders.send.isEnabled()
     text = w.orders.preview_view.verdict.text()
     assert "QUANTITY" in text.upper()
+
+
+def test_a_refresh_tick_does_not_start_a_redraw_that_would_overrun_its_budget(session, monkeypatch):
+    """The window redraws dirty panels round-robin within a frame budget: once one panel has redrawn in a
+    tick, a panel whose last redraw would overrun the budget waits for the next tick (where it goes first), so
+    two slow panels never stack into one long stall of the event loop."""
+    w = session.window
+    w.refresh.stop()                         # the ticks below are the test's own
+    try:
+        w.flush()                            # nothing else dirty: no events run between the ticks below
+        first, second = [p for p in w.panels if p.isVisible()][:2]
+        drawn: list[str] = []
+        cost = 0.75 * w.FRAME_BUDGET_MS / 1e3        # each fits the budget alone; two do not
+        for panel in (first, second):
+            monkeypatch.setattr(panel, "render", lambda p=panel: (drawn.append(p.name), time.sleep(cost)))
+        for panel in (first, second):        # each alone in a tick: the window learns what it costs
+            panel.mark_dirty()
+            w.flush_some()
+        assert drawn == [first.name, second.name]
+        drawn.clear()
+        first.mark_dirty()
+        second.mark_dirty()
+        w.flush_some()
+        assert len(drawn) == 1               # the second would have overrun the budget (a slower machine: more so)
+        w.flush_some()
+        assert sorted(drawn) == sorted([first.name, second.name])
+        assert not first.dirty and not second.dirty
+    finally:
+        w.refresh.start()
+
+
+def test_a_burst_of_order_news_re_runs_the_tickets_checks_once(session, monkeypatch):
+    """The ticket's verdict is re-checked on every order event, fill and cycle, but an auto-execution sends
+    several orders at once, each with its events: the checks run once for the burst, at the next turn of the
+    event loop, and their verdict is then current."""
+    from types import SimpleNamespace
+
+    w = session.window
+    session.wait(lambda: w.orders.contract_id() is not None, what="the ticket on a contract")
+    session.wait(lambda: not w.orders._preview_timer.isActive() and not w.orders._live_timer.isActive(),
+                 what="the ticket's own checks done")
+    previews: list[int] = []
+    preview = w.orders.preview
+    monkeypatch.setattr(w.orders, "preview", lambda: (previews.append(1), preview()))
+    for n in range(6):                                   # six order events in one go (none of them in the blotter)
+        w.bridge.order_event.emit(SimpleNamespace(client_order_id=f"not-ours-{n}"))
+    assert previews == []                                # nothing yet: the burst is still arriving
+    session.wait(lambda: previews, what="the checks re-run")
+    assert len(previews) == 1                            # (a cycle landing in the same turn adds no second run)

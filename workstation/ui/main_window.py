@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
 
         self.lag = LagMonitor(self)
         self._next_panel = 0
+        self._render_ms: dict[str, float] = {}    # what each panel's last redraws cost (decaying maximum), ms
         self.refresh = QTimer(self)
         self.refresh.timeout.connect(self.flush_some)
         self.refresh.start(max(20, ui.refresh_ms // 4))
@@ -326,15 +327,23 @@ class MainWindow(QMainWindow):
     FRAME_BUDGET_MS = 12.0
 
     def flush_some(self) -> None:
-        """Refresh tick (4 per ui.refresh_ms): dirty panels redraw round-robin until the frame budget is
-        spent, so one tick never holds the event loop for all panels at once, whatever the event rate."""
+        """Refresh tick (4 per ui.refresh_ms): dirty panels redraw round-robin while the frame budget lasts, so
+        one tick never holds the event loop for all panels at once, whatever the event rate. After the first
+        redraw of a tick, a dirty panel whose last redraw would overrun the budget waits: it is the first of the
+        next tick."""
         start = time.perf_counter()
+        redrawn = False
         for _ in range(len(self.panels)):
             panel = self.panels[self._next_panel]
-            self._next_panel = (self._next_panel + 1) % len(self.panels)
-            panel.flush()
-            if (time.perf_counter() - start) * 1e3 > self.FRAME_BUDGET_MS:
+            spent = (time.perf_counter() - start) * 1e3
+            if redrawn and panel.dirty and spent + self._render_ms.get(panel.name, 0.0) > self.FRAME_BUDGET_MS:
                 break
+            self._next_panel = (self._next_panel + 1) % len(self.panels)
+            began = time.perf_counter()
+            if panel.flush():
+                redrawn = True
+                took = (time.perf_counter() - began) * 1e3
+                self._render_ms[panel.name] = max(took, 0.7 * self._render_ms.get(panel.name, 0.0))
         self.status_line.show_lag(self.lag.recent_worst())
 
     def flush(self) -> None:

@@ -37,16 +37,22 @@ class Panel(QWidget):
     def mark_dirty(self) -> None:
         self._dirty = True
 
-    def flush(self) -> None:
-        """Called by the window's refresh timer: redraw when something changed since the last tick. A hidden
-        panel (closed dock, tab behind another) stays dirty and redraws when it is shown."""
+    @property
+    def dirty(self) -> bool:
+        """Something changed since the last redraw."""
+        return self._dirty
+
+    def flush(self) -> bool:
+        """Called by the window's refresh timer: redraw when something changed since the last tick (True when it
+        did). A hidden panel (closed dock, tab behind another) stays dirty and redraws when it is shown."""
         if not self._dirty or not self.isVisible():
-            return
+            return False
         self._dirty = False
         try:
             self.render()
         except Exception:  # a drawing bug must not take the window down
             log.exception("%s panel failed to render", self.title)
+        return True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -124,6 +124,7 @@ class MispricingsPanel(Panel):
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
+        self._arbitrage_found: list | None = None      # the last snapshot's static arbitrage, not yet drawn
         self.model = RecordModel(COLUMNS, self)
         self.table, self.proxy = make_table(
             self.model, self, placeholder="No open mispricings: the market agrees with the model within the "
@@ -220,6 +221,10 @@ class MispricingsPanel(Panel):
         self.package_requested.emit(sig)
 
     def _on_arbitrage(self, found) -> None:
+        self._arbitrage_found = found           # drawn at the next refresh tick, within its frame budget
+        self.mark_dirty()
+
+    def _show_arbitrage(self, found) -> None:
         # the rows already shown keep their place (the view sorts them), new ones come after: the table is updated
         # in place and the trader's selection stays, where a new order of the same rows would reset it
         place = {key: i for i, key in enumerate(self.arbitrage.keys())}
@@ -273,6 +278,9 @@ class MispricingsPanel(Panel):
             self.what_if.refresh_preview()
 
     def render(self) -> None:
+        found, self._arbitrage_found = self._arbitrage_found, None
+        if found is not None:
+            self._show_arbitrage(found)
         self.model.refresh_column(AGE_COLUMN)
         self.model.refresh_column(EXPIRES_COLUMN)
         auto = self.bridge.auto_execute()

@@ -63,6 +63,10 @@ class OrdersPanel(Panel):
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(250)
         self._preview_timer.timeout.connect(self.preview)
+        # news arrives in bursts (an auto-execution sends several orders, each with its events): the live preview
+        # and the packages' rows are redone once per burst, at the next turn of the event loop
+        self._live_timer = _next_turn(self, self._live_preview_now)
+        self._combos_timer = _next_turn(self, lambda: self.blotter_box.show_combos(self.bridge.combo_records()))
         bridge.snapshot.connect(self._on_snapshot)
         bridge.order.connect(self.blotter_box.on_order)
         bridge.order_event.connect(self.blotter_box.on_order_event)
@@ -251,7 +255,11 @@ class OrdersPanel(Panel):
             self.limit.blockSignals(False)
 
     def _live_preview(self, *_) -> None:
-        """Re-run the checks on the ticket as it stands (no field edited): the verdict never goes stale."""
+        """Re-run the checks on the ticket as it stands (no field edited) at the next turn of the event loop, once
+        for however many news came before it: the verdict never goes stale."""
+        self._live_timer.start()
+
+    def _live_preview_now(self) -> None:
         if self.contract_id() is not None and not self._preview_timer.isActive():
             self.preview()
 
@@ -295,8 +303,9 @@ class OrdersPanel(Panel):
 
     # ----------------------------------------------------------------------------------- blotter
     def refresh_combos(self, *_) -> None:
-        """Combo orders (one row per package) from the journal; a row changes only when its state or fills do."""
-        self.blotter_box.show_combos(self.bridge.combo_records())
+        """Combo orders (one row per package) from the journal, read at the next turn of the event loop (once for
+        a burst of fills and decisions); a row changes only when its state or fills do."""
+        self._combos_timer.start()
 
     def rows(self) -> list[OrderRow]:
         return self.blotter.records()
@@ -315,3 +324,12 @@ class OrdersPanel(Panel):
                                            float(current), 0.0, 1e6, 2)
         if ok:
             self.run(ModifyOrder(row.order.client_order_id, limit_price=round_to_tick(price)))
+
+
+def _next_turn(parent: QWidget, action) -> QTimer:
+    """A single-shot 0-ms timer running `action`: started many times before the loop turns, it runs once."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(0)
+    timer.timeout.connect(action)
+    return timer

@@ -198,10 +198,18 @@ class RiskPanel(QWidget):
         self._set_number("Day P&L", book.pnl.day, signed=True)
         self._render_attribution(book.attribution)
 
-    def flush(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            self.render()
+    @property
+    def dirty(self) -> bool:
+        """Something changed since the last redraw."""
+        return self._dirty
+
+    def flush(self) -> bool:
+        """Redraw when something changed (hidden or not: the state box is always read); True when it did."""
+        if not self._dirty:
+            return False
+        self._dirty = False
+        self.render()
+        return True
 
     def set_state(self, state) -> None:
         name = getattr(state, "value", str(state))
