@@ -46,10 +46,10 @@ def test_numbers_sort_as_numbers_with_missing_values_lowest(qtbot):
     assert proxy.data(proxy.index(0, 0), Qt.DisplayRole) == "b"
 
 
-def test_replacing_the_records_keeps_the_selection_and_resets_only_on_a_reorder(qtbot):
-    """`set_records` (the arbitrage list, positions, the chain board): a key that left is removed, a new key is
-    inserted where the list puts it, the rest change in place, so the trader's selected row stays selected
-    through a sorted view; only a reorder of the surviving keys (or none surviving) resets the model."""
+def test_replacing_the_records_keeps_the_selection_and_the_sort(qtbot):
+    """`set_records` (the arbitrage list, positions): a key that left is removed, a new key inserted, the rest
+    change in place, so the trader's selected row stays selected; a sorted table stays sorted by the new values
+    (the order of the list does not matter to it), and only an empty start or no survivor resets the model."""
     from workstation.ui.panels.base import make_table
 
     def rec(name, edge):
@@ -62,23 +62,64 @@ def test_replacing_the_records_keeps_the_selection_and_resets_only_on_a_reorder(
     resets = []
     model.modelReset.connect(lambda: resets.append(1))
     model.set_records([rec("a", 1.0), rec("b", 2.0), rec("c", 3.0)])
-    assert resets == [1]                                        # from empty: one reset
+    assert resets == [1] and model.keys() == ["c", "b", "a"]      # from empty: one reset, in the sort order
     b_row = next(r for r in range(proxy.rowCount()) if proxy.data(proxy.index(r, 0), Qt.DisplayRole) == "b")
     view.selectRow(b_row)
 
+    def shown() -> list[str]:
+        return [proxy.data(proxy.index(r, 0), Qt.DisplayRole) for r in range(proxy.rowCount())]
+
+    def picked() -> list[str]:
+        return [proxy.data(i, Qt.DisplayRole) for i in view.selectionModel().selectedRows()]
+
     model.set_records([rec("b", 2.5), rec("x", 9.0), rec("c", 3.0), rec("d", 0.5)])   # a gone, x and d new
     assert resets == [1]
-    assert model.keys() == ["b", "x", "c", "d"]                 # the list's own order
-    shown = [proxy.data(proxy.index(r, 0), Qt.DisplayRole) for r in range(proxy.rowCount())]
-    assert shown == ["x", "c", "b", "d"]                        # still sorted by edge, descending
-    picked = view.selectionModel().selectedRows()
-    assert [proxy.data(i, Qt.DisplayRole) for i in picked] == ["b"]
-    assert text(model, 0, 1) == "2.50"                          # the surviving row shows its new record
+    assert shown() == ["x", "c", "b", "d"]                      # sorted by edge, descending
+    assert picked() == ["b"]
+    assert text(model, model.keys().index("b"), 1) == "2.50"   # the surviving row shows its new record
 
-    model.set_records([rec("c", 3.0), rec("b", 2.5)])           # survivors in another order: a reset
-    assert resets == [1, 1] and model.keys() == ["c", "b"]
+    model.set_records([rec("c", 3.0), rec("b", 4.0)])           # b's new edge moves it to the top
+    assert resets == [1] and shown() == ["b", "c"] and picked() == ["b"]
     model.set_records([])
-    assert resets == [1, 1, 1] and model.rowCount() == 0
+    assert resets == [1, 1] and model.rowCount() == 0
+
+    plain = RecordModel(COLUMNS)                                # unsorted: the list's order, reset on a reorder
+    plain.modelReset.connect(lambda: resets.append(2))
+    plain.set_records([rec("a", 1.0), rec("b", 2.0)])
+    plain.set_records([rec("a", 1.0), rec("x", 0.0), rec("b", 2.0)])
+    assert plain.keys() == ["a", "x", "b"] and resets == [1, 1, 2]
+    plain.set_records([rec("b", 2.0), rec("a", 1.0)])
+    assert plain.keys() == ["b", "a"] and resets == [1, 1, 2, 2]
+
+
+def test_a_sorted_table_re_sorts_without_asking_qt_for_keys(qtbot):
+    """Sorting is the model's own: a sorting proxy would ask the model for two keys per comparison, each a call
+    from Qt into Python that waits for the GIL while the numerics run (~600 for the 50-row arbitrage table each
+    snapshot). Upserts move a row to its place, the selection follows, and the order is the sort's."""
+    from workstation.ui.panels.base import make_table
+
+    model = CountingModel(COLUMNS)
+    view, proxy = make_table(model)
+    qtbot.addWidget(view)
+    proxy.sort(1, Qt.DescendingOrder)
+    model.set_records([(f"k{i}", {"name": f"k{i}", "edge": float(i), "born": 0.0}) for i in range(200)])
+    view.selectRow(0)                                                # k199, the largest edge
+    model.asked = 0
+    model.set_records([(f"k{i}", {"name": f"k{i}", "edge": float((i * 37) % 200), "born": 0.0})
+                       for i in range(200)])                          # every row changes, most move
+    model.upsert("k5", {"name": "k5", "edge": 1e6, "born": 0.0})    # to the top
+    model.upsert("k6", {"name": "k6", "edge": -1.0, "born": 0.0})   # to the bottom
+    model.upsert("new", {"name": "new", "edge": 100.5, "born": 0.0})
+    assert model.asked == 0
+    edges = [model.record(r)["edge"] for r in range(model.rowCount())]
+    assert edges == sorted(edges, reverse=True) and len(edges) == 201
+    assert [proxy.data(proxy.index(r, 0), Qt.DisplayRole) for r in (0, 200)] == ["k5", "k6"]
+    assert [proxy.data(i, Qt.DisplayRole) for i in view.selectionModel().selectedRows()] == ["k199"]
+    model.upsert("k199", {"name": "k199", "edge": 0.25, "born": 0.0})   # the selected row moves down
+    assert [proxy.data(i, Qt.DisplayRole) for i in view.selectionModel().selectedRows()] == ["k199"]
+    proxy.sort(0, Qt.AscendingOrder)                                  # a header click: by name
+    names = [model.record(r)["name"] for r in range(model.rowCount())]
+    assert names == sorted(names)
 
 
 def test_columns_widen_to_new_rows_and_keep_the_traders_widths(qtbot):

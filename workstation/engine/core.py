@@ -278,7 +278,10 @@ class Engine(EngineFace):
         self.signal_desk.arbitrage_found(done.arbitrage)
         fresh = self.market.check_freshness(snapshot, self.alert)
         if model is not None and self.auto_execute and self.state is TradingState.ACTIVE and not fresh.index_stale:
-            self.signal_desk.auto_approve()
+            for _ in self.signal_desk.auto_approve_steps():
+                await _let_the_window_paint(self)
+                if not self.auto_execute or self.state is not TradingState.ACTIVE:
+                    break                     # the trader switched auto-execution off, or trading stopped
         lap("signals")
         await _let_the_window_paint(self)
 

@@ -9,6 +9,7 @@ opportunity once, within the same auto limits and every pre-trade check on the p
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Callable
@@ -75,18 +76,28 @@ class SignalDesk:
         """Approve every new signal within the auto-execution limits (quantity and premium); with
         `signals.auto_execute_packages` a signal's structure goes instead of the naked option when it fits those
         limits, and static arbitrage packages are taken too."""
+        for _ in self.auto_approve_steps():
+            pass
+
+    def auto_approve_steps(self) -> Iterator[None]:
+        """`auto_approve`, pausing after each order sent (the engine hands the loop back to the window there: an
+        auto-execution of several orders, each checked, journaled and published, held it 20-30 ms in one go)."""
         cfg = self._settings().signals
         for signal in self.signals.new_signals():
+            if self.signals.open.get(signal.signal_id) is not signal:
+                continue                         # changed (approved, sized, expired) while the window drew
             st = signal.structure
             if cfg.auto_execute_packages and st is not None and self._within_auto(st.quantity, st.limit_price,
                                                                                    st.combo):
                 self.send_structure(signal.signal_id, st.combo, st.side, st.quantity, st.limit_price, by="auto")
+                yield
                 continue
             premium = signal.limit_reference * signal.quantity * signal.contract.multiplier
             if 0 < signal.quantity <= cfg.auto_max_quantity and premium <= cfg.auto_max_premium:
                 self.approve_signal(signal.signal_id, by="auto")
+                yield
         if cfg.auto_execute_packages:
-            self.auto_arbitrage()
+            yield from self.auto_arbitrage_steps()
 
     def _within_auto(self, quantity: int, limit_price: float, combo: Combo) -> bool:
         cfg = self._settings().signals
@@ -97,16 +108,23 @@ class SignalDesk:
         """Send each tradable static arbitrage of the last snapshot once, `signals.base_quantity` packages at its
         net price at the quotes, when it fits the auto limits: checked as a package (a denial is journaled with
         its codes and alerted; nothing reaches the broker). Returns the decisions."""
+        out: list[RiskDecision | str] = []
+        for _ in self.auto_arbitrage_steps(out):
+            pass
+        return out
+
+    def auto_arbitrage_steps(self, out: list | None = None) -> Iterator[None]:
+        """`auto_arbitrage`, pausing after each package sent; the decisions are appended to `out`."""
         quantity = self._settings().signals.base_quantity
-        out = []
         for key, found in list(self.arbitrage.items()):
             if found.combo is None or key in self._arbitrage_taken \
                     or not self._within_auto(quantity, found.limit_price, found.combo):
                 continue
             self._arbitrage_taken.add(key)          # once: a denial is not retried on every snapshot
-            out.append(self.desk.send_combo(found.combo, found.side, quantity, found.limit_price,
-                                            OrderPurpose.SIGNAL))
-        return out
+            decision = self.desk.send_combo(found.combo, found.side, quantity, found.limit_price, OrderPurpose.SIGNAL)
+            if out is not None:
+                out.append(decision)
+            yield
 
     def size_signals(self) -> None:
         """Cap every NEW signal at the largest quantity the pre-trade checks pass now (quantity, premium,

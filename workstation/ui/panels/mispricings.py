@@ -113,6 +113,7 @@ ARBITRAGE_COLUMNS = [
 AGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Age")
 EXPIRES_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Expires")
 EDGE_COLUMN = next(i for i, c in enumerate(COLUMNS) if c.header == "Edge $/ct")
+ARBITRAGE_EDGE_COLUMN = next(i for i, c in enumerate(ARBITRAGE_COLUMNS) if c.header == "Edge $/pkg")
 FAMILIES = ("all families", "model", "relative")
 
 
@@ -171,6 +172,7 @@ class MispricingsPanel(Panel):
         layout.addLayout(arb_bar)
         self.arbitrage = RecordModel(ARBITRAGE_COLUMNS, self)
         self.arbitrage_table, _ = make_table(self.arbitrage, self, placeholder="No static arbitrage in the quotes.")
+        self.arbitrage_table.sortByColumn(ARBITRAGE_EDGE_COLUMN, Qt.DescendingOrder)
         self.arbitrage_table.setMaximumHeight(84)           # the signals come first
         for column, width in ((0, 72), (1, 84), (2, 64)):
             self.arbitrage_table.setColumnWidth(column, width)
@@ -225,10 +227,8 @@ class MispricingsPanel(Panel):
         self.mark_dirty()
 
     def _show_arbitrage(self, found) -> None:
-        # the rows already shown keep their place (the view sorts them), new ones come after: the table is updated
-        # in place and the trader's selection stays, where a new order of the same rows would reset it
-        place = {key: i for i, key in enumerate(self.arbitrage.keys())}
-        self.arbitrage.set_records(sorted(((a.key, a) for a in found), key=lambda kv: place.get(kv[0], len(place))))
+        # updated in place (the trader's selection stays), kept in the table's sort: the best edge first
+        self.arbitrage.set_records([(a.key, a) for a in found])
         tradable = sum(a.combo is not None for a in found)
         self.arbitrage_label.setText(f"Static arbitrage in the quotes (after fees): {len(found)}, {tradable} tradable "
                                      "as one package" if found else "Static arbitrage in the quotes (after fees): none")
