@@ -29,39 +29,36 @@ class Board:
     atm_index: int
 
 
-def series_of(surface) -> np.ndarray:
-    """For each row, the index of its expiry series in `surface.expiries` (-1 when none): `Surface.expiry_index`,
-    the one vectorised lookup (domain.snapshot.series_index over the chain's series keys)."""
-    return surface.expiry_index()
-
-
 def expiry_labels(surface) -> list[str]:
     """"YYYY-MM-DD AM|PM" of each expiry series of the surface, in its order."""
     return [f"{e.expiry} {'AM' if e.am_settled else 'PM'}" for e in surface.expiries]
 
 
-def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.ndarray | None = None,
-          series: np.ndarray | None = None) -> Board | None:
-    """The board of expiry series `series_index` of `surface` (None when the series has no rows)."""
+def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.ndarray | None = None
+          ) -> Board | None:
+    """The board of expiry series `series_index` of `surface` (None when the series has no rows). Only the
+    series' own rows are read (`Surface.expiry_rows`, grouped in the engine's worker): the window's thread
+    makes no pass over the whole chain."""
     snap = surface.snapshot
-    series = surface.expiry_index() if series is None else series
-    rows = np.flatnonzero(series == series_index)
+    if not 0 <= series_index < len(surface.expiries):
+        return None
+    rows = surface.expiry_rows[series_index]
     if not len(rows):
         return None
     n = len(snap)
-    model = model_iv if model_iv is not None and len(model_iv) == n else np.full(n, np.nan)
-    fair = model if fair_iv is None or len(fair_iv) != n else np.where(np.isfinite(fair_iv), fair_iv, model)
+    model = model_iv[rows] if model_iv is not None and len(model_iv) == n else np.full(len(rows), np.nan)
+    fair = model if fair_iv is None or len(fair_iv) != n else np.where(np.isfinite(fair_iv[rows]), fair_iv[rows], model)
     strikes = np.unique(snap.strike[rows])
     f = float(surface.forward[rows[0]])
     t = float(surface.maturity[rows[0]])
-    vol = np.where(np.isfinite(fair), fair, surface.iv_mid)
+    vol = np.where(np.isfinite(fair), fair, surface.iv_mid[rows])
     g = black_greeks(surface.forward[rows], snap.strike[rows], surface.maturity[rows], np.ones(len(rows)),
-                     vol[rows], snap.is_call[rows])
+                     vol, snap.is_call[rows])
     cols = {"contract_id": snap.contract_id[rows], "bid": snap.bid[rows], "ask": snap.ask[rows],
             "iv_bid": np.where(snap.bid[rows] > 0, 100 * surface.iv_bid[rows], np.nan),   # no bid: no bid IV
             "iv_ask": 100 * surface.iv_ask[rows],
-            "fair_iv": 100 * fair[rows], "model_iv": 100 * model[rows],
-            "edge": 100 * (fair[rows] - surface.iv_mid[rows]), "delta": np.asarray(g.delta),
+            "fair_iv": 100 * fair, "model_iv": 100 * model,
+            "edge": 100 * (fair - surface.iv_mid[rows]), "delta": np.asarray(g.delta),
             "vega": np.asarray(g.vega) * snap.multiplier[rows]}
     pos = np.searchsorted(strikes, snap.strike[rows])
     sides = {}
@@ -73,5 +70,5 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
             out[pos[mine]] = values[mine]           # contract ids stay int64 (-1: none): ids exceed 2**53
             sides[name][field] = out
     atm = int(np.argmin(np.abs(strikes - f))) if np.isfinite(f) else int(np.argmin(np.abs(strikes - snap.underlying_price)))
-    label = expiry_labels(surface)[series_index] if series_index < len(surface.expiries) else ""
+    label = expiry_labels(surface)[series_index]
     return Board(label, strikes, sides["calls"], sides["puts"], f, t * 365.0, atm)

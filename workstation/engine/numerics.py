@@ -82,6 +82,7 @@ class CycleNumerics:
         surface = build_surface(snapshot, self.settings.market, self.settings.calibration)
         surface, verdict = self.sanity.check(surface)
         surface.snapshot.build_index()          # the loop thread looks contracts up in it
+        surface.prepare_views()                 # ... and draws the smiles from these
         t1 = time.perf_counter()
         timings["surface"] = (t1 - t0) * 1e3
         if verdict.skip:

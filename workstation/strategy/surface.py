@@ -5,13 +5,14 @@ The forward of each expiry is computed here and nowhere else (one home for each 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import IntEnum
 
 import numpy as np
 
 from ..config import CalibrationConfig, MarketConfig
 from ..domain import ChainSnapshot
-from ..domain.snapshot import series_index, series_key, series_of_key
+from ..domain.snapshot import rows_by_series, series_index, series_key, series_of_key
 from ..pricing import implied_vol
 from .forwards import ExpiryForward, series_forwards
 
@@ -64,9 +65,37 @@ class Surface:
         return self.snapshot.strike / self.forward
 
     def expiry_index(self) -> np.ndarray:
-        """For each row, the index of its series in `expiries` (-1 when it has none)."""
+        """For each row, the index of its series in `expiries` (-1 when it has none); computed once (read-only)."""
+        return self._expiry_index
+
+    @cached_property
+    def _expiry_index(self) -> np.ndarray:
         known = series_key([e.expiry for e in self.expiries], [e.am_settled for e in self.expiries])
-        return series_index(self.snapshot.series_key, known)
+        index = series_index(self.snapshot.series_key, known)
+        index.setflags(write=False)
+        return index
+
+    @cached_property
+    def smile_rows(self) -> list[np.ndarray]:
+        """Per expiry series (in `expiries` order): its usable out-of-the-money rows with a mid IV, in strike
+        order — the smile a trader reads (puts below the forward, calls from it up)."""
+        snap = self.snapshot
+        otm = np.where(snap.is_call, snap.strike >= self.forward, snap.strike < self.forward)
+        good = self.usable & otm & np.isfinite(self.iv_mid)
+        return rows_by_series(self.expiry_index(), len(self.expiries), np.flatnonzero(good), snap.strike)
+
+    @cached_property
+    def expiry_rows(self) -> list[np.ndarray]:
+        """Per expiry series (in `expiries` order): all its rows, in row order."""
+        return rows_by_series(self.expiry_index(), len(self.expiries))
+
+    def prepare_views(self) -> None:
+        """Make the cached lookups now: the engine calls this in its worker thread, so the window's thread finds
+        them made (each is a handful of passes over the whole chain, and on the window's thread every pass is a
+        point where it can wait for the GIL)."""
+        self.expiry_index()
+        self.smile_rows
+        self.expiry_rows
 
 
 def _series_forwards(snap: ChainSnapshot, maturity: np.ndarray, mid: np.ndarray,

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QMenu, QVBoxLayout, QWidget
 
-from ...analytics.chain import board, expiry_labels, series_of
+from ...analytics.chain import board, expiry_labels
 from ...reports import BookSummary
 from .. import theme
 from ..bridge import Bridge
@@ -116,7 +116,6 @@ class ChainBoardPanel(Panel):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
         self._surface = None
-        self._series = None
         self._positions: dict[int, int] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -183,9 +182,7 @@ class ChainBoardPanel(Panel):
         index = self.expiry.currentIndex()
         if index < 0:
             return
-        if self._series is None or self._series[0] is not surface:     # once per surface, not per redraw
-            self._series = (surface, series_of(surface))
-        b = board(surface, index, self.bridge.model_iv(surface), self.bridge.fair_iv(surface), self._series[1])
+        b = board(surface, index, self.bridge.model_iv(surface), self.bridge.fair_iv(surface))
         if b is None:
             return
         working = self._working()

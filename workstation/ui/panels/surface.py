@@ -8,7 +8,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
-from ...domain.snapshot import rows_by_series
 from .. import market_time, theme
 from ..bridge import Bridge
 from ..gl import gl_view_window, opengl_status
@@ -34,15 +33,10 @@ class SurfaceView:
         snap = surface.snapshot
         self.surface = surface
         self.model_iv = model_iv
-        self.strike = np.asarray(snap.strike, dtype=float)
-        money = self.strike / surface.forward
-        otm = np.where(snap.is_call, money >= 1.0, money < 1.0)
-        series = surface.expiry_index()
-        good = surface.usable & otm & np.isfinite(surface.iv_mid)
-        self.moneyness = money
+        self.strike = snap.strike
         self.series: list[tuple[str, float, np.ndarray]] = []   # label, maturity, rows sorted by strike
         self.keys: list[tuple] = []                             # (expiry, am_settled) of each series
-        by_expiry = rows_by_series(series, len(surface.expiries), np.flatnonzero(good), self.strike)
+        by_expiry = surface.smile_rows           # made in the engine's worker (Surface.prepare_views)
         for j, e in sorted(enumerate(surface.expiries), key=lambda je: je[1].maturity):
             if not e.reliable:
                 continue
@@ -54,11 +48,15 @@ class SurfaceView:
             self.series.append((label, float(e.maturity), rows))
             self.keys.append((e.expiry, e.am_settled))
 
+    def moneyness(self, rows: np.ndarray) -> np.ndarray:
+        """K/F of `rows`."""
+        return self.strike[rows] / self.surface.forward[rows]
+
     def atm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Days to expiry, ATM market IV, ATM model IV (NaN without a model) per expiry."""
         days, market, model = [], [], []
         for _, maturity, rows in self.series:
-            i = rows[np.argmin(np.abs(self.moneyness[rows] - 1.0))]
+            i = rows[np.argmin(np.abs(self.moneyness(rows) - 1.0))]
             days.append(maturity * 365.0)
             market.append(self.surface.iv_mid[i])
             model.append(self.model_iv[i] if self.model_iv is not None else np.nan)
@@ -68,7 +66,7 @@ class SurfaceView:
         """Mean of `values` per (expiry, moneyness bin); NaN where empty."""
         out = np.full((len(self.series), len(MONEYNESS_BINS) - 1), np.nan)
         for j, (_, _, rows) in enumerate(self.series):
-            b = np.digitize(self.moneyness[rows], MONEYNESS_BINS) - 1
+            b = np.digitize(self.moneyness(rows), MONEYNESS_BINS) - 1
             ok = (b >= 0) & (b < out.shape[1]) & np.isfinite(values[rows])
             if ok.any():
                 sums = np.bincount(b[ok], weights=values[rows][ok], minlength=out.shape[1])
@@ -375,7 +373,7 @@ class SurfacePanel(Panel):
             self.gl_mesh.setData(x=xs, y=ys, z=z, colors=colours)
         pts = []
         for j, (_, _, rows) in enumerate(view.series):
-            m = view.moneyness[rows]
+            m = view.moneyness(rows)
             keep = (m >= x[0]) & (m <= x[-1])
             px = (m[keep] - x[0]) / (x[-1] - x[0]) * 10
             pts.append(np.column_stack([px, np.full(keep.sum(), ys[j]), height(view.surface.iv_mid[rows][keep])]))
