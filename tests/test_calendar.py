@@ -146,3 +146,24 @@ def test_daylight_saving_switch_days_keep_the_0930_et_open():
         assert opens.astimezone(NEW_YORK).strftime("%H:%M") == "09:30"
         assert closes - opens == timedelta(hours=6, minutes=30)
     assert calendar.next_open(ny(date(2026, 10, 31), 12)) == ny(date(2026, 11, 2), 9, 30)
+
+
+def test_the_calendar_kept_beside_the_module_is_the_librarys_and_a_damaged_copy_is_rebuilt(tmp_path, monkeypatch):
+    """Launches read the sessions from a file written once per install (building exchange-calendars' XNYS took
+    ~1.5 s of every launch): what is read back is exactly the library's, and a truncated, garbled or missing
+    file is rebuilt from the library, never trusted."""
+    truth = calendar._library_sessions()
+    kept = tmp_path / "xnys.json"
+    monkeypatch.setattr(calendar, "_cache_file", lambda: kept)
+    for damage in (None, "", "{not json", '{"days": [1, 2, 3], "early": []}', '{"days": "x"}'):
+        if damage is None:
+            kept.unlink(missing_ok=True)
+        else:
+            kept.write_text(damage)
+        calendar._sessions.cache_clear()
+        try:
+            assert calendar._sessions() == truth                 # rebuilt from the library ...
+            assert calendar._read_sessions(kept) == truth        # ... and kept whole for the next launch
+        finally:
+            calendar._sessions.cache_clear()
+    assert date(2026, 12, 25) not in truth.days and date(2026, 12, 24) in truth.early

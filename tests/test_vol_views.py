@@ -121,6 +121,32 @@ def test_metric_history_round_trip_and_percentile(tmp_path):
     assert percentile_of(25.0, values) == pytest.approx(200 / 3)
 
 
+def test_the_metric_history_is_written_off_the_callers_thread_in_order(tmp_path, monkeypatch):
+    """The engine appends a row every snapshot on the loop thread; every `flush_every` rows the day's file is
+    rewritten, in the history's own writer thread (a process's first Parquet write took ~350 ms there): the
+    append returns while the write is still going, writes land in order, and closing waits for them."""
+    import threading
+
+    h = MetricHistory(tmp_path, flush_every=2)
+    gate, writes = threading.Event(), []
+    write = h._write
+
+    def slow_write(day, cols):
+        assert gate.wait(30), "the write was never let through"
+        writes.append(len(cols["spot"]))
+        write(day, cols)
+    monkeypatch.setattr(h, "_write", slow_write)
+    at = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
+    for i in range(4):                                   # two saves queued behind the held write
+        h.append(at.replace(minute=i), {"spot": 5000.0 + i})
+    assert writes == []                                  # the appends did not wait for the file
+    gate.set()
+    h.close()
+    assert writes == [2, 4]                              # in order, the last one whole
+    days, values = MetricHistory(tmp_path).daily("spot")
+    assert days == [date(2026, 12, 1)] and values.tolist() == [5003.0]
+
+
 # ------------------------------------------------------------------------------------- scenarios
 def _position(cid, qty, strike, call, expiry, sec=SecType.OPTION):
     contract = Contract(contract_id=cid, symbol="SPX", sec_type=sec, trading_class="SPXW", expiry=expiry,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class MetricHistory:
         self._lists: dict[str, array] = {}             # today's columns, packed doubles (8 bytes a value)
         self._arrays: dict[str, np.ndarray] | None = None
         self._unsaved = 0
+        self._writer: ThreadPoolExecutor | None = None   # the Parquet writes, in order, off the caller's thread
         self.past: dict[date, dict[str, np.ndarray]] = self._load(max_days)
         if recordings is not None:
             for day, cols in recorded_index(recordings, max_days).items():
@@ -46,7 +48,7 @@ class MetricHistory:
     def append(self, at: datetime, row: dict[str, float]) -> None:
         day = trade_day(at)
         if self.day is not None and day != self.day:
-            self.flush()
+            self.flush(wait=False)
             if self.count:
                 self.past[self.day] = self.columns()
             self.count, self._lists = 0, {}
@@ -62,20 +64,38 @@ class MetricHistory:
         self._arrays = None
         self._unsaved += 1
         if self._unsaved >= self.flush_every:
-            self.flush()
+            self.flush(wait=False)
 
-    def flush(self) -> None:
-        """Write today's rows (the whole day's file is rewritten: a day is a few thousand rows)."""
+    def flush(self, wait: bool = True) -> None:
+        """Write today's rows (the whole day's file is rewritten: a day is a few thousand rows) in the history's
+        own writer thread, one file after another; `wait=False` returns at once. Appends call it so from the
+        loop thread: a file write has no place there (a process's first Parquet write takes ~350 ms)."""
         if self.directory is None or not self.count or not self._unsaved:
+            if wait and self._writer is not None:
+                self._writer.submit(lambda: None).result()      # what is queued is written
             return
+        day, cols = self.day, self.columns()            # today's arrays: new ones are built for later rows
+        self._unsaved = 0
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vol-history")
+        written = self._writer.submit(self._write, day, cols)
+        if wait:
+            written.result()
+
+    def close(self) -> None:
+        """Write what is unsaved and stop the writer thread."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
+    def _write(self, day: date, cols: dict[str, np.ndarray]) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            cols = self.columns()
             table = pa.table({k: pa.array(v) for k, v in cols.items()})
-            tmp = self.directory / f".{PREFIX}{self.day}.tmp"
+            tmp = self.directory / f".{PREFIX}{day}.tmp"
             pq.write_table(table, tmp)
-            tmp.replace(self.directory / f"{PREFIX}{self.day}.parquet")
-            self._unsaved = 0
+            tmp.replace(self.directory / f"{PREFIX}{day}.parquet")
         except Exception:             # the history is a view: a full disk must not stop a cycle
             log.exception("vol metric history not written")
 

@@ -135,7 +135,7 @@ class VolDesk:
         return views
 
     def close(self) -> None:
-        self.history.flush()
+        self.history.close()
 
     # -------------------------------------------------------------------------------- summaries
     def summary(self, book: Any, now: datetime) -> dict:

@@ -11,10 +11,14 @@ Cboe's rules on top of the equity session:
 """
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -33,6 +37,19 @@ class _Sessions:
 
 @lru_cache(maxsize=1)
 def _sessions() -> _Sessions:
+    """The sessions, from the library's calendar once per install: building it (and importing pandas for it)
+    took ~1.5 s of every launch, so its two sets are kept beside this module, named by the library's version and
+    the span, and read back in milliseconds. A missing, unreadable or damaged file is rebuilt from the library."""
+    path = _cache_file()
+    cached = _read_sessions(path)
+    if cached is not None:
+        return cached
+    sessions = _library_sessions()
+    _write_sessions(path, sessions)
+    return sessions
+
+
+def _library_sessions() -> _Sessions:
     import exchange_calendars as xcals      # imported on first use: it brings pandas along
     with warnings.catch_warnings():         # pandas deprecation chatter inside the library
         warnings.simplefilter("ignore")
@@ -40,6 +57,45 @@ def _sessions() -> _Sessions:
     days = frozenset(d.date() for d in cal.sessions)
     early = frozenset(d.date() for d in cal.early_closes)
     return _Sessions(days, early)
+
+
+def _cache_file() -> Path | None:
+    """Where this install keeps the sessions (None when the library's version cannot be read)."""
+    try:
+        version = metadata.version("exchange-calendars")
+    except metadata.PackageNotFoundError:
+        return None
+    return Path(__file__).resolve().parent / "__pycache__" / f"xnys-sessions-{version}-{FIRST_YEAR}-{LAST_YEAR}.json"
+
+
+def _read_sessions(path: Path | None) -> _Sessions | None:
+    """The sessions kept in `path`, or None when there is no sound file there."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+        days = frozenset(date.fromordinal(int(n)) for n in data["days"])
+        early = frozenset(date.fromordinal(int(n)) for n in data["early"])
+    except (OSError, ValueError, TypeError, KeyError, OverflowError):
+        return None
+    if len(days) < 250 * (LAST_YEAR - FIRST_YEAR) or not early <= days:
+        return None                         # truncated or not a calendar
+    return _Sessions(days, early)
+
+
+def _write_sessions(path: Path | None, sessions: _Sessions) -> None:
+    """Keep the sessions in `path` (written whole, then renamed); an unwritable place is left alone."""
+    if path is None:
+        return
+    text = json.dumps({"days": sorted(d.toordinal() for d in sessions.days),
+                       "early": sorted(d.toordinal() for d in sessions.early)})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError:
+        pass
 
 
 def _in_span(day: date) -> bool:
