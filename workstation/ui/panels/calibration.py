@@ -92,8 +92,9 @@ class CalibrationPanel(Panel):
         row.addWidget(self.series)
         row.addStretch(1)
         rv.addLayout(row)
+        # no grid: this plot's range moves with the fits, and each move re-renders its cached axes — with a grid
+        # they span the whole plot (10-17 ms a repaint on the window's thread, against 3-5 ms without)
         self.plot = calm(pg.PlotWidget())
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "fit #")
         self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2))
         self.rejected = self.plot.plot([], [], pen=None, symbol="x", symbolSize=8, symbolPen=theme.NEGATIVE)
