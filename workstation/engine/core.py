@@ -277,11 +277,8 @@ class Engine(EngineFace):
         await _let_the_window_paint(self)
         self.signal_desk.arbitrage_found(done.arbitrage)
         fresh = self.market.check_freshness(snapshot, self.alert)
-        if model is not None and self.auto_execute and self.state is TradingState.ACTIVE and not fresh.index_stale:
-            for _ in self.signal_desk.auto_approve_steps():
-                await _let_the_window_paint(self)
-                if not self.auto_execute or self.state is not TradingState.ACTIVE:
-                    break                     # the trader switched auto-execution off, or trading stopped
+        if model is not None and not fresh.index_stale:
+            await _auto_execute(self)
         lap("signals")
         await _let_the_window_paint(self)
 
@@ -388,6 +385,17 @@ class CycleStopped(Exception):
 def _stop_if_stopping(engine: Engine) -> None:
     if engine.stopping:
         raise CycleStopped
+
+
+async def _auto_execute(engine: Engine) -> None:
+    """The cycle's auto-execution (when on and trading is ACTIVE), handing the loop back to the window after each
+    order; it stops if the trader switches auto-execution off, or trading stops, meanwhile."""
+    if not engine.auto_execute or engine.state is not TradingState.ACTIVE:
+        return
+    for _ in engine.signal_desk.auto_approve_steps():
+        await _let_the_window_paint(engine)
+        if not engine.auto_execute or engine.state is not TradingState.ACTIVE:
+            break
 
 
 async def _let_the_window_paint(engine: Engine) -> None:
