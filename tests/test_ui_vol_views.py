@@ -63,6 +63,29 @@ def test_chain_board_updates_in_place_and_opens_the_ticket(desk):
     assert w.orders.side.currentText() == "SELL"
 
 
+def test_an_expiry_listed_or_gone_elsewhere_leaves_the_board_in_place(desk):
+    """The expiry list changes when a series is listed, expires or drops out of the surface for a snapshot; the
+    board on screen stays (rows updated in place, scroll and selection kept) unless its own expiry went: a
+    refill of the full chain's board held the window 40-76 ms."""
+    import dataclasses
+
+    w = desk.window
+    _show(desk, "chain")
+    desk.until(lambda: w.chain.model.rowCount() > 20, what="chain board rows")
+    board, surface = w.chain, desk.engine.last_surface
+    board.flush()
+    shown = board.expiry.currentText()
+    assert board.expiry.currentIndex() < len(surface.expiries) - 1
+    resets = []
+    board.model.modelReset.connect(lambda: resets.append(1))
+    board._on_surface(dataclasses.replace(surface, expiries=surface.expiries[:-1]))      # the last one gone
+    board.flush()
+    assert board.expiry.count() == len(surface.expiries) - 1 and board.expiry.currentText() == shown
+    assert not resets and board.model.rowCount() > 20
+    board.expiry.setCurrentIndex(0 if board.expiry.currentIndex() else 1)                 # the trader's switch
+    assert resets and board.expiry.currentText() != shown
+
+
 def _assert_fair_column_is_the_engines(board, engine) -> None:
     """Every shown row's fair IV (calls and puts) is 100 x the engine's fair-value surface at that contract; where
     the surface has no value the board falls back to the model IV."""

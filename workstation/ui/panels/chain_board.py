@@ -178,7 +178,8 @@ class ChainBoardPanel(Panel):
             self.expiry.setCurrentIndex(labels.index(current) if current in labels
                                         else int(np.argmin(np.abs(days - 30))) if len(days) else 0)
             self.expiry.blockSignals(False)
-            self.model.set_records([])
+            if self.expiry.currentText() != current:     # another expiry: a new board (an expiry listed or gone
+                self.model.set_records([])               # elsewhere leaves this one in place: a refill took 40-76 ms)
         index = self.expiry.currentIndex()
         if index < 0:
             return
