@@ -47,7 +47,10 @@ def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.n
         return None
     n = len(snap)
     model = model_iv[rows] if model_iv is not None and len(model_iv) == n else np.full(len(rows), np.nan)
-    fair = model if fair_iv is None or len(fair_iv) != n else np.where(np.isfinite(fair_iv[rows]), fair_iv[rows], model)
+    fair = model                                 # the fair-value surface where it has a value, else the model
+    if fair_iv is not None and len(fair_iv) == n:
+        fair = fair_iv[rows]
+        fair = np.where(np.isfinite(fair), fair, model)
     strikes = np.unique(snap.strike[rows])
     f = float(surface.forward[rows[0]])
     t = float(surface.maturity[rows[0]])
