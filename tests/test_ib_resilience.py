@@ -191,6 +191,31 @@ async def test_a_modify_whose_acknowledgement_was_lost_is_resolved_not_resent(ga
         await feed.close()
 
 
+@pytest.mark.parametrize("msg_id, where", [(61, "inside the handshake's own requests (reqPositions)"),
+                                            (49, "as the handshake ends (reqCurrentTime)"),
+                                            (16, "while the broker reconciles (reqAllOpenOrders)")])
+async def test_a_connection_cut_again_while_it_is_restored_is_restored_again(gateway, decoder_clean, msg_id, where):
+    """The CI soak hung here: a gateway restart landed 0.15 s into a reconnect's handshake. ib_async's connectAsync
+    swallows a disconnect among its start-up requests, so the reconnect "succeeded" on a dead socket, the
+    connection said CONNECTED and nothing reconnected again until the process was killed 4.5 minutes later."""
+    s, conn, feed, broker, seen = await rig(gateway)
+    try:
+        await take(feed, 1)
+        reconnects = conn.reconnects
+        gateway.drop_connections(s.ib.client_id)
+        gateway.drop_on_next_request(msg_id)              # the new session is cut there: `where`
+        assert await wait_for(lambda: gateway.faults.drop_on_request is None, RESTORE_WAIT_S), "never got there"
+        assert await wait_for(lambda: conn.connected and conn.ib.isConnected(), RESTORE_WAIT_S), (
+            f"cut {where}: state {conn.state}, socket up {conn.ib.isConnected()}")
+        assert conn.reconnects > reconnects and s.ib.client_id in gateway.sessions
+        t_up = time.monotonic()
+        await snapshot_after(feed, conn.now())            # and data flows again, from lines asked for anew
+        assert streamed_since(gateway, t_up) >= {"IND", "FUT"}
+    finally:
+        await broker.close()
+        await feed.close()
+
+
 async def test_a_restart_that_rolls_next_valid_id_back_never_reuses_an_order_id(gateway, decoder_clean):
     s, conn, feed, broker, seen = await rig(gateway)
     try:

@@ -43,6 +43,8 @@ class Reconciling:
 
     async def reconcile(self) -> ReconcileReport:
         """Open orders, positions and today's executions from the broker; deliver what we missed."""
+        if not self.ib.isConnected():       # ib_async's caches were emptied with the socket: nothing to read back
+            raise ConnectionError("not connected to TWS/Gateway: nothing to reconcile against")
         now = self.conn.now()
         start_of_day = now - timedelta(hours=24)
         # only orders working before we ask can have closed while we were away: one sent while the reconcile's

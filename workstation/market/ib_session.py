@@ -159,6 +159,7 @@ class IBConnection:
         self._reconnect_task: asyncio.Task | None = None
         self._time_offset = 0.0                     # server time - local time, seconds
         self._lost_at_connect = ""                  # a 1100 that came with the handshake (TWS already without IB)
+        self._dropped = False                       # the socket dropped since the last connect attempt began
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_ib_error
 
@@ -198,7 +199,9 @@ class IBConnection:
             self._closing = False
             self._set_state(ConnectionState.CONNECTING, f"{self.config.host}:{self.config.port}")
             try:
+                self._dropped = False
                 await self._connect_once()
+                self._check_still_up("during the handshake")
             except Exception as exc:
                 self._users -= 1
                 self._set_state(ConnectionState.DISCONNECTED, f"connect failed: {exc!r}")
@@ -247,20 +250,31 @@ class IBConnection:
             self._set_state(ConnectionState.DISCONNECTED, "closed")
 
     def _on_disconnected(self) -> None:
+        self._dropped = True            # seen by a connect or a restore in progress: it is not done
         if self._closing or self.state in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
             return
         self._set_state(ConnectionState.RECONNECTING, "connection to TWS/Gateway lost")
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_event_loop().create_task(self._reconnect_loop())
 
+    def _check_still_up(self, when: str) -> None:
+        """A drop inside the handshake does not make ib_async's connect fail (it swallows errors among its start-up
+        requests), and one while restoring does not start another reconnect (this one is still running): look."""
+        if self._dropped or not self.ib.isConnected():
+            raise ConnectionError(f"the connection dropped again {when}")
+
     async def _reconnect_loop(self) -> None:
+        """Until connected and restored on one unbroken socket: connect, run the reconnect hooks (resubscribe,
+        reconcile), and start over, with backoff, if the socket dropped at any point on the way."""
         delay = 0.5
         while not self._closing:
             await asyncio.sleep(delay)
             try:
                 if self.ib.isConnected():
                     self.ib.disconnect()
+                self._dropped = False
                 await self._connect_once()
+                self._check_still_up("during the handshake")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -275,7 +289,15 @@ class IBConnection:
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    log.exception("IB reconnect hook %r failed", hook)
+                    if not (self._dropped or not self.ib.isConnected()):
+                        log.exception("IB reconnect hook %r failed", hook)
+            try:
+                self._check_still_up("while it was restored")
+            except ConnectionError as exc:
+                self._set_state(ConnectionState.RECONNECTING, str(exc))
+                log.warning("IB %s; reconnecting", exc)
+                delay = 0.5
+                continue
             return
 
     @property

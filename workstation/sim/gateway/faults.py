@@ -18,3 +18,4 @@ class Faults:
     ib_lost: bool = False                # 1100 in force: no data; orders that arrive are counted (and worked)
     farm_down: bool = False              # 2103 in force: no market data; the lines open at the break are dead
     lose_next_ack: bool = False          # the next order or modify is applied, its acknowledgement lost, socket cut
+    drop_on_request: int | None = None   # cut the socket when the next request with this message id arrives (once)

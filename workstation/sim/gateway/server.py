@@ -233,6 +233,11 @@ class PracticeGateway:
             ex.positions.pop(contract.contract_id, None)
         self.account_book.broadcast_position(contract.contract_id)
 
+    def drop_on_next_request(self, msg_id: int) -> None:
+        """Cut the connection that sends the next request with message id `msg_id` (49 reqCurrentTime, 61
+        reqPositions, 1 reqMktData, ...): a restart or a drop that lands inside a client's handshake or restore."""
+        self.faults.drop_on_request = int(msg_id)
+
     def lose_next_ack(self) -> None:
         """The next order or modify is applied at the exchange, but its acknowledgement is lost with the socket."""
         self.faults.lose_next_ack = True

@@ -154,6 +154,10 @@ class Session:
         except (ValueError, IndexError):
             self.error(-1, Code.UNKNOWN_MESSAGE, f"Fatal error: unknown message id {fields[:1]!r}")
             return
+        if self.gw.faults.drop_on_request == msg_id:      # a restart or a drop that lands on this request
+            self.gw.faults.drop_on_request = None
+            self.abort()
+            return
         handler = HANDLERS.get(msg_id)
         if self.client_id is None and msg_id != START_API:
             self.error(-1, Code.VALIDATION_ERROR, "Error validating request: startApi must come first")
