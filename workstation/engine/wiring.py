@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Settings
+from ..kernels import preload
 from .core import Engine, utcnow
 
 
@@ -32,6 +33,7 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     feed, broker, clock = _feed_and_broker(settings, data_dir)
     engine = Engine(settings, feed, broker, journal, clock=clock, connection=connection_label(settings),
                     overrides_path=overrides_path())
+    engine.executor.submit(preload)         # numba's kernels load in a worker while the window is built
     router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
     router.start()
     engine.alert_router = router

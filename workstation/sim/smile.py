@@ -6,12 +6,14 @@ steepens as maturity shortens like the real SPX smile, and calibration residuals
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
+from numba import njit
 
 SQRT_2PI = np.sqrt(2.0 * np.pi)
+INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,23 @@ def ssvi_vol(log_moneyness: np.ndarray, years: np.ndarray, atm_w: np.ndarray, p:
     return np.sqrt(w / np.maximum(years, 1e-8))
 
 
+@njit(nogil=True, cache=True)
+def normal_cdf(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF of each element of a 1-D array, 0.5 erfc(-x/sqrt 2): exact in both tails, as
+    scipy's ndtr, without importing scipy (0.2 s of every launch for this one function)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = 0.5 * math.erfc(-x[i] * INV_SQRT2)
+    return out
+
+
 def black76(forward: np.ndarray, strike: np.ndarray, years: np.ndarray, vol: np.ndarray, discount: np.ndarray,
             is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Black-76 price and vega (per 1.00 of vol) of European options on the forward."""
     sd = np.maximum(vol * np.sqrt(np.maximum(years, 0.0)), 1e-12)
     d1 = np.log(forward / strike) / sd + 0.5 * sd
     d2 = d1 - sd
-    call = discount * (forward * ndtr(d1) - strike * ndtr(d2))
+    call = discount * (forward * normal_cdf(d1) - strike * normal_cdf(d2))
     put = call - discount * (forward - strike)
     price = np.where(is_call, call, put)
     vega = discount * forward * np.exp(-0.5 * d1 * d1) / SQRT_2PI * np.sqrt(np.maximum(years, 0.0))
