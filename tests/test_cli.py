@@ -113,3 +113,28 @@ def test_headless_run_trades_and_writes_the_summary(tmp_path, warm_numba):    # 
     assert "quality: " in out.stdout
     assert (tmp_path / "d" / "journal.sqlite").exists()
     assert "snapshots" in out.stdout and "cycle ms" in out.stdout
+
+
+@pytest.mark.parametrize("command, collecting", [("doctor", True), ("gui", False)])
+def test_main_py_holds_garbage_collection_for_start_up_and_the_command_gets_it_back(monkeypatch, tmp_path,
+                                                                                   command, collecting):
+    """main.py turns automatic collection off before its imports (start-up's million long-lived objects would be
+    scanned ~250 times); a command other than the window runs with it on again (a long headless run must collect its
+    cycles); the window keeps it off and collects on its own GUI-thread timer. In this process, the handler a spy."""
+    import gc
+
+    from workstation import cli
+
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, "_handler", lambda name: lambda settings, args: seen.append(gc.isenabled()) or 0)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        assert cli.main([command], gc_held=True) == 0
+    finally:
+        gc.unfreeze()
+        gc.enable() if was else gc.disable()
+    assert seen == [collecting]

@@ -187,3 +187,39 @@ def test_quote_arbitrage_on_a_real_snapshot_is_rare_and_well_formed(real_surface
         assert len(arb) < 0.01 * n, kind
         assert np.all(arb.edge > 0)
         assert arb.legs.shape == arb.quantity.shape and np.all(arb.legs[:, :2] >= 0)
+
+
+def test_a_background_cross_validation_gives_the_errors_the_scan_would_have_computed():
+    """The live engine cross-validates beside the cycle (a thread of its pool): the scan that submits it knows no
+    error yet, the first scan after it finished has exactly the in-scan errors; while one runs none starts; backtests
+    (no executor) cross-validate in the scan, as before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workstation.config import PaperConfig, SignalsConfig
+    from workstation.strategy.relative_signals import RelativeScanner
+
+    snap = clean_chain()
+    r = row(snap, "2025-03-21", 5700.0, False)
+    bid, ask = snap.bid.copy(), snap.ask.copy()
+    true = float(0.5 * (bid[r] + ask[r]))
+    bid[r], ask[r] = true - 6.0, true - 5.5
+    surface = surface_of(with_quotes(snap, bid, ask))
+    fv = FairValueSurface()
+    fit = fv.fit(surface)
+    cfg, fees = SignalsConfig(relative_persist=1, relative_cv_every=3), PaperConfig()
+    in_scan = RelativeScanner(fv)
+    expected = in_scan.scan(fit, cfg, fees)
+    assert [c.row for c in expected] == [r] and in_scan.errors
+
+    with ThreadPoolExecutor(1) as pool:
+        beside = RelativeScanner(fv, background=pool)
+        assert beside.scan(fit, cfg, fees) == [] and beside.errors == {}      # submitted: nothing known yet
+        running = beside._validating
+        assert running is not None
+        running.result()
+        assert beside.scan(fit, cfg, fees) == expected                       # taken by the next scan
+        assert beside.errors == in_scan.errors and beside._validating is None
+        beside.scan(fit, cfg, fees)                                            # 2 of 3: not due
+        assert beside._validating is None
+        beside.scan(fit, cfg, fees)                                            # due again: submitted
+        assert beside._validating is not None and beside._validating is not running

@@ -131,7 +131,8 @@ def load_for(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides_path())
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, gc_held: bool = False) -> int:
+    """Run one command; `gc_held`: the caller (main.py) turned automatic garbage collection off for start-up."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(_with_default_command(argv))
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, None if args.command == "doctor" else default_log_dir())
     from .storage.integrity import StorageError, check_data_dir
     from .storage.paths import data_dir_for
+    if gc_held and args.command != "gui":   # the window freezes start-up's objects and collects on its own timer
+        release_start_up_collection()
     try:
         if args.command in DATA_DIR_COMMANDS:
             check_data_dir(data_dir_for(args))
@@ -162,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def release_start_up_collection() -> None:
+    """Automatic garbage collection back on, with what start-up made (modules, classes) kept out of it."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,17 @@ The uncertainty per expiry is the surface's cross-validated error (fold fits col
 refreshed every `signals.relative_cv_every` snapshots and carried by expiry series in between; an expiry not yet
 cross-validated does not signal, nor one whose fit sits inside fewer than MIN_INSIDE_PCT % of its own quotes'
 spreads this snapshot (`FairValueFit.trusted`: a fit that went wrong is no fair value).
+
+The cross-validation is five cold fits of the whole surface: in the cycle, one snapshot in twenty took that much
+longer (and the first, at start-up, ~0.1 s). Given a `background` executor (the live engine's), it runs there and
+its errors are taken by the first scan after it finished; without one (backtests, which must repeat exactly) it
+runs in the scan, as before.
 """
 from __future__ import annotations
 
+import logging
 import math
+from concurrent.futures import Executor, Future
 
 import numpy as np
 
@@ -22,6 +29,8 @@ from .signals import Budget, Candidate
 
 CV_FOLDS = 5
 
+log = logging.getLogger(__name__)
+
 
 def signal_fair(fit: FairValueFit) -> np.ndarray:
     """The fair price signals are measured against (NaN elsewhere): the surface's trusted rows
@@ -32,20 +41,39 @@ def signal_fair(fit: FairValueFit) -> np.ndarray:
 class RelativeScanner:
     """Scans each fair-value fit for `relative` candidates; keeps the expiry errors and the persistence."""
 
-    def __init__(self, fair_value: FairValueSurface) -> None:
+    def __init__(self, fair_value: FairValueSurface, background: Executor | None = None) -> None:
         self.fair_value = fair_value
+        self.background = background                  # where cross-validations run (None: in the scan)
         self.errors: dict[tuple, float] = {}          # expiry series key -> cross-validated fair-IV error (vol)
         self._since_cv: int | None = None
+        self._validating: Future | None = None        # a cross-validation running in the background
         self._streak: dict[tuple[int, int], int] = {}  # (contract id, side) -> snapshots in a row
 
     def _refresh_errors(self, fit: FairValueFit, every: int) -> None:
+        if self._validating is not None and self._validating.done():
+            validation, self._validating = self._validating, None
+            try:
+                self._take(*validation.result())
+            except Exception:                 # the errors already known stay; the next one is due on schedule
+                log.exception("the fair surface's cross-validation failed")
         if self._since_cv is not None and self._since_cv + 1 < every:
             self._since_cv += 1
             return
+        if self.background is None:
+            self._take(*self._validate(fit))
+        elif self._validating is None:
+            self._validating = self.background.submit(self._validate, fit)
+        else:                                 # the last one is still running: due again once it is taken
+            return
+        self._since_cv = 0
+
+    def _validate(self, fit: FairValueFit) -> tuple[FairValueFit, np.ndarray]:
         cv_iv, _ = self.fair_value.cross_validate(fit.surface, fit, CV_FOLDS)
+        return fit, cv_iv
+
+    def _take(self, fit: FairValueFit, cv_iv: np.ndarray) -> None:
         rms = slice_errors(fit, cv_iv)
         self.errors.update({s.key: float(rms[i]) for i, s in enumerate(fit.slices) if math.isfinite(rms[i])})
-        self._since_cv = 0
 
     def scan(self, fit: FairValueFit, cfg: SignalsConfig, fees: PaperConfig, budget: Budget | None = None
              ) -> list[Candidate]:
