@@ -261,6 +261,46 @@ def test_garbage_is_collected_on_the_gui_thread_only(app):
     assert gc.get_freeze_count() > 10_000                                 # start-up objects out of full passes
 
 
+def test_the_gui_thread_collects_one_generation_per_tick_as_python_would_choose_it(app):
+    """One collection per tick, never the young generation and then the middle one over the same survivors (what
+    pyqtgraph's collector did: two 32-37 ms passes back to back on the full chain); each tick the oldest generation
+    whose count passed its threshold, as Python's automatic collection chooses (here with small thresholds, so a
+    full collection comes within a few dozen ticks)."""
+    import gc
+
+    collector = app.gui_thread_gc
+    thresholds = gc.get_threshold()
+    collected: list[int] = []
+
+    def note(phase, info):
+        if phase == "start":
+            collected.append(info["generation"])
+    kept = []
+    gc.set_threshold(700, 2, 3)
+    gc.callbacks.append(note)
+    try:
+        gc.collect(2)                                         # counts from zero
+        plan = []
+        for _ in range(3 * 3 * 4 + 5):
+            kept.append([[] for _ in range(750)])             # more live objects than the young threshold
+            before = len(collected)
+            want = collector.due()
+            collector.check()
+            assert len(collected) - before == 1, "one collection per tick"
+            plan.append(collected[-1])
+            assert collected[-1] == want
+        collector.check()                                     # nothing allocated since: nothing collected
+        assert len(collected) == len(plan) + 1
+    finally:
+        gc.callbacks.remove(note)
+        gc.set_threshold(*thresholds)
+        kept.clear()
+    # young, young, young, middle (3 young since the last middle > 2), ...; full after 4 middle ones (> 3)
+    assert plan[:4] == [0, 0, 0, 1]
+    assert plan[:16] == [0, 0, 0, 1] * 4 and plan[16] == 2
+    assert plan.count(2) >= 2
+
+
 def test_auto_execute_asks_then_toggles(desk, monkeypatch):
     w, engine = desk.window, desk.engine
     answers = iter([QMessageBox.No, QMessageBox.Yes])

@@ -55,6 +55,9 @@ async def run_for(settings: Settings, data_dir: Path, duration: float, speed: fl
     engine = build_engine(settings, data_dir, speed, console_alerts=console_alerts, metrics_port=metrics_port,
                           log_dir=default_log_dir())
     engine.auto_execute = True   # nobody is there to approve: headless trades within the auto limits
+    # no window shares the GIL here: the fair surface's cross-validation runs beside the cycle, not in it (in the
+    # window a second busy thread made the worst event-loop stalls longer, so there it stays in the cycle)
+    engine.numerics.relative.background = engine.executor
     quality = QualityCounts(engine.bus)
     try:
         await connect_with_retry(engine.feed, settings, wait,

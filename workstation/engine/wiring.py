@@ -34,7 +34,6 @@ def build_engine(settings: Settings, data_dir: Path, speed: float | None = None,
     engine = Engine(settings, feed, broker, journal, clock=clock, connection=connection_label(settings),
                     overrides_path=overrides_path())
     engine.executor.submit(preload)         # numba's kernels load in a worker while the window is built
-    engine.numerics.relative.background = engine.executor   # cross-validations beside the cycle, not in it
     router = AlertRouter.from_settings(settings, engine.bus, log_dir=log_dir, console=console_alerts)
     router.start()
     engine.alert_router = router

@@ -7,10 +7,10 @@ refreshed every `signals.relative_cv_every` snapshots and carried by expiry seri
 cross-validated does not signal, nor one whose fit sits inside fewer than MIN_INSIDE_PCT % of its own quotes'
 spreads this snapshot (`FairValueFit.trusted`: a fit that went wrong is no fair value).
 
-The cross-validation is five cold fits of the whole surface: in the cycle, one snapshot in twenty took that much
-longer (and the first, at start-up, ~0.1 s). Given a `background` executor (the live engine's), it runs there and
-its errors are taken by the first scan after it finished; without one (backtests, which must repeat exactly) it
-runs in the scan, as before.
+The cross-validation is five cold fits of the whole surface: in the cycle, one snapshot in twenty takes that much
+longer. Given a `background` executor (headless mode's pool), it runs there and its errors are taken by the first
+scan after it finished; without one it runs in the scan: backtests must repeat exactly, and in the window a second
+busy Python thread beside the cycle lengthened the event loop's worst stalls.
 """
 from __future__ import annotations
 

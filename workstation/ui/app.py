@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QApplication
-from pyqtgraph.util.garbage_collector import GarbageCollector
 
+from .collector import GuiThreadCollector
 from .screenshots import save_panel_screenshots
 from .theme import apply_dark_theme
 
@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 GIL_SWITCH_INTERVAL_S = 0.0005
-GC_INTERVAL_S = 0.5          # how often the GUI thread looks for cyclic garbage
+GC_INTERVAL_S = 0.1          # how often the GUI thread looks for cyclic garbage (a pause scans 0.1 s of objects)
 GC_GEN1_EVERY = 2            # young-generation collections between two of the middle generation
-GC_GEN2_EVERY = 50           # middle-generation collections between two full ones
+GC_GEN2_EVERY = 250          # middle-generation collections between two full ones (~75 s apart, as before)
 
 
 def make_app() -> QApplication:
@@ -44,18 +44,15 @@ def make_app() -> QApplication:
 
 
 def collect_garbage_on_the_gui_thread(app: QApplication) -> None:
-    """Python's cyclic garbage collection only on the GUI thread, on a timer (pyqtgraph's GarbageCollector):
+    """Python's cyclic garbage collection only on the GUI thread, on a timer (`collector.GuiThreadCollector`):
     a collection that happens to run in the numerics thread may free Qt objects there, and Qt crashes (seen as
     a segfault "Garbage-collecting" in a worker while the window was up)."""
     if getattr(app, "gui_thread_gc", None) is None:
         # the middle generation every 2 young collections instead of 10: it then scans a fifth of the survivors at
-        # a time (one pass over a minute's survivors held the loop 35-45 ms); the full collection stays as rare as
-        # before (every 100 young ones), and what exists at start-up (modules, classes: most of the heap) is frozen
-        # out of it
-        gen0 = gc.get_threshold()[0]
-        gc.set_threshold(gen0, GC_GEN1_EVERY, GC_GEN2_EVERY)
+        # a time (one pass over a minute's survivors held the loop 35-45 ms); the full collection stays rare, and
+        # what exists at start-up (modules, classes: most of the heap) is frozen out of it
         gc.freeze()
-        app.gui_thread_gc = GarbageCollector(interval=GC_INTERVAL_S)
+        app.gui_thread_gc = GuiThreadCollector(GC_INTERVAL_S, GC_GEN1_EVERY, GC_GEN2_EVERY)
 
 
 def release_garbage_collection(app: QApplication | None) -> None:
