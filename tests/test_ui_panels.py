@@ -282,14 +282,15 @@ def test_the_gui_thread_collects_one_generation_per_tick_as_python_would_choose_
         gc.collect(2)                                         # counts from zero
         plan = []
         for _ in range(3 * 3 * 4 + 5):
-            kept.append([[] for _ in range(750)])             # more live objects than the young threshold
+            kept.append([[] for _ in range(3000)])            # far more live objects than the young threshold
             before = len(collected)
             want = collector.due()
             collector.check()
             assert len(collected) - before == 1, "one collection per tick"
             plan.append(collected[-1])
             assert collected[-1] == want
-        collector.check()                                     # nothing allocated since: nothing collected
+        gc.set_threshold(10 ** 9, 2, 3)                       # fewer new objects than the young threshold:
+        collector.check()                                     # nothing is collected
         assert len(collected) == len(plan) + 1
     finally:
         gc.callbacks.remove(note)
