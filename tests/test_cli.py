@@ -127,6 +127,7 @@ def test_main_py_holds_garbage_collection_for_start_up_and_the_command_gets_it_b
 
     seen: list[bool] = []
     monkeypatch.setattr(cli, "_handler", lambda name: lambda settings, args: seen.append(gc.isenabled()) or 0)
+    monkeypatch.setattr("workstation.logging_setup.configure_logging", lambda *a, **k: None)   # this process's own
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
