@@ -142,13 +142,18 @@ def test_relative_candidates_edge_is_after_fee_and_uncertainty():
     assert sell.side.tolist() == [-1] and np.allclose(sell.edge, [0.7])
 
 
-def test_a_cheap_quote_is_a_relative_buy_and_nothing_else_is():
+def cheap_quote() -> tuple:
+    """The clean chain with the 2025-03-21 5700 put quoted 5.5-6 points under its value: (surface, its row)."""
     snap = clean_chain()
     r = row(snap, "2025-03-21", 5700.0, False)
     bid, ask = snap.bid.copy(), snap.ask.copy()
     true = float(0.5 * (bid[r] + ask[r]))
     bid[r], ask[r] = true - 6.0, true - 5.5
-    surface = surface_of(with_quotes(snap, bid, ask))
+    return surface_of(with_quotes(snap, bid, ask)), r
+
+
+def test_a_cheap_quote_is_a_relative_buy_and_nothing_else_is():
+    surface, r = cheap_quote()
     fv = FairValueSurface()
     fit = fv.fit(surface)
     cv_iv, _ = fv.cross_validate(surface, fit, 5)
@@ -198,12 +203,7 @@ def test_a_background_cross_validation_gives_the_errors_the_scan_would_have_comp
     from workstation.config import PaperConfig, SignalsConfig
     from workstation.strategy.relative_signals import RelativeScanner
 
-    snap = clean_chain()
-    r = row(snap, "2025-03-21", 5700.0, False)
-    bid, ask = snap.bid.copy(), snap.ask.copy()
-    true = float(0.5 * (bid[r] + ask[r]))
-    bid[r], ask[r] = true - 6.0, true - 5.5
-    surface = surface_of(with_quotes(snap, bid, ask))
+    surface, r = cheap_quote()
     fv = FairValueSurface()
     fit = fv.fit(surface)
     cfg, fees = SignalsConfig(relative_persist=1, relative_cv_every=3), PaperConfig()
