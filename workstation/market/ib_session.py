@@ -257,10 +257,15 @@ class IBConnection:
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_event_loop().create_task(self._reconnect_loop())
 
+    @property
+    def _unbroken(self) -> bool:
+        """The socket is up and has not dropped since this connect attempt began. Looked at, not waited for: a drop
+        inside the handshake does not make ib_async's connect fail (it swallows errors among its start-up
+        requests), and one while restoring does not start another reconnect (this one is still running)."""
+        return not self._dropped and self.ib.isConnected()
+
     def _check_still_up(self, when: str) -> None:
-        """A drop inside the handshake does not make ib_async's connect fail (it swallows errors among its start-up
-        requests), and one while restoring does not start another reconnect (this one is still running): look."""
-        if self._dropped or not self.ib.isConnected():
+        if not self._unbroken:
             raise ConnectionError(f"the connection dropped again {when}")
 
     async def _reconnect_loop(self) -> None:
@@ -289,16 +294,13 @@ class IBConnection:
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    if not (self._dropped or not self.ib.isConnected()):
+                    if self._unbroken:          # a hook cut short by the drop is not a failure of its own
                         log.exception("IB reconnect hook %r failed", hook)
-            try:
-                self._check_still_up("while it was restored")
-            except ConnectionError as exc:
-                self._set_state(ConnectionState.RECONNECTING, str(exc))
-                log.warning("IB %s; reconnecting", exc)
-                delay = 0.5
-                continue
-            return
+            if self._unbroken:
+                return
+            self._set_state(ConnectionState.RECONNECTING, "the connection dropped again while it was restored")
+            log.warning("IB: the connection dropped again while it was restored; reconnecting")
+            delay = 0.5
 
     @property
     def _max_backoff(self) -> float:
