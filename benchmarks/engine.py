@@ -83,7 +83,7 @@ async def measure(cycles: int, warmup: int, full: bool = False, engine_cls: type
         journal = Journal(Path(tmp) / "journal.sqlite")
         engine = engine_cls(settings, feed, broker, journal, clock=world.clock.now)
         engine.auto_execute = True
-        if cv_beside:                   # as build_engine wires the live engine: cross-validations in the pool
+        if cv_beside:                   # as headless mode runs it: cross-validations in the pool
             engine.numerics.relative.background = engine.executor
         await feed.connect()
         await broker.connect()
@@ -119,8 +119,8 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="the real-size chain (~20,000 options)")
     parser.add_argument("--compare-with", metavar="REF", help="also time the engine of git revision REF")
     parser.add_argument("--cv-beside", action="store_true",
-                        help="the fair surface's cross-validation beside the cycle, as the live engine runs it "
-                             "(default: in the cycle, as backtests run it)")
+                        help="the fair surface's cross-validation beside the cycle, as headless mode runs it "
+                             "(default: in the cycle, as the window and backtests run it)")
     args = parser.parse_args()
     if args.compare_with:
         return compare(args.compare_with, args.cycles, args.warmup, args.full)

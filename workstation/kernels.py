@@ -6,7 +6,7 @@ worker) and in the simulator's first index path (the event loop's thread), and t
 
 The warm-up (`make run`, `make test`) compiles every kernel once and `record`s which kernels and signatures it
 compiled in a manifest beside numba's cache; at start the engine `preload`s them in a numerics thread while the
-window is built (and builds what the first cycle would build on first use: `FIRST_USE`). A kernel whose cache is
+window is built (and the implied-vol guess tables, which the first cycle would build on first use). A kernel whose cache is
 missing or stale is compiled there, in a worker, never on the window's thread; a missing or damaged manifest only
 means the kernels load on first use, as before.
 """
@@ -22,9 +22,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PACKAGE = "workstation"
-
-# per-process state the first cycle would otherwise build on first use, built by `preload` after the kernels
-FIRST_USE = ("workstation.pricing.implied_vol:guess_tables",)     # the implied-vol guess tables, ~40 ms
 
 
 def manifest_path() -> Path:
@@ -77,10 +74,9 @@ def preload(path: Path | None = None) -> int:
                 ready += 1
         except Exception as exc:        # renamed or retyped since the warm-up
             log.debug("kernel %s.%s not preloaded: %r", module, name, exc)
-    for target in FIRST_USE:
-        module, name = target.split(":")
-        try:
-            getattr(importlib.import_module(module), name)()
-        except Exception as exc:        # it is built on first use instead, and fails there if it must
-            log.debug("%s not prepared: %r", target, exc)
+    try:                                # what the first cycle would otherwise build: the implied-vol guess tables
+        from .pricing.implied_vol import guess_tables
+        guess_tables()
+    except Exception as exc:            # built on first use instead, and failing there if it must
+        log.debug("implied-vol guess tables not prepared: %r", exc)
     return ready
