@@ -10,6 +10,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSystemTrayIcon, QWidget
 
+from .. import LAUNCHED
 from . import market_time, theme
 from .bridge import Bridge
 from .gl import grab_with_gl
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self.mispricings.package_requested.connect(self.trade_package)
 
         self.lag = LagMonitor(self)
+        self.first_surface_s: float | None = None   # seconds from launch to the first populated surface
         self._next_panel = 0
         self._render_ms: dict[str, float] = {}    # what each panel's last redraws cost (decaying maximum), ms
         self.refresh = QTimer(self)
@@ -345,12 +347,21 @@ class MainWindow(QMainWindow):
                 took = (time.perf_counter() - began) * 1e3
                 self._render_ms[panel.name] = max(took, 0.7 * self._render_ms.get(panel.name, 0.0))
         self.status_line.show_lag(self.lag.recent_worst())
+        self._note_first_surface()
 
     def flush(self) -> None:
         """Redraw every dirty panel now (screenshots, tests)."""
         for panel in self.panels:
             panel.flush()
         self.status_line.show_lag(self.lag.recent_worst())
+        self._note_first_surface()
+
+    def _note_first_surface(self) -> None:
+        """Log once how long the launch took to a populated surface (the first impression, issue 23's 3 s)."""
+        if self.first_surface_s is None and self.surface.view is not None and self.surface.view.series:
+            self.first_surface_s = time.monotonic() - LAUNCHED
+            log.info("first surface on screen %.2f s after launch (%d expiries)", self.first_surface_s,
+                     len(self.surface.view.series))
 
     # --------------------------------------------------------------------------------- tray etc.
     def _build_tray(self) -> None:
