@@ -40,6 +40,7 @@ INTERVAL_S = 5.0
 def settings() -> Settings:
     s = Settings()
     s.market.simulator.start_date = date(2025, 10, 1)
+    s.market.simulator.mispricing_max_spreads = 100.0     # the busy market every earlier row measured
     s.market.snapshot_interval_s = INTERVAL_S
     s.market.simulator.min_wall_interval_s = 0.001
     s.market.strike_window = 0.25

@@ -74,6 +74,7 @@ async def measure(cycles: int, warmup: int, full: bool = False, engine_cls: type
     if families is not None:
         settings.signals.families = families
     settings.market.simulator.always_open = True
+    settings.market.simulator.mispricing_max_spreads = 100.0   # the busy market every earlier row measured
     if full:
         full_chain(settings)
     world = SimWorld.from_settings(settings, manual=True)

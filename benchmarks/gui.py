@@ -236,7 +236,8 @@ def main() -> int:
     from workstation.ui.main_window import MainWindow
 
     settings = Settings.model_validate({"market": {"snapshot_interval_s": args.interval,
-                                                   "simulator": {"speed": args.speed, "always_open": True}},
+                                                   "simulator": {"speed": args.speed, "always_open": True,
+                                                                 "mispricing_max_spreads": 100.0}},
                                         "signals": {"auto_execute": not args.manual},
                                         "ui": {"opengl": "off" if args.no_3d else "auto"}})
     if args.full:

@@ -45,6 +45,7 @@ def gateway_settings(seed: int, speed: float, mispricing_rate: float | None,
         sim.mispricing_rate = mispricing_rate
     if mispricing_size is not None:
         sim.mispricing_size_vol = mispricing_size
+    sim.mispricing_max_spreads = 100.0      # every planted mispricing in full, as the soak plants them
     s.execution.paper.latency_ms = 20
     return s
 

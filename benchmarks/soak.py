@@ -72,6 +72,7 @@ def gateway_settings(seed: int, speed: float, day: date | None = None) -> Settin
     sim.always_open, sim.speed, sim.seed = True, speed, seed
     sim.start_date = day or soak_day(date.today())
     sim.mispricing_rate, sim.mispricing_size_vol = 2.0, 0.05
+    sim.mispricing_max_spreads = 100.0      # every planted mispricing in full (arbitrage too): orders flow
     s.execution.paper.latency_ms = 20
     return s
 

@@ -73,6 +73,7 @@ async def simulated_snapshots(n: int, day) -> list:
 
     s = Settings()
     s.market.simulator.start_date = day
+    s.market.simulator.mispricing_max_spreads = 100.0   # planted in full: signals to trade (arbitrage too)
     s.market.snapshot_interval_s = 30.0
     s.market.simulator.min_wall_interval_s = 0.001
     feed = SimulatedFeed.from_settings(s, manual=True)

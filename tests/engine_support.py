@@ -20,6 +20,7 @@ def fast_settings(**sections) -> Settings:
     s = Settings()
     s.market.simulator.start_date = SIM_DAY
     s.market.simulator.always_open = True
+    s.market.simulator.mispricing_max_spreads = 100.0   # planted in full: signals to trade (arbitrage too)
     s.signals.min_history = 4
     s.risk.allow_uncovered_shorts = True
     for dotted, value in sections.items():

@@ -20,6 +20,7 @@ def practice_settings(**sim) -> Settings:
     fills after 20 ms."""
     s = Settings()
     s.market.simulator.start_date = SIM_DAY
+    s.market.simulator.mispricing_max_spreads = 100.0   # planted in full: signals to trade (arbitrage too)
     s.market.simulator.always_open = True
     s.market.simulator.speed = sim.pop("speed", 5.0)
     for k, v in sim.items():

@@ -32,6 +32,7 @@ FILES = ("report.html", "metrics.json", "trades.csv")
 async def _record(out: Path, snapshots: int, interval_s: float) -> None:
     s = Settings()
     s.market.simulator.start_date = DAY
+    s.market.simulator.mispricing_max_spreads = 100.0   # planted in full: signals to trade (arbitrage too)
     s.market.snapshot_interval_s = interval_s
     s.market.simulator.min_wall_interval_s = 0.001     # manual clock: interval x speed of market time per snapshot
     feed = SimulatedFeed.from_settings(s, manual=True)

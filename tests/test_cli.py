@@ -14,9 +14,10 @@ from sim_day import SIM_DAY, pin_sim_day
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`main.py *args` with its user dirs in `tmp` and its simulated day pinned to SIM_DAY (never today's date)."""
-    pin_sim_day(tmp / "config")
+def run(*args: str, tmp: Path, timeout: float = 120, busy: bool = False) -> subprocess.CompletedProcess:
+    """`main.py *args` with its user dirs in `tmp` and its simulated day pinned to SIM_DAY (never today's date);
+    `busy`: a simulated market with every planted mispricing in full (see `pin_sim_day`)."""
+    pin_sim_day(tmp / "config", busy=busy)
     env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), XDG_CONFIG_HOME=str(tmp / "config"),
                XDG_STATE_HOME=str(tmp / "state"), XDG_CACHE_HOME=str(tmp / "cache"), QT_QPA_PLATFORM="offscreen")
     for secret in ("HESTON_IB_ACCOUNT", "HESTON_SMTP_PASSWORD", "HESTON_WEBHOOK_URL"):
@@ -85,7 +86,7 @@ def test_doctor_fails_an_unwritable_data_dir_with_its_fix(tmp_path):
 def test_headless_run_trades_and_writes_the_summary(tmp_path, warm_numba):    # the child finds the cache warm
     summary_file = tmp_path / "summary.json"
     out = run("headless", "--duration", "30", "--speed", "30", "--data-dir", str(tmp_path / "d"),
-              "--json", str(summary_file), tmp=tmp_path, timeout=240)
+              "--json", str(summary_file), tmp=tmp_path, timeout=240, busy=True)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(summary_file.read_text())
     assert summary["snapshots"] >= 20

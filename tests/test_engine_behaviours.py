@@ -262,8 +262,8 @@ async def test_auto_execute_approves_only_signals_within_its_limits(open_rig):
                                 execution__aggressiveness=1.0))
     engine = rig.engine
     engine.auto_execute = True
-    seen: dict[str, object] = {}
-    engine.bus.subscribe(topics.SIGNAL, lambda s: seen.setdefault(s.signal_id, s))
+    seen: dict[str, object] = {}     # each signal as last published: a signal is re-sized to what the checks pass
+    engine.bus.subscribe(topics.SIGNAL, lambda s: seen.__setitem__(s.signal_id, s))    # (2 -> 1), then approved
     for _ in range(30):
         await rig.step(15.0)
     cfg = engine.settings.signals

@@ -99,6 +99,7 @@ async def run(limit: dict, orders: list, lowered: list, burst: tuple, seed: int)
     s = fast_settings()
     s.market.simulator.seed = seed
     s.market.simulator.mispricing_rate = 0.3
+    s.market.simulator.mispricing_max_spreads = 100.0
     s.signals.min_zscore, s.signals.min_edge_dollars = 1.0, 5.0
     s.execution.aggressiveness = 1.0
     s.hedging.band_delta = 100.0

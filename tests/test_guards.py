@@ -377,6 +377,7 @@ def _hedging_backtest_settings() -> Settings:
     s.risk.max_position = 50
     s.signals.min_zscore, s.signals.min_edge_dollars, s.signals.min_history = 2.0, 20.0, 4
     s.signals.relative_uncertainty = 1.0
+    s.market.simulator.mispricing_max_spreads = 100.0
     s.hedging.enabled, s.hedging.band_delta, s.hedging.min_interval_s = True, 20.0, 0.0
     return s
 

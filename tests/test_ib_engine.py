@@ -23,7 +23,7 @@ def ib_settings(port: int) -> Settings:
     s = Settings()
     sim = s.market.simulator
     sim.always_open, sim.speed, sim.seed, sim.start_date = True, 20.0, 3, SIM_DAY
-    sim.mispricing_rate, sim.mispricing_size_vol = 0.2, 0.05
+    sim.mispricing_rate, sim.mispricing_size_vol, sim.mispricing_max_spreads = 0.2, 0.05, 100.0
     s.market.source, s.execution.broker = "ib", "ib"
     s.market.snapshot_interval_s = 1.0
     # two expiries inside the fair surface's window (>= 7 days): the market-data line budget then gives each enough

@@ -249,6 +249,7 @@ def engine_settings(port: int):
     s.market.strike_window = 0.05
     s.signals.min_history, s.signals.min_zscore = 3, 1.5
     s.market.simulator.mispricing_rate, s.market.simulator.mispricing_size_vol = 0.2, 0.05
+    s.market.simulator.mispricing_max_spreads = 100.0
     s.risk.allow_uncovered_shorts = True
     s.ib.client_id = 41
     return s

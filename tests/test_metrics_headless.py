@@ -49,6 +49,7 @@ async def test_pnl_series_scraped_over_http_equal_the_books_pnl(tmp_path, monkey
     settings = Settings()
     settings.market.simulator.start_date = DAY
     settings.market.simulator.always_open = True
+    settings.market.simulator.mispricing_max_spreads = 100.0
     settings.execution.aggressiveness = 1.0
     port = free_port()
     engine = build_engine(settings, tmp_path / "d", speed=30, metrics_port=port)

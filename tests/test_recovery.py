@@ -49,7 +49,8 @@ market:
   snapshot_interval_s: 15
   strike_window: 0.1
   max_expiry_days: 120
-  simulator: {seed: 7, always_open: true, mispricing_rate: 0.3, mispricing_size_vol: 0.05}
+  simulator: {seed: 7, always_open: true, mispricing_rate: 0.3, mispricing_size_vol: 0.05,
+              mispricing_max_spreads: 100}
 calibration: {max_expiry_days: 120, worse_factor: 100, max_rmse_iv: 10}
 signals:
   min_edge_vol: 0.1

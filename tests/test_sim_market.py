@@ -20,7 +20,7 @@ from workstation.sim.listing import (
     spx_monthlies,
     third_friday,
 )
-from workstation.sim.market import SimMarket
+from workstation.sim.market import SimMarket, parity_twin
 
 DAY = date(2025, 10, 1)   # a Wednesday
 
@@ -164,23 +164,53 @@ def test_smile_has_put_skew_steeper_at_short_maturity():
 
 # ------------------------------------------------------------------------------------- mispricings
 def test_mispricings_are_where_the_market_says():
+    """A mispricing is planted on a strike (its call and its put alike, so put-call parity holds) and quoted as
+    its vol offset, cut where the price moves by `mispricing_max_spreads` of the option's own spread."""
     clock_a, plain = make_market(mispricing_rate=0)
     clock_b, mis = make_market(mispricing_rate=0.05, mispricing_size_vol=0.05)
     plain.advance_to(clock_a.advance(900))
     mis.advance_to(clock_b.advance(900))
     assert plain.spot == mis.spot                       # mispricings have their own random streams
-    offsets = mis.mispricings()
-    assert len(offsets) >= 10
+    planted, quoted = mis.mispricings(), mis.quoted_mispricings()
+    assert len(planted) >= 10 and set(quoted) == set(planted)
+    assert all(planted[parity_twin(cid)] == off for cid, off in planted.items())
+    assert all(np.sign(quoted[c]) == np.sign(planted[c]) and abs(quoted[c]) <= abs(planted[c]) for c in planted)
+    assert sum(abs(quoted[c]) < abs(planted[c]) for c in planted) >= 2     # 5 vol points: cut on most strikes
     rows = mis.select_rows("SPX", 0, 400, 0.25)
     a, b = plain.quote_rows(rows), mis.quote_rows(rows)
     ids = mis.listing.contract_id[rows]
-    hit = np.isin(ids, list(offsets))
+    hit = np.isin(ids, list(quoted))
     assert np.array_equal(a.fair_vol, b.fair_vol)
-    np.testing.assert_allclose(b.vol[hit] - b.fair_vol[hit], [offsets[int(c)] for c in ids[hit]], atol=1e-12)
+    np.testing.assert_allclose(b.vol[hit] - b.fair_vol[hit], [quoted[int(c)] for c in ids[hit]], atol=1e-12)
     assert np.array_equal(a.bid[~hit], b.bid[~hit]) and np.array_equal(a.ask[~hit], b.ask[~hit])
-    big = hit & (np.abs(b.vol - b.fair_vol) > 0.01)
-    sign = np.sign((b.fair - a.fair)[big])
-    assert np.all(sign == np.sign((b.vol - b.fair_vol)[big]))
+    moved = (b.fair - a.fair)[hit]
+    assert np.all(np.sign(moved) == np.sign((b.vol - b.fair_vol)[hit]))
+    # within the room: the price moved by at most 0.5 of the clean quote's spread (vega is linear to ~2 %)
+    assert np.all(np.abs(moved) <= 0.5 * 1.02 * (a.ask - a.bid)[hit])
+
+
+def test_the_simulated_chain_quotes_no_static_arbitrage_and_can_be_told_to():
+    """A real SPX chain has no static arbitrage worth a fee; nor has the simulated one, through a day of
+    mispricings at five times the default rate, to the 0DTE's last minutes. Allowed to move prices by many
+    spreads, the same mispricings make arbitrage at once (butterflies, verticals and calendars around a mispriced
+    strike), so the check can fail."""
+    from workstation.config import Settings
+    from workstation.strategy.arbitrage import find_arbitrage
+    from workstation.strategy.surface import build_surface
+
+    settings = Settings()
+    fee = 1.25 / 100          # the paper account's commission and fees a contract, in index points
+    counts = {}
+    for room in (0.5, 100.0):
+        clock, market = make_market(mispricing_rate=0.1, mispricing_max_spreads=room)
+        counts[room] = 0
+        for _ in range(15):   # every 25 minutes to 15:45 ET
+            market.advance_to(clock.advance(1500))
+            snap = market.snapshot(market.select_rows("SPX", 0, 400, 0.25), "SPX")
+            found = find_arbitrage(build_surface(snap, settings.market, settings.calibration), fee)
+            counts[room] += sum(len(v) for v in found.values())
+        assert len(market.mispricings()) >= 50
+    assert counts[0.5] == 0 and counts[100.0] >= 50, counts
 
 
 def test_mispricings_decay_with_the_half_life():

@@ -12,7 +12,7 @@ from workstation.config import Settings
 from workstation.domain import ChainSnapshot
 from workstation.domain.snapshot import series_index, series_key, series_of_key
 from workstation.pricing import black_price
-from workstation.strategy.forwards import grouped_median
+from workstation.strategy.forwards import RATE_MAX, grouped_median, series_forwards
 from workstation.strategy.surface import Filter, build_surface
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spx_2022-06-10_cboe.csv"
@@ -122,6 +122,24 @@ def test_stale_quotes_take_no_part_in_the_forward():
     assert expiry.forward == pytest.approx(6010.0, abs=1e-6) and expiry.discount == pytest.approx(0.995, abs=1e-9)
     assert (surface.filter_reason[stale] == Filter.STALE).sum() >= stale.sum() - 4     # (4 broken quotes planted)
     assert not surface.usable[stale].any()
+
+
+def test_a_short_expirys_noisy_parity_slope_is_held_to_a_plausible_rate():
+    """Twenty minutes before a close, C - P across the strikes can say D = 0.998: a slope within the quotes' noise
+    (an implied rate of thousands of percent a year), which would move every bound built on D (a 0DTE vertical's
+    D x strike gap: half a point of false arbitrage). D is held at the plausible bound and the forward refit with
+    it; a year out the same slope is a plausible rate (0.2 %) and is kept."""
+    k = np.arange(5450.0, 6101.0, 5.0)
+    f = 5911.7
+    strike, is_call = np.r_[k, k], np.r_[np.ones(k.size, bool), np.zeros(k.size, bool)]
+    mid = np.r_[100.0 + 0.998 * (f - k), np.full(k.size, 100.0)]       # C - P = 0.998 (F - K)
+    series, near = np.zeros(strike.size, np.int64), np.ones(strike.size, bool)
+    twenty_minutes = 20.0 / (365 * 24 * 60)
+    fwd, d, pairs, _ = series_forwards(series, 1, strike, is_call, mid, near, np.array([twenty_minutes]))
+    assert d[0] == pytest.approx(np.exp(-RATE_MAX * twenty_minutes), rel=1e-12) and pairs[0] == k.size
+    assert fwd[0] == pytest.approx(np.mean(k + 0.998 * (f - k) / d[0]), rel=1e-12) and abs(fwd[0] - f) < 0.5
+    fwd, d, _, resid = series_forwards(series, 1, strike, is_call, mid, near, np.array([1.0]))
+    assert d[0] == pytest.approx(0.998, rel=1e-12) and fwd[0] == pytest.approx(f, rel=1e-12) and resid[0] < 1e-9
 
 
 def test_grouped_median():

@@ -29,7 +29,7 @@ def fast_settings() -> Settings:
     return Settings.model_validate({
         "market": {"snapshot_interval_s": 0.5, "max_expiry_days": 200,
                    "simulator": {"start_date": SIM_DAY, "speed": 3, "always_open": True, "mispricing_rate": 0.5,
-                                 "mispricing_size_vol": 0.04}},
+                                 "mispricing_size_vol": 0.04, "mispricing_max_spreads": 100}},
         "signals": {"min_history": 3, "min_zscore": 0.5, "min_edge_dollars": 1, "min_edge_vol": 0.05,
                     "spread_multiple": 0.0, "max_age_s": 3600,
                     "min_expiry_days": 7},     # a week or more: the quote does not run away between approval and fill

@@ -61,9 +61,14 @@ class SimulatorConfig(Section):
                                        "time, compressed by speed, but never faster than this.")
     mispricing_rate: float = Field(0.02, ge=0, le=10, description="New mispricings per simulated second.")
     mispricing_size_vol: float = Field(0.03, ge=0, le=0.5,
-                                       description="Typical size of a mispricing, in vol (0.03 = 3 points).")
+                                       description="Typical size of a mispricing, in vol (0.03 = 3 points), before "
+                                                   "the cap at mispricing_max_spreads.")
     mispricing_half_life_s: float = Field(600.0, gt=0, le=1e7,
                                           description="Half-life of a mispricing, simulated seconds.")
+    mispricing_max_spreads: float = Field(0.5, ge=0, le=1000, description="Largest price displacement of a "
+                                          "mispricing, in the option's own bid-ask spreads. Below 1 a mispriced "
+                                          "strike makes no static arbitrage against its neighbours, as on a real "
+                                          "SPX chain; above it the simulator quotes arbitrage.")
 
 
 class SanityConfig(Section):

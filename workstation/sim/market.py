@@ -53,6 +53,36 @@ class RowQuotes:
 
 
 @dataclass(frozen=True)
+class SmileRows:
+    """The fair smile at some listing rows, one instant: what a quote is built around."""
+
+    years: np.ndarray
+    scale: np.ndarray        # index units of the row (0.1 for XSP)
+    strike: np.ndarray
+    is_call: np.ndarray
+    forward: np.ndarray
+    discount: np.ndarray
+    atm_w: np.ndarray        # ATM total variance of the row's expiry
+    z: np.ndarray            # |log-moneyness| in ATM standard deviations
+    fair_vol: np.ndarray
+
+
+def quoted_spread(smile: SmileRows, price: np.ndarray, vega: np.ndarray) -> np.ndarray:
+    """Cboe-like bid-ask width around `price` (before ticks): a vol spread, wider away from the money, on short
+    expiries and in high vol, times vega; plus a share of the premium and a floor."""
+    days = smile.years * 365.0
+    atm_vol = np.sqrt(smile.atm_w / smile.years)
+    spread_vol = SPREAD_VOL * (1.0 + 0.5 * np.minimum(smile.z, 8.0)) \
+        * (1.0 + 0.5 / np.sqrt(np.maximum(days, 0.1))) * (atm_vol / 0.15)
+    return spread_vol * vega + 0.002 * price + 0.04 * smile.scale
+
+
+def parity_twin(contract_id: int) -> int:
+    """The put of a call's strike and expiry, or the call of a put's (`listing.contract_id_for`'s last digit)."""
+    return contract_id + 1 if contract_id % 10 == 1 else contract_id - 1
+
+
+@dataclass(frozen=True)
 class MarketState:
     """The market at one instant: what quotes, sizes and a snapshot are computed from (nothing in it changes)."""
 
@@ -164,7 +194,8 @@ class SimMarket:
                     continue
                 cid = int(self.listing.contract_id[rows[int(u * len(rows))]])
                 amp = (1.0 if sign < 0.5 else -1.0) * cfg.mispricing_size_vol * math.exp(0.35 * size)
-                self._mis[cid] = (at, self._offset(cid, at) + amp)
+                for one in (cid, parity_twin(cid)):     # the strike's vol: call and put alike, parity holds
+                    self._mis[one] = (at, self._offset(one, at) + amp)
 
     def _eligible(self, at: float, spot: float, var: float) -> np.ndarray:
         """Options that may be mispriced: at least a day to go, within two stdevs of the money."""
@@ -181,12 +212,37 @@ class SimMarket:
         return amp * 0.5 ** ((at - t0) / self.cfg.mispricing_half_life_s)
 
     def mispricings(self) -> dict[int, float]:
-        """Contract id -> current vol offset of the quoted price from fair value (0.01 = one vol point)."""
+        """Contract id -> vol offset planted and not yet decayed (0.01 = one vol point); what the quotes show of it
+        is `quoted_mispricings`."""
         at = self.now.timestamp()
         out = {cid: self._offset(cid, at) for cid in self._mis}
         for cid, off in list(out.items()):
             if abs(off) < MISPRICING_FLOOR:
                 del out[cid], self._mis[cid]
+        return out
+
+    def quoted_mispricings(self) -> dict[int, float]:
+        """Contract id -> vol offset of the quoted price from fair value now: each planted offset, cut where its
+        price displacement would reach `mispricing_max_spreads` of the option's own bid-ask spread. Below one
+        spread a mispriced strike makes no static arbitrage against its fairly quoted neighbours (buying a wing at
+        its ask and selling the body at its bid still costs more than the convexity it captures), as on a real SPX
+        chain; the mispricing shows as a bid above fair value or an ask below it."""
+        planted = self.mispricings()
+        if not planted:
+            return {}
+        lst = self.listing
+        ids = [cid for cid in planted if lst.row_of(cid) is not None]
+        if not ids:
+            return {}
+        rows = np.array([lst.row_of(cid) for cid in ids], dtype=np.int64)
+        smile = self._smile_rows(rows, self._level(None))
+        price, vega = black76(smile.forward, smile.strike, smile.years, smile.fair_vol, smile.discount, smile.is_call)
+        room = dict(zip(ids, self.cfg.mispricing_max_spreads * quoted_spread(smile, price, vega)
+                        / np.maximum(vega, 1e-12)))
+        out = {}
+        for cid in ids:        # the strike's room, the narrower of its call's and its put's: parity still holds
+            cut = min(room[cid], room.get(parity_twin(cid), math.inf))
+            out[cid] = math.copysign(min(abs(planted[cid]), cut), planted[cid])
         return out
 
     def settlement_price(self, expiry: date, am_settled: bool) -> float | None:
@@ -197,7 +253,7 @@ class SimMarket:
     def state(self) -> MarketState:
         """The market now, frozen (take it where the market advances; quote from it anywhere)."""
         return MarketState(self.now, self.spot, self.var, self._grid_epoch, self.listing,
-                           self.mispricings() if self._mis else {})
+                           self.quoted_mispricings() if self._mis else {})
 
     def _level(self, state: MarketState | None) -> MarketState:
         """`state`, or the market now without its mispricings (for what does not quote options)."""
@@ -206,31 +262,18 @@ class SimMarket:
     def quote_rows(self, rows: np.ndarray | None = None, state: MarketState | None = None) -> RowQuotes:
         """Bid/ask, sizes and fair values of listing `rows` (default: all) at the current time (or `state`'s)."""
         st = state or self.state()
-        lst, cfg = st.listing, self.cfg
+        lst = st.listing
         rows = np.arange(len(lst)) if rows is None else np.asarray(rows, dtype=np.int64)
-        now = st.now.timestamp()
-        years = np.maximum((lst.settle_epoch[rows] - now) / SECONDS_PER_YEAR, 1e-7)
-        scale, strike, is_call = lst.scale[rows], lst.strike[rows], lst.is_call[rows]
-        forward = st.spot * scale * np.exp((cfg.rate - cfg.dividend_yield) * years)
-        discount = np.exp(-cfg.rate * years)
-        k = np.log(strike / forward)
-        atm_w = atm_total_variance(st.var, years, cfg.kappa, cfg.theta)
-        fair_vol = ssvi_vol(k, years, atm_w, self.smile)
+        smile = self._smile_rows(rows, st)
         offsets = np.zeros(len(rows))
         mis = st.mispricings
         if mis:
             ids = lst.contract_id[rows]
             hit = np.isin(ids, np.fromiter(mis.keys(), dtype=np.int64))
             offsets[hit] = [mis[int(c)] for c in ids[hit]]
-        vol = np.maximum(fair_vol + offsets, 0.01)
-        fair, vega = black76(forward, strike, years, vol, discount, is_call)
-        days = years * 365.0
-        z = np.abs(k) / (np.sqrt(atm_w) + 1e-12)
-        atm_vol = np.sqrt(atm_w / years)
-        spread_vol = SPREAD_VOL * (1.0 + 0.5 * np.minimum(z, 8.0)) * (1.0 + 0.5 / np.sqrt(np.maximum(days, 0.1))) \
-            * (atm_vol / 0.15)
-        spread = spread_vol * vega + 0.002 * fair + 0.04 * scale
-        half = 0.5 * spread
+        vol = np.maximum(smile.fair_vol + offsets, 0.01)
+        fair, vega = black76(smile.forward, smile.strike, smile.years, vol, smile.discount, smile.is_call)
+        half = 0.5 * quoted_spread(smile, fair, vega)
         lo, hi = fair - half, fair + half
         tick_lo, tick_hi = tick_for(lo), tick_for(hi)
         bid = np.round(np.floor(lo / tick_lo + 1e-9) * tick_lo, 2)
@@ -238,9 +281,20 @@ class SimMarket:
         bid = np.where(bid < TICK_SMALL - 1e-9, 0.0, bid)
         ask = np.maximum(ask, np.round(bid + tick_for(bid), 2))
         ask = np.maximum(ask, TICK_SMALL)
-        bid_size, ask_size = self._sizes(rows, z, st)
+        bid_size, ask_size = self._sizes(rows, smile.z, st)
         bid_size = np.where(bid > 0, bid_size, 0)
-        return RowQuotes(rows, bid, ask, bid_size, ask_size, fair, vol, fair_vol, forward, years)
+        return RowQuotes(rows, bid, ask, bid_size, ask_size, fair, vol, smile.fair_vol, smile.forward, smile.years)
+
+    def _smile_rows(self, rows: np.ndarray, st: MarketState) -> "SmileRows":
+        """The fair smile of listing `rows` at `st`'s instant."""
+        lst, cfg = st.listing, self.cfg
+        years = np.maximum((lst.settle_epoch[rows] - st.now.timestamp()) / SECONDS_PER_YEAR, 1e-7)
+        scale, strike, is_call = lst.scale[rows], lst.strike[rows], lst.is_call[rows]
+        forward = st.spot * scale * np.exp((cfg.rate - cfg.dividend_yield) * years)
+        k = np.log(strike / forward)
+        atm_w = atm_total_variance(st.var, years, cfg.kappa, cfg.theta)
+        return SmileRows(years, scale, strike, is_call, forward, np.exp(-cfg.rate * years), atm_w,
+                         np.abs(k) / (np.sqrt(atm_w) + 1e-12), ssvi_vol(k, years, atm_w, self.smile))
 
     def _sizes(self, rows: np.ndarray, z: np.ndarray, st: MarketState) -> tuple[np.ndarray, np.ndarray]:
         """Displayed sizes: deeper near the money, fresh every simulated second (deterministic per seed)."""

@@ -4,6 +4,12 @@ For each series (expiry x AM/PM settlement): least squares of C_mid - P_mid = D*
 strikes quoted on both sides, then pairs further than 3 robust sigmas (1.4826 x MAD, at least PARITY_FLOOR
 points) from the median residual are set aside and the fit repeated (closing quotes carry a few stale pairs). Grouped sums and grouped medians
 keep it vectorised over the whole chain: no Python loop per expiry.
+
+The slope is the discount factor D only where the strikes' spread constrains it: on a short expiry a slope
+error of 0.2 % (D = 0.998 twenty minutes before a close, an implied rate of thousands of percent) is within the
+quotes' noise, and it moves the bounds every check built on D (a vertical's D x strike gap: false arbitrage of
+half a point on a 0DTE's deep in-the-money calls). So the implied rate -ln(D)/T is held within
+[RATE_MIN, RATE_MAX] a year, and where it is held the forward is refit with D fixed.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import numpy as np
 
 PARITY_FLOOR = 0.05        # index points: robust sigma never below a tick
 MIN_PAIRS = 3
+RATE_MIN, RATE_MAX = -0.02, 0.15    # plausible implied (box) rates, a year
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,12 @@ def grouped_line_fit(group: np.ndarray, x: np.ndarray, y: np.ndarray, groups: in
 
 
 def series_forwards(series: np.ndarray, groups: int, strike: np.ndarray, is_call: np.ndarray, mid: np.ndarray,
-                    near: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    near: np.ndarray, maturity: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per series id: (forward, discount, pairs used, max |parity residual|); NaN where parity failed.
 
-    `series` is each row's series id in [0, groups); `near` marks the rows close enough to the money."""
+    `series` is each row's series id in [0, groups); `near` marks the rows close enough to the money; `maturity`
+    (years, per series id) holds each discount factor within the plausible rates."""
     usable = near & np.isfinite(mid)
     calls, puts = np.flatnonzero(usable & is_call), np.flatnonzero(usable & ~is_call)
     code = series.astype(np.int64) * 100_000_000 + np.round(strike * 100).astype(np.int64)
@@ -82,12 +91,32 @@ def series_forwards(series: np.ndarray, groups: int, strike: np.ndarray, is_call
             break
         keep = new_keep
     pairs = np.bincount(g[keep], minlength=groups)
-    max_resid = np.full(groups, np.nan)
-    if keep.any():
-        np.fmax.at(max_resid, g[keep], np.abs(resid[keep]))
     discount = -slope
     with np.errstate(invalid="ignore", divide="ignore"):
         forward = intercept / discount
+    if maturity is not None:
+        discount, forward, resid = _within_plausible_rates(discount, forward, resid, maturity, g, k, y, keep, pairs)
+    max_resid = np.full(groups, np.nan)
+    if keep.any():
+        np.fmax.at(max_resid, g[keep], np.abs(resid[keep]))
     bad = (pairs < MIN_PAIRS) | ~(discount > 0.5) | ~(discount < 1.2) | ~np.isfinite(forward)
     forward[bad], discount[bad] = np.nan, np.nan
     return forward, discount, pairs, max_resid
+
+
+def _within_plausible_rates(discount: np.ndarray, forward: np.ndarray, resid: np.ndarray, maturity: np.ndarray,
+                            g: np.ndarray, k: np.ndarray, y: np.ndarray, keep: np.ndarray, pairs: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Discount factors held within [exp(-RATE_MAX T), exp(-RATE_MIN T)]; where one is held, the forward is the
+    mean of K + (C - P) / D over the kept pairs and the residuals are taken against that line."""
+    t = np.maximum(np.asarray(maturity, dtype=float), 0.0)
+    held = np.isfinite(discount) & ((discount < np.exp(-RATE_MAX * t)) | (discount > np.exp(-RATE_MIN * t)))
+    if not held.any():
+        return discount, forward, resid
+    discount = np.where(held, np.clip(discount, np.exp(-RATE_MAX * t), np.exp(-RATE_MIN * t)), discount)
+    refit = np.bincount(g[keep], (k + y / discount[g])[keep], len(discount))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        forward = np.where(held, refit / pairs, forward)
+    on_held = held[g]
+    resid = np.where(on_held, y - discount[g] * (forward[g] - k), resid)
+    return discount, forward, resid

@@ -104,7 +104,8 @@ def _series_forwards(snap: ChainSnapshot, maturity: np.ndarray, mid: np.ndarray,
     spot = snap.underlying_price
     uniq, first, series = np.unique(snap.series_key, return_index=True, return_inverse=True)
     near = np.abs(snap.strike / spot - 1.0) <= window
-    fwd, df, pairs, resid = series_forwards(series, len(uniq), snap.strike, snap.is_call, mid, near)
+    fwd, df, pairs, resid = series_forwards(series, len(uniq), snap.strike, snap.is_call, mid, near,
+                                           maturity[first])
     reliable = np.isfinite(fwd) & (np.abs(fwd / spot - 1.0) < 0.2)
     fwd[~reliable], df[~reliable] = np.nan, np.nan
     out = [ExpiryForward(*series_of_key(key), float(maturity[i]), float(f), float(d), int(n), float(r), bool(ok))
