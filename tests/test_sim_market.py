@@ -189,6 +189,20 @@ def test_mispricings_are_where_the_market_says():
     assert np.all(np.abs(moved) <= 0.5 * 1.02 * (a.ask - a.bid)[hit])
 
 
+def test_the_exchange_sees_a_mispriced_contract_as_the_chain_quotes_it():
+    """The paper exchange asks for one contract at a time (only its own mispricing is worked out, and its
+    put-call twin's room): the same bid and ask as the whole chain's quote, capped or not."""
+    clock, market = make_market(mispricing_rate=0.5, mispricing_size_vol=0.05)
+    market.advance_to(clock.advance(900))
+    rows = market.select_rows("SPX", 0, 400, 0.25)
+    chain = market.quote_rows(rows)
+    mispriced = [i for i, c in enumerate(market.listing.contract_id[rows]) if int(c) in market.mispricings()]
+    assert len(mispriced) >= 20
+    for i in mispriced[:40]:
+        one = market.quote_rows([rows[i]])
+        assert (one.bid[0], one.ask[0], one.vol[0]) == (chain.bid[i], chain.ask[i], chain.vol[i])
+
+
 def test_the_simulated_chain_quotes_no_static_arbitrage_and_can_be_told_to():
     """A real SPX chain has no static arbitrage worth a fee; nor has the simulated one, through a day of
     mispricings at five times the default rate, to the 0DTE's last minutes. Allowed to move prices by many

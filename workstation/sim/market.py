@@ -221,13 +221,17 @@ class SimMarket:
                 del out[cid], self._mis[cid]
         return out
 
-    def quoted_mispricings(self) -> dict[int, float]:
+    def quoted_mispricings(self, only=None) -> dict[int, float]:
         """Contract id -> vol offset of the quoted price from fair value now: each planted offset, cut where its
         price displacement would reach `mispricing_max_spreads` of the option's own bid-ask spread. Below one
         spread a mispriced strike makes no static arbitrage against its fairly quoted neighbours (buying a wing at
         its ask and selling the body at its bid still costs more than the convexity it captures), as on a real SPX
-        chain; the mispricing shows as a bid above fair value or an ask below it."""
+        chain; the mispricing shows as a bid above fair value or an ask below it. `only`: the contract ids asked
+        about (default all; the exchange asks for one at a time)."""
         planted = self.mispricings()
+        if only is not None and planted:
+            wanted = {int(c) for c in only}
+            planted = {cid: off for cid, off in planted.items() if cid in wanted or parity_twin(cid) in wanted}
         if not planted:
             return {}
         lst = self.listing
@@ -250,10 +254,11 @@ class SimMarket:
         return self.prints.get(expiry, {}).get("open" if am_settled else "close")
 
     # -------------------------------------------------------------------------------------- quotes
-    def state(self) -> MarketState:
-        """The market now, frozen (take it where the market advances; quote from it anywhere)."""
+    def state(self, only=None) -> MarketState:
+        """The market now, frozen (take it where the market advances; quote from it anywhere); `only`: the
+        contract ids whose mispricings it needs (default all)."""
         return MarketState(self.now, self.spot, self.var, self._grid_epoch, self.listing,
-                           self.quoted_mispricings() if self._mis else {})
+                           self.quoted_mispricings(only) if self._mis else {})
 
     def _level(self, state: MarketState | None) -> MarketState:
         """`state`, or the market now without its mispricings (for what does not quote options)."""
@@ -261,6 +266,9 @@ class SimMarket:
 
     def quote_rows(self, rows: np.ndarray | None = None, state: MarketState | None = None) -> RowQuotes:
         """Bid/ask, sizes and fair values of listing `rows` (default: all) at the current time (or `state`'s)."""
+        if state is None and rows is not None:     # the exchange's one contract: its own mispricing only
+            rows = np.asarray(rows, dtype=np.int64)
+            state = self.state(self.listing.contract_id[rows])
         st = state or self.state()
         lst = st.listing
         rows = np.arange(len(lst)) if rows is None else np.asarray(rows, dtype=np.int64)
