@@ -69,15 +69,15 @@ def engine_at(ref: str) -> type:
 
 
 async def measure(cycles: int, warmup: int, full: bool = False, engine_cls: type = Engine,
-                  families: list[str] | None = None, cv_beside: bool = False, max_expiries: int | None = None
-                  ) -> tuple[dict[str, list[float]], int]:
+                  families: list[str] | None = None, cv_beside: bool = False, max_expiries: int | None = None,
+                  max_spreads: float = 100.0) -> tuple[dict[str, list[float]], int]:
     settings = Settings()
     if max_expiries is not None:
         settings.calibration.max_expiries = max_expiries
     if families is not None:
         settings.signals.families = families
     settings.market.simulator.always_open = True
-    settings.market.simulator.mispricing_max_spreads = 100.0   # the busy market every earlier row measured
+    settings.market.simulator.mispricing_max_spreads = max_spreads   # 100: the busy market every earlier row measured
     if full:
         full_chain(settings)
     world = SimWorld.from_settings(settings, manual=True)
@@ -125,13 +125,16 @@ def main() -> int:
     parser.add_argument("--cv-beside", action="store_true",
                         help="the fair surface's cross-validation beside the cycle, as headless mode runs it "
                              "(default: in the cycle, as the window and backtests run it)")
+    parser.add_argument("--max-spreads", type=float, default=100.0,
+                        help="market.simulator.mispricing_max_spreads (default 100, the busy market of the earlier "
+                             "rows: every planted mispricing in full; 0.5 is the arbitrage-free default market)")
     parser.add_argument("--max-expiries", type=int, default=None,
                         help="calibration.max_expiries (default: the setting's; 1000 fits every expiry)")
     args = parser.parse_args()
     if args.compare_with:
         return compare(args.compare_with, args.cycles, args.warmup, args.full)
     steps, options = asyncio.run(measure(args.cycles, args.warmup, args.full, cv_beside=args.cv_beside,
-                                         max_expiries=args.max_expiries))
+                                         max_expiries=args.max_expiries, max_spreads=args.max_spreads))
     rows = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
                    "max": float(np.max(v))} for name, v in steps.items()}
     print(f"engine cycle on {options} options, {args.cycles} cycles (ms)")
@@ -144,7 +147,8 @@ def main() -> int:
                             + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"options": options, "cycles": args.cycles, "cv_beside": args.cv_beside,
-                               "max_expiries": args.max_expiries, "steps_ms": rows}, indent=2))
+                               "max_expiries": args.max_expiries, "max_spreads": args.max_spreads,
+                               "steps_ms": rows}, indent=2))
     return 0
 
 
