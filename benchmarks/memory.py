@@ -61,6 +61,7 @@ market:
     start_date: {date}
     listing: full
     max_expiry_days: 1100
+    mispricing_max_spreads: 100     # every planted mispricing in full: the busy market (orders, fills) measured before
 execution:
   broker: paper
 """
