@@ -21,6 +21,7 @@ import numpy as np
 
 from workstation.config import Settings
 from workstation.domain import ChainSnapshot
+from workstation.domain.snapshot import series_label
 from workstation.pricing import models
 from workstation.pricing import calibrate_heston, implied_vol
 from workstation.strategy.calibrator import DEFAULT_START, evaluate_model, thin_evenly
@@ -117,7 +118,7 @@ def _surface_params(fit: FairValueFit, smoothing: float) -> dict:
     out = {"family": "natural cubic spline in total variance w(k), k = ln(K/F), linear wings",
            "smoothing": smoothing, "expiries": {}}
     for sl in fit.slices:
-        label = f"{sl.expiry} {'AM' if sl.am_settled else 'PM'}"
+        label = series_label(sl.expiry, sl.am_settled)
         out["expiries"][label] = {
             "maturity": sl.maturity, "status": sl.status, "reason": sl.reason, "quotes": sl.quotes,
             "rmse_iv": _num(sl.rmse_iv), "inside_spread_pct": _num(sl.inside_pct),

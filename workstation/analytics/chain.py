@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..domain.snapshot import series_label
 from ..pricing import black_greeks
 
 SIDE_FIELDS = ("contract_id", "bid", "ask", "iv_bid", "iv_ask", "fair_iv", "model_iv", "edge", "delta", "vega")
@@ -31,7 +32,7 @@ class Board:
 
 def expiry_labels(surface) -> list[str]:
     """"YYYY-MM-DD AM|PM" of each expiry series of the surface, in its order."""
-    return [f"{e.expiry} {'AM' if e.am_settled else 'PM'}" for e in surface.expiries]
+    return [series_label(e.expiry, e.am_settled) for e in surface.expiries]
 
 
 def board(surface, series_index: int, model_iv: np.ndarray | None, fair_iv: np.ndarray | None = None

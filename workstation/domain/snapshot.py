@@ -38,6 +38,12 @@ def series_key(expiry, am_settled) -> np.ndarray:
     return days * 2 + np.asarray(am_settled, dtype=np.int64)
 
 
+def series_label(expiry, am_settled) -> str:
+    """'2025-10-17 PM': an expiry series as the per-expiry tables key it (the fit's errors and the fair value's
+    slices meet on it in the Calibration panel)."""
+    return f"{str(expiry)[:10]} {'AM' if am_settled else 'PM'}"
+
+
 def series_of_key(key: int) -> tuple[np.datetime64, bool]:
     """The (expiry, AM-settled) of one `series_key`."""
     return np.datetime64(int(key) // 2, "D"), bool(int(key) % 2)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import CalibrationConfig
 from ..domain import HestonParams
+from ..domain.snapshot import series_label
 from ..events import FitEvent
 from ..pricing import CF_TOL, black_greeks, family_greeks, family_price, implied_vol
 from ..pricing.calibration import ITERATION_CAP
@@ -113,7 +114,6 @@ class Calibrator:
         except Exception as exc:  # the numerics must not take the engine down
             return self._rejected(now, f"calibration error: {exc}", len(rows), surface)
         rmse = float(result.rmse_iv)
-        per_expiry = self._per_expiry(result, surface, rows)
         reason = ""
         worse = False
         capped = not result.converged and result.message == ITERATION_CAP
@@ -131,14 +131,15 @@ class Calibrator:
                                                  f"worse fits in a row (new RMSE level)")
         if reason:
             self.worse_in_a_row = self.worse_in_a_row + 1 if worse else 0
-            return self._rejected(now, reason, len(rows), surface, result, per_expiry)
+            return self._rejected(now, reason, len(rows), surface, result, self._per_expiry(result, surface, rows))
         if capped:      # e.g. one expiry: the prices fit, the parameters drift along a flat valley
             result = replace(result, message=f"{ITERATION_CAP}; accepted on its IV RMSE {rmse:.2f}")
         self.worse_in_a_row = 0
         self.last_good, self.last_good_rmse = result.params, rmse
         values = self.evaluate(result.params, surface)
         event = FitEvent(now, _heston_part(result.params), rmse, float(result.max_abs_iv_error),
-                         per_expiry_of(values, surface) or per_expiry, int(result.iterations),
+                         per_expiry_of(values, surface) or self._per_expiry(result, surface, rows),
+                         int(result.iterations),
                          float(result.elapsed_s) * 1e3, len(rows), True, False, result.message,
                          result.params.feller_ok, self.config.model, result.params)
         return event, values
@@ -163,7 +164,7 @@ class Calibrator:
         """RMSE per expiry label ('2025-10-17 PM'); the pricing layer keys it by maturity in years."""
         snap = surface.snapshot
         maturities, first = np.unique(surface.maturity[rows], return_index=True)
-        labels = {round(float(t), 10): f"{snap.expiry[rows[i]]} {'AM' if snap.am_settled[rows[i]] else 'PM'}"
+        labels = {round(float(t), 10): series_label(snap.expiry[rows[i]], snap.am_settled[rows[i]])
                   for t, i in zip(maturities, first)}
         return {labels.get(round(float(t), 10), str(t)): float(v) for t, v in result.per_expiry_rmse.items()}
 
@@ -176,11 +177,10 @@ def per_expiry_of(values: ModelValues, surface: Surface) -> dict[str, float]:
     rows, err = rows[np.isfinite(err)], err[np.isfinite(err)]
     if not rows.size:
         return {}
-    maturities, first, group = np.unique(surface.maturity[rows], return_index=True, return_inverse=True)
+    _, first, group = np.unique(surface.maturity[rows], return_index=True, return_inverse=True)
     rmse = np.sqrt(np.bincount(group, err * err) / np.bincount(group))
     snap = surface.snapshot
-    return {f"{snap.expiry[rows[i]]} {'AM' if snap.am_settled[rows[i]] else 'PM'}": float(v)
-            for i, v in zip(first, rmse)}
+    return {series_label(snap.expiry[rows[i]], snap.am_settled[rows[i]]): float(v) for i, v in zip(first, rmse)}
 
 
 def _heston_part(params: FamilyParams) -> HestonParams:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from .. import bus as topics
+from ..domain.snapshot import series_label
 from .. import commands
 from ..commands import Command
 
@@ -174,7 +175,7 @@ class Bridge(QObject):
         fair = getattr(self.engine, "last_fair", None)
         if fair is None:
             return {}
-        return {f"{str(sl.expiry)[:10]} {'AM' if sl.am_settled else 'PM'}": sl for sl in fair.slices}
+        return {series_label(sl.expiry, sl.am_settled): sl for sl in fair.slices}
 
     def fair_fit(self, surface: Any) -> Any:
         """The engine's fair-value fit of exactly this `surface` (its slices, their status and quality), else None."""
