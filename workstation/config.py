@@ -127,8 +127,9 @@ class CalibrationConfig(Section):
     min_bid: float = Field(0.5, ge=0, le=10_000, description="Smallest bid of a quote in the fit, index points.")
     otm_only: bool = Field(True, description="Use out-of-the-money options only (puts below F, calls above).")
     max_quotes: int = Field(2000, ge=10, le=100_000, description="Cap on quotes per fit (thinned evenly per expiry).")
-    max_expiries: int = Field(20, ge=1, le=1000, description="Cap on expiries per fit, spread evenly in sqrt(T) "
-                              "(the model's error is still shown for every expiry).")
+    max_expiries: int = Field(20, ge=1, le=1000, description="Cap on expiries per fit: every k-th in maturity "
+                              "order with the first and the last (the model's error is still shown for every "
+                              "expiry).")
     worse_factor: float = Field(2.0, gt=1, le=1000, description="A fit whose RMSE exceeds the last good one by this "
                                 "factor is rejected (the last good parameters are kept).")
     max_rmse_iv: float = Field(5.0, gt=0, le=100, description="A fit with IV RMSE above this (vol points) is rejected.")

@@ -234,11 +234,10 @@ class SimMarket:
             planted = {cid: off for cid, off in planted.items() if cid in wanted or parity_twin(cid) in wanted}
         if not planted:
             return {}
-        lst = self.listing
-        ids = [cid for cid in planted if lst.row_of(cid) is not None]
-        if not ids:
+        listed = {cid: row for cid in planted if (row := self.listing.row_of(cid)) is not None}
+        if not listed:
             return {}
-        rows = np.array([lst.row_of(cid) for cid in ids], dtype=np.int64)
+        ids, rows = list(listed), np.fromiter(listed.values(), dtype=np.int64, count=len(listed))
         smile = self._smile_rows(rows, self._level(None))
         price, vega = black76(smile.forward, smile.strike, smile.years, smile.fair_vol, smile.discount, smile.is_call)
         room = dict(zip(ids, self.cfg.mispricing_max_spreads * quoted_spread(smile, price, vega)
@@ -293,7 +292,7 @@ class SimMarket:
         bid_size = np.where(bid > 0, bid_size, 0)
         return RowQuotes(rows, bid, ask, bid_size, ask_size, fair, vol, smile.fair_vol, smile.forward, smile.years)
 
-    def _smile_rows(self, rows: np.ndarray, st: MarketState) -> "SmileRows":
+    def _smile_rows(self, rows: np.ndarray, st: MarketState) -> SmileRows:
         """The fair smile of listing `rows` at `st`'s instant."""
         lst, cfg = st.listing, self.cfg
         years = np.maximum((lst.settle_epoch[rows] - st.now.timestamp()) / SECONDS_PER_YEAR, 1e-7)

@@ -62,8 +62,7 @@ def grouped_line_fit(group: np.ndarray, x: np.ndarray, y: np.ndarray, groups: in
 
 
 def series_forwards(series: np.ndarray, groups: int, strike: np.ndarray, is_call: np.ndarray, mid: np.ndarray,
-                    near: np.ndarray, maturity: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    near: np.ndarray, maturity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per series id: (forward, discount, pairs used, max |parity residual|); NaN where parity failed.
 
     `series` is each row's series id in [0, groups); `near` marks the rows close enough to the money; `maturity`
@@ -94,8 +93,7 @@ def series_forwards(series: np.ndarray, groups: int, strike: np.ndarray, is_call
     discount = -slope
     with np.errstate(invalid="ignore", divide="ignore"):
         forward = intercept / discount
-    if maturity is not None:
-        discount, forward, resid = _within_plausible_rates(discount, forward, resid, maturity, g, k, y, keep, pairs)
+    discount, forward, resid = _within_plausible_rates(discount, forward, resid, maturity, g, k, y, keep, pairs)
     max_resid = np.full(groups, np.nan)
     if keep.any():
         np.fmax.at(max_resid, g[keep], np.abs(resid[keep]))
@@ -110,10 +108,11 @@ def _within_plausible_rates(discount: np.ndarray, forward: np.ndarray, resid: np
     """Discount factors held within [exp(-RATE_MAX T), exp(-RATE_MIN T)]; where one is held, the forward is the
     mean of K + (C - P) / D over the kept pairs and the residuals are taken against that line."""
     t = np.maximum(np.asarray(maturity, dtype=float), 0.0)
-    held = np.isfinite(discount) & ((discount < np.exp(-RATE_MAX * t)) | (discount > np.exp(-RATE_MIN * t)))
+    lowest, highest = np.exp(-RATE_MAX * t), np.exp(-RATE_MIN * t)
+    held = np.isfinite(discount) & ((discount < lowest) | (discount > highest))
     if not held.any():
         return discount, forward, resid
-    discount = np.where(held, np.clip(discount, np.exp(-RATE_MAX * t), np.exp(-RATE_MIN * t)), discount)
+    discount = np.where(held, np.clip(discount, lowest, highest), discount)
     refit = np.bincount(g[keep], (k + y / discount[g])[keep], len(discount))
     with np.errstate(invalid="ignore", divide="ignore"):
         forward = np.where(held, refit / pairs, forward)
